@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The main job on one machine: a relay on the embedded SQLite default plus a
+# listener for one agent. Webhooks posted to the printed URL are forwarded
+# to FORWARD (default: printed to stdout as JSON lines).
+#
+#   scripts/run-local.sh                      # print events as JSON lines
+#   scripts/run-local.sh localhost:3000/hooks # forward them to a local app
+#
+# State lives in .lobster-local/ (database, secret, agent key); delete it to
+# start over. Stop with Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+state="$PWD/.lobster-local"
+mkdir -p "$state"
+port="${RELAY_PORT:-8080}"
+relay="http://127.0.0.1:$port"
+
+cargo build --release --locked -p lobster-relay --bin lobster-relay
+bin="$PWD/target/release/lobster-relay"
+
+[ -s "$state/webhook_secret" ] || echo "whsec_$(head -c 24 /dev/urandom | base64)" > "$state/webhook_secret"
+[ -s "$state/admin_token" ] || echo "lra_local_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$state/admin_token"
+export WEBHOOK_SECRET="$(cat "$state/webhook_secret")"
+export RELAY_ADMIN_TOKEN="$(cat "$state/admin_token")"
+
+"$bin" server --listen "127.0.0.1:$port" --data-dir "$state/data" &
+relay_pid=$!
+trap 'kill -TERM $relay_pid 2>/dev/null; wait $relay_pid 2>/dev/null' EXIT
+
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  kill -0 "$relay_pid" 2>/dev/null || { echo "the relay did not start; see its log above" >&2; exit 1; }
+  sleep 0.1
+done
+
+if [ ! -s "$state/api_key" ]; then
+  "$bin" admin create-agent local-agent --relay "$relay" --json > "$state/agent.json"
+  sed -n 's/.*"api_key": *"\([^"]*\)".*/\1/p' "$state/agent.json" > "$state/api_key"
+fi
+
+cat >&2 <<MSG
+
+Relay: $relay   (signing secret in $state/webhook_secret, Standard Webhooks)
+Send a synthetic test event from another terminal with:
+  curl -X POST -H "Authorization: Bearer \$(cat $state/api_key)" -d '{"event_type":"test.hello","data":{}}' $relay/api/v1/agent/test-event
+
+MSG
+
+if [ $# -gt 0 ]; then
+  "$bin" listen --relay "$relay" --api-key "$(cat "$state/api_key")" --forward "$1"
+else
+  "$bin" listen --relay "$relay" --api-key "$(cat "$state/api_key")" --print
+fi

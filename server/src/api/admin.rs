@@ -1,0 +1,110 @@
+//! The admin API (contract section 5), authenticated by the admin token.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use lobster_shared::ids;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Admin;
+use super::{ApiError, AppState, rfc3339};
+use crate::store::{Agent, NewAgent};
+
+/// The only workspace until multi-workspace lands.
+pub const DEFAULT_WORKSPACE: &str = "default";
+
+#[derive(Deserialize)]
+pub struct CreateAgent {
+    name: String,
+    workspace: Option<String>,
+}
+
+pub async fn create_agent(
+    State(state): State<AppState>,
+    _: Admin,
+    body: Result<Json<CreateAgent>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let name = request.name.trim().to_owned();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 100 printable characters",
+        ));
+    }
+    let workspace = request
+        .workspace
+        .unwrap_or_else(|| DEFAULT_WORKSPACE.into());
+    if workspace != DEFAULT_WORKSPACE {
+        return Err(ApiError::not_found(
+            "unknown_workspace",
+            format!("no workspace {workspace:?}; this relay has only \"default\""),
+        ));
+    }
+    let agent = Agent {
+        agent_id: ids::agent_id(),
+        name,
+        workspace,
+        relay_id: ids::relay_id(),
+    };
+    let api_key = ids::api_key();
+    state
+        .store
+        .create_agent(NewAgent {
+            agent: agent.clone(),
+            key_hash: ids::hash_key(api_key.expose()),
+        })
+        .await?;
+    tracing::info!(agent_id = %agent.agent_id, name = %agent.name, "agent created");
+    let body = json!({
+        "agent_id": agent.agent_id,
+        "name": agent.name,
+        "workspace": agent.workspace,
+        "relay_id": agent.relay_id,
+        "api_key": api_key.expose(),
+        "webhook_url": state.webhook_url(&agent.relay_id),
+    });
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn list_agents(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+    let agents: Vec<Value> = state
+        .store
+        .list_agents()
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "agent_id": s.agent.agent_id,
+                "name": s.agent.name,
+                "workspace": s.agent.workspace,
+                "relay_id": s.agent.relay_id,
+                "webhook_url": state.webhook_url(&s.agent.relay_id),
+                "created_at": rfc3339(s.created_at),
+                "last_seen": s.last_seen.map(rfc3339),
+                "online_sessions": state.hub.online_sessions(&s.agent.agent_id),
+                "pending_events": s.pending_events,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"agents": agents})))
+}
+
+pub async fn revoke_agent(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(agent_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.store.revoke_agent(&agent_id).await? {
+        return Err(ApiError::not_found(
+            "agent_not_found",
+            format!("no active agent {agent_id}"),
+        ));
+    }
+    state.hub.revoke(&agent_id);
+    tracing::info!(agent_id = %agent_id, "agent revoked");
+    Ok(Json(json!({"agent_id": agent_id, "revoked": true})))
+}

@@ -1,0 +1,188 @@
+//! The agent API (contract section 4), authenticated by the agent's key.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use lobster_shared::ids;
+use lobster_shared::wire::EventFrame;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, AuthedAgent, rfc3339};
+use crate::store::{EventQuery, EventStatus, EventSummary, NewEvent, ReplayOutcome, now_ms};
+
+pub async fn me(
+    State(state): State<AppState>,
+    AuthedAgent(agent): AuthedAgent,
+) -> Result<Json<Value>, ApiError> {
+    let pending = state.store.pending_count(&agent.agent_id).await?;
+    Ok(Json(json!({
+        "agent_id": agent.agent_id,
+        "name": agent.name,
+        "workspace": agent.workspace,
+        "relay_id": agent.relay_id,
+        "webhook_url": state.webhook_url(&agent.relay_id),
+        "pending_events": pending,
+        "online_sessions": state.hub.online_sessions(&agent.agent_id),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    status: Option<String>,
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+const MAX_PAGE: usize = 500;
+
+pub async fn list_events(
+    State(state): State<AppState>,
+    AuthedAgent(agent): AuthedAgent,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(EventStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_status",
+                "status must be one of pending, delivering, delivered, failed, expired, skipped",
+            )
+        })?),
+    };
+    let limit = match params.limit.as_deref() {
+        None | Some("") => 50,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", format!("limit must be 1 to {MAX_PAGE}"))
+            })?,
+    };
+    let events = state
+        .store
+        .list_events(EventQuery {
+            agent_id: agent.agent_id,
+            status,
+            limit,
+            before: params.before,
+        })
+        .await?;
+    let next = (events.len() == limit)
+        .then(|| events.last().map(|e| e.id.clone()))
+        .flatten();
+    let events: Vec<Value> = events.iter().map(summary_json).collect();
+    Ok(Json(json!({"events": events, "next": next})))
+}
+
+fn summary_json(e: &EventSummary) -> Value {
+    json!({
+        "id": e.id,
+        "event_type": e.event_type,
+        "status": e.status,
+        "received_at": rfc3339(e.received_at),
+        "attempts": e.attempts,
+    })
+}
+
+pub async fn event_detail(
+    State(state): State<AppState>,
+    AuthedAgent(agent): AuthedAgent,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let detail = state
+        .store
+        .event_detail(&agent.agent_id, &id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("event_not_found", format!("this agent has no event {id}"))
+        })?;
+    let mut value = summary_json(&detail.summary);
+    let (body, encoding) = EventFrame::encode_body(&detail.body);
+    let history: Vec<Value> = detail
+        .history
+        .iter()
+        .map(|a| {
+            json!({
+                "attempt": a.attempt,
+                "at": rfc3339(a.at),
+                "session_id": a.session_id,
+                "outcome": a.outcome,
+                "error": a.error,
+            })
+        })
+        .collect();
+    value["headers"] = json!(detail.headers);
+    value["body"] = json!(body);
+    value["body_encoding"] = json!(encoding);
+    value["attempt_history"] = json!(history);
+    Ok(Json(value))
+}
+
+pub async fn replay(
+    State(state): State<AppState>,
+    AuthedAgent(agent): AuthedAgent,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    match state.store.replay(&agent.agent_id, &id).await? {
+        ReplayOutcome::Queued => {
+            state.hub.wake(&agent.agent_id);
+            Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+        }
+        ReplayOutcome::NotFound => Err(ApiError::not_found(
+            "event_not_found",
+            format!("this agent has no event {id}"),
+        )),
+        ReplayOutcome::InFlight => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "event_in_flight",
+            "the event is being delivered right now; replay it after it is acked or fails",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TestEvent {
+    event_type: Option<String>,
+    #[serde(default)]
+    data: Value,
+}
+
+pub async fn test_event(
+    State(state): State<AppState>,
+    AuthedAgent(agent): AuthedAgent,
+    body: Result<Json<TestEvent>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let event_type = request
+        .event_type
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| "test.event".into());
+    if event_type.len() > 200 {
+        return Err(ApiError::bad_request(
+            "invalid_event_type",
+            "event_type is longer than 200 characters",
+        ));
+    }
+    let id = ids::event_id();
+    let payload = json!({"type": event_type, "id": id, "data": request.data, "test": true});
+    let event = NewEvent {
+        id: id.clone(),
+        agent_id: agent.agent_id.clone(),
+        event_type,
+        received_at: now_ms(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("user-agent".into(), "lobster-relay-test-event".into()),
+        ],
+        body: Bytes::from(serde_json::to_vec(&payload).expect("json values serialize")),
+        dedup_key: None,
+    };
+    state.store.insert_event(event).await?;
+    state.hub.wake(&agent.agent_id);
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+}

@@ -1,0 +1,88 @@
+//! The HTTP surface: routes, shared state, and the JSON error edge.
+
+mod admin;
+mod agent;
+mod auth;
+mod error;
+mod limits;
+mod webhook;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+use lobster_shared::Secret;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use auth::AuthedAgent;
+pub use error::ApiError;
+pub use limits::Limits;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::store::Store;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub config: Arc<Config>,
+    pub public_url: Arc<str>,
+    pub admin_token: Secret,
+    pub limits: Arc<Limits>,
+    /// Cancelled when the relay drains; sessions close with 1012.
+    pub shutdown: CancellationToken,
+    /// Live WebSocket sessions, awaited on shutdown.
+    pub sessions: TaskTracker,
+}
+
+impl AppState {
+    pub fn webhook_url(&self, relay_id: &str) -> String {
+        format!("{}/api/v1/webhook/{relay_id}", self.public_url)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/webhook/{relay_id}", post(webhook::ingest))
+        .route("/api/v1/agent/me", get(agent::me))
+        .route("/api/v1/agent/connect", get(crate::session::connect))
+        .route("/api/v1/agent/events", get(agent::list_events))
+        .route("/api/v1/agent/events/{id}", get(agent::event_detail))
+        .route("/api/v1/agent/events/{id}/replay", post(agent::replay))
+        .route("/api/v1/agent/test-event", post(agent::test_event))
+        .route(
+            "/api/v1/admin/agents",
+            post(admin::create_agent).get(admin::list_agents),
+        )
+        .route(
+            "/api/v1/admin/agents/{agent_id}",
+            delete(admin::revoke_agent),
+        )
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    state.store.ping().await?;
+    Ok(axum::Json(
+        serde_json::json!({"status": "ready", "storage": "ok"}),
+    ))
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(ms: crate::store::Millis) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(time).to_string()
+}

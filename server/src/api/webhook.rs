@@ -1,0 +1,149 @@
+//! `POST /api/v1/webhook/{relay_id}`: verify, deduplicate, store, wake.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use lobster_shared::{ids, signature};
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::store::{Inserted, NewEvent, now_ms};
+
+pub async fn ingest(
+    State(state): State<AppState>,
+    Path(relay_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let agent = state
+        .store
+        .agent_by_relay_id(&relay_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_relay",
+                "no agent has this relay id; check the webhook URL",
+            )
+        })?;
+    state.limits.check(&agent.agent_id)?;
+    let body = read_body(&headers, body, state.config.max_body).await?;
+    let now = now_ms();
+    let verified = signature::verify(
+        state.config.scheme,
+        &state.config.signing_keys,
+        &headers,
+        &body,
+        now / 1000,
+    )
+    .map_err(|err| ApiError::new(StatusCode::UNAUTHORIZED, err.code(), err.to_string()))?;
+    let event_type = verified
+        .event_type
+        .clone()
+        .unwrap_or_else(|| event_type_from_body(&body));
+    let event = NewEvent {
+        id: ids::event_id(),
+        agent_id: agent.agent_id.clone(),
+        event_type,
+        received_at: now,
+        headers: header_pairs(&headers),
+        body,
+        dedup_key: Some(verified.dedup_key),
+    };
+    match state.store.insert_event(event).await? {
+        Inserted::New(id) => {
+            state.hub.wake(&agent.agent_id);
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"id": id, "duplicate": false})),
+            )
+                .into_response())
+        }
+        Inserted::Duplicate(id) => {
+            Ok((StatusCode::OK, Json(json!({"id": id, "duplicate": true}))).into_response())
+        }
+    }
+}
+
+/// Reads the body under the limit; an oversized body is refused before it
+/// is buffered whole, whether it says its length or comes chunked.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than this relay's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(err) => Err(ApiError::bad_request(
+            "bad_body",
+            format!("could not read the request body: {err}"),
+        )),
+    }
+}
+
+/// The JSON body's `type`, else its `event`, else `unknown`.
+pub fn event_type_from_body(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: Option<serde_json::Value>,
+        event: Option<serde_json::Value>,
+    }
+    let parsed: Option<Typed> = serde_json::from_slice(body).ok();
+    parsed
+        .and_then(|t| {
+            [t.kind, t.event]
+                .into_iter()
+                .flatten()
+                .find_map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The request headers in order; values that are not UTF-8 are kept lossily.
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_comes_from_type_then_event_then_unknown() {
+        assert_eq!(
+            event_type_from_body(br#"{"type":"message.received","event":"x"}"#),
+            "message.received"
+        );
+        assert_eq!(event_type_from_body(br#"{"event":"ping"}"#), "ping");
+        assert_eq!(
+            event_type_from_body(br#"{"type":5,"event":"ping"}"#),
+            "ping"
+        );
+        assert_eq!(event_type_from_body(br#"[1,2]"#), "unknown");
+        assert_eq!(event_type_from_body(b"\xff\xfe"), "unknown");
+        assert_eq!(event_type_from_body(b""), "unknown");
+    }
+}

@@ -1,0 +1,460 @@
+//! Server configuration: flags, environment, an optional TOML file, defaults.
+//!
+//! Flags beat env (clap does both), env beats the file, the file beats the
+//! defaults. Everything is validated once into a plain [`Config`]; nothing
+//! downstream reads the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use lobster_shared::Secret;
+use lobster_shared::signature::{Scheme, SigningKey};
+use serde::Deserialize;
+
+use crate::retry::RetryPolicy;
+
+/// Flags of `lobster-relay server` (contract section 8).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// TOML file with the same settings (flags and env win over it).
+    #[arg(long, env = "RELAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "RELAY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Public base URL of this relay, used in webhook URLs [default: http://{listen}].
+    #[arg(long, env = "RELAY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// sqlite://PATH [default: sqlite://{data_dir}/relay.db].
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
+    /// Redis URL for cross-instance wake-ups (with a PostgreSQL database).
+    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Directory for the database and the generated admin token.
+    #[arg(long, env = "RELAY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Signing secret(s) of the default workspace, separated by spaces (rotation).
+    #[arg(
+        long,
+        env = "WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<Secret>,
+    /// standard-webhooks, github, stripe or none [default: standard-webhooks].
+    #[arg(long, env = "RELAY_SIGNATURE_SCHEME", value_name = "SCHEME")]
+    pub signature_scheme: Option<Scheme>,
+    /// Token for the admin API [default: generated on first start].
+    #[arg(
+        long,
+        env = "RELAY_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<Secret>,
+    /// 64 hex chars: AES-256-GCM key for secrets at rest.
+    #[arg(
+        long,
+        env = "RELAY_ENCRYPTION_KEY",
+        value_name = "HEX",
+        hide_env_values = true
+    )]
+    pub encryption_key: Option<Secret>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "RELAY_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "RELAY_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest webhook body accepted [default: 1MiB].
+    #[arg(long, env = "RELAY_MAX_BODY", value_name = "SIZE")]
+    pub max_body: Option<String>,
+    /// Ingest rate limit per agent, e.g. 1000/s (burst twice that).
+    #[arg(long, env = "RELAY_AGENT_RATE_LIMIT", value_name = "RATE")]
+    pub agent_rate_limit: Option<String>,
+    /// Ingest rate limit for the whole relay, e.g. 20000/s [default: none].
+    #[arg(long, env = "RELAY_GLOBAL_RATE_LIMIT", value_name = "RATE")]
+    pub global_rate_limit: Option<String>,
+    /// pretty or json [default: pretty on a TTY, else json].
+    #[arg(long, env = "RELAY_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Unacked events per session [default: 100].
+    #[arg(long, env = "RELAY_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<u32>,
+    /// Time an agent has to ack an event [default: 30s].
+    #[arg(long, env = "RELAY_ACK_TIMEOUT", value_name = "DURATION")]
+    pub ack_timeout: Option<String>,
+    /// First retry delay after a nack [default: 1s].
+    #[arg(long, env = "RELAY_RETRY_INITIAL", value_name = "DURATION")]
+    pub retry_initial: Option<String>,
+    /// Longest delay between retries [default: 10m].
+    #[arg(long, env = "RELAY_RETRY_MAX_DELAY", value_name = "DURATION")]
+    pub retry_max_delay: Option<String>,
+    /// Delivery attempts before an event is marked failed [default: 20].
+    #[arg(long, env = "RELAY_RETRY_MAX_ATTEMPTS", value_name = "N")]
+    pub retry_max_attempts: Option<u32>,
+    /// How long events are kept [default: 7d].
+    #[arg(long, env = "RELAY_RETENTION", value_name = "DURATION")]
+    pub retention: Option<String>,
+}
+
+/// How the server writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The `--config` file: the flags' names, kebab-case or snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    #[serde(alias = "public_url")]
+    public_url: Option<String>,
+    database: Option<String>,
+    redis: Option<String>,
+    #[serde(alias = "data_dir")]
+    data_dir: Option<PathBuf>,
+    #[serde(alias = "webhook_secret")]
+    webhook_secret: Option<Secret>,
+    #[serde(alias = "signature_scheme")]
+    signature_scheme: Option<Scheme>,
+    #[serde(alias = "admin_token")]
+    admin_token: Option<Secret>,
+    #[serde(alias = "encryption_key")]
+    encryption_key: Option<Secret>,
+    #[serde(alias = "tls_cert")]
+    tls_cert: Option<PathBuf>,
+    #[serde(alias = "tls_key")]
+    tls_key: Option<PathBuf>,
+    #[serde(alias = "max_body")]
+    max_body: Option<String>,
+    #[serde(alias = "agent_rate_limit")]
+    agent_rate_limit: Option<String>,
+    #[serde(alias = "global_rate_limit")]
+    global_rate_limit: Option<String>,
+    #[serde(alias = "log_format")]
+    log_format: Option<LogFormat>,
+    #[serde(alias = "max_in_flight")]
+    max_in_flight: Option<u32>,
+    #[serde(alias = "ack_timeout")]
+    ack_timeout: Option<String>,
+    #[serde(alias = "retry_initial")]
+    retry_initial: Option<String>,
+    #[serde(alias = "retry_max_delay")]
+    retry_max_delay: Option<String>,
+    #[serde(alias = "retry_max_attempts")]
+    retry_max_attempts: Option<u32>,
+    retention: Option<String>,
+}
+
+/// A rate limit: `count` events per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    /// `None`: derived from the bound address once listening.
+    pub public_url: Option<String>,
+    pub database_path: PathBuf,
+    pub data_dir: PathBuf,
+    pub scheme: Scheme,
+    pub signing_keys: Vec<SigningKey>,
+    pub admin_token: Option<Secret>,
+    pub max_body: usize,
+    pub agent_rate_limit: Option<Rate>,
+    pub global_rate_limit: Option<Rate>,
+    pub log_format: Option<LogFormat>,
+    pub max_in_flight: u32,
+    pub ack_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub retention: Duration,
+}
+
+impl Config {
+    /// Layers flags/env over the `--config` file over defaults and validates.
+    pub fn load(args: ServerArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::from_layers(args, file)
+    }
+
+    fn from_layers(a: ServerArgs, f: FileConfig) -> anyhow::Result<Config> {
+        let data_dir = match a.data_dir.or(f.data_dir) {
+            Some(dir) => dir,
+            None => default_data_dir()?,
+        };
+        let database_path = match a.database.or(f.database) {
+            None => data_dir.join("relay.db"),
+            Some(url) => parse_database_url(&url)?,
+        };
+        if a.redis.or(f.redis).is_some() {
+            bail!(
+                "--redis carries wake-ups between instances sharing PostgreSQL; this build runs on SQLite alone: remove --redis / REDIS_URL"
+            );
+        }
+        if a.encryption_key.or(f.encryption_key).is_some() {
+            bail!(
+                "--encryption-key is not supported by this build yet: remove it (the default workspace secret is not stored in the database)"
+            );
+        }
+        if a.tls_cert.or(f.tls_cert).is_some() || a.tls_key.or(f.tls_key).is_some() {
+            bail!(
+                "--tls-cert/--tls-key are not supported by this build yet: terminate TLS in a reverse proxy in front of the relay"
+            );
+        }
+        let scheme = a
+            .signature_scheme
+            .or(f.signature_scheme)
+            .unwrap_or_default();
+        let signing_keys = parse_secrets(a.webhook_secret.or(f.webhook_secret), scheme)?;
+        let retry = RetryPolicy {
+            initial: duration("retry-initial", a.retry_initial.or(f.retry_initial), "1s")?,
+            max_delay: duration(
+                "retry-max-delay",
+                a.retry_max_delay.or(f.retry_max_delay),
+                "10m",
+            )?,
+            max_attempts: a.retry_max_attempts.or(f.retry_max_attempts).unwrap_or(20),
+        };
+        if retry.max_attempts == 0 {
+            bail!("--retry-max-attempts must be at least 1");
+        }
+        let max_in_flight = a.max_in_flight.or(f.max_in_flight).unwrap_or(100);
+        if !(1..=10_000).contains(&max_in_flight) {
+            bail!("--max-in-flight must be between 1 and 10000, got {max_in_flight}");
+        }
+        let ack_timeout = duration("ack-timeout", a.ack_timeout.or(f.ack_timeout), "30s")?;
+        if ack_timeout < Duration::from_millis(100) {
+            bail!("--ack-timeout must be at least 100ms");
+        }
+        Ok(Config {
+            listen: a
+                .listen
+                .or(f.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            public_url: a
+                .public_url
+                .or(f.public_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            database_path,
+            data_dir,
+            scheme,
+            signing_keys,
+            admin_token: a
+                .admin_token
+                .or(f.admin_token)
+                .filter(|t| !t.expose().is_empty()),
+            max_body: size("max-body", a.max_body.or(f.max_body), "1MiB")?,
+            agent_rate_limit: rate(
+                "agent-rate-limit",
+                a.agent_rate_limit
+                    .or(f.agent_rate_limit)
+                    .or(Some("1000/s".into())),
+            )?,
+            global_rate_limit: rate(
+                "global-rate-limit",
+                a.global_rate_limit.or(f.global_rate_limit),
+            )?,
+            log_format: a.log_format.or(f.log_format),
+            max_in_flight,
+            ack_timeout,
+            retry,
+            retention: duration("retention", a.retention.or(f.retention), "7d")?,
+        })
+    }
+
+    /// The public URL, given the address the listener actually bound.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    directories::ProjectDirs::from("com", "PowerLobster", "lobster-relay")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .context("no home directory to keep data in: pass --data-dir DIR")
+}
+
+fn parse_database_url(url: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            bail!(
+                "--database sqlite:// needs a path, e.g. sqlite:///var/lib/lobster-relay/relay.db"
+            );
+        }
+        return Ok(PathBuf::from(path));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("PostgreSQL is not supported by this build yet: use --database sqlite://PATH");
+    }
+    bail!("--database must be sqlite://PATH, got {url:?}")
+}
+
+fn parse_secrets(secrets: Option<Secret>, scheme: Scheme) -> anyhow::Result<Vec<SigningKey>> {
+    let keys = secrets
+        .iter()
+        .flat_map(|s| {
+            s.expose()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .map(|s| SigningKey::parse_for(scheme, &s).context("--webhook-secret is not valid"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if keys.is_empty() && scheme != Scheme::None {
+        bail!(
+            "no webhook secret: pass --webhook-secret (or WEBHOOK_SECRET), or --signature-scheme none for local development only"
+        );
+    }
+    Ok(keys)
+}
+
+fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    humantime::parse_duration(text.trim()).with_context(|| {
+        format!("--{name} {text:?} is not a duration: use e.g. 500ms, 30s, 10m, 7d")
+    })
+}
+
+fn size(name: &str, value: Option<String>, default: &str) -> anyhow::Result<usize> {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    let bytes: bytesize::ByteSize = text.trim().parse().map_err(|e| {
+        anyhow::anyhow!("--{name} {text:?} is not a size ({e}): use e.g. 512KiB, 1MiB")
+    })?;
+    let bytes = usize::try_from(bytes.as_u64()).context("size too large")?;
+    if bytes == 0 {
+        bail!("--{name} must be larger than 0");
+    }
+    Ok(bytes)
+}
+
+fn rate(name: &str, value: Option<String>) -> anyhow::Result<Option<Rate>> {
+    let Some(text) = value else { return Ok(None) };
+    let bad = || {
+        anyhow::anyhow!(
+            "--{name} {text:?} is not a rate: use COUNT/UNIT, e.g. 1000/s, 600/m, 10000/h"
+        )
+    };
+    let (count, unit) = text.trim().split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        _ => return Err(bad()),
+    };
+    if count == 0 {
+        bail!("--{name} must allow at least 1 event");
+    }
+    Ok(Some(Rate { count, per }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServerArgs {
+        ServerArgs {
+            data_dir: Some("/tmp/x".into()),
+            webhook_secret: Some(Secret::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::from_layers(args(), FileConfig::default()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.database_path, PathBuf::from("/tmp/x/relay.db"));
+        assert_eq!(c.max_body, 1024 * 1024);
+        assert_eq!(c.max_in_flight, 100);
+        assert_eq!(c.ack_timeout, Duration::from_secs(30));
+        assert_eq!(c.retry.initial, Duration::from_secs(1));
+        assert_eq!(c.retry.max_delay, Duration::from_secs(600));
+        assert_eq!(c.retry.max_attempts, 20);
+        assert_eq!(c.retention, Duration::from_secs(7 * 86400));
+        assert_eq!(
+            c.agent_rate_limit,
+            Some(Rate {
+                count: 1000,
+                per: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(c.global_rate_limit, None);
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let file: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:9\"\nmax-in-flight = 5\nack_timeout = \"5s\"")
+                .unwrap();
+        let mut a = args();
+        a.listen = Some("127.0.0.1:1".into());
+        let c = Config::from_layers(a, file).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1");
+        assert_eq!(c.max_in_flight, 5);
+        assert_eq!(c.ack_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_values_say_what_to_do() {
+        type Case = (fn(&mut ServerArgs), &'static str);
+        let cases: Vec<Case> = vec![
+            (|a| a.webhook_secret = None, "--signature-scheme none"),
+            (|a| a.max_body = Some("lots".into()), "512KiB"),
+            (|a| a.ack_timeout = Some("soon".into()), "30s"),
+            (|a| a.agent_rate_limit = Some("fast".into()), "1000/s"),
+            (|a| a.database = Some("mysql://x".into()), "sqlite://PATH"),
+            (|a| a.max_in_flight = Some(0), "between 1 and 10000"),
+        ];
+        for (mutate, hint) in cases {
+            let mut a = args();
+            mutate(&mut a);
+            let err = format!(
+                "{:#}",
+                Config::from_layers(a, FileConfig::default()).unwrap_err()
+            );
+            assert!(err.contains(hint), "{err:?} should mention {hint:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn no_secret_is_fine_only_with_scheme_none() {
+        let mut a = args();
+        a.webhook_secret = None;
+        a.signature_scheme = Some(Scheme::None);
+        assert!(
+            Config::from_layers(a, FileConfig::default())
+                .unwrap()
+                .signing_keys
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! In-memory routing between ingest and live sessions.
+//!
+//! The store is the source of truth; the hub only says "look again" to the
+//! sessions of an agent when one of its events is stored, and lets the admin
+//! API close an agent's sessions when it is revoked. Losing a wake-up costs
+//! latency, never an event: sessions also re-check on timers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+pub struct Hub {
+    agents: Mutex<HashMap<String, AgentRoute>>,
+}
+
+struct AgentRoute {
+    wake: watch::Sender<u64>,
+    sessions: HashMap<String, CancellationToken>,
+}
+
+/// A session's registration; leaving the hub happens on drop.
+pub struct Registration {
+    hub: Arc<Hub>,
+    agent_id: String,
+    session_id: String,
+    /// Changes whenever a new event for the agent is stored.
+    pub wake: watch::Receiver<u64>,
+    /// Cancelled when the agent is revoked.
+    pub revoked: CancellationToken,
+}
+
+impl Hub {
+    pub fn register(self: &Arc<Self>, agent_id: &str, session_id: &str) -> Registration {
+        let mut agents = self.lock();
+        let route = agents
+            .entry(agent_id.to_owned())
+            .or_insert_with(|| AgentRoute {
+                wake: watch::channel(0).0,
+                sessions: HashMap::new(),
+            });
+        let revoked = CancellationToken::new();
+        route
+            .sessions
+            .insert(session_id.to_owned(), revoked.clone());
+        Registration {
+            hub: self.clone(),
+            agent_id: agent_id.to_owned(),
+            session_id: session_id.to_owned(),
+            wake: route.wake.subscribe(),
+            revoked,
+        }
+    }
+
+    /// Tells the agent's sessions, if any, that new work is stored.
+    pub fn wake(&self, agent_id: &str) {
+        if let Some(route) = self.lock().get(agent_id) {
+            route.wake.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Closes every session of a revoked agent.
+    pub fn revoke(&self, agent_id: &str) {
+        if let Some(route) = self.lock().get(agent_id) {
+            for token in route.sessions.values() {
+                token.cancel();
+            }
+        }
+    }
+
+    pub fn online_sessions(&self, agent_id: &str) -> usize {
+        self.lock().get(agent_id).map_or(0, |r| r.sessions.len())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AgentRoute>> {
+        self.agents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut agents = self.hub.lock();
+        if let Some(route) = agents.get_mut(&self.agent_id) {
+            route.sessions.remove(&self.session_id);
+            if route.sessions.is_empty() {
+                agents.remove(&self.agent_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakes_reach_registered_sessions_and_revoke_cancels_them() {
+        let hub = Arc::new(Hub::default());
+        let mut a = hub.register("agt_1", "ses_a");
+        let b = hub.register("agt_1", "ses_b");
+        assert_eq!(hub.online_sessions("agt_1"), 2);
+        hub.wake("agt_1");
+        assert!(a.wake.has_changed().unwrap());
+        a.wake.borrow_and_update();
+        hub.wake("agt_other");
+        assert!(!a.wake.has_changed().unwrap());
+        hub.revoke("agt_1");
+        assert!(a.revoked.is_cancelled() && b.revoked.is_cancelled());
+        drop(a);
+        assert_eq!(hub.online_sessions("agt_1"), 1);
+        drop(b);
+        assert_eq!(hub.online_sessions("agt_1"), 0);
+    }
+}

@@ -1,0 +1,136 @@
+//! The lobster-relay server: takes webhooks at a public URL, verifies and
+//! stores them durably, and pushes them to agents over WebSockets until they
+//! are acked.
+//!
+//! Layout:
+//! - [`config`]: flags, env and TOML file, validated into a [`Config`].
+//! - [`store`]: the durable store (SQLite with group commit).
+//! - [`hub`]: in-memory wake-ups and revocation for live sessions.
+//! - [`api`]: the HTTP routes and the JSON error edge.
+//! - [`session`]: one agent's WebSocket session.
+//! - [`retry`]: the retry policy.
+//! - `startup`: logging, the admin token, the listening socket.
+//!
+//! [`run`] takes a bound listener and a shutdown token, so tests can bind
+//! port 0 and stop the relay when they like; [`main`] is what the
+//! `lobster-relay server` command calls.
+
+pub mod api;
+pub mod config;
+pub mod hub;
+pub mod retry;
+pub mod session;
+mod startup;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{Config, ServerArgs};
+
+use crate::api::AppState;
+use crate::hub::Hub;
+use crate::store::Store;
+
+/// How long open sessions get to close after the drain starts.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// How often retention and the dedup window are enforced.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs the relay in the foreground until SIGINT or SIGTERM, then drains.
+pub async fn main(args: ServerArgs) -> anyhow::Result<()> {
+    let config = Config::load(args)?;
+    startup::init_logging(config.log_format);
+    let listener = startup::bind(&config.listen).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(startup::cancel_on_signal(shutdown.clone()));
+    run(config, listener, shutdown).await
+}
+
+/// Serves on `listener` until `shutdown` is cancelled; then stops accepting,
+/// closes sessions with 1012, commits every queued write, and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let bound = listener
+        .local_addr()
+        .context("listener has no local address")?;
+    let public_url = config.public_url_for(bound);
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data dir {}: pass --data-dir DIR",
+            config.data_dir.display()
+        )
+    })?;
+    let store = Store::open_sqlite(&config.database_path, config.retry).with_context(|| {
+        format!(
+            "cannot open the database {}",
+            config.database_path.display()
+        )
+    })?;
+    let admin_token = startup::admin_token(&config)?;
+    if config.signing_keys.is_empty() {
+        tracing::warn!(
+            "signature scheme is none: anyone who knows a webhook URL can post to it; use only for local development"
+        );
+    }
+    if store.agent_count().await? == 0 {
+        startup::print_first_steps(&public_url, &admin_token);
+    }
+    let state = AppState {
+        store: store.clone(),
+        hub: Arc::new(Hub::default()),
+        public_url: public_url.clone().into(),
+        admin_token: admin_token.secret,
+        limits: Arc::new(api::Limits::new(
+            config.agent_rate_limit,
+            config.global_rate_limit,
+        )),
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+        sessions: TaskTracker::new(),
+    };
+    let sweeper = tokio::spawn(sweep(state.clone()));
+    tracing::info!(addr = %bound, url = %public_url, "relay listening");
+    let sessions = state.sessions.clone();
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("draining: no new connections; closing sessions");
+    sessions.close();
+    if tokio::time::timeout(DRAIN_LIMIT, sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some sessions did not close in time");
+    }
+    sweeper.abort();
+    store.close().await;
+    tracing::info!("relay stopped");
+    Ok(())
+}
+
+/// Periodic housekeeping: retention, the dedup window, limiter memory.
+async fn sweep(state: AppState) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        state.limits.trim();
+        match state.store.sweep(state.config.retention).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "retention sweep"),
+            Err(err) => tracing::warn!(error = %err, "retention sweep failed"),
+        }
+    }
+}

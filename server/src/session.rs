@@ -1,0 +1,429 @@
+//! `GET /api/v1/agent/connect`: one agent session over a WebSocket.
+//!
+//! A reader task turns frames into [`Inbound`] values; the session loop owns
+//! the socket's sink, leases events from the store up to `max_in_flight`,
+//! pushes them, and applies acks and nacks. The loop looks for work when the
+//! hub says an event was stored, when capacity frees up, when a retry or an
+//! expired lease comes due, and never otherwise.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use lobster_shared::ids;
+use lobster_shared::wire::{
+    AgentMessage, ErrorFrame, EventFrame, PROTOCOL_VERSION, Ready, RelayMessage, close_code,
+};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tracing::Instrument as _;
+
+use crate::api::{ApiError, AppState, AuthedAgent, rfc3339};
+use crate::store::{Agent, ClaimRequest, Delivery, Millis, now_ms};
+
+/// The relay pings this often.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A side that hears nothing for this long drops the connection.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// Largest frame an agent may send; acks and nacks are tiny.
+const MAX_AGENT_FRAME: usize = 64 * 1024;
+/// How long to wait before asking a failing store again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Deserialize)]
+pub struct ConnectParams {
+    events: Option<String>,
+}
+
+pub async fn connect(
+    State(state): State<AppState>,
+    AuthedAgent(agent): AuthedAgent,
+    Query(params): Query<ConnectParams>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let patterns = parse_patterns(params.events.as_deref().unwrap_or(""))?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::bad_request(
+            "websocket_required",
+            format!("this endpoint takes a WebSocket upgrade: {e}"),
+        )
+    })?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "relay_restarting",
+            "the relay is shutting down; reconnect in a moment",
+        ));
+    }
+    let write_limit = state.config.max_body * 2 + 1024 * 1024;
+    let sessions = state.sessions.clone();
+    Ok(upgrade
+        .read_buffer_size(4 * 1024)
+        .max_message_size(MAX_AGENT_FRAME)
+        .max_frame_size(MAX_AGENT_FRAME)
+        .max_write_buffer_size(write_limit)
+        .on_upgrade(move |socket| sessions.track_future(run(socket, state, agent, patterns))))
+}
+
+/// Validates `?events=` globs: `*` and `?` wildcards over a safe alphabet.
+pub fn parse_patterns(text: &str) -> Result<Vec<String>, ApiError> {
+    let patterns: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let valid = |p: &String| {
+        p.len() <= 200
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-:/*?".contains(c))
+    };
+    if patterns.len() > 32 || !patterns.iter().all(valid) {
+        return Err(ApiError::bad_request(
+            "invalid_events_filter",
+            "events must be up to 32 comma-separated patterns of letters, digits, . _ - : / and the wildcards * ?",
+        ));
+    }
+    Ok(patterns)
+}
+
+/// What the reader task reports to the session loop.
+enum Inbound {
+    Message(AgentMessage),
+    Violation(String),
+    Gone(String),
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+async fn run(socket: WebSocket, state: AppState, agent: Agent, patterns: Vec<String>) {
+    let session_id = ids::session_id();
+    let span = tracing::info_span!("session", agent_id = %agent.agent_id, session_id = %session_id);
+    async move {
+        let (mut sink, stream) = socket.split();
+        let (inbound_tx, inbound) = mpsc::channel(256);
+        let reader = tokio::spawn(read_frames(stream, inbound_tx));
+        let mut session = Session::new(state, agent, session_id, patterns);
+        tracing::info!("session opened");
+        let ending = session.serve(&mut sink, inbound).await;
+        reader.abort();
+        session.finish(&mut sink, ending).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// How a session ended.
+enum Ending {
+    Revoked,
+    Shutdown,
+    Violation(String),
+    Gone(String),
+}
+
+struct Session {
+    state: AppState,
+    agent: Agent,
+    session_id: String,
+    patterns: Vec<String>,
+    /// Event id -> when its lease runs out.
+    in_flight: HashMap<String, Instant>,
+    acks: Vec<String>,
+}
+
+impl Session {
+    fn new(state: AppState, agent: Agent, session_id: String, patterns: Vec<String>) -> Self {
+        Session {
+            state,
+            agent,
+            session_id,
+            patterns,
+            in_flight: HashMap::new(),
+            acks: Vec::new(),
+        }
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.state.config.max_in_flight as usize
+    }
+
+    async fn serve(&mut self, sink: &mut Sink, mut inbound: mpsc::Receiver<Inbound>) -> Ending {
+        let registration = self
+            .state
+            .hub
+            .register(&self.agent.agent_id, &self.session_id);
+        let mut wake = registration.wake.clone();
+        drop(self.state.store.touch_agent(&self.agent.agent_id));
+        if let Err(reason) = self.send(sink, &self.ready()).await {
+            return Ending::Gone(reason);
+        }
+        let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        let mut want_work = true;
+        let mut next_due: Option<Instant> = None;
+        loop {
+            if want_work && self.in_flight.len() < self.max_in_flight() {
+                wake.borrow_and_update();
+                match self.lease_and_push(sink).await {
+                    Ok((more, due)) => (want_work, next_due) = (more, due),
+                    Err(LeaseError::Store) => {
+                        (want_work, next_due) = (false, Some(Instant::now() + STORE_RETRY))
+                    }
+                    Err(LeaseError::Socket(reason)) => return Ending::Gone(reason),
+                }
+            }
+            let lease_deadline = self.in_flight.values().min().copied();
+            tokio::select! {
+                _ = registration.revoked.cancelled() => return Ending::Revoked,
+                _ = self.state.shutdown.cancelled() => return Ending::Shutdown,
+                message = inbound.recv() => match message {
+                    Some(Inbound::Message(message)) => {
+                        want_work |= self.apply(message);
+                        if inbound.is_empty() || self.acks.len() >= 256 {
+                            self.flush_acks();
+                        }
+                    }
+                    Some(Inbound::Violation(reason)) => return Ending::Violation(reason),
+                    Some(Inbound::Gone(reason)) => return Ending::Gone(reason),
+                    None => return Ending::Gone("reader stopped".into()),
+                },
+                Ok(()) = wake.changed() => want_work = true,
+                _ = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                    (want_work, next_due) = (true, None);
+                }
+                _ = sleep_until(lease_deadline.unwrap_or_else(Instant::now)), if lease_deadline.is_some() => {
+                    let now = Instant::now();
+                    self.in_flight.retain(|_, until| *until > now);
+                    want_work = true;
+                }
+                _ = ping.tick() => {
+                    if let Err(e) = sink.send(Message::Ping(Bytes::new())).await {
+                        return Ending::Gone(format!("ping failed: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn ready(&self) -> RelayMessage {
+        RelayMessage::Ready(Ready {
+            session_id: self.session_id.clone(),
+            agent_id: self.agent.agent_id.clone(),
+            relay_id: self.agent.relay_id.clone(),
+            webhook_url: self.state.webhook_url(&self.agent.relay_id),
+            max_in_flight: self.state.config.max_in_flight,
+            ack_timeout_ms: self.state.config.ack_timeout.as_millis() as u64,
+            protocol: PROTOCOL_VERSION,
+        })
+    }
+
+    /// Leases what is due and pushes it. Returns whether more may be waiting
+    /// right now, and when something else comes due.
+    async fn lease_and_push(
+        &mut self,
+        sink: &mut Sink,
+    ) -> Result<(bool, Option<Instant>), LeaseError> {
+        let limit = self.max_in_flight() - self.in_flight.len();
+        let ack_timeout = self.state.config.ack_timeout;
+        let claim = self
+            .state
+            .store
+            .claim(ClaimRequest {
+                agent_id: self.agent.agent_id.clone(),
+                session_id: self.session_id.clone(),
+                limit,
+                lease_ms: ack_timeout.as_millis() as Millis,
+                patterns: self.patterns.clone(),
+            })
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err, "cannot lease events; retrying");
+                LeaseError::Store
+            })?;
+        let more = claim.deliveries.len() == limit;
+        let deadline = Instant::now() + ack_timeout;
+        for delivery in claim.deliveries {
+            self.in_flight.insert(delivery.id.clone(), deadline);
+            let frame = event_frame(delivery).to_json();
+            sink.feed(Message::Text(frame.into()))
+                .await
+                .map_err(|e| LeaseError::Socket(e.to_string()))?;
+        }
+        sink.flush()
+            .await
+            .map_err(|e| LeaseError::Socket(e.to_string()))?;
+        let due = claim.next_due.map(|at| {
+            let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+            Instant::now() + wait
+        });
+        Ok((more, due))
+    }
+
+    /// Applies an ack or nack; returns whether capacity was freed.
+    fn apply(&mut self, message: AgentMessage) -> bool {
+        match message {
+            AgentMessage::Ack { id } => {
+                let freed = self.in_flight.remove(&id).is_some();
+                self.acks.push(id);
+                freed
+            }
+            AgentMessage::Nack { id, reason } => {
+                let freed = self.in_flight.remove(&id).is_some();
+                tracing::debug!(event_id = %id, reason = %reason, "nack");
+                // Acks queued before this nack go first; jobs keep submit order.
+                self.flush_acks();
+                let nack =
+                    self.state
+                        .store
+                        .nack(&self.agent.agent_id, &self.session_id, &id, &reason);
+                self.state.sessions.spawn(log_failure(nack, "nack"));
+                freed
+            }
+        }
+    }
+
+    fn flush_acks(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.acks);
+        let ack = self
+            .state
+            .store
+            .ack(&self.agent.agent_id, &self.session_id, ids);
+        self.state.sessions.spawn(log_failure(ack, "ack"));
+    }
+
+    async fn send(&self, sink: &mut Sink, message: &RelayMessage) -> Result<(), String> {
+        sink.send(Message::Text(message.to_json().into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Says goodbye with the right close code, then hands leased events back.
+    async fn finish(mut self, sink: &mut Sink, ending: Ending) {
+        let close = match &ending {
+            Ending::Revoked => Some((
+                close_code::REVOKED,
+                "agent_revoked",
+                "this agent was revoked",
+            )),
+            Ending::Shutdown => Some((close_code::RESTARTING, "", "relay restarting")),
+            Ending::Violation(_) => Some((
+                close_code::PROTOCOL_VIOLATION,
+                "protocol_violation",
+                "protocol violation",
+            )),
+            Ending::Gone(_) => None,
+        };
+        if let Some((code, error_code, reason)) = close {
+            if !error_code.is_empty() {
+                let message = match &ending {
+                    Ending::Violation(detail) => detail.clone(),
+                    _ => reason.to_owned(),
+                };
+                let frame = RelayMessage::Error(ErrorFrame {
+                    code: error_code.into(),
+                    message,
+                });
+                let _ = self.send(sink, &frame).await;
+            }
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+        }
+        match &ending {
+            Ending::Violation(detail) | Ending::Gone(detail) => {
+                tracing::info!(reason = %detail, "session closed")
+            }
+            Ending::Revoked => tracing::info!("session closed: agent revoked"),
+            Ending::Shutdown => tracing::info!("session closed: relay shutting down"),
+        }
+        self.flush_acks();
+        let release = self
+            .state
+            .store
+            .release(&self.agent.agent_id, &self.session_id);
+        drop(self.state.store.touch_agent(&self.agent.agent_id));
+        if let Err(err) = release.await {
+            tracing::warn!(error = %err, "could not release leases; they return when the ack timeout passes");
+        }
+    }
+}
+
+enum LeaseError {
+    Store,
+    Socket(String),
+}
+
+async fn log_failure(
+    job: impl Future<Output = Result<(), crate::store::StoreError>>,
+    what: &'static str,
+) {
+    if let Err(err) = job.await {
+        tracing::warn!(error = %err, "{what} not stored; the event will be delivered again");
+    }
+}
+
+fn event_frame(d: Delivery) -> RelayMessage {
+    let (body, body_encoding) = EventFrame::encode_body(&d.body);
+    RelayMessage::Event(EventFrame {
+        id: d.id,
+        event_type: d.event_type,
+        received_at: rfc3339(d.received_at),
+        attempt: d.attempt,
+        headers: d.headers,
+        body,
+        body_encoding,
+    })
+}
+
+async fn read_frames(mut stream: SplitStream<WebSocket>, tx: mpsc::Sender<Inbound>) {
+    loop {
+        let inbound = match tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
+            Err(_) => Inbound::Gone("no frame, ping or pong for 60 s".into()),
+            Ok(None) => Inbound::Gone("connection closed".into()),
+            Ok(Some(Err(err))) => Inbound::Gone(format!("connection error: {err}")),
+            Ok(Some(Ok(Message::Text(text)))) => match AgentMessage::from_json(&text) {
+                Ok(message) => Inbound::Message(message),
+                Err(err) => Inbound::Violation(format!("cannot read frame: {err}")),
+            },
+            Ok(Some(Ok(Message::Binary(_)))) => {
+                Inbound::Violation("binary frames are not part of protocol v1".into())
+            }
+            Ok(Some(Ok(Message::Close(_)))) => Inbound::Gone("agent closed the connection".into()),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+        };
+        let last = !matches!(inbound, Inbound::Message(_));
+        if tx.send(inbound).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_filters_accept_globs_and_refuse_glob_classes() {
+        assert_eq!(
+            parse_patterns("message.*, ping").unwrap(),
+            vec!["message.*", "ping"]
+        );
+        assert!(parse_patterns("").unwrap().is_empty());
+        assert!(parse_patterns("a[bc]").is_err());
+        assert!(parse_patterns("drop table;").is_err());
+        assert!(parse_patterns(&vec!["a"; 33].join(",")).is_err());
+    }
+}

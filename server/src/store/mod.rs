@@ -1,0 +1,187 @@
+//! The durable store: the source of truth for agents and events.
+//!
+//! Backends are variants of [`Store`], chosen by `DATABASE_URL`. SQLite is the
+//! embedded default; a PostgreSQL variant implements the same operations with
+//! leases in the database so that several relay instances can share it.
+
+mod sqlite;
+mod types;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use types::*;
+
+use crate::retry::RetryPolicy;
+
+/// Why a store operation failed. Every variant means "nothing was changed";
+/// the HTTP edge answers 503 so that senders retry.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Database(err.to_string())
+    }
+}
+
+/// The store, one variant per backend.
+///
+/// Writes return a future that is already queued when the call returns:
+/// writes of one caller are applied in call order even if the caller does
+/// not await them (fire-and-forget acks rely on this).
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+}
+
+macro_rules! delegate {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(s) => s.$method($($arg),*),
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating and migrating) the SQLite database at `path`.
+    pub fn open_sqlite(path: &Path, retry: RetryPolicy) -> Result<Store, StoreError> {
+        Ok(Store::Sqlite(sqlite::SqliteStore::open(path, retry)?))
+    }
+
+    /// Stores a webhook, or finds the event it duplicates (same dedup key for
+    /// the same agent within the dedup window). Resolves only after commit.
+    pub fn insert_event(
+        &self,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
+        delegate!(self.insert_event(event))
+    }
+
+    /// Leases up to `limit` due events of an agent to a session, oldest first.
+    pub fn claim(
+        &self,
+        request: ClaimRequest,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
+        delegate!(self.claim(request))
+    }
+
+    /// Marks events delivered. Ids of other agents or finished events are ignored.
+    pub fn ack(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+        ids: Vec<String>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        delegate!(self.ack(agent_id, session_id, ids))
+    }
+
+    /// Schedules a retry by the policy, or marks the event failed.
+    pub fn nack(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+        id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        delegate!(self.nack(agent_id, session_id, id, reason))
+    }
+
+    /// Returns every event leased to a session to the queue (session closed).
+    pub fn release(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        delegate!(self.release(agent_id, session_id))
+    }
+
+    /// Queues an event again (same id, attempt count continues).
+    pub fn replay(
+        &self,
+        agent_id: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<ReplayOutcome, StoreError>> + Send + use<> {
+        delegate!(self.replay(agent_id, id))
+    }
+
+    pub async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+        delegate!(self.list_events(query)).await
+    }
+
+    pub async fn event_detail(
+        &self,
+        agent_id: &str,
+        id: &str,
+    ) -> Result<Option<EventDetail>, StoreError> {
+        delegate!(self.event_detail(agent_id, id)).await
+    }
+
+    pub fn create_agent(
+        &self,
+        agent: NewAgent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        delegate!(self.create_agent(agent))
+    }
+
+    pub async fn list_agents(&self) -> Result<Vec<AgentStats>, StoreError> {
+        delegate!(self.list_agents()).await
+    }
+
+    /// Revokes an agent; `false` if there is no such (unrevoked) agent.
+    pub fn revoke_agent(
+        &self,
+        agent_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
+        delegate!(self.revoke_agent(agent_id))
+    }
+
+    /// An unrevoked agent by the SHA-256 hex of its API key.
+    pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>, StoreError> {
+        delegate!(self.agent_by_key_hash(key_hash)).await
+    }
+
+    /// An unrevoked agent by its public relay id.
+    pub async fn agent_by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
+        delegate!(self.agent_by_relay_id(relay_id)).await
+    }
+
+    /// Events of an agent not yet delivered (pending or being delivered).
+    pub async fn pending_count(&self, agent_id: &str) -> Result<u64, StoreError> {
+        delegate!(self.pending_count(agent_id)).await
+    }
+
+    pub fn touch_agent(
+        &self,
+        agent_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        delegate!(self.touch_agent(agent_id))
+    }
+
+    pub async fn agent_count(&self) -> Result<u64, StoreError> {
+        delegate!(self.agent_count()).await
+    }
+
+    /// Expires, deletes and forgets what is past retention; returns rows changed.
+    pub fn sweep(
+        &self,
+        retention: Duration,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + use<> {
+        delegate!(self.sweep(retention))
+    }
+
+    /// A cheap round trip through the database, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        delegate!(self.ping()).await
+    }
+
+    /// Finishes every queued write, then stops the writer.
+    pub async fn close(&self) {
+        delegate!(self.close()).await
+    }
+}

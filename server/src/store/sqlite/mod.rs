@@ -1,0 +1,272 @@
+//! SQLite backend: one writer thread with group commit, a pool of readers.
+//!
+//! Every write is a job sent to the writer thread. The thread takes whatever
+//! jobs are queued (no fixed wait), runs each inside a savepoint of one
+//! `BEGIN IMMEDIATE` transaction, commits once with `synchronous=FULL`, and
+//! only then answers each job. So a burst of N webhooks costs one fsync, and
+//! no caller hears "stored" before its commit is on disk. Jobs run in the
+//! order they were submitted, which the session loop relies on (an ack is
+//! applied before the claim that follows it).
+
+mod queries;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::*;
+use writer::Writer;
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Readers>,
+    retry: RetryPolicy,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+const SCHEMA_VERSION: i32 = 1;
+const MAX_IDLE_READERS: usize = 8;
+
+impl SqliteStore {
+    pub fn open(path: &Path, retry: RetryPolicy) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;",
+        )?;
+        migrate(&mut conn)?;
+        queries::release_all_leases(&conn, now_ms())?;
+        Ok(SqliteStore {
+            writer: Writer::start(conn)?,
+            readers: Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            retry,
+        })
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = f(&conn);
+            readers.put(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
+    }
+
+    pub fn insert_event(
+        &self,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
+        self.writer
+            .submit(move |c| queries::insert_event(c, &event, now_ms()))
+    }
+
+    pub fn claim(
+        &self,
+        req: ClaimRequest,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
+        let max_attempts = self.retry.max_attempts;
+        self.writer
+            .submit(move |c| queries::claim(c, &req, max_attempts, now_ms()))
+    }
+
+    pub fn ack(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+        ids: Vec<String>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        self.writer
+            .submit(move |c| queries::ack(c, &agent_id, &session_id, &ids, now_ms()))
+    }
+
+    pub fn nack(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+        id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let (agent_id, session_id, id, reason) = (
+            agent_id.to_owned(),
+            session_id.to_owned(),
+            id.to_owned(),
+            reason.to_owned(),
+        );
+        let retry = self.retry;
+        self.writer.submit(move |c| {
+            queries::nack(c, &agent_id, &session_id, &id, &reason, &retry, now_ms())
+        })
+    }
+
+    pub fn release(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        self.writer
+            .submit(move |c| queries::release(c, &agent_id, &session_id, now_ms()))
+    }
+
+    pub fn replay(
+        &self,
+        agent_id: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<ReplayOutcome, StoreError>> + Send + use<> {
+        let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
+        self.writer
+            .submit(move |c| queries::replay(c, &agent_id, &id, now_ms()))
+    }
+
+    pub fn create_agent(
+        &self,
+        agent: NewAgent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        self.writer
+            .submit(move |c| queries::create_agent(c, &agent, now_ms()))
+    }
+
+    pub fn revoke_agent(
+        &self,
+        agent_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
+        let agent_id = agent_id.to_owned();
+        self.writer
+            .submit(move |c| queries::revoke_agent(c, &agent_id, now_ms()))
+    }
+
+    pub fn touch_agent(
+        &self,
+        agent_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let agent_id = agent_id.to_owned();
+        self.writer
+            .submit(move |c| queries::touch_agent(c, &agent_id, now_ms()))
+    }
+
+    pub fn sweep(
+        &self,
+        retention: Duration,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + use<> {
+        let retention_ms = retention.as_millis() as Millis;
+        self.writer
+            .submit(move |c| queries::sweep(c, retention_ms, now_ms()))
+    }
+
+    pub async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+        self.read(move |c| queries::list_events(c, &query)).await
+    }
+
+    pub async fn event_detail(
+        &self,
+        agent_id: &str,
+        id: &str,
+    ) -> Result<Option<EventDetail>, StoreError> {
+        let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
+        self.read(move |c| queries::event_detail(c, &agent_id, &id))
+            .await
+    }
+
+    pub async fn list_agents(&self) -> Result<Vec<AgentStats>, StoreError> {
+        self.read(queries::list_agents).await
+    }
+
+    pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>, StoreError> {
+        let key_hash = key_hash.to_owned();
+        self.read(move |c| queries::agent_where(c, "key_hash", &key_hash))
+            .await
+    }
+
+    pub async fn agent_by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
+        let relay_id = relay_id.to_owned();
+        self.read(move |c| queries::agent_where(c, "relay_id", &relay_id))
+            .await
+    }
+
+    pub async fn pending_count(&self, agent_id: &str) -> Result<u64, StoreError> {
+        let agent_id = agent_id.to_owned();
+        self.read(move |c| queries::pending_count(c, &agent_id))
+            .await
+    }
+
+    pub async fn agent_count(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT COUNT(*) FROM agents", [], |r| r.get::<_, i64>(0))? as u64)
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Database(format!(
+            "the database was written by a newer lobster-relay (schema {version}, this build knows {SCHEMA_VERSION}): upgrade lobster-relay"
+        )));
+    }
+    if version < 1 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(include_str!("schema.sql"))?;
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,442 @@
+//! The SQL of the SQLite backend. Each function runs on a connection the
+//! caller provides: inside the writer's transaction for writes, on a pooled
+//! read-only connection for reads.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::retry::RetryPolicy;
+use crate::store::*;
+
+fn headers_json(headers: &[(String, String)]) -> String {
+    serde_json::to_string(headers).expect("string pairs always serialize")
+}
+
+fn headers_from(text: &str) -> Vec<(String, String)> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+pub(super) fn insert_event(
+    c: &Connection,
+    e: &NewEvent,
+    now: Millis,
+) -> Result<Inserted, StoreError> {
+    if let Some(key) = &e.dedup_key {
+        let original: Option<String> = c
+            .prepare_cached(
+                "SELECT event_id FROM dedup WHERE agent_id = ?1 AND key = ?2 AND expires_at > ?3",
+            )?
+            .query_row(params![e.agent_id, key, now], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = original {
+            return Ok(Inserted::Duplicate(id));
+        }
+        c.prepare_cached("INSERT OR REPLACE INTO dedup (agent_id, key, event_id, expires_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![e.agent_id, key, e.id, now + DEDUP_WINDOW_MS])?;
+    }
+    c.prepare_cached(
+        "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status, next_attempt_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4)",
+    )?
+    .execute(params![e.id, e.agent_id, e.event_type, e.received_at, headers_json(&e.headers), &e.body[..]])?;
+    Ok(Inserted::New(e.id.clone()))
+}
+
+/// Returns expired leases of one agent to the queue (or fails them when the
+/// attempts are used up), recording a timeout attempt for each.
+fn expire_leases(
+    c: &Connection,
+    agent_id: &str,
+    max_attempts: u32,
+    now: Millis,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO attempts (event_id, attempt, session_id, at, outcome, error)
+         SELECT id, attempts, lease_session, ?2, 'timeout', 'not acked within the ack timeout'
+         FROM events WHERE agent_id = ?1 AND status = 'delivering' AND lease_until <= ?2",
+    )?
+    .execute(params![agent_id, now])?;
+    c.prepare_cached(
+        "UPDATE events SET status = CASE WHEN attempts >= ?3 THEN 'failed' ELSE 'pending' END,
+             lease_session = NULL, lease_until = NULL, next_attempt_at = ?2, updated_at = ?2,
+             last_error = 'not acked within the ack timeout'
+         WHERE agent_id = ?1 AND status = 'delivering' AND lease_until <= ?2",
+    )?
+    .execute(params![agent_id, now, max_attempts])?;
+    Ok(())
+}
+
+/// `event_type GLOB ?` clauses for the session's patterns. Patterns are
+/// validated at the edge to hold no `[`, so GLOB sees only `*` and `?`.
+fn pattern_clause(patterns: &[String], first_param: usize) -> String {
+    if patterns.is_empty() {
+        return String::new();
+    }
+    let ors: Vec<String> = (0..patterns.len())
+        .map(|i| format!("event_type GLOB ?{}", first_param + i))
+        .collect();
+    format!(" AND ({})", ors.join(" OR "))
+}
+
+pub(super) fn claim(
+    c: &Connection,
+    req: &ClaimRequest,
+    max_attempts: u32,
+    now: Millis,
+) -> Result<Claim, StoreError> {
+    expire_leases(c, &req.agent_id, max_attempts, now)?;
+    let sql = format!(
+        "UPDATE events SET status = 'delivering', lease_session = ?2, lease_until = ?3,
+             attempts = attempts + 1, updated_at = ?4
+         WHERE seq IN (SELECT seq FROM events
+                       WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at <= ?4{}
+                       ORDER BY seq LIMIT ?5)
+         RETURNING seq, id, event_type, received_at, attempts, headers, body",
+        pattern_clause(&req.patterns, 6)
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let lease_until = now + req.lease_ms;
+    let limit = req.limit as i64;
+    let mut values: Vec<&dyn rusqlite::ToSql> =
+        vec![&req.agent_id, &req.session_id, &lease_until, &now, &limit];
+    for pattern in &req.patterns {
+        values.push(pattern);
+    }
+    let mut rows: Vec<(i64, Delivery)> = stmt
+        .query_map(values.as_slice(), |r| {
+            Ok((
+                r.get(0)?,
+                Delivery {
+                    id: r.get(1)?,
+                    event_type: r.get(2)?,
+                    received_at: r.get(3)?,
+                    attempt: r.get(4)?,
+                    headers: headers_from(&r.get::<_, String>(5)?),
+                    body: r.get(6)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    rows.sort_by_key(|(seq, _)| *seq);
+    let next_due = next_due(c, req, now)?;
+    Ok(Claim {
+        deliveries: rows.into_iter().map(|(_, d)| d).collect(),
+        next_due,
+    })
+}
+
+fn next_due(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<Option<Millis>, StoreError> {
+    let sql = format!(
+        "SELECT MIN(due) FROM (
+             SELECT MIN(next_attempt_at) AS due FROM events
+              WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at > ?2{0}
+             UNION ALL
+             SELECT MIN(lease_until) FROM events
+              WHERE agent_id = ?1 AND status = 'delivering'{0})",
+        pattern_clause(&req.patterns, 3)
+    );
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&req.agent_id, &now];
+    for pattern in &req.patterns {
+        values.push(pattern);
+    }
+    Ok(c.prepare_cached(&sql)?
+        .query_row(values.as_slice(), |r| r.get(0))?)
+}
+
+pub(super) fn ack(
+    c: &Connection,
+    agent_id: &str,
+    session_id: &str,
+    ids: &[String],
+    now: Millis,
+) -> Result<(), StoreError> {
+    let mut update = c.prepare_cached(
+        "UPDATE events SET status = 'delivered', lease_session = NULL, lease_until = NULL,
+             last_error = NULL, updated_at = ?3
+         WHERE id = ?1 AND agent_id = ?2 AND status IN ('delivering', 'pending')
+         RETURNING attempts",
+    )?;
+    let mut record = c.prepare_cached(
+        "INSERT INTO attempts (event_id, attempt, session_id, at, outcome) VALUES (?1, ?2, ?3, ?4, 'delivered')",
+    )?;
+    for id in ids {
+        let attempt: Option<u32> = update
+            .query_row(params![id, agent_id, now], |r| r.get(0))
+            .optional()?;
+        if let Some(attempt) = attempt {
+            record.execute(params![id, attempt, session_id, now])?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn nack(
+    c: &Connection,
+    agent_id: &str,
+    session_id: &str,
+    id: &str,
+    reason: &str,
+    retry: &RetryPolicy,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let attempts: Option<u32> = c
+        .prepare_cached(
+            "SELECT attempts FROM events
+             WHERE id = ?1 AND agent_id = ?2 AND status = 'delivering' AND lease_session = ?3",
+        )?
+        .query_row(params![id, agent_id, session_id], |r| r.get(0))
+        .optional()?;
+    let Some(attempts) = attempts else {
+        return Ok(());
+    };
+    let (status, next) = match retry.next_delay(attempts) {
+        Some(delay) => ("pending", now + delay.as_millis() as Millis),
+        None => ("failed", now),
+    };
+    let reason: String = reason.chars().take(1000).collect();
+    c.prepare_cached(
+        "UPDATE events SET status = ?2, next_attempt_at = ?3, lease_session = NULL, lease_until = NULL,
+             last_error = ?4, updated_at = ?5
+         WHERE id = ?1",
+    )?
+    .execute(params![id, status, next, reason, now])?;
+    c.prepare_cached(
+        "INSERT INTO attempts (event_id, attempt, session_id, at, outcome, error) VALUES (?1, ?2, ?3, ?4, 'nacked', ?5)",
+    )?
+    .execute(params![id, attempts, session_id, now, reason])?;
+    Ok(())
+}
+
+pub(super) fn release(
+    c: &Connection,
+    agent_id: &str,
+    session_id: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO attempts (event_id, attempt, session_id, at, outcome, error)
+         SELECT id, attempts, lease_session, ?3, 'interrupted', 'session closed before the ack'
+         FROM events WHERE agent_id = ?1 AND status = 'delivering' AND lease_session = ?2",
+    )?
+    .execute(params![agent_id, session_id, now])?;
+    c.prepare_cached(
+        "UPDATE events SET status = 'pending', lease_session = NULL, lease_until = NULL, updated_at = ?3
+         WHERE agent_id = ?1 AND status = 'delivering' AND lease_session = ?2",
+    )?
+    .execute(params![agent_id, session_id, now])?;
+    Ok(())
+}
+
+/// At start-up no session exists yet, so no lease can be live.
+pub(super) fn release_all_leases(c: &Connection, now: Millis) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO attempts (event_id, attempt, session_id, at, outcome, error)
+         SELECT id, attempts, lease_session, ?1, 'interrupted', 'relay restarted before the ack'
+         FROM events WHERE status = 'delivering'",
+        params![now],
+    )?;
+    c.execute(
+        "UPDATE events SET status = 'pending', lease_session = NULL, lease_until = NULL, updated_at = ?1
+         WHERE status = 'delivering'",
+        params![now],
+    )?;
+    Ok(())
+}
+
+pub(super) fn replay(
+    c: &Connection,
+    agent_id: &str,
+    id: &str,
+    now: Millis,
+) -> Result<ReplayOutcome, StoreError> {
+    let status: Option<String> = c
+        .prepare_cached("SELECT status FROM events WHERE id = ?1 AND agent_id = ?2")?
+        .query_row(params![id, agent_id], |r| r.get(0))
+        .optional()?;
+    match status.as_deref() {
+        None => Ok(ReplayOutcome::NotFound),
+        Some("delivering") => Ok(ReplayOutcome::InFlight),
+        Some(_) => {
+            c.prepare_cached(
+                "UPDATE events SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, now])?;
+            Ok(ReplayOutcome::Queued)
+        }
+    }
+}
+
+pub(super) fn list_events(c: &Connection, q: &EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+    let before: i64 = match &q.before {
+        None => i64::MAX,
+        Some(id) => c
+            .prepare_cached("SELECT seq FROM events WHERE id = ?1 AND agent_id = ?2")?
+            .query_row(params![id, q.agent_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(i64::MAX),
+    };
+    let status = q.status.map(EventStatus::as_str);
+    let mut stmt = c.prepare_cached(
+        "SELECT id, event_type, status, received_at, attempts FROM events
+         WHERE agent_id = ?1 AND seq < ?2 AND (?3 IS NULL OR status = ?3)
+         ORDER BY seq DESC LIMIT ?4",
+    )?;
+    let rows = stmt
+        .query_map(
+            params![q.agent_id, before, status, q.limit as i64],
+            summary_from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn summary_from_row(r: &rusqlite::Row) -> rusqlite::Result<EventSummary> {
+    Ok(EventSummary {
+        id: r.get(0)?,
+        event_type: r.get(1)?,
+        status: r.get(2)?,
+        received_at: r.get(3)?,
+        attempts: r.get(4)?,
+    })
+}
+
+pub(super) fn event_detail(
+    c: &Connection,
+    agent_id: &str,
+    id: &str,
+) -> Result<Option<EventDetail>, StoreError> {
+    let row = c
+        .prepare_cached(
+            "SELECT id, event_type, status, received_at, attempts, headers, body
+             FROM events WHERE id = ?1 AND agent_id = ?2",
+        )?
+        .query_row(params![id, agent_id], |r| {
+            Ok((
+                summary_from_row(r)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+            ))
+        })
+        .optional()?;
+    let Some((summary, headers, body)) = row else {
+        return Ok(None);
+    };
+    let history = c
+        .prepare_cached(
+            "SELECT attempt, at, session_id, outcome, error FROM attempts WHERE event_id = ?1 ORDER BY rowid",
+        )?
+        .query_map(params![id], |r| {
+            Ok(AttemptRecord {
+                attempt: r.get(0)?,
+                at: r.get(1)?,
+                session_id: r.get(2)?,
+                outcome: r.get(3)?,
+                error: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(EventDetail {
+        summary,
+        headers: headers_from(&headers),
+        body,
+        history,
+    }))
+}
+
+pub(super) fn create_agent(c: &Connection, a: &NewAgent, now: Millis) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO agents (agent_id, name, workspace, relay_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![a.agent.agent_id, a.agent.name, a.agent.workspace, a.agent.relay_id, a.key_hash, now])?;
+    Ok(())
+}
+
+pub(super) fn revoke_agent(
+    c: &Connection,
+    agent_id: &str,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE agents SET revoked_at = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![agent_id, now])?;
+    Ok(changed > 0)
+}
+
+pub(super) fn touch_agent(c: &Connection, agent_id: &str, now: Millis) -> Result<(), StoreError> {
+    c.prepare_cached("UPDATE agents SET last_seen = ?2 WHERE agent_id = ?1")?
+        .execute(params![agent_id, now])?;
+    Ok(())
+}
+
+/// `column` is one of our own column names, never user input.
+pub(super) fn agent_where(
+    c: &Connection,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<Agent>, StoreError> {
+    let sql = format!(
+        "SELECT agent_id, name, workspace, relay_id FROM agents WHERE {column} = ?1 AND revoked_at IS NULL"
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params![value], agent_from_row)
+        .optional()?)
+}
+
+fn agent_from_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
+    Ok(Agent {
+        agent_id: r.get(0)?,
+        name: r.get(1)?,
+        workspace: r.get(2)?,
+        relay_id: r.get(3)?,
+    })
+}
+
+pub(super) fn list_agents(c: &Connection) -> Result<Vec<AgentStats>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT a.agent_id, a.name, a.workspace, a.relay_id, a.created_at, a.last_seen,
+                (SELECT COUNT(*) FROM events e WHERE e.agent_id = a.agent_id AND e.status IN ('pending', 'delivering'))
+         FROM agents a WHERE a.revoked_at IS NULL ORDER BY a.created_at",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(AgentStats {
+                agent: agent_from_row(r)?,
+                created_at: r.get(4)?,
+                last_seen: r.get(5)?,
+                pending_events: r.get::<_, i64>(6)? as u64,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn pending_count(c: &Connection, agent_id: &str) -> Result<u64, StoreError> {
+    let n: i64 = c
+        .prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM events WHERE agent_id = ?1 AND status = 'pending')
+                  + (SELECT COUNT(*) FROM events WHERE agent_id = ?1 AND status = 'delivering')",
+        )?
+        .query_row(params![agent_id], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+pub(super) fn sweep(c: &Connection, retention_ms: Millis, now: Millis) -> Result<u64, StoreError> {
+    let cutoff = now - retention_ms;
+    let mut changed = c.execute(
+        "UPDATE events SET status = 'expired', lease_session = NULL, lease_until = NULL, updated_at = ?2
+         WHERE status IN ('pending', 'delivering') AND received_at < ?1",
+        params![cutoff, now],
+    )?;
+    changed += c.execute(
+        "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events
+             WHERE status IN ('delivered', 'failed', 'expired', 'skipped') AND updated_at < ?1)",
+        params![cutoff],
+    )?;
+    changed += c.execute(
+        "DELETE FROM events WHERE status IN ('delivered', 'failed', 'expired', 'skipped') AND updated_at < ?1",
+        params![cutoff],
+    )?;
+    changed += c.execute("DELETE FROM dedup WHERE expires_at <= ?1", params![now])?;
+    Ok(changed as u64)
+}

@@ -1,0 +1,181 @@
+//! What the store takes and returns, independent of the backend.
+
+use bytes::Bytes;
+
+/// Milliseconds since the Unix epoch, the store's clock.
+pub type Millis = i64;
+
+/// Now, in [`Millis`].
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or_default()
+}
+
+/// How long a dedup key is remembered (contract: 10 minutes).
+pub const DEDUP_WINDOW_MS: Millis = 10 * 60 * 1000;
+
+/// An agent as authentication and routing need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub agent_id: String,
+    pub name: String,
+    pub workspace: String,
+    pub relay_id: String,
+}
+
+/// An agent with what the admin listing shows.
+#[derive(Debug, Clone)]
+pub struct AgentStats {
+    pub agent: Agent,
+    pub created_at: Millis,
+    pub last_seen: Option<Millis>,
+    pub pending_events: u64,
+}
+
+/// A new agent; the key is stored only as its hash.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub agent: Agent,
+    pub key_hash: String,
+}
+
+/// A webhook to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub agent_id: String,
+    pub event_type: String,
+    pub received_at: Millis,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// Replay protection key; `None` for synthetic events.
+    pub dedup_key: Option<String>,
+}
+
+/// Result of [`super::Store::insert_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    New(String),
+    /// The original event's id.
+    Duplicate(String),
+}
+
+/// A session asking for work.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub agent_id: String,
+    pub session_id: String,
+    pub limit: usize,
+    /// How long the lease lasts (the ack timeout).
+    pub lease_ms: Millis,
+    /// Glob patterns on `event_type`; empty means all.
+    pub patterns: Vec<String>,
+}
+
+/// One leased event, ready to become an `event` frame.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: String,
+    pub event_type: String,
+    pub received_at: Millis,
+    pub attempt: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Result of a claim.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    /// In acceptance order.
+    pub deliveries: Vec<Delivery>,
+    /// The earliest future time at which more of this agent's events become
+    /// due (a retry or an expiring lease), if any.
+    pub next_due: Option<Millis>,
+}
+
+/// Event status (contract section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventStatus {
+    Pending,
+    Delivering,
+    Delivered,
+    Failed,
+    Expired,
+    Skipped,
+}
+
+impl EventStatus {
+    pub const ALL: [EventStatus; 6] = [
+        Self::Pending,
+        Self::Delivering,
+        Self::Delivered,
+        Self::Failed,
+        Self::Expired,
+        Self::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivering => "delivering",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A page of an agent's events, newest first.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub agent_id: String,
+    pub status: Option<EventStatus>,
+    pub limit: usize,
+    /// Only events older than this event id.
+    pub before: Option<String>,
+}
+
+/// A line of the event listing.
+#[derive(Debug, Clone)]
+pub struct EventSummary {
+    pub id: String,
+    pub event_type: String,
+    pub status: String,
+    pub received_at: Millis,
+    pub attempts: u32,
+}
+
+/// One delivery attempt's outcome.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub at: Millis,
+    pub session_id: Option<String>,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// An event with everything the detail view shows.
+#[derive(Debug, Clone)]
+pub struct EventDetail {
+    pub summary: EventSummary,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub history: Vec<AttemptRecord>,
+}
+
+/// Result of a replay request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    Queued,
+    NotFound,
+    /// It is leased to a session right now; replaying would deliver it twice.
+    InFlight,
+}

@@ -1,0 +1,15 @@
+//! What both ends of lobster-relay must agree on, with no sockets in sight.
+//!
+//! Layout:
+//! - [`wire`]: the WebSocket protocol (v1), one message enum per direction.
+//! - [`signature`]: signing and verifying webhooks (Standard Webhooks, GitHub,
+//!   Stripe), constant-time.
+//! - [`ids`]: event, agent and relay ids, and API keys with a checksum.
+//! - [`secret`]: a string that never prints itself.
+
+pub mod ids;
+pub mod secret;
+pub mod signature;
+pub mod wire;
+
+pub use secret::Secret;
