@@ -1,0 +1,188 @@
+//! A small client for the relay's HTTP API (contract sections 4 and 5).
+//!
+//! Every request carries `Authorization: Bearer <token>` and expects JSON
+//! back. Error answers (`{"error":{"code","message"}}`) become
+//! [`ApiError::Status`], so commands can tell a bad token (exit code 3) from
+//! an unreachable relay or a refused request (exit code 1).
+
+use std::time::Duration;
+
+use lobster_shared::Secret;
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::cli::endpoint;
+
+/// How long one API call may take, connection included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The relay could not be reached or did not answer in time.
+    #[error("could not reach the relay at {url}: {reason}")]
+    Unreachable { url: Url, reason: String },
+    /// The relay answered with an error status.
+    #[error("the relay refused {method} {path}: {message} (HTTP {status}, {code})")]
+    Status {
+        method: Method,
+        path: String,
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    /// The relay answered 2xx with a body that is not JSON.
+    #[error("the relay sent an answer to {path} that is not JSON: {reason}")]
+    BadBody { path: String, reason: String },
+}
+
+impl ApiError {
+    /// True when the relay rejected the credentials.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Self::Status { status, .. }
+            if *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN)
+    }
+
+    /// What the user can do about it, when there is something obvious.
+    pub fn next_step(&self) -> Option<&'static str> {
+        match self {
+            Self::Unreachable { .. } => Some("check --relay / LOBSTER_RELAY_URL and your network"),
+            Self::Status { path, .. } if self.is_auth() && path.contains("/admin/") => Some(
+                "check --admin-token / RELAY_ADMIN_TOKEN (the server prints it on first start)",
+            ),
+            Self::Status { .. } if self.is_auth() => Some(
+                "check --api-key / LOBSTER_RELAY_API_KEY, or ask the relay admin for a new key",
+            ),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// A client for one relay, with one bearer token.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: Url,
+    token: Secret,
+}
+
+impl ApiClient {
+    /// A client for the relay at `base`, authenticating with `token`.
+    pub fn new(base: Url, token: Secret) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("lobster-relay/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, base, token })
+    }
+
+    /// The relay's base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `GET {base}/{segments}`, answered with JSON.
+    pub async fn get(&self, segments: &[&str]) -> Result<Value, ApiError> {
+        self.call(Method::GET, segments, None).await
+    }
+
+    /// `POST {base}/{segments}` with a JSON body, answered with JSON.
+    pub async fn post(&self, segments: &[&str], body: &Value) -> Result<Value, ApiError> {
+        self.call(Method::POST, segments, Some(body)).await
+    }
+
+    /// `DELETE {base}/{segments}`; an empty answer becomes `Value::Null`.
+    pub async fn delete(&self, segments: &[&str]) -> Result<Value, ApiError> {
+        self.call(Method::DELETE, segments, None).await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let url = endpoint(&self.base, segments);
+        let path = url.path().to_owned();
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .bearer_auth(self.token.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let unreachable = |err: reqwest::Error| ApiError::Unreachable {
+            url: url.clone(),
+            reason: crate::exit::error_chain(&err),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => (body.error.code, body.error.message),
+                Err(_) => (
+                    "unexpected_answer".to_owned(),
+                    status.canonical_reason().unwrap_or("error").to_lowercase(),
+                ),
+            };
+            return Err(ApiError::Status {
+                method,
+                path,
+                status,
+                code,
+                message,
+            });
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|err| ApiError::BadBody {
+            path,
+            reason: err.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, path: &str) -> ApiError {
+        ApiError::Status {
+            method: Method::GET,
+            path: path.into(),
+            status: StatusCode::from_u16(code).unwrap(),
+            code: "x".into(),
+            message: "y".into(),
+        }
+    }
+
+    #[test]
+    fn only_401_and_403_are_authentication_failures() {
+        assert!(status(401, "/api/v1/agent/me").is_auth());
+        assert!(status(403, "/api/v1/admin/agents").is_auth());
+        assert!(!status(404, "/api/v1/admin/agents").is_auth());
+        assert!(!status(500, "/api/v1/admin/agents").is_auth());
+    }
+
+    #[test]
+    fn admin_auth_failures_point_at_the_admin_token() {
+        let hint = status(401, "/api/v1/admin/agents").next_step().unwrap();
+        assert!(hint.contains("RELAY_ADMIN_TOKEN"));
+        let hint = status(401, "/api/v1/agent/me").next_step().unwrap();
+        assert!(hint.contains("LOBSTER_RELAY_API_KEY"));
+    }
+}

@@ -1,0 +1,268 @@
+//! Forward mode: POST each event's raw body to a local URL.
+//!
+//! A 2xx answer acks; any other status, a refused connection or no answer
+//! within `--forward-timeout` nacks. Redirects are not followed (a 3xx
+//! nacks): following one would turn the POST into a GET and lose the body.
+//! Proxy variables are ignored, since targets are almost always local.
+
+use std::time::Duration;
+
+use lobster_shared::wire::EventFrame;
+
+use super::handler::Outcome;
+use super::headers::{ExtraHeader, forward_headers};
+use super::route::{Route, pick};
+use crate::exit::error_chain;
+use crate::ui::{Ui, short_duration};
+
+/// POSTs events to their route.
+pub struct Forwarder {
+    client: reqwest::Client,
+    routes: Vec<Route>,
+    extra: Vec<ExtraHeader>,
+    timeout: Duration,
+    ui: Ui,
+}
+
+impl Forwarder {
+    /// A forwarder over `routes`, adding `extra` headers, giving up after `timeout`.
+    pub fn new(
+        routes: Vec<Route>,
+        extra: Vec<ExtraHeader>,
+        timeout: Duration,
+        ui: Ui,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            client,
+            routes,
+            extra,
+            timeout,
+            ui,
+        })
+    }
+
+    /// The routes, for the line that says where events go.
+    pub fn describe(&self) -> String {
+        let routes: Vec<String> = self
+            .routes
+            .iter()
+            .map(|route| match &route.pattern {
+                Some(pattern) => format!("{} ({pattern})", route.url),
+                None => route.url.to_string(),
+            })
+            .collect();
+        routes.join(", ")
+    }
+
+    /// Forwards one event to the first route that takes it.
+    pub async fn forward(&self, frame: &EventFrame) -> Outcome {
+        let Some(route) = pick(&self.routes, &frame.event_type) else {
+            return Outcome::Skipped {
+                why: "no --forward route matches".to_owned(),
+            };
+        };
+        let body = match frame.raw_body() {
+            Ok(body) => body,
+            Err(err) => {
+                return Outcome::Failed {
+                    reason: err.to_string(),
+                };
+            }
+        };
+        let (headers, invalid) =
+            forward_headers(&frame.headers, &frame.id, frame.attempt, &self.extra);
+        if !invalid.is_empty() {
+            self.ui.detail(format!(
+                "event {}: dropped headers HTTP cannot carry: {}",
+                frame.id,
+                invalid.join(", ")
+            ));
+        }
+        let mut request = self.client.post(route.url.clone()).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                // Read the answer so the connection can be reused; its
+                // content does not matter, only the status does.
+                let _ = response.bytes().await;
+                if status.is_success() {
+                    Outcome::Done {
+                        status: status.to_string(),
+                    }
+                } else {
+                    Outcome::Failed {
+                        reason: format!("HTTP {status} from {}", route.url),
+                    }
+                }
+            }
+            Err(err) if err.is_timeout() => Outcome::Failed {
+                reason: format!(
+                    "no answer from {} within {}",
+                    route.url,
+                    short_duration(self.timeout)
+                ),
+            },
+            Err(err) if err.is_connect() => Outcome::Failed {
+                reason: format!(
+                    "could not connect to {} (is your app running?): {}",
+                    route.url,
+                    root_cause(&err)
+                ),
+            },
+            Err(err) => Outcome::Failed {
+                reason: error_chain(&err),
+            },
+        }
+    }
+}
+
+/// The innermost error text, e.g. `Connection refused (os error 111)`.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lobster_shared::wire::EventFrame;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+
+    /// Serves one request: answers `status` after `delay`, returns the
+    /// request head and body.
+    async fn serve_once(
+        status: u16,
+        delay: Duration,
+    ) -> (SocketAddr, JoinHandle<(String, Vec<u8>)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            let head_end = loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                data.extend_from_slice(&buf[..n]);
+                if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+            };
+            let head = String::from_utf8(data[..head_end].to_vec())
+                .unwrap()
+                .to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            while data.len() < head_end + length {
+                let n = socket.read(&mut buf).await.unwrap();
+                data.extend_from_slice(&buf[..n]);
+            }
+            tokio::time::sleep(delay).await;
+            let answer =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = socket.write_all(answer.as_bytes()).await;
+            (head, data[head_end..].to_vec())
+        });
+        (addr, task)
+    }
+
+    fn forwarder(target: &str, timeout: Duration) -> Forwarder {
+        let routes = vec![Route::parse(target).unwrap()];
+        let extra = vec![ExtraHeader::parse("X-Extra: yes").unwrap()];
+        Forwarder::new(routes, extra, timeout, Ui::silent()).unwrap()
+    }
+
+    fn frame(body: &[u8]) -> EventFrame {
+        let (body, body_encoding) = EventFrame::encode_body(body);
+        EventFrame {
+            id: "evt_7".into(),
+            event_type: "message.received".into(),
+            received_at: String::new(),
+            attempt: 2,
+            headers: vec![
+                ("host".into(), "relay.example.com".into()),
+                ("webhook-signature".into(), "v1,abc".into()),
+                ("content-length".into(), "999".into()),
+            ],
+            body,
+            body_encoding,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_2xx_acks_and_the_body_arrives_byte_for_byte() {
+        let (addr, request) = serve_once(204, Duration::ZERO).await;
+        let raw = [0xff, 0x00, 0xfe, b'{'];
+        let outcome = forwarder(&format!("{addr}/hooks"), Duration::from_secs(5))
+            .forward(&frame(&raw))
+            .await;
+        assert_eq!(
+            outcome,
+            Outcome::Done {
+                status: "204 No Content".into()
+            }
+        );
+        let (head, body) = request.await.unwrap();
+        assert_eq!(body, raw);
+        assert!(head.starts_with("post /hooks http/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
+        assert!(head.contains("content-length: 4\r\n"), "{head}");
+        assert!(head.contains("webhook-signature: v1,abc\r\n"), "{head}");
+        assert!(head.contains("lobster-relay-event-id: evt_7\r\n"), "{head}");
+        assert!(head.contains("lobster-relay-attempt: 2\r\n"), "{head}");
+        assert!(head.contains("x-extra: yes\r\n"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn other_statuses_nack() {
+        let (addr, _request) = serve_once(500, Duration::ZERO).await;
+        let outcome = forwarder(&addr.to_string(), Duration::from_secs(5))
+            .forward(&frame(b"{}"))
+            .await;
+        let Outcome::Failed { reason } = outcome else {
+            panic!("not a nack: {outcome:?}")
+        };
+        assert!(reason.starts_with("HTTP 500"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_nacks() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let outcome = forwarder(&addr.to_string(), Duration::from_secs(5))
+            .forward(&frame(b"{}"))
+            .await;
+        let Outcome::Failed { reason } = outcome else {
+            panic!("not a nack: {outcome:?}")
+        };
+        assert!(reason.contains("could not connect"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn no_answer_within_the_timeout_nacks() {
+        let (addr, _request) = serve_once(200, Duration::from_secs(30)).await;
+        let outcome = forwarder(&addr.to_string(), Duration::from_millis(200))
+            .forward(&frame(b"{}"))
+            .await;
+        let Outcome::Failed { reason } = outcome else {
+            panic!("not a nack: {outcome:?}")
+        };
+        assert!(reason.contains("within 200ms"), "{reason}");
+    }
+}

@@ -1,0 +1,200 @@
+//! The headers of a forwarded request.
+//!
+//! The original request's headers pass through in order, so the local app
+//! can verify the sender's signature as if it had been called directly.
+//! Removed: hop-by-hop headers (RFC 9110 section 7.6.1), every header named
+//! in `Connection`, `Host` and `Content-Length` (the new request has its
+//! own), and any incoming `Lobster-Relay-*` header of ours (a sender must
+//! not forge them). Added: `Lobster-Relay-Event-Id`, `Lobster-Relay-Attempt`
+//! and the `--header` extras, which replace an original of the same name.
+
+use http::{HeaderName, HeaderValue};
+
+/// The event id of the forwarded event.
+pub const EVENT_ID: &str = "lobster-relay-event-id";
+/// The delivery attempt, 1 for the first.
+pub const ATTEMPT: &str = "lobster-relay-attempt";
+
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// One `--header 'Name: value'`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraHeader {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+}
+
+impl ExtraHeader {
+    /// Parses `Name: value` (the clap value parser of `--header`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (name, value) = text
+            .split_once(':')
+            .ok_or_else(|| format!("{text:?} is not of the form 'Name: value'"))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("{:?} is not a valid header name", name.trim()))?;
+        let value = HeaderValue::from_str(value.trim())
+            .map_err(|_| format!("the value of header {name} holds characters a header cannot"))?;
+        Ok(Self { name, value })
+    }
+}
+
+/// A header the forwarded request carries.
+pub type Header = (HeaderName, HeaderValue);
+
+/// The headers to forward for one event. Original headers whose name or
+/// value HTTP cannot carry are dropped and returned by name in the second
+/// element, so the caller can say so.
+pub fn forward_headers(
+    original: &[(String, String)],
+    event_id: &str,
+    attempt: u32,
+    extra: &[ExtraHeader],
+) -> (Vec<Header>, Vec<String>) {
+    let named_by_connection: Vec<String> = original
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, value)| value.split(','))
+        .map(|token| token.trim().to_ascii_lowercase())
+        .filter(|token| !token.is_empty())
+        .collect();
+    let removed = |name: &HeaderName| {
+        let name = name.as_str();
+        HOP_BY_HOP.contains(&name)
+            || named_by_connection.iter().any(|n| n == name)
+            || name == "host"
+            || name == "content-length"
+            || name.starts_with("lobster-relay-")
+            || extra.iter().any(|header| header.name == name)
+    };
+
+    let mut headers = Vec::with_capacity(original.len() + extra.len() + 2);
+    let mut invalid = Vec::new();
+    for (name, value) in original {
+        let parsed = HeaderName::from_bytes(name.as_bytes())
+            .ok()
+            .zip(HeaderValue::from_str(value).ok());
+        match parsed {
+            Some((name, value)) if !removed(&name) => headers.push((name, value)),
+            Some(_) => {}
+            None => invalid.push(name.clone()),
+        }
+    }
+    if let Ok(id) = HeaderValue::from_str(event_id) {
+        headers.push((HeaderName::from_static(EVENT_ID), id));
+    }
+    headers.push((HeaderName::from_static(ATTEMPT), HeaderValue::from(attempt)));
+    headers.extend(extra.iter().map(|h| (h.name.clone(), h.value.clone())));
+    (headers, invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn names(headers: &[Header]) -> Vec<&str> {
+        headers.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
+    #[test]
+    fn hop_by_hop_host_and_length_are_removed_and_the_rest_kept_in_order() {
+        let original = pairs(&[
+            ("host", "relay.example.com"),
+            ("content-type", "application/json"),
+            ("Connection", "keep-alive, X-Secret-Hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("webhook-id", "msg_1"),
+            ("content-length", "42"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("trailer", "x"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-authenticate", "Basic"),
+            ("proxy-connection", "close"),
+            ("webhook-signature", "v1,abc"),
+            ("x-multi", "1"),
+            ("x-multi", "2"),
+        ]);
+        let (headers, invalid) = forward_headers(&original, "evt_1", 3, &[]);
+        assert!(invalid.is_empty());
+        assert_eq!(
+            names(&headers),
+            [
+                "content-type",
+                "webhook-id",
+                "webhook-signature",
+                "x-multi",
+                "x-multi",
+                EVENT_ID,
+                ATTEMPT
+            ]
+        );
+        assert_eq!(headers[5].1, "evt_1");
+        assert_eq!(headers[6].1, "3");
+        assert_eq!(headers[4].1, "2");
+    }
+
+    #[test]
+    fn forged_relay_headers_are_replaced_by_ours() {
+        let original = pairs(&[("Lobster-Relay-Event-Id", "forged"), ("x-a", "b")]);
+        let (headers, _) = forward_headers(&original, "evt_real", 1, &[]);
+        assert_eq!(names(&headers), ["x-a", EVENT_ID, ATTEMPT]);
+        assert_eq!(headers[1].1, "evt_real");
+    }
+
+    #[test]
+    fn extras_are_added_and_replace_originals_of_the_same_name() {
+        let original = pairs(&[("authorization", "Bearer sender"), ("x-a", "b")]);
+        let extra = [
+            ExtraHeader::parse("Authorization: Bearer local").unwrap(),
+            ExtraHeader::parse("X-Env:  dev ").unwrap(),
+        ];
+        let (headers, _) = forward_headers(&original, "evt_1", 1, &extra);
+        assert_eq!(
+            names(&headers),
+            ["x-a", EVENT_ID, ATTEMPT, "authorization", "x-env"]
+        );
+        assert_eq!(headers[3].1, "Bearer local");
+        assert_eq!(headers[4].1, "dev");
+    }
+
+    #[test]
+    fn headers_http_cannot_carry_are_reported() {
+        let original = pairs(&[("bad name", "x"), ("x-ok", "fine"), ("x-bad-value", "a\nb")]);
+        let (headers, invalid) = forward_headers(&original, "evt_1", 1, &[]);
+        assert_eq!(names(&headers), ["x-ok", EVENT_ID, ATTEMPT]);
+        assert_eq!(invalid, ["bad name", "x-bad-value"]);
+    }
+
+    #[test]
+    fn extra_headers_parse_name_colon_value() {
+        let header = ExtraHeader::parse("X-Token: a: b").unwrap();
+        assert_eq!(header.name, "x-token");
+        assert_eq!(header.value, "a: b");
+        let empty = ExtraHeader::parse("X-Empty:").unwrap();
+        assert_eq!(empty.value, "");
+        for bad in ["no colon", ": value", "bad name: x", "X-A: a\nb"] {
+            assert!(
+                ExtraHeader::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+}

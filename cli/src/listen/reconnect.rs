@@ -1,0 +1,180 @@
+//! The reconnect loop: run sessions until Ctrl-C or a fatal error.
+//!
+//! A lost connection or a failed attempt waits a [`Backoff`] delay and tries
+//! again, saying so on stderr: one line when the connection drops (why, and
+//! when the next try is), and the session prints one when it is back.
+
+use std::future::Future;
+
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::close::SessionEnd;
+use crate::ui::{Ui, short_duration};
+
+/// Runs `session` again and again. Its argument says whether an earlier
+/// session got as far as `ready`. Returns `Ok` once stopped, or the fatal
+/// error.
+pub async fn run<F, Fut>(mut session: F, stop: &CancellationToken, ui: Ui) -> anyhow::Result<()>
+where
+    F: FnMut(bool) -> Fut,
+    Fut: Future<Output = SessionEnd>,
+{
+    let mut backoff = Backoff::new();
+    let mut was_ready = false;
+    loop {
+        let (reason, up_for) = match session(was_ready).await {
+            SessionEnd::Stopped => return Ok(()),
+            SessionEnd::Fatal(err) => return Err(err),
+            SessionEnd::Dropped { reason, up_for } => (reason, up_for),
+        };
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        let delay = match up_for {
+            Some(up_for) => {
+                was_ready = true;
+                backoff.connection_lasted(up_for);
+                let delay = backoff.next_delay();
+                ui.status(format!(
+                    "Connection lost: {reason}. Reconnecting in {}...",
+                    short_duration(delay)
+                ));
+                delay
+            }
+            None => {
+                let delay = backoff.next_delay();
+                ui.status(format!(
+                    "Could not connect to the relay: {reason}. Retrying in {}...",
+                    short_duration(delay)
+                ));
+                delay
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.cancelled() => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::exit::Fatal;
+    use crate::listen::backoff::{CAP, FIRST, STABLE};
+
+    /// Plays `script` as session outcomes, each session lasting its
+    /// `up_for`, and records when each one started.
+    async fn replay(script: Vec<SessionEnd>) -> (anyhow::Result<()>, Vec<Instant>, Vec<bool>) {
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let flags = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let result = run(
+            |was_ready| {
+                let script = script.clone();
+                starts.lock().unwrap().push(Instant::now());
+                flags.lock().unwrap().push(was_ready);
+                async move {
+                    let end = script
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .unwrap_or(SessionEnd::Stopped);
+                    if let SessionEnd::Dropped {
+                        up_for: Some(up_for),
+                        ..
+                    } = &end
+                    {
+                        tokio::time::sleep(*up_for).await;
+                    }
+                    end
+                }
+            },
+            &stop,
+            Ui::silent(),
+        )
+        .await;
+        let starts = starts.lock().unwrap().clone();
+        let flags = flags.lock().unwrap().clone();
+        (result, starts, flags)
+    }
+
+    fn gaps(starts: &[Instant], ups: &[Duration]) -> Vec<Duration> {
+        starts
+            .windows(2)
+            .zip(ups)
+            .map(|(pair, up)| pair[1] - pair[0] - *up)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_back_off_within_bounds_and_reset_after_a_stable_connection() {
+        let mut script: Vec<SessionEnd> = (0..8).map(|_| SessionEnd::failed("refused")).collect();
+        let mut ups = vec![Duration::ZERO; 8];
+        script.push(SessionEnd::Dropped {
+            reason: "lost".into(),
+            up_for: Some(STABLE),
+        });
+        ups.push(STABLE);
+        script.push(SessionEnd::failed("refused"));
+        ups.push(Duration::ZERO);
+        let (result, starts, flags) = replay(script).await;
+        result.unwrap();
+        let gaps = gaps(&starts, &ups);
+        assert_eq!(gaps.len(), 10);
+        assert!(gaps[0] <= FIRST, "first retry within 1 s: {gaps:?}");
+        assert!(
+            gaps.iter().all(|gap| *gap <= CAP),
+            "never above 10 s: {gaps:?}"
+        );
+        assert!(
+            gaps[8] <= FIRST,
+            "reset after a stable connection: {gaps:?}"
+        );
+        assert!(
+            !flags[8] && flags[9],
+            "reconnect flag once ready: {flags:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fatal_errors_end_the_loop() {
+        let fatal = Fatal::auth("revoked", "ask for a new key");
+        let (result, starts, _) = replay(vec![
+            SessionEnd::failed("x"),
+            SessionEnd::Fatal(fatal.into()),
+        ])
+        .await;
+        assert!(result.unwrap_err().to_string().contains("revoked"));
+        assert_eq!(starts.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_during_the_backoff_wait_returns_at_once() {
+        let stop = CancellationToken::new();
+        let cancel = stop.clone();
+        let started = Instant::now();
+        let result = run(
+            move |_| {
+                let cancel = cancel.clone();
+                async move {
+                    cancel.cancel();
+                    SessionEnd::failed("refused")
+                }
+            },
+            &stop,
+            Ui::silent(),
+        )
+        .await;
+        result.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,225 @@
+//! One session: the `ready` handshake, then the reader loop.
+//!
+//! After `ready` the socket is split: a writer task owns the sending half
+//! (`writer`), a dispatcher starts handlers (`dispatch`),
+//! and this loop reads frames, hands events over, and watches liveness and
+//! Ctrl-C. On Ctrl-C it stops handing events over (later ones are left
+//! unanswered), waits for the handlers already running and for their
+//! answers to be queued, then closes with 1000 and waits briefly for the
+//! relay's close.
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use lobster_shared::wire::{PROTOCOL_VERSION, Ready, RelayMessage};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::close::{SessionEnd, on_close};
+use super::dispatch::Dispatch;
+use super::writer::{self, Outgoing};
+use crate::exit::{ExitCode, Fatal, error_chain};
+use crate::ui::Ui;
+
+/// Hearing nothing at all (no frame, ping or pong) this long drops the connection.
+pub const LIVENESS: Duration = Duration::from_secs(60);
+/// How long to wait for the relay's close after ours.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// Answers waiting for the writer.
+const OUTGOING_QUEUE: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Draining,
+    Closing,
+}
+
+/// Runs one session on an open WebSocket until it ends. `reconnected` says
+/// whether an earlier session was ready, which changes the line printed.
+pub async fn run<S>(
+    mut ws: WebSocketStream<S>,
+    dispatch: &Dispatch,
+    ui: Ui,
+    reconnected: bool,
+) -> SessionEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let ready = match handshake(&mut ws, &dispatch.stop).await {
+        Ok(ready) => ready,
+        Err(end) => return end,
+    };
+    if ready.protocol != PROTOCOL_VERSION {
+        return SessionEnd::Fatal(
+            Fatal {
+                code: ExitCode::Auth,
+                message: format!(
+                    "the relay speaks protocol version {}, this lobster-relay speaks {PROTOCOL_VERSION}",
+                    ready.protocol
+                ),
+                next_step: Some("upgrade lobster-relay to a release that matches the relay".into()),
+            }
+            .into(),
+        );
+    }
+    let ready_at = Instant::now();
+    if reconnected {
+        ui.status(format!(
+            "Reconnected. Your webhook URL is {}",
+            ready.webhook_url
+        ));
+    } else {
+        // Shown even with -q: it is the one thing a listener must know.
+        ui.always(format!("Ready! Your webhook URL is {}", ready.webhook_url));
+        ui.status(dispatch.handler.describe());
+    }
+    ui.detail(format!(
+        "session {} (agent {}, at most {} events in flight, ack timeout {}ms)",
+        ready.session_id, ready.agent_id, ready.max_in_flight, ready.ack_timeout_ms
+    ));
+
+    let end = read_loop(ws, dispatch, ui).await;
+    match end {
+        SessionEnd::Dropped {
+            reason,
+            up_for: None,
+        } => SessionEnd::Dropped {
+            reason,
+            up_for: Some(ready_at.elapsed()),
+        },
+        other => other,
+    }
+}
+
+/// Reads until the `ready` frame.
+async fn handshake<S>(
+    ws: &mut WebSocketStream<S>,
+    stop: &CancellationToken,
+) -> Result<Ready, SessionEnd>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut last_error = None;
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => return Err(SessionEnd::Stopped),
+            next = timeout(LIVENESS, ws.next()) => next,
+        };
+        match next {
+            Err(_) => {
+                return Err(SessionEnd::failed(
+                    "no ready frame from the relay within 60s",
+                ));
+            }
+            Ok(None) => {
+                return Err(SessionEnd::failed(
+                    "the relay closed the connection before ready",
+                ));
+            }
+            Ok(Some(Err(err))) => return Err(SessionEnd::failed(error_chain(&err))),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Err(on_close(frame.as_ref(), last_error.as_ref()));
+            }
+            Ok(Some(Ok(Message::Text(text)))) => match RelayMessage::from_json(&text) {
+                Ok(RelayMessage::Ready(ready)) => return Ok(ready),
+                Ok(RelayMessage::Error(error)) => last_error = Some(error),
+                Ok(RelayMessage::Event(_)) => {
+                    return Err(SessionEnd::failed("the relay sent an event before ready"));
+                }
+                Err(err) => return Err(SessionEnd::failed(format!("bad first frame: {err}"))),
+            },
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// Reads frames after `ready` until the session ends.
+async fn read_loop<S>(ws: WebSocketStream<S>, dispatch: &Dispatch, ui: Ui) -> SessionEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, mut stream) = ws.split();
+    let session = CancellationToken::new();
+    // Ends the writer and the dispatcher whichever way this function returns.
+    let _session_guard = session.clone().drop_guard();
+    let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
+    let mut writer = tokio::spawn(writer::run(sink, outgoing_rx, session.clone()));
+    let (events, events_rx) = mpsc::unbounded_channel();
+    let mut events = Some(events);
+    let dispatcher = tokio::spawn(dispatch.clone().run(
+        events_rx,
+        outgoing.clone(),
+        session.clone(),
+    ));
+    let tracker = dispatch.tracker.clone();
+    let drained = async move {
+        let _ = dispatcher.await;
+        tracker.close();
+        tracker.wait().await;
+    };
+    tokio::pin!(drained);
+
+    let mut phase = Phase::Running;
+    let mut last_heard = Instant::now();
+    let mut close_by = Instant::now();
+    let mut last_error = None;
+    let end = loop {
+        tokio::select! {
+            () = dispatch.stop.cancelled(), if phase == Phase::Running => {
+                phase = Phase::Draining;
+                events = None;
+            }
+            () = &mut drained, if phase == Phase::Draining => {
+                let _ = outgoing.send(Outgoing::Close).await;
+                phase = Phase::Closing;
+                close_by = Instant::now() + CLOSE_WAIT;
+            }
+            () = sleep_until(close_by), if phase == Phase::Closing => break SessionEnd::Stopped,
+            () = sleep_until(last_heard + LIVENESS) => {
+                break SessionEnd::failed("heard nothing from the relay for 60s");
+            }
+            () = session.cancelled() => {
+                let reason = match (&mut writer).await {
+                    Ok(Err(reason)) => reason,
+                    _ => "the connection was lost".to_owned(),
+                };
+                break SessionEnd::failed(reason);
+            }
+            next = stream.next() => {
+                last_heard = Instant::now();
+                match next {
+                    None => break SessionEnd::failed("the connection was closed"),
+                    Some(Err(err)) => break SessionEnd::failed(error_chain(&err)),
+                    Some(Ok(Message::Close(frame))) => {
+                        break on_close(frame.as_ref(), last_error.as_ref());
+                    }
+                    Some(Ok(Message::Text(text))) => match RelayMessage::from_json(&text) {
+                        Ok(RelayMessage::Event(frame)) => match &events {
+                            Some(events) => {
+                                let _ = events.send(frame);
+                            }
+                            None => ui.detail(format!("not handling {}: stopping", frame.id)),
+                        },
+                        Ok(RelayMessage::Error(error)) => {
+                            ui.detail(format!("relay error {}: {}", error.code, error.message));
+                            last_error = Some(error);
+                        }
+                        Ok(RelayMessage::Ready(_)) => ui.detail("ignoring a second ready frame"),
+                        Err(err) => ui.detail(format!("ignoring a frame this version does not know: {err}")),
+                    },
+                    Some(Ok(_)) => {}
+                }
+            }
+        }
+    };
+    match end {
+        // Once Ctrl-C came, a lost connection ends the listener too.
+        SessionEnd::Dropped { .. } if phase != Phase::Running => SessionEnd::Stopped,
+        other => other,
+    }
+}

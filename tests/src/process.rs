@@ -1,0 +1,131 @@
+//! One run of the `lobster-relay` binary: spawned with a clean environment,
+//! its output drained, killed when dropped.
+
+use std::ffi::OsString;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::process::{Child, Command};
+
+use crate::binary::relay_bin;
+use crate::output::OutputLog;
+
+/// How long output is awaited after an exit.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
+
+/// Variables of the caller's environment that would change what the binary
+/// does (a proxy for loopback, another relay's settings, a log filter that
+/// hides the lines the harness waits for).
+fn leaks_into_child(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("RELAY_")
+        || upper.starts_with("LOBSTER_RELAY_")
+        || upper.ends_with("_PROXY")
+        || matches!(
+            upper.as_str(),
+            "RUST_LOG" | "DATABASE_URL" | "REDIS_URL" | "WEBHOOK_SECRET"
+        )
+}
+
+/// A running `lobster-relay` process.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    child: Child,
+    pub stdout: OutputLog,
+    pub stderr: OutputLog,
+}
+
+impl Proc {
+    /// Runs `lobster-relay ARGS` with `envs` set on top of a cleaned
+    /// environment; `name` labels it in failure messages.
+    pub fn spawn(name: &str, args: &[OsString], envs: &[(String, String)]) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(relay_bin());
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(leaks_into_child) {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.args(args)
+            .env("NO_COLOR", "1")
+            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", relay_bin().display()))?;
+        let stdout = OutputLog::capture(
+            format!("{name} stdout"),
+            child.stdout.take().context("stdout is piped")?,
+        );
+        let stderr = OutputLog::capture(
+            format!("{name} stderr"),
+            child.stderr.take().context("stderr is piped")?,
+        );
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// The process id, while it has not been reaped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with the system's `kill`.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self
+            .pid()
+            .with_context(|| format!("{} already exited", self.name))?;
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} failed: {status}");
+        }
+        Ok(())
+    }
+
+    /// SIGKILL, then reaps the process.
+    pub async fn kill9(&mut self) -> anyhow::Result<ExitStatus> {
+        self.child.start_kill().ok();
+        self.child.wait().await.context("reaping a killed process")
+    }
+
+    /// Waits for the process to exit by itself, then for its output to be
+    /// read to the end (bounded: a grandchild may hold the pipes open).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                self.stdout.wait_closed(OUTPUT_DRAIN).await;
+                self.stderr.wait_closed(OUTPUT_DRAIN).await;
+                Ok(status)
+            }
+            Err(_) => bail!(
+                "{} still running after {timeout:?}; last stderr lines:\n{}",
+                self.name,
+                self.stderr.tail(20)
+            ),
+        }
+    }
+
+    /// The exit status if the process has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits for a stderr line containing `needle`, failing early if the
+    /// process closes stderr (exits) first.
+    pub async fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+        self.stderr.wait_for(needle, timeout).await
+    }
+}

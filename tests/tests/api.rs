@@ -1,0 +1,165 @@
+//! The admin and agent HTTP APIs: authentication, the fields a user reads,
+//! and revocation closing live sessions.
+
+use std::time::Duration;
+
+use lobster_e2e::{
+    ADMIN_TOKEN, Listener, Relay, RelayOpts, Sender, WAIT, accepted_id, relay_with_agent,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// How soon a revoked listener must be gone.
+const REVOKE_EXIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn the_admin_api_wants_the_admin_token() -> anyhow::Result<()> {
+    let relay = Relay::start(RelayOpts::default()).await?;
+    let body = || Some(json!({"name": "intruder", "workspace": "default"}));
+    for token in [None, Some("wrong-token"), Some("")] {
+        let created = relay
+            .request(Method::POST, "/api/v1/admin/agents", token, body())
+            .await?;
+        created.assert_error(401);
+        let listed = relay
+            .request(Method::GET, "/api/v1/admin/agents", token, None)
+            .await?;
+        listed.assert_error(401);
+    }
+
+    let agent = relay.create_agent("survivor").await?;
+    let path = format!("/api/v1/admin/agents/{}", agent.agent_id);
+    relay
+        .request(Method::DELETE, &path, Some("wrong-token"), None)
+        .await?
+        .assert_error(401);
+    let me = relay.agent_get(&agent.api_key, "/api/v1/agent/me").await?;
+    assert_eq!(
+        me.status, 200,
+        "a refused revoke leaves the agent working: {}",
+        me.text
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn create_agent_shows_the_key_once_and_lists_the_agent() -> anyhow::Result<()> {
+    let relay = Relay::start(RelayOpts::default()).await?;
+    let agent = relay.create_agent("laptop").await?;
+    assert_eq!(agent.name, "laptop");
+    assert_eq!(agent.created["workspace"], "default");
+    let relay_id = &agent.relay_id;
+    assert!(
+        relay_id.len() >= 22,
+        "a relay id carries at least 128 random bits: {relay_id}"
+    );
+    assert!(
+        relay_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "relay ids are URL-safe: {relay_id}"
+    );
+    assert!(
+        agent
+            .reported_webhook_url
+            .ends_with(&format!("/api/v1/webhook/{relay_id}")),
+        "{}",
+        agent.created
+    );
+    assert_ne!(
+        relay.create_agent("phone").await?.relay_id,
+        *relay_id,
+        "each agent has its own relay id"
+    );
+
+    let listed = relay
+        .request(Method::GET, "/api/v1/admin/agents", Some(ADMIN_TOKEN), None)
+        .await?;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let agents = match &listed.json {
+        Value::Array(list) => list.clone(),
+        other => other["agents"].as_array().cloned().unwrap_or_default(),
+    };
+    let entry = agents
+        .iter()
+        .find(|a| a["agent_id"] == agent.agent_id.as_str())
+        .unwrap_or_else(|| panic!("agent missing from the listing: {}", listed.text));
+    assert_eq!(entry["online_sessions"], 0, "{entry}");
+    assert!(
+        !listed.text.contains(&agent.api_key),
+        "the API key is shown only at creation"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn agent_me_answers_the_contract_fields_and_wants_the_key() -> anyhow::Result<()> {
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "me").await?;
+    relay
+        .agent_get("", "/api/v1/agent/me")
+        .await?
+        .assert_error(401);
+    relay
+        .agent_get("lr_not_a_real_key", "/api/v1/agent/me")
+        .await?
+        .assert_error(401);
+    relay
+        .agent_get(ADMIN_TOKEN, "/api/v1/agent/me")
+        .await?
+        .assert_error(401);
+    let anonymous = relay
+        .request(Method::GET, "/api/v1/agent/me", None, None)
+        .await?;
+    anonymous.assert_error(401);
+
+    let sender = Sender::default();
+    for n in 0..2 {
+        accepted_id(
+            &sender
+                .post(
+                    &agent.webhook_url,
+                    format!(r#"{{"n":{n}}}"#).as_bytes(),
+                    &[],
+                )
+                .await?,
+        );
+    }
+    let me = relay.agent_get(&agent.api_key, "/api/v1/agent/me").await?;
+    assert_eq!(me.status, 200, "{}", me.text);
+    let me = me.json;
+    assert_eq!(me["agent_id"], agent.agent_id.as_str());
+    assert_eq!(me["name"], "me");
+    assert_eq!(me["workspace"], "default");
+    assert_eq!(me["relay_id"], agent.relay_id.as_str());
+    assert_eq!(me["webhook_url"], agent.reported_webhook_url.as_str());
+    assert_eq!(
+        me["pending_events"], 2,
+        "two events wait for a listener: {me}"
+    );
+    assert_eq!(me["online_sessions"], 0, "{me}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoking_an_agent_ends_its_listener_with_exit_3_and_kills_the_key() -> anyhow::Result<()> {
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "revoked").await?;
+    let mut listener = Listener::ready(&relay.url(), &agent.api_key, &["--print"]).await?;
+    relay.revoke(&agent.agent_id).await?;
+
+    let status = listener.wait_exit(REVOKE_EXIT).await?;
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "revocation is an auth failure; stderr:\n{}",
+        listener.stderr().tail(10)
+    );
+    relay
+        .agent_get(&agent.api_key, "/api/v1/agent/me")
+        .await?
+        .assert_error(401);
+
+    // It stays out: a new listener with the old key fails the same way.
+    let mut again = Listener::start(&relay.url(), &agent.api_key, &["--print"]).await?;
+    assert_eq!(again.wait_exit(WAIT).await?.code(), Some(3));
+    Ok(())
+}
