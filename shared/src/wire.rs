@@ -88,9 +88,13 @@ impl EventFrame {
     pub fn raw_body(&self) -> Result<Vec<u8>, WireError> {
         match self.body_encoding {
             BodyEncoding::Utf8 => Ok(self.body.as_bytes().to_vec()),
-            BodyEncoding::Base64 => BASE64
-                .decode(self.body.as_bytes())
-                .map_err(|_| WireError::BadBase64 { id: self.id.clone() }),
+            BodyEncoding::Base64 => {
+                BASE64
+                    .decode(self.body.as_bytes())
+                    .map_err(|_| WireError::BadBase64 {
+                        id: self.id.clone(),
+                    })
+            }
         }
     }
 }
@@ -212,13 +216,23 @@ mod tests {
         );
         assert_eq!(
             AgentMessage::from_json(r#"{"type":"nack","id":"evt_1","reason":"500"}"#).unwrap(),
-            AgentMessage::Nack { id: "evt_1".into(), reason: "500".into() }
+            AgentMessage::Nack {
+                id: "evt_1".into(),
+                reason: "500".into()
+            }
         );
     }
 
     #[test]
     fn malformed_agent_frames_are_errors_not_panics() {
-        for bad in ["", "{}", "[]", r#"{"type":"ack"}"#, r#"{"type":"bogus","id":"x"}"#, "nul\0"] {
+        for bad in [
+            "",
+            "{}",
+            "[]",
+            r#"{"type":"ack"}"#,
+            r#"{"type":"bogus","id":"x"}"#,
+            "nul\0",
+        ] {
             assert!(AgentMessage::from_json(bad).is_err(), "{bad:?} should fail");
         }
     }
