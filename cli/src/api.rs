@@ -52,7 +52,8 @@ impl ApiError {
                 "check --admin-token / RELAY_ADMIN_TOKEN (the server prints it on first start)",
             ),
             Self::Status { .. } if self.is_auth() => Some(
-                "check --api-key / LOBSTER_RELAY_API_KEY, or ask the relay admin for a new key",
+                "check --api-key / LOBSTER_RELAY_API_KEY, or run `lobster-relay login` again \
+                 with a valid key (the relay admin can create one)",
             ),
             _ => None,
         }
@@ -76,6 +77,7 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: Url,
     token: Secret,
+    timeout: Duration,
 }
 
 impl ApiClient {
@@ -85,7 +87,19 @@ impl ApiClient {
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("lobster-relay/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, base, token })
+        Ok(Self {
+            http,
+            base,
+            token,
+            timeout: REQUEST_TIMEOUT,
+        })
+    }
+
+    /// The same client, giving up on each call after `timeout` (at most the
+    /// default of 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.min(REQUEST_TIMEOUT);
+        self
     }
 
     /// The relay's base URL.
@@ -96,6 +110,13 @@ impl ApiClient {
     /// `GET {base}/{segments}`, answered with JSON.
     pub async fn get(&self, segments: &[&str]) -> Result<Value, ApiError> {
         self.call(Method::GET, segments, None).await
+    }
+
+    /// `GET {base}/{segments}?{query}`, answered with JSON; `query` must
+    /// already be percent-encoded.
+    pub async fn get_query(&self, segments: &[&str], query: &str) -> Result<Value, ApiError> {
+        self.call_with(Method::GET, segments, Some(query), None)
+            .await
     }
 
     /// `POST {base}/{segments}` with a JSON body, answered with JSON.
@@ -114,18 +135,30 @@ impl ApiClient {
         segments: &[&str],
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let url = endpoint(&self.base, segments);
+        self.call_with(method, segments, None, body).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let mut url = endpoint(&self.base, segments);
+        url.set_query(query);
         let path = url.path().to_owned();
         let mut request = self
             .http
             .request(method.clone(), url.clone())
+            .timeout(self.timeout)
             .bearer_auth(self.token.expose());
         if let Some(body) = body {
             request = request.json(body);
         }
         let unreachable = |err: reqwest::Error| ApiError::Unreachable {
             url: url.clone(),
-            reason: crate::exit::error_chain(&err),
+            reason: unreachable_reason(&err),
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
@@ -153,6 +186,32 @@ impl ApiClient {
             path,
             reason: err.to_string(),
         })
+    }
+}
+
+/// Why a request got no answer, without reqwest's "error sending request
+/// for url (...)" preamble: the URL is said once, by [`ApiError`].
+fn unreachable_reason(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        return "no answer in time".to_owned();
+    }
+    if err.is_connect() {
+        // `Connection refused (os error 111)`: the rest is reqwest's layers.
+        let mut cause: &dyn std::error::Error = err;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        return cause.to_string();
+    }
+    let chain = crate::exit::error_chain(err);
+    let parts: Vec<&str> = chain
+        .split(": ")
+        .skip_while(|part| part.starts_with("error sending request"))
+        .collect();
+    if parts.is_empty() {
+        chain
+    } else {
+        parts.join(": ")
     }
 }
 

@@ -1,7 +1,7 @@
 //! The command line, as clap sees it: global flags and one variant per command.
 //!
 //! Each command's own flags live beside its code (`listen::ListenArgs`,
-//! `admin::AdminCommand`); this file only wires them together.
+//! `events::EventsCommand`, ...); this file only wires them together.
 
 use std::path::PathBuf;
 
@@ -10,14 +10,46 @@ use lobster_shared::Secret;
 use reqwest::Url;
 
 use crate::admin::AdminCommand;
+use crate::events::{EventsCommand, TriggerArgs};
+use crate::generate::{CompletionsArgs, ManArgs};
 use crate::listen::ListenArgs;
+use crate::login::LoginArgs;
+use crate::wait::WaitArgs;
 
-/// The hosted relay, used when neither `--relay` nor `LOBSTER_RELAY_URL` says otherwise.
+/// The hosted relay, used when neither `--relay`, `LOBSTER_RELAY_URL` nor
+/// `config.toml` says otherwise.
 pub const DEFAULT_RELAY_URL: &str = "https://relay.powerlobster.com";
+
+const EXAMPLES: &str = "\
+Examples:
+  # Log in once (the key is checked, then kept in the OS keyring)
+  lobster-relay login --relay https://relay.example.com
+
+  # Forward every webhook to your local app
+  lobster-relay listen --forward localhost:3000/webhooks
+
+  # Who am I, and is anything waiting?
+  lobster-relay status
+
+  # Send yourself a test event, then look at it
+  lobster-relay trigger message.received --data '{\"text\":\"hi\"}'
+  lobster-relay events list --limit 5
+
+Files: config.toml (default relay, `listen` defaults) and, where no OS
+keyring works, credentials.toml (mode 0600), both in the config dir.
+Set LOBSTER_RELAY_KEYRING=off to never use the OS keyring.
+
+Exit codes: 0 success, 1 failure, 2 bad flags or config, 3 the relay
+refused the credentials (or none were found).";
 
 /// Receive webhooks behind NAT: the lobster-relay agent and relay server in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "lobster-relay", version, propagate_version = true)]
+#[command(
+    name = "lobster-relay",
+    version,
+    propagate_version = true,
+    after_help = EXAMPLES
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -30,18 +62,17 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Base URL of the relay.
+    /// Base URL of the relay [default: `relay` in config.toml, else https://relay.powerlobster.com].
     #[arg(
         long,
         global = true,
         env = "LOBSTER_RELAY_URL",
-        default_value = DEFAULT_RELAY_URL,
         value_name = "URL",
         value_parser = parse_relay_url
     )]
-    pub relay: Url,
+    pub relay: Option<Url>,
 
-    /// API key of the agent.
+    /// API key of the agent [default: the one `login` stored for the relay].
     #[arg(
         long,
         global = true,
@@ -51,7 +82,7 @@ pub struct GlobalArgs {
     )]
     pub api_key: Option<Secret>,
 
-    /// Directory holding config.toml and credentials [default: the platform config dir].
+    /// Directory holding config.toml and credentials.toml [default: the platform config dir].
     #[arg(
         long,
         global = true,
@@ -71,13 +102,55 @@ pub struct GlobalArgs {
     /// Print more detail on stderr (repeat for even more).
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// Use the OS keyring for API keys (`off`: only credentials.toml).
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "LOBSTER_RELAY_KEYRING",
+        value_name = "on|off",
+        default_value = "on",
+        value_parser = parse_switch
+    )]
+    pub keyring: bool,
 }
 
 /// The commands of `lobster-relay`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check an agent's API key with the relay and store it (OS keyring, else a 0600 file).
+    Login(LoginArgs),
+
+    /// Remove the API key stored for the relay.
+    #[command(after_help = "\
+Examples:
+  lobster-relay logout
+  lobster-relay logout --relay https://relay.example.com")]
+    Logout,
+
     /// Connect to the relay and handle webhooks as they arrive.
     Listen(ListenArgs),
+
+    /// Wait for one event, print it as one JSON line, ack it, and exit.
+    Wait(WaitArgs),
+
+    /// Show the relay, the agent, its webhook URL, the key in use, pending events and sessions.
+    #[command(after_help = "\
+Examples:
+  lobster-relay status
+  lobster-relay status --json | jq .pending_events
+
+The key source is one of: --api-key flag, LOBSTER_RELAY_API_KEY, the OS
+keyring, or credentials.toml (where `login` stored it).")]
+    Status,
+
+    /// List, show and replay this agent's events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+
+    /// Send this agent a test event, as if a webhook had arrived.
+    Trigger(TriggerArgs),
 
     /// Manage agents on a relay you run (needs the relay's admin token).
     #[command(subcommand)]
@@ -86,6 +159,13 @@ pub enum Command {
     /// Run the relay server in the foreground.
     // Boxed: the server has many flags and would make every variant as big.
     Server(Box<lobster_server::ServerArgs>),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+
+    /// Print the man page, or write one per command into a directory.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 /// Parses `--relay`: an `http(s)://` URL with a host.
@@ -97,6 +177,15 @@ pub fn parse_relay_url(value: &str) -> Result<Url, String> {
         other => Err(format!(
             "scheme {other}:// is not supported, use http:// or https://"
         )),
+    }
+}
+
+/// Parses an on/off switch: `on`, `off`, `true`, `false`, `1`, `0`, `yes`, `no`.
+pub fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(format!("{other:?} is not on or off")),
     }
 }
 
@@ -122,11 +211,44 @@ mod tests {
     }
 
     #[test]
+    fn every_visible_command_has_examples() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut missing = Vec::new();
+        let mut stack: Vec<&clap::Command> = vec![&cli];
+        while let Some(cmd) = stack.pop() {
+            let has_subcommands = cmd.get_subcommands().next().is_some();
+            let help = cmd
+                .get_after_help()
+                .or(cmd.get_after_long_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let exempt = ["server", "help"].contains(&cmd.get_name()) || has_subcommands;
+            if !exempt && !help.contains("lobster-relay ") {
+                missing.push(cmd.get_name().to_owned());
+            }
+            // `help` mirrors every command without its help texts.
+            stack.extend(
+                cmd.get_subcommands()
+                    .filter(|c| !c.is_hide_set() && c.get_name() != "help"),
+            );
+        }
+        assert!(missing.is_empty(), "commands without examples: {missing:?}");
+    }
+
+    #[test]
     fn relay_urls_need_http_and_a_host() {
         assert!(parse_relay_url("https://relay.example.com").is_ok());
         assert!(parse_relay_url("http://127.0.0.1:8080").is_ok());
         assert!(parse_relay_url("ftp://x").is_err());
         assert!(parse_relay_url("relay.example.com").is_err());
+    }
+
+    #[test]
+    fn switches() {
+        assert_eq!(parse_switch("OFF"), Ok(false));
+        assert_eq!(parse_switch("on"), Ok(true));
+        assert!(parse_switch("maybe").is_err());
     }
 
     #[test]
@@ -154,7 +276,7 @@ mod tests {
             "-vv",
         ])
         .unwrap();
-        assert_eq!(cli.global.relay.as_str(), "http://127.0.0.1:1/");
+        assert_eq!(cli.global.relay.unwrap().as_str(), "http://127.0.0.1:1/");
         assert_eq!(cli.global.api_key.unwrap().expose(), "k");
         assert_eq!(cli.global.verbose, 2);
     }

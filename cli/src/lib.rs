@@ -3,12 +3,22 @@
 //!
 //! Layout:
 //! - [`cli`]: the clap definitions of the global flags and the commands.
+//! - [`context`]: what every agent command shares, resolved once: the
+//!   relay, the config dir and `config.toml`, the API key lookup.
+//! - [`config`]: `config.toml` (default relay, `listen` defaults).
+//! - [`credentials`]: the API key's sources and stores (OS keyring,
+//!   `credentials.toml`).
+//! - [`files`]: the config dir and atomic, private file writes.
+//! - [`login`]: `login` and `logout`.
 //! - [`listen`]: `listen`, the WebSocket agent (sessions, handlers, reconnects).
+//! - [`wait`]: `wait`, one event and out.
+//! - [`status`]: the `status` command.
+//! - [`events`]: `events list | show | replay` and `trigger`.
 //! - [`admin`]: `admin create-agent | list-agents | revoke-agent`.
+//! - [`generate`]: `completions` and the hidden `man`.
 //! - [`api`]: the HTTP API client shared by the commands that call the relay.
-//! - [`credentials`]: where the API key comes from.
 //! - [`glob`]: event type patterns for `--events` and forward routes.
-//! - [`ui`]: data on stdout, status on stderr, `-q`/`-v`.
+//! - [`ui`]: data on stdout, status on stderr, colour and spinner on a TTY.
 //! - [`exit`]: exit codes and how errors are reported.
 //!
 //! `server` is [`lobster_server::main`] with its own flags; this crate only
@@ -18,18 +28,28 @@
 pub mod admin;
 pub mod api;
 pub mod cli;
+pub mod config;
+pub mod context;
 pub mod credentials;
+pub mod events;
 pub mod exit;
+pub mod files;
+pub mod generate;
 pub mod glob;
 pub mod listen;
+pub mod login;
+pub mod status;
 pub mod ui;
+pub mod wait;
 
 use std::time::Duration;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 use crate::cli::{Cli, Command};
+use crate::context::{Context, Sources};
 use crate::exit::ExitCode;
+use crate::ui::Ui;
 
 /// Runs the program: parses the command line, runs the command, and returns
 /// the process exit code. Usage errors, `--help` and `--version` exit inside
@@ -37,7 +57,15 @@ use crate::exit::ExitCode;
 pub fn main() -> std::process::ExitCode {
     // reqwest and tungstenite both use rustls; one provider for the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let sources = Sources {
+        relay: matches.value_source("relay"),
+        api_key: matches.value_source("api_key"),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,8 +76,9 @@ pub fn main() -> std::process::ExitCode {
             return exit::report(&err).into();
         }
     };
-    let result = runtime.block_on(run(cli));
-    // A blocked write to a stalled stdout pipe must not hold the exit.
+    let result = runtime.block_on(run(cli, sources));
+    // A blocked write to a stalled stdout pipe, or a keyring call that
+    // never answered, must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(500));
     match result {
         Ok(()) => ExitCode::Success.into(),
@@ -58,10 +87,28 @@ pub fn main() -> std::process::ExitCode {
 }
 
 /// Runs the command the user asked for.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(cli: Cli, sources: Sources) -> anyhow::Result<()> {
+    let global = cli.global;
     match cli.command {
-        Command::Listen(args) => listen::run(&cli.global, args).await,
-        Command::Admin(command) => admin::run(&cli.global, command).await,
+        // These need no relay and no config: they work anywhere.
         Command::Server(args) => lobster_server::main(*args).await,
+        Command::Completions(args) => generate::completions(&args),
+        Command::Man(args) => generate::man(&args, &Ui::new(&global)),
+        command => {
+            let ctx = Context::new(global, sources)?;
+            match command {
+                Command::Login(args) => login::login(&ctx, args).await,
+                Command::Logout => login::logout(&ctx).await,
+                Command::Listen(args) => listen::run(&ctx, args).await,
+                Command::Wait(args) => wait::run(&ctx, args).await,
+                Command::Status => status::run(&ctx).await,
+                Command::Events(command) => events::run(&ctx, command).await,
+                Command::Trigger(args) => events::trigger(&ctx, args).await,
+                Command::Admin(command) => admin::run(&ctx, command).await,
+                Command::Server(_) | Command::Completions(_) | Command::Man(_) => {
+                    unreachable!("handled above")
+                }
+            }
+        }
     }
 }

@@ -1,32 +1,47 @@
 //! Where output goes: data on stdout, everything else on stderr.
 //!
-//! Lines are plain text, never ANSI codes, so they read the same in a
-//! terminal, a log file or a CI job. Writes to stderr ignore errors (there
-//! is nowhere left to report them); writes to stdout return them, so a
-//! closed pipe can end the program quietly.
+//! Status lines are plain text when stderr is piped or `NO_COLOR` is set,
+//! and coloured (through `console`, which checks both) on a terminal. A
+//! spinner shows while something is being waited for, on a terminal only
+//! and never with `-q`; lines printed meanwhile go above it, so it never
+//! garbles them. Writes to stderr ignore errors (there is nowhere left to
+//! report them); writes to stdout return them, so a closed pipe can end the
+//! program quietly.
 
 use std::fmt::Display;
 use std::io::{self, Write as _};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
+
+use console::{StyledObject, style};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::GlobalArgs;
 
-/// How chatty stderr is, from `-q` and `-v`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The spinner slot: `Some` while a spinner turns.
+type SpinnerSlot = Arc<Mutex<Option<ProgressBar>>>;
+
+/// How chatty stderr is (`-q`, `-v`) and whether it is a terminal.
+#[derive(Debug, Clone)]
 pub struct Ui {
     quiet: bool,
     verbose: u8,
     /// Tests only: print nothing at all.
     silent: bool,
+    /// `None` when stderr is not a terminal or `-q` was given: no spinner.
+    spinner: Option<SpinnerSlot>,
 }
 
 impl Ui {
     /// Output settings from the global flags.
     pub fn new(global: &GlobalArgs) -> Self {
+        let spinner = (!global.quiet && console::Term::stderr().is_term())
+            .then(|| Arc::new(Mutex::new(None)));
         Self {
             quiet: global.quiet,
             verbose: global.verbose,
             silent: false,
+            spinner,
         }
     }
 
@@ -37,33 +52,87 @@ impl Ui {
             quiet: true,
             verbose: 0,
             silent: true,
+            spinner: None,
         }
     }
 
     /// A status line, hidden by `-q`.
     pub fn status(&self, line: impl Display) {
         if !self.quiet {
-            eprint_line(line);
+            self.eprint_line(line);
         }
     }
 
     /// A line that `-q` does not hide: warnings and what the user must see.
     pub fn always(&self, line: impl Display) {
         if !self.silent {
-            eprint_line(line);
+            self.eprint_line(line);
         }
     }
 
     /// Detail shown only with `-v`.
     pub fn detail(&self, line: impl Display) {
-        if self.verbose > 0 {
-            eprint_line(line);
+        if self.verbose > 0 && !self.silent {
+            self.eprint_line(line);
+        }
+    }
+
+    /// True with `-v`.
+    pub fn is_verbose(&self) -> bool {
+        self.verbose > 0
+    }
+
+    /// Starts the spinner with `message`, or changes the message of the one
+    /// that turns. Does nothing when stderr is not a terminal.
+    pub fn spin(&self, message: impl Into<String>) {
+        let Some(slot) = &self.spinner else { return };
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(bar) => bar.set_message(message.into()),
+            None => {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
+                );
+                bar.set_message(message.into());
+                bar.enable_steady_tick(Duration::from_millis(100));
+                *slot = Some(bar);
+            }
+        }
+    }
+
+    /// Stops and clears the spinner, if one turns.
+    pub fn stop_spin(&self) {
+        if let Some(slot) = &self.spinner
+            && let Some(bar) = slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn eprint_line(&self, line: impl Display) {
+        let write = || {
+            let _ = writeln!(io::stderr().lock(), "{line}");
+        };
+        match &self.spinner {
+            Some(slot) => {
+                let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                match slot.as_ref() {
+                    Some(bar) => bar.suspend(write),
+                    None => write(),
+                }
+            }
+            None => write(),
         }
     }
 }
 
-fn eprint_line(line: impl Display) {
-    let _ = writeln!(io::stderr().lock(), "{line}");
+/// Text styled for stderr: coloured only when stderr is a terminal and
+/// `NO_COLOR` is not set.
+pub fn paint<D>(text: D) -> StyledObject<D> {
+    style(text).for_stderr()
 }
 
 /// Writes one line of data to stdout and flushes it.
@@ -73,9 +142,43 @@ pub fn print_data(line: impl Display) -> io::Result<()> {
     stdout.flush()
 }
 
-/// The current UTC time as `2026-11-28T12:00:00Z`, for event lines.
+/// Writes bytes to stdout as they are, and flushes.
+pub fn print_raw(bytes: &[u8]) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(bytes)?;
+    stdout.flush()
+}
+
+/// The current UTC time as `2026-11-28T12:00:00Z`.
 pub fn timestamp() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// The local wall-clock time as `12:00:01`, for event and status lines.
+pub fn clock() -> String {
+    clock_in(Duration::ZERO)
+}
+
+/// The local wall-clock time `after` from now, as `12:00:01`.
+pub fn clock_in(after: Duration) -> String {
+    let later = SystemTime::now() + after;
+    let later = jiff::Timestamp::try_from(later).unwrap_or_else(|_| jiff::Timestamp::now());
+    later
+        .to_zoned_datetime(jiff::tz::TimeZone::system())
+        .strftime("%H:%M:%S")
+        .to_string()
+}
+
+/// An RFC 3339 time from the relay in local time, `2026-11-28 12:00:01`;
+/// the text as it came when it does not parse.
+pub fn local_time(rfc3339: &str) -> String {
+    match rfc3339.parse::<jiff::Timestamp>() {
+        Ok(at) => at
+            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => rfc3339.to_owned(),
+    }
 }
 
 /// A short human duration: `12ms`, `1.4s`, `2m05s`.
@@ -91,6 +194,25 @@ pub fn short_duration(duration: Duration) -> String {
     }
 }
 
+/// A duration for event lines, spaced as people write it: `12 ms`, `1.42 s`.
+pub fn took(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1_000 {
+        format!("{millis} ms")
+    } else {
+        format!("{:.2} s", duration.as_secs_f64())
+    }
+}
+
+/// `1 event`, `3 events`.
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,12 +222,33 @@ mod tests {
         assert_eq!(short_duration(Duration::from_millis(12)), "12ms");
         assert_eq!(short_duration(Duration::from_millis(1_440)), "1.4s");
         assert_eq!(short_duration(Duration::from_secs(125)), "2m05s");
+        assert_eq!(took(Duration::from_millis(12)), "12 ms");
+        assert_eq!(took(Duration::from_millis(1_420)), "1.42 s");
     }
 
     #[test]
-    fn timestamps_are_utc_seconds() {
+    fn timestamps_are_utc_seconds_and_clocks_are_hh_mm_ss() {
         let now = timestamp();
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.ends_with('Z'));
+        let clock = clock();
+        assert_eq!(clock.len(), 8, "{clock}");
+        assert_eq!(clock.matches(':').count(), 2, "{clock}");
+        assert_eq!(clock_in(Duration::from_secs(3)).len(), 8);
+    }
+
+    #[test]
+    fn relay_times_become_local_and_garbage_stays() {
+        let local = local_time("2026-11-28T12:00:01Z");
+        assert_eq!(local.len(), 19, "{local}");
+        assert!(local.starts_with("2026-11-2"), "{local}");
+        assert_eq!(local_time("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(1, "event"), "1 event");
+        assert_eq!(plural(0, "event"), "0 events");
+        assert_eq!(plural(3, "event"), "3 events");
     }
 }

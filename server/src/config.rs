@@ -100,6 +100,10 @@ pub struct ServerArgs {
     /// How long events are kept [default: 7d].
     #[arg(long, env = "RELAY_RETENTION", value_name = "DURATION")]
     pub retention: Option<String>,
+    /// With PostgreSQL: how often sessions re-check the database for work
+    /// whose wake-up was lost [default: 5s with Redis, 1s without].
+    #[arg(long, env = "RELAY_RESCAN_INTERVAL", value_name = "DURATION")]
+    pub rescan_interval: Option<String>,
 }
 
 /// How the server writes its logs.
@@ -152,6 +156,17 @@ struct FileConfig {
     #[serde(alias = "retry_max_attempts")]
     retry_max_attempts: Option<u32>,
     retention: Option<String>,
+    #[serde(alias = "rescan_interval")]
+    rescan_interval: Option<String>,
+}
+
+/// Where events are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// Embedded; one relay instance.
+    Sqlite(PathBuf),
+    /// Shared by several relay instances; the URL as given.
+    Postgres(String),
 }
 
 /// A rate limit: `count` events per `per`.
@@ -167,7 +182,12 @@ pub struct Config {
     pub listen: String,
     /// `None`: derived from the bound address once listening.
     pub public_url: Option<String>,
-    pub database_path: PathBuf,
+    pub database: Database,
+    /// Redis for cross-instance wake-ups (PostgreSQL only).
+    pub redis_url: Option<String>,
+    /// How often sessions re-scan a shared store; `None` with SQLite,
+    /// where every wake-up is local and none can be lost.
+    pub rescan: Option<Duration>,
     pub data_dir: PathBuf,
     pub scheme: Scheme,
     pub signing_keys: Vec<SigningKey>,
@@ -197,15 +217,28 @@ impl Config {
             Some(dir) => dir,
             None => default_data_dir()?,
         };
-        let database_path = match a.database.or(f.database) {
-            None => data_dir.join("relay.db"),
+        let database = match a.database.or(f.database) {
+            None => Database::Sqlite(data_dir.join("relay.db")),
             Some(url) => parse_database_url(&url)?,
         };
-        if a.redis.or(f.redis).is_some() {
+        let redis_url = a.redis.or(f.redis).filter(|u| !u.trim().is_empty());
+        if redis_url.is_some() && matches!(database, Database::Sqlite(_)) {
             bail!(
-                "--redis carries wake-ups between instances sharing PostgreSQL; this build runs on SQLite alone: remove --redis / REDIS_URL"
+                "--redis carries wake-ups between relay instances sharing PostgreSQL; with SQLite there is one instance: remove --redis / REDIS_URL, or use --database postgres://..."
             );
         }
+        let rescan = match &database {
+            Database::Sqlite(_) => None,
+            Database::Postgres(_) => {
+                let default = if redis_url.is_some() { "5s" } else { "1s" };
+                let every = duration(
+                    "rescan-interval",
+                    a.rescan_interval.or(f.rescan_interval),
+                    default,
+                )?;
+                Some(every).filter(|d| !d.is_zero())
+            }
+        };
         if a.encryption_key.or(f.encryption_key).is_some() {
             bail!(
                 "--encryption-key is not supported by this build yet: remove it (the default workspace secret is not stored in the database)"
@@ -250,7 +283,9 @@ impl Config {
                 .public_url
                 .or(f.public_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
-            database_path,
+            database,
+            redis_url,
+            rescan,
             data_dir,
             scheme,
             signing_keys,
@@ -297,19 +332,20 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
         .context("no home directory to keep data in: pass --data-dir DIR")
 }
 
-fn parse_database_url(url: &str) -> anyhow::Result<PathBuf> {
+fn parse_database_url(url: &str) -> anyhow::Result<Database> {
+    let url = url.trim();
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             bail!(
                 "--database sqlite:// needs a path, e.g. sqlite:///var/lib/lobster-relay/relay.db"
             );
         }
-        return Ok(PathBuf::from(path));
+        return Ok(Database::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("PostgreSQL is not supported by this build yet: use --database sqlite://PATH");
+        return Ok(Database::Postgres(url.to_owned()));
     }
-    bail!("--database must be sqlite://PATH, got {url:?}")
+    bail!("--database must be sqlite://PATH or postgres://USER@HOST/DB")
 }
 
 fn parse_secrets(secrets: Option<Secret>, scheme: Scheme) -> anyhow::Result<Vec<SigningKey>> {
@@ -387,7 +423,11 @@ mod tests {
     fn defaults_follow_the_contract() {
         let c = Config::from_layers(args(), FileConfig::default()).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
-        assert_eq!(c.database_path, PathBuf::from("/tmp/x/relay.db"));
+        assert_eq!(
+            c.database,
+            Database::Sqlite(PathBuf::from("/tmp/x/relay.db"))
+        );
+        assert_eq!(c.rescan, None);
         assert_eq!(c.max_body, 1024 * 1024);
         assert_eq!(c.max_in_flight, 100);
         assert_eq!(c.ack_timeout, Duration::from_secs(30));
@@ -426,7 +466,7 @@ mod tests {
             (|a| a.max_body = Some("lots".into()), "512KiB"),
             (|a| a.ack_timeout = Some("soon".into()), "30s"),
             (|a| a.agent_rate_limit = Some("fast".into()), "1000/s"),
-            (|a| a.database = Some("mysql://x".into()), "sqlite://PATH"),
+            (|a| a.database = Some("mysql://x".into()), "postgres://"),
             (|a| a.max_in_flight = Some(0), "between 1 and 10000"),
         ];
         for (mutate, hint) in cases {
@@ -438,6 +478,28 @@ mod tests {
             );
             assert!(err.contains(hint), "{err:?} should mention {hint:?}");
         }
+    }
+
+    #[test]
+    fn postgres_rescans_faster_without_redis() {
+        let mut a = args();
+        a.database = Some("postgres://u@h/db".into());
+        let c = Config::from_layers(a.clone(), FileConfig::default()).unwrap();
+        assert_eq!(c.database, Database::Postgres("postgres://u@h/db".into()));
+        assert_eq!(c.rescan, Some(Duration::from_secs(1)));
+        a.redis = Some("redis://h".into());
+        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        assert_eq!(c.rescan, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn redis_without_postgres_is_refused() {
+        let mut a = args();
+        a.redis = Some("redis://h".into());
+        let err = Config::from_layers(a, FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgres"), "{err}");
     }
 
     #[test]

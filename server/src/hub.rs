@@ -61,6 +61,13 @@ impl Hub {
         }
     }
 
+    /// Tells every session to look again (after wake-ups may have been lost).
+    pub fn wake_all(&self) {
+        for route in self.lock().values() {
+            route.wake.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
     /// Closes every session of a revoked agent.
     pub fn revoke(&self, agent_id: &str) {
         if let Some(route) = self.lock().get(agent_id) {

@@ -4,8 +4,9 @@
 //!
 //! Layout:
 //! - [`config`]: flags, env and TOML file, validated into a [`Config`].
-//! - [`store`]: the durable store (SQLite with group commit).
+//! - [`store`]: the durable store (SQLite with group commit, or PostgreSQL).
 //! - [`hub`]: in-memory wake-ups and revocation for live sessions.
+//! - [`bus`]: the same across instances, over Redis pub/sub.
 //! - [`api`]: the HTTP routes and the JSON error edge.
 //! - [`session`]: one agent's WebSocket session.
 //! - [`retry`]: the retry policy.
@@ -16,6 +17,7 @@
 //! `lobster-relay server` command calls.
 
 pub mod api;
+pub mod bus;
 pub mod config;
 pub mod hub;
 pub mod retry;
@@ -34,11 +36,15 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, ServerArgs};
 
 use crate::api::AppState;
+use crate::bus::Bus;
+use crate::config::Database;
 use crate::hub::Hub;
 use crate::store::Store;
 
 /// How long open sessions get to close after the drain starts.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// How often a shared store is polled for revocations made elsewhere.
+const REVOCATION_POLL: Duration = Duration::from_secs(2);
 /// How often retention and the dedup window are enforced.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -69,12 +75,7 @@ pub async fn run(
             config.data_dir.display()
         )
     })?;
-    let store = Store::open_sqlite(&config.database_path, config.retry).with_context(|| {
-        format!(
-            "cannot open the database {}",
-            config.database_path.display()
-        )
-    })?;
+    let store = open_store(&config).await?;
     let admin_token = startup::admin_token(&config)?;
     if config.signing_keys.is_empty() {
         tracing::warn!(
@@ -84,9 +85,15 @@ pub async fn run(
     if store.agent_count().await? == 0 {
         startup::print_first_steps(&public_url, &admin_token);
     }
+    let bus = Bus::connect(
+        Arc::new(Hub::default()),
+        config.redis_url.as_deref(),
+        shutdown.clone(),
+    )
+    .await?;
     let state = AppState {
         store: store.clone(),
-        hub: Arc::new(Hub::default()),
+        bus,
         public_url: public_url.clone().into(),
         admin_token: admin_token.secret,
         limits: Arc::new(api::Limits::new(
@@ -98,6 +105,9 @@ pub async fn run(
         sessions: TaskTracker::new(),
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
+    if state.store.is_shared() {
+        tokio::spawn(watch_revocations(state.clone()));
+    }
     tracing::info!(addr = %bound, url = %public_url, "relay listening");
     let sessions = state.sessions.clone();
     axum::serve(listener, api::router(state))
@@ -116,6 +126,40 @@ pub async fn run(
     store.close().await;
     tracing::info!("relay stopped");
     Ok(())
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    match &config.database {
+        Database::Sqlite(path) => Store::open_sqlite(path, config.retry)
+            .with_context(|| format!("cannot open the database {}", path.display())),
+        Database::Postgres(url) => Store::open_postgres(url, config.retry)
+            .await
+            .context("cannot open the PostgreSQL database: check --database / DATABASE_URL and that the server is up"),
+    }
+}
+
+/// On a shared store, agents may be revoked through another instance whose
+/// broadcast we missed: poll the database so sessions here close too.
+async fn watch_revocations(state: AppState) {
+    let mut since = store::now_ms() - REVOCATION_POLL.as_millis() as i64;
+    let mut every = tokio::time::interval(REVOCATION_POLL);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        // Overlap the windows a little: clocks of instances differ.
+        let now = store::now_ms();
+        match state.store.revoked_since(since - 2_000).await {
+            Ok(agents) => {
+                agents
+                    .iter()
+                    .for_each(|agent_id| state.bus.hub().revoke(agent_id));
+                since = now;
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot poll revocations"),
+        }
+    }
 }
 
 /// Periodic housekeeping: retention, the dedup window, limiter memory.

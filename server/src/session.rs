@@ -158,10 +158,16 @@ impl Session {
     async fn serve(&mut self, sink: &mut Sink, mut inbound: mpsc::Receiver<Inbound>) -> Ending {
         let registration = self
             .state
-            .hub
+            .bus
+            .hub()
             .register(&self.agent.agent_id, &self.session_id);
         let mut wake = registration.wake.clone();
-        drop(self.state.store.touch_agent(&self.agent.agent_id));
+        self.touch();
+        // On a shared store a wake-up can be lost (another instance, Redis
+        // down): look again on this timer. Never fires on SQLite.
+        let rescan_every = self.state.config.rescan;
+        let mut rescan = tokio::time::interval(rescan_every.unwrap_or(Duration::from_secs(3600)));
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Err(reason) = self.send(sink, &self.ready()).await {
             return Ending::Gone(reason);
         }
@@ -185,7 +191,7 @@ impl Session {
                 _ = self.state.shutdown.cancelled() => return Ending::Shutdown,
                 message = inbound.recv() => match message {
                     Some(Inbound::Message(message)) => {
-                        want_work |= self.apply(message);
+                        want_work |= self.apply(message).await;
                         if inbound.is_empty() || self.acks.len() >= 256 {
                             self.flush_acks();
                         }
@@ -195,6 +201,7 @@ impl Session {
                     None => return Ending::Gone("reader stopped".into()),
                 },
                 Ok(()) = wake.changed() => want_work = true,
+                _ = rescan.tick(), if rescan_every.is_some() => want_work = true,
                 _ = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
                     (want_work, next_due) = (true, None);
                 }
@@ -266,8 +273,10 @@ impl Session {
         Ok((more, due))
     }
 
-    /// Applies an ack or nack; returns whether capacity was freed.
-    fn apply(&mut self, message: AgentMessage) -> bool {
+    /// Applies an ack or nack; returns whether capacity was freed. Acks are
+    /// batched and not awaited (a lost ack only means a redelivery); a nack
+    /// is awaited so that the next lease sees its retry time.
+    async fn apply(&mut self, message: AgentMessage) -> bool {
         match message {
             AgentMessage::Ack { id } => {
                 let freed = self.in_flight.remove(&id).is_some();
@@ -277,16 +286,21 @@ impl Session {
             AgentMessage::Nack { id, reason } => {
                 let freed = self.in_flight.remove(&id).is_some();
                 tracing::debug!(event_id = %id, reason = %reason, "nack");
-                // Acks queued before this nack go first; jobs keep submit order.
                 self.flush_acks();
                 let nack =
                     self.state
                         .store
                         .nack(&self.agent.agent_id, &self.session_id, &id, &reason);
-                self.state.sessions.spawn(log_failure(nack, "nack"));
+                log_failure(nack, "nack").await;
                 freed
             }
         }
+    }
+
+    /// Records `last_seen` in the background.
+    fn touch(&self) {
+        let touch = self.state.store.touch_agent(&self.agent.agent_id);
+        self.state.sessions.spawn(log_failure(touch, "last seen"));
     }
 
     fn flush_acks(&mut self) {
@@ -354,7 +368,7 @@ impl Session {
             .state
             .store
             .release(&self.agent.agent_id, &self.session_id);
-        drop(self.state.store.touch_agent(&self.agent.agent_id));
+        self.touch();
         if let Err(err) = release.await {
             tracing::warn!(error = %err, "could not release leases; they return when the ack timeout passes");
         }

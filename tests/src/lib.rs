@@ -15,20 +15,29 @@
 //! - [`sender`]: a Standard Webhooks sender, signing on its own.
 //! - [`sink`]: the local app a listener forwards to, recording requests.
 //! - [`listener`]: `lobster-relay listen` as a child process.
+//! - [`cli`]: the other agent commands run to completion, per user
+//!   ([`CliUser`]: own config dir, OS keyring off or unreachable).
+//! - [`services`]: PostgreSQL and Redis; `LOBSTER_E2E_BACKEND=postgres`
+//!   runs every relay of the suite on PostgreSQL.
+//! - [`balancer`]: a TCP proxy in front of several relays.
 
 pub mod api;
+pub mod balancer;
 pub mod binary;
+pub mod cli;
 pub mod listener;
 pub mod output;
 pub mod process;
 pub mod relay;
 pub mod sender;
+pub mod services;
 pub mod sink;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use api::{Agent, Answer, attempts_of};
+pub use cli::{CliUser, Run};
 pub use listener::Listener;
 pub use relay::{ADMIN_TOKEN, Relay, RelayOpts, webhook_secret};
 pub use sender::{Sender, new_message_id, now_unix, post_signed};

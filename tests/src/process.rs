@@ -24,8 +24,24 @@ fn leaks_into_child(name: &str) -> bool {
         || upper.ends_with("_PROXY")
         || matches!(
             upper.as_str(),
-            "RUST_LOG" | "DATABASE_URL" | "REDIS_URL" | "WEBHOOK_SECRET"
+            "RUST_LOG"
+                | "DATABASE_URL"
+                | "REDIS_URL"
+                | "WEBHOOK_SECRET"
+                | "CLICOLOR"
+                | "CLICOLOR_FORCE"
         )
+}
+
+/// How to spawn beyond the arguments and environment.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOpts {
+    /// Written to stdin, which is then closed; `None`: stdin is `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
+    /// Leave `NO_COLOR` unset (it is set by default, for plain logs).
+    pub allow_color: bool,
+    /// Run this program instead of the binary (e.g. `script` wrapping it).
+    pub program: Option<std::path::PathBuf>,
 }
 
 /// A running `lobster-relay` process.
@@ -41,22 +57,51 @@ impl Proc {
     /// Runs `lobster-relay ARGS` with `envs` set on top of a cleaned
     /// environment; `name` labels it in failure messages.
     pub fn spawn(name: &str, args: &[OsString], envs: &[(String, String)]) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(relay_bin());
+        Self::spawn_opts(name, args, envs, SpawnOpts::default())
+    }
+
+    /// [`Self::spawn`] with stdin, colour and program choices.
+    pub fn spawn_opts(
+        name: &str,
+        args: &[OsString],
+        envs: &[(String, String)],
+        opts: SpawnOpts,
+    ) -> anyhow::Result<Self> {
+        let program = opts
+            .program
+            .clone()
+            .unwrap_or_else(|| relay_bin().to_owned());
+        let mut cmd = Command::new(&program);
         for (key, _) in std::env::vars_os() {
             if key.to_str().is_some_and(leaks_into_child) {
                 cmd.env_remove(key);
             }
         }
+        if opts.allow_color {
+            cmd.env_remove("NO_COLOR");
+        } else {
+            cmd.env("NO_COLOR", "1");
+        }
         cmd.args(args)
-            .env("NO_COLOR", "1")
             .envs(envs.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(if opts.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("spawning {}", relay_bin().display()))?;
+            .with_context(|| format!("spawning {}", program.display()))?;
+        if let (Some(input), Some(mut stdin)) = (opts.stdin, child.stdin.take()) {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                let _ = stdin.write_all(&input).await;
+                // Dropping stdin closes it: the child sees the end.
+            });
+        }
         let stdout = OutputLog::capture(
             format!("{name} stdout"),
             child.stdout.take().context("stdout is piped")?,

@@ -73,7 +73,13 @@ pub struct Relay {
 
 impl Relay {
     /// Starts a relay and waits until it listens.
-    pub async fn start(opts: RelayOpts) -> anyhow::Result<Self> {
+    pub async fn start(mut opts: RelayOpts) -> anyhow::Result<Self> {
+        if crate::services::e2e_backend_is_postgres()
+            && !opts.args.iter().any(|a| a == "--database")
+        {
+            let url = crate::services::fresh_database().await?;
+            opts.args.extend(["--database".to_owned(), url]);
+        }
         let data_dir = match &opts.data_dir {
             Some(dir) => dir.clone(),
             None => Arc::new(tempfile::tempdir().context("creating the relay's data dir")?),

@@ -10,13 +10,18 @@ use lobster_shared::Secret;
 use serde_json::{Value, json};
 
 use crate::api::ApiClient;
-use crate::cli::GlobalArgs;
-use crate::ui::{Ui, print_data};
+use crate::context::Context;
+use crate::ui::print_data;
 
 /// The `admin` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create an agent and print its API key (shown only once) and webhook URL.
+    #[command(after_help = "\
+Examples:
+  export RELAY_ADMIN_TOKEN=lra_...   # printed by the server on first start
+  lobster-relay admin create-agent laptop --relay http://127.0.0.1:8080
+  lobster-relay admin create-agent ci --json | jq -r .api_key")]
     CreateAgent {
         /// A name for people, e.g. the machine or app it runs on.
         name: String,
@@ -30,12 +35,19 @@ pub enum AdminCommand {
     },
 
     /// List agents with their online sessions, last seen time and pending events.
+    #[command(after_help = "\
+Examples:
+  lobster-relay admin list-agents
+  lobster-relay admin list-agents --json | jq '.agents[] | select(.online_sessions == 0)'")]
     ListAgents {
         #[command(flatten)]
         auth: AdminAuth,
     },
 
     /// Revoke an agent: its key stops working at once and live sessions close.
+    #[command(after_help = "\
+Examples:
+  lobster-relay admin revoke-agent agt_01JD...")]
     RevokeAgent {
         /// The agent's id, as `create-agent` or `list-agents` printed it.
         id: String,
@@ -61,15 +73,15 @@ pub struct AdminAuth {
 const AGENTS: [&str; 4] = ["api", "v1", "admin", "agents"];
 
 /// Runs one `admin` subcommand against the relay named by `--relay`.
-pub async fn run(global: &GlobalArgs, command: AdminCommand) -> anyhow::Result<()> {
-    let ui = Ui::new(global);
+pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
+    let (global, ui) = (&ctx.global, &ctx.ui);
     match command {
         AdminCommand::CreateAgent {
             name,
             workspace,
             auth,
         } => {
-            let client = ApiClient::new(global.relay.clone(), auth.admin_token)?;
+            let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
             let body = json!({ "name": name, "workspace": workspace });
             let created = client.post(&AGENTS, &body).await?;
             if global.json {
@@ -80,7 +92,7 @@ pub async fn run(global: &GlobalArgs, command: AdminCommand) -> anyhow::Result<(
             }
         }
         AdminCommand::ListAgents { auth } => {
-            let client = ApiClient::new(global.relay.clone(), auth.admin_token)?;
+            let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
             let listed = client.get(&AGENTS).await?;
             if global.json {
                 print_json(&listed)
@@ -97,7 +109,7 @@ pub async fn run(global: &GlobalArgs, command: AdminCommand) -> anyhow::Result<(
             }
         }
         AdminCommand::RevokeAgent { id, auth } => {
-            let client = ApiClient::new(global.relay.clone(), auth.admin_token)?;
+            let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
             let mut path = AGENTS.to_vec();
             path.push(&id);
             let answer = client.delete(&path).await?;

@@ -19,7 +19,7 @@ fn field(value: &Value, name: &str) -> String {
 }
 
 /// The answer to `POST /api/v1/admin/agents`, with the key shown once and
-/// a `listen` line to paste.
+/// the `login` and `listen` lines to paste.
 pub fn created_agent(created: &Value, relay: &Url) -> String {
     let relay = relay.as_str().trim_end_matches('/');
     let api_key = field(created, "api_key");
@@ -41,7 +41,13 @@ pub fn created_agent(created: &Value, relay: &Url) -> String {
     let _ = writeln!(out, "Webhook URL (give this to the sender):");
     let _ = writeln!(out, "  {}", field(created, "webhook_url"));
     let _ = writeln!(out);
-    let _ = writeln!(out, "Start receiving:");
+    let _ = writeln!(
+        out,
+        "Start receiving (login asks for the key and keeps it):"
+    );
+    let _ = writeln!(out, "  lobster-relay login --relay {relay}");
+    let _ = writeln!(out, "  lobster-relay listen --print");
+    let _ = writeln!(out, "or, without storing the key:");
     let _ = write!(
         out,
         "  lobster-relay listen --relay {relay} --api-key {api_key} --print"
@@ -122,6 +128,7 @@ mod tests {
             "key line and listen line"
         );
         assert!(text.contains("http://x/api/v1/webhook/r1"));
+        assert!(text.contains("lobster-relay login --relay http://127.0.0.1:8080\n"));
         assert!(text.ends_with(
             "lobster-relay listen --relay http://127.0.0.1:8080 --api-key lr_secret --print"
         ));

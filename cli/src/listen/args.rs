@@ -6,7 +6,14 @@ use clap::Args;
 
 use super::headers::ExtraHeader;
 use super::route::Route;
+use crate::config::ListenDefaults;
+use crate::exit::Fatal;
 use crate::glob::GlobList;
+
+/// `--concurrency` when neither the flag nor config.toml sets it.
+pub const DEFAULT_CONCURRENCY: u32 = 10;
+/// `--forward-timeout` when neither the flag nor config.toml sets it.
+pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
 const EXAMPLES: &str = "\
 Examples:
@@ -22,6 +29,15 @@ Examples:
   # Run a command per event: body on stdin, LOBSTER_EVENT_* in the environment
   lobster-relay listen --events 'order.*' --concurrency 1 --exec './handle.sh'
 
+Defaults for --forward, --events, --header, --concurrency and
+--forward-timeout can live in config.toml, under [listen]:
+  [listen]
+  forward = [\"message.*=localhost:3000/messages\", \"localhost:3000/other\"]
+  events = \"message.*,ping\"
+  headers = [\"X-Env: dev\"]
+A flag replaces the file's value of the same name; --print or --exec
+ignore the file's forward targets.
+
 Exit codes: 0 after Ctrl-C (in-flight events finished), 1 failure,
 2 bad flags, 3 the relay refused the API key; a second Ctrl-C exits 130.";
 
@@ -33,7 +49,7 @@ Exit codes: 0 after Ctrl-C (in-flight events finished), 1 failure,
                   connection drops, and acks each event once it is handled (printed, \
                   forwarded with a 2xx answer, or run with exit status 0); anything else \
                   nacks it and the relay retries it later.",
-    after_long_help = EXAMPLES
+    after_help = EXAMPLES
 )]
 pub struct ListenArgs {
     /// POST each event to this URL ('localhost:3000/hooks', 'https://...').
@@ -62,30 +78,36 @@ pub struct ListenArgs {
     #[arg(long, value_name = "PATTERNS", value_parser = GlobList::parse)]
     pub events: Option<GlobList>,
 
-    /// Handle at most N events at once; 1 handles them strictly in arrival order.
+    /// Handle at most N events at once; 1 handles them strictly in arrival order [default: 10].
     ///
     /// Print mode always writes one event at a time, in arrival order.
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 10,
         value_parser = clap::value_parser!(u32).range(1..=10_000)
     )]
-    pub concurrency: u32,
+    pub concurrency: Option<u32>,
 
     /// Add a header to every forwarded request (repeatable); replaces one of the same name.
     #[arg(
         long = "header",
         short = 'H',
         value_name = "NAME: VALUE",
-        value_parser = ExtraHeader::parse,
-        requires = "forward"
+        value_parser = ExtraHeader::parse
     )]
     pub headers: Vec<ExtraHeader>,
 
-    /// Give up on a forwarded request after this long and nack the event.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub forward_timeout: Duration,
+    /// Give up on a forwarded request after this long and nack the event [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub forward_timeout: Option<Duration>,
+}
+
+/// The flags with config.toml's `[listen]` defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub events: Option<GlobList>,
+    pub concurrency: u32,
 }
 
 /// What `listen` does with each event.
@@ -104,21 +126,49 @@ pub enum Mode {
 }
 
 impl ListenArgs {
-    /// The mode the flags ask for; `--print` when none is given.
-    pub fn mode(&self) -> Mode {
-        if let Some(command) = &self.exec {
+    /// What to do, from the flags, then `defaults` (config.toml), then the
+    /// built-in defaults. Print mode when no forward target or command is set.
+    pub fn settings(&self, defaults: &ListenDefaults) -> Result<Settings, Fatal> {
+        let headers = if self.headers.is_empty() {
+            defaults.headers.clone()
+        } else {
+            self.headers.clone()
+        };
+        let routes = if self.forward.is_empty() {
+            defaults.forward.clone()
+        } else {
+            self.forward.clone()
+        };
+        let mode = if let Some(command) = &self.exec {
             Mode::Exec {
                 command: command.clone(),
             }
-        } else if !self.forward.is_empty() {
-            Mode::Forward {
-                routes: self.forward.clone(),
-                headers: self.headers.clone(),
-                timeout: self.forward_timeout,
-            }
-        } else {
+        } else if self.print || routes.is_empty() {
             Mode::Print
+        } else {
+            Mode::Forward {
+                routes,
+                headers,
+                timeout: self
+                    .forward_timeout
+                    .or(defaults.forward_timeout)
+                    .unwrap_or(DEFAULT_FORWARD_TIMEOUT),
+            }
+        };
+        if !self.headers.is_empty() && !matches!(mode, Mode::Forward { .. }) {
+            return Err(Fatal::usage(
+                "--header only applies to forwarded requests",
+                "add --forward URL, or set forward under [listen] in config.toml",
+            ));
         }
+        Ok(Settings {
+            mode,
+            events: self.events.clone().or_else(|| defaults.events.clone()),
+            concurrency: self
+                .concurrency
+                .or(defaults.concurrency)
+                .unwrap_or(DEFAULT_CONCURRENCY),
+        })
     }
 }
 
@@ -138,17 +188,23 @@ mod tests {
         }
     }
 
+    fn settings(args: &[&str]) -> Settings {
+        listen(args)
+            .unwrap()
+            .settings(&ListenDefaults::default())
+            .unwrap()
+    }
+
     #[test]
     fn print_is_the_default() {
-        let args = listen(&[]).unwrap();
-        assert!(matches!(args.mode(), Mode::Print));
-        assert_eq!(args.concurrency, 10);
-        assert_eq!(args.forward_timeout, Duration::from_secs(30));
+        let settings = settings(&[]);
+        assert!(matches!(settings.mode, Mode::Print));
+        assert_eq!(settings.concurrency, 10);
     }
 
     #[test]
     fn forward_routes_and_extras_are_collected_in_order() {
-        let args = listen(&[
+        let settings = settings(&[
             "--forward",
             "message.*=localhost:3000/m",
             "--forward",
@@ -157,19 +213,57 @@ mod tests {
             "X-A: 1",
             "--forward-timeout",
             "2s",
-        ])
-        .unwrap();
+        ]);
         let Mode::Forward {
             routes,
             headers,
             timeout,
-        } = args.mode()
+        } = settings.mode
         else {
             panic!("not forward mode");
         };
         assert_eq!(routes.len(), 2);
         assert_eq!(headers.len(), 1);
         assert_eq!(timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn config_defaults_fill_in_and_flags_replace_them() {
+        let defaults = ListenDefaults {
+            forward: vec![Route::parse("localhost:1/a").unwrap()],
+            events: GlobList::parse("a.*").ok(),
+            headers: vec![ExtraHeader::parse("X-Env: dev").unwrap()],
+            concurrency: Some(3),
+            forward_timeout: Some(Duration::from_secs(5)),
+        };
+        let from_file = listen(&[]).unwrap().settings(&defaults).unwrap();
+        let Mode::Forward {
+            routes,
+            headers,
+            timeout,
+        } = &from_file.mode
+        else {
+            panic!("config forward ignored");
+        };
+        assert_eq!(routes[0].url.path(), "/a");
+        assert_eq!(headers.len(), 1);
+        assert_eq!(*timeout, Duration::from_secs(5));
+        assert_eq!(from_file.concurrency, 3);
+        assert!(from_file.events.unwrap().matches("a.b"));
+
+        let flags = listen(&["--forward", "localhost:2/b", "--concurrency", "1"])
+            .unwrap()
+            .settings(&defaults)
+            .unwrap();
+        let Mode::Forward { routes, .. } = &flags.mode else {
+            panic!("not forward");
+        };
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].url.path(), "/b");
+        assert_eq!(flags.concurrency, 1);
+
+        let print = listen(&["--print"]).unwrap().settings(&defaults).unwrap();
+        assert!(matches!(print.mode, Mode::Print));
     }
 
     #[test]
@@ -181,11 +275,15 @@ mod tests {
             &["--forward-timeout", "soon"],
             &["--print", "--exec", "cat"],
             &["--forward", "localhost:1", "--exec", "cat"],
-            &["--header", "X-A: 1"],
         ] {
             let err = listen(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
             assert_ne!(err.kind(), ErrorKind::DisplayHelp);
         }
+        let err = listen(&["--header", "X-A: 1"])
+            .unwrap()
+            .settings(&ListenDefaults::default())
+            .unwrap_err();
+        assert_eq!(err.code, crate::exit::ExitCode::Usage);
     }
 }

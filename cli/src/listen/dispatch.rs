@@ -5,7 +5,9 @@
 //! an event starts only after the previous one was answered: strict order.
 //! The reader never waits here, so pings keep flowing while handlers are
 //! slow. Events not yet started when the session ends or Ctrl-C comes are
-//! dropped unanswered; the relay hands them out again.
+//! dropped unanswered, and a line says how many: the relay hands them out
+//! again (to this listener once it reconnects, or to another), so starting
+//! them anyway would only deliver them twice.
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::handler::Handler;
 use super::writer::Outgoing;
+use crate::ui::plural;
 
 /// What the dispatcher shares with the rest of the listener.
 #[derive(Clone)]
@@ -39,11 +42,26 @@ impl Dispatch {
         outgoing: mpsc::Sender<Outgoing>,
         session: CancellationToken,
     ) {
+        let ui = self.handler.ui().clone();
+        // Whatever way this ends, events still queued here were received but
+        // never started: drop them and say so. The relay delivers them again.
+        let dropped = |waiting: Option<&EventFrame>,
+                       events: &mpsc::UnboundedReceiver<EventFrame>| {
+            let n = events.len() + usize::from(waiting.is_some());
+            if n > 0 {
+                ui.status(format!(
+                    "{} received but not started {} dropped; the relay delivers {} again.",
+                    plural(n as u64, "event"),
+                    if n == 1 { "was" } else { "were" },
+                    if n == 1 { "it" } else { "them" },
+                ));
+            }
+        };
         loop {
             let frame = tokio::select! {
                 biased;
-                () = self.stop.cancelled() => return,
-                () = session.cancelled() => return,
+                () = self.stop.cancelled() => return dropped(None, &events),
+                () = session.cancelled() => return dropped(None, &events),
                 next = events.recv() => match next {
                     Some(frame) => frame,
                     None => return,
@@ -51,13 +69,18 @@ impl Dispatch {
             };
             let permit = tokio::select! {
                 biased;
-                () = self.stop.cancelled() => return,
-                () = session.cancelled() => return,
+                () = self.stop.cancelled() => return dropped(Some(&frame), &events),
+                () = session.cancelled() => return dropped(Some(&frame), &events),
                 permit = self.permits.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return,
                 },
             };
+            // The permit and the end of the session can come together.
+            if session.is_cancelled() || self.stop.is_cancelled() {
+                return dropped(Some(&frame), &events);
+            }
+            self.handler.announce(&frame);
             let handler = self.handler.clone();
             let outgoing = outgoing.clone();
             self.tracker.spawn(async move {

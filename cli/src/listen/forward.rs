@@ -93,14 +93,12 @@ impl Forwarder {
                 // Read the answer so the connection can be reused; its
                 // content does not matter, only the status does.
                 let _ = response.bytes().await;
+                // `200 POST http://localhost:3000/hooks`, as the event line shows it.
+                let line = format!("{} POST {}", status.as_u16(), route.url);
                 if status.is_success() {
-                    Outcome::Done {
-                        status: status.to_string(),
-                    }
+                    Outcome::Done { status: line }
                 } else {
-                    Outcome::Failed {
-                        reason: format!("HTTP {status} from {}", route.url),
-                    }
+                    Outcome::Failed { reason: line }
                 }
             }
             Err(err) if err.is_timeout() => Outcome::Failed {
@@ -214,7 +212,7 @@ mod tests {
         assert_eq!(
             outcome,
             Outcome::Done {
-                status: "204 No Content".into()
+                status: format!("204 POST http://{addr}/hooks")
             }
         );
         let (head, body) = request.await.unwrap();
@@ -237,7 +235,7 @@ mod tests {
         let Outcome::Failed { reason } = outcome else {
             panic!("not a nack: {outcome:?}")
         };
-        assert!(reason.starts_with("HTTP 500"), "{reason}");
+        assert!(reason.starts_with("500 POST http://"), "{reason}");
     }
 
     #[tokio::test]

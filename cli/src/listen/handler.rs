@@ -10,12 +10,13 @@ use super::exec::Executor;
 use super::forward::Forwarder;
 use super::print::Printer;
 use crate::glob::GlobList;
-use crate::ui::{Ui, short_duration, timestamp};
+use crate::ui::{Ui, clock, paint, took};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Handled; acked. `status` is what the event line shows (`200 OK`, `exit 0`).
+    /// Handled; acked. `status` is what the event line shows
+    /// (`200 POST http://localhost:3000/hooks`, `exit 0`).
     Done { status: String },
     /// Not for this listener (`--events`, no route); acked so it is not retried.
     Skipped { why: String },
@@ -37,16 +38,6 @@ impl Outcome {
                 reason: reason.clone(),
             }),
             Self::Abandoned => None,
-        }
-    }
-
-    /// The status column of the event line.
-    fn status(&self) -> String {
-        match self {
-            Self::Done { status } => status.clone(),
-            Self::Skipped { why } => format!("skipped ({why}), acked"),
-            Self::Failed { reason } => format!("failed: {reason}, nacked"),
-            Self::Abandoned => "not handled".to_owned(),
         }
     }
 }
@@ -79,15 +70,15 @@ impl Handler {
                 routes,
                 headers,
                 timeout,
-            } => Action::Forward(Forwarder::new(routes, headers, timeout, ui)?),
+            } => Action::Forward(Forwarder::new(routes, headers, timeout, ui.clone())?),
             Mode::Exec { command } => Action::Exec(Executor::new(command)),
         };
         Ok(Self { filter, action, ui })
     }
 
     /// The output settings, for lines about this handler's events.
-    pub fn ui(&self) -> Ui {
-        self.ui
+    pub fn ui(&self) -> &Ui {
+        &self.ui
     }
 
     /// A line for stderr saying what the listener does with events.
@@ -99,42 +90,84 @@ impl Handler {
         }
     }
 
-    /// Handles one event, logs its line on stderr, and returns the answer
-    /// to send to the relay.
+    /// True when the event is one this listener handles (`--events`).
+    fn wants(&self, frame: &EventFrame) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| filter.matches(&frame.event_type))
+    }
+
+    /// Logs the `-->` line of an event about to be handled. The dispatcher
+    /// calls it in arrival order, before the handler task starts, so the
+    /// lines keep the relay's order whatever the concurrency.
+    pub fn announce(&self, frame: &EventFrame) {
+        if self.wants(frame) {
+            self.ui.status(arrival_line(frame));
+        }
+    }
+
+    /// Handles one event, logs its `<--` line on stderr, and returns the
+    /// answer to send to the relay.
     pub async fn handle(&self, frame: &EventFrame) -> Option<AgentMessage> {
         let started = Instant::now();
-        let outcome = match &self.filter {
-            Some(filter) if !filter.matches(&frame.event_type) => Outcome::Skipped {
+        let outcome = if !self.wants(frame) {
+            Outcome::Skipped {
                 why: "does not match --events".to_owned(),
-            },
-            _ => match &self.action {
+            }
+        } else {
+            match &self.action {
                 Action::Print(printer) => printer.print(frame).await,
                 Action::Forward(forwarder) => forwarder.forward(frame).await,
                 Action::Exec(executor) => executor.run(frame).await,
-            },
+            }
         };
-        if outcome != Outcome::Abandoned {
-            self.ui
-                .status(event_line(frame, &outcome, started.elapsed()));
+        // In print mode the event itself is on stdout; say only what went wrong.
+        let quiet_success =
+            matches!(self.action, Action::Print(_)) && matches!(outcome, Outcome::Done { .. });
+        if let Some(line) = outcome_line(frame, &outcome, started.elapsed())
+            && !quiet_success
+        {
+            self.ui.status(line);
         }
         outcome.reply(&frame.id)
     }
 }
 
-/// `time  type  id  status  duration`, with the attempt when it is a retry.
-fn event_line(frame: &EventFrame, outcome: &Outcome, took: Duration) -> String {
+/// `12:00:01  --> message.received evt_...`, with the attempt when it is a retry.
+fn arrival_line(frame: &EventFrame) -> String {
     let attempt = match frame.attempt {
         0 | 1 => String::new(),
         n => format!(" (attempt {n})"),
     };
     format!(
-        "{}  {}  {}{attempt}  {}  {}",
-        timestamp(),
-        frame.event_type,
-        frame.id,
-        outcome.status(),
-        short_duration(took),
+        "{}  {} {} {}{attempt}",
+        paint(clock()).dim(),
+        paint("-->").cyan(),
+        paint(&frame.event_type).bold(),
+        frame.id
     )
+}
+
+/// `12:00:01  <-- 200 POST http://localhost:3000/hooks (12 ms) evt_...`:
+/// green when acked, red when nacked, yellow when skipped.
+fn outcome_line(frame: &EventFrame, outcome: &Outcome, elapsed: Duration) -> Option<String> {
+    let took = took(elapsed);
+    let text = match outcome {
+        Outcome::Done { status } => paint(format!("<-- {status}")).green().to_string(),
+        Outcome::Failed { reason } => paint(format!("<-- {reason}")).red().to_string(),
+        Outcome::Skipped { why } => paint(format!("<-- skipped: {why}")).yellow().to_string(),
+        Outcome::Abandoned => return None,
+    };
+    let answer = match outcome {
+        Outcome::Failed { .. } => ", nacked",
+        Outcome::Skipped { .. } => ", acked",
+        _ => "",
+    };
+    Some(format!(
+        "{}  {text} ({took}){answer} {}",
+        paint(clock()).dim(),
+        paint(&frame.id).dim()
+    ))
 }
 
 #[cfg(test)]
@@ -181,17 +214,30 @@ mod tests {
     }
 
     #[test]
-    fn event_lines_show_type_id_attempt_status_and_duration() {
-        let line = event_line(
-            &frame("message.received"),
-            &Outcome::Done {
-                status: "200 OK".into(),
-            },
-            Duration::from_millis(12),
-        );
+    fn event_lines_show_arrival_then_outcome() {
+        let plain = |line: &str| console::strip_ansi_codes(line).to_string();
+        let arrival = plain(&arrival_line(&frame("message.received")));
         assert!(
-            line.ends_with("  message.received  evt_1 (attempt 2)  200 OK  12ms"),
+            arrival.ends_with("  --> message.received evt_1 (attempt 2)"),
+            "{arrival}"
+        );
+        assert_eq!(arrival.find("  -->"), Some("12:00:01".len()), "{arrival}");
+        let done = Outcome::Done {
+            status: "200 POST http://localhost:3000/hooks".into(),
+        };
+        let line = plain(&outcome_line(&frame("x"), &done, Duration::from_millis(12)).unwrap());
+        assert!(
+            line.ends_with("  <-- 200 POST http://localhost:3000/hooks (12 ms) evt_1"),
             "{line}"
+        );
+        let failed = Outcome::Failed {
+            reason: "500 POST http://localhost:3000/hooks".into(),
+        };
+        let line = plain(&outcome_line(&frame("x"), &failed, Duration::from_millis(3)).unwrap());
+        assert!(line.contains("(3 ms), nacked"), "{line}");
+        assert_eq!(
+            outcome_line(&frame("x"), &Outcome::Abandoned, Duration::ZERO),
+            None
         );
     }
 

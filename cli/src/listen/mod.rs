@@ -1,19 +1,21 @@
 //! `lobster-relay listen`: receive events over the WebSocket and handle them.
 //!
-//! - `args`: the flags, and the [`Mode`] they select.
+//! - `args`: the flags, merged with config.toml into [`Settings`].
 //! - `route`, `headers`: parsing `--forward` and `--header`, and the
 //!   headers of a forwarded request.
 //! - `handler` with `print`, `forward`, `exec`: one event in, an
-//!   ack or nack out.
+//!   ack or nack out, and its `-->` / `<--` lines.
 //! - `connect`, `session`, `writer`, `dispatch`, `close`: one
 //!   WebSocket session (reader loop, writer task, handler tasks).
 //! - `reconnect`, `backoff`: sessions again and again, with jittered delays.
 //! - `signal`: Ctrl-C handling.
+//!
+//! `connect`, `session`, `close` and `backoff` are shared with `wait`.
 
 mod args;
-mod backoff;
-mod close;
-mod connect;
+pub(crate) mod backoff;
+pub(crate) mod close;
+pub(crate) mod connect;
 mod dispatch;
 mod exec;
 mod forward;
@@ -22,7 +24,7 @@ mod headers;
 mod print;
 mod reconnect;
 mod route;
-mod session;
+pub(crate) mod session;
 mod signal;
 mod writer;
 
@@ -31,7 +33,9 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use args::{ListenArgs, Mode};
+pub use args::{ListenArgs, Mode, Settings};
+pub use headers::ExtraHeader;
+pub use route::Route;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,43 +44,66 @@ use self::close::SessionEnd;
 use self::connect::ConnectError;
 use self::dispatch::Dispatch;
 use self::handler::Handler;
-use crate::cli::GlobalArgs;
-use crate::credentials;
-use crate::ui::Ui;
+use self::reconnect::Attempt;
+use self::session::{Backlog, SessionInfo};
+use crate::api::{ApiClient, ApiError};
+use crate::context::Context;
+use crate::exit::Fatal;
+
+/// How long the queue count before each connect may take.
+const BACKLOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs `listen` until Ctrl-C (then `Ok`) or a fatal error.
-pub async fn run(global: &GlobalArgs, args: ListenArgs) -> anyhow::Result<()> {
-    let ui = Ui::new(global);
-    let api_key = credentials::api_key(global)?;
-    let url = connect::connect_url(&global.relay, args.events.as_ref());
+pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
+    let ui = &ctx.ui;
+    let settings = args.settings(&ctx.config.listen)?;
+    let (api_key, source) = ctx.api_key().await?;
+    ui.detail(format!("API key from the {source}"));
+    let client = ApiClient::new(ctx.relay.clone(), api_key.clone())?.timeout(BACKLOG_TIMEOUT);
+    let url = connect::connect_url(&ctx.relay, settings.events.as_ref());
     let stop = CancellationToken::new();
-    let mode = args.mode();
     // Lines on stdout come in arrival order: printing takes microseconds,
     // and a reader of `listen | jq` expects the relay's order.
-    let concurrency = match mode {
+    let concurrency = match settings.mode {
         Mode::Print => 1,
-        _ => args.concurrency as usize,
+        _ => settings.concurrency as usize,
     };
-    let handler = Handler::new(mode, args.events.clone(), ui, stop.clone())?;
+    let handler = Handler::new(settings.mode, settings.events, ui.clone(), stop.clone())?;
     let dispatch = Dispatch {
         handler: Arc::new(handler),
         permits: Arc::new(Semaphore::new(concurrency)),
         tracker: TaskTracker::new(),
         stop: stop.clone(),
     };
-    signal::spawn(stop.clone(), ui);
+    signal::spawn(stop.clone(), ui.clone());
 
     let result = reconnect::run(
-        |was_ready| {
-            let (url, api_key, dispatch) = (&url, &api_key, &dispatch);
+        |attempt: Attempt| {
+            let (url, api_key, dispatch, client) = (&url, &api_key, &dispatch, &client);
             async move {
+                ui.spin(match attempt.offline_since {
+                    None => format!("Connecting to {}...", ctx.account()),
+                    Some(_) => format!("Reconnecting to {}...", ctx.account()),
+                });
+                let backlog = tokio::select! {
+                    () = dispatch.stop.cancelled() => return SessionEnd::Stopped,
+                    backlog = backlog(client) => backlog,
+                };
+                let backlog = match backlog {
+                    Ok(backlog) => backlog,
+                    Err(end) => return end,
+                };
                 ui.detail(format!("connecting to {url}"));
                 let connected = tokio::select! {
                     () = dispatch.stop.cancelled() => return SessionEnd::Stopped,
                     connected = connect::connect(url, api_key) => connected,
                 };
+                let info = SessionInfo {
+                    offline_since: attempt.offline_since,
+                    backlog,
+                };
                 match connected {
-                    Ok(ws) => session::run(ws, dispatch, ui, was_ready).await,
+                    Ok(ws) => session::run(ws, dispatch, ui, info).await,
                     Err(ConnectError::Rejected(fatal)) => SessionEnd::Fatal(fatal.into()),
                     Err(ConnectError::Failed(reason)) => SessionEnd::failed(reason),
                 }
@@ -86,11 +113,37 @@ pub async fn run(global: &GlobalArgs, args: ListenArgs) -> anyhow::Result<()> {
         ui,
     )
     .await;
+    ui.stop_spin();
     if result.is_ok() {
         // Handlers of a connection lost earlier may still run; their answers
         // cannot be sent, but their side effects should finish.
         dispatch.tracker.close();
         dispatch.tracker.wait().await;
+        ui.status("Stopped. New events wait in the relay until a listener connects.");
     }
     result
+}
+
+/// What waits in the agent's queue, asked just before connecting, so the
+/// ready line can say how many events are arriving. A refused key is fatal;
+/// an unreachable relay is a failed attempt; anything else only means the
+/// count is unknown.
+async fn backlog(client: &ApiClient) -> Result<Option<Backlog>, SessionEnd> {
+    let err_is_auth = |status: reqwest::StatusCode| status == 401 || status == 403;
+    match client.get(&["api", "v1", "agent", "me"]).await {
+        Ok(me) => Ok(Some(Backlog {
+            pending_events: me["pending_events"].as_u64().unwrap_or(0),
+            online_sessions: me["online_sessions"].as_u64().unwrap_or(0),
+        })),
+        Err(ApiError::Status { status, .. }) if err_is_auth(status) => Err(SessionEnd::Fatal(
+            Fatal::auth(
+                format!("the relay refused the API key (HTTP {})", status.as_u16()),
+                "check --api-key / LOBSTER_RELAY_API_KEY, or run `lobster-relay login` again \
+                 with a valid key",
+            )
+            .into(),
+        )),
+        Err(ApiError::Unreachable { reason, .. }) => Err(SessionEnd::failed(reason)),
+        Err(_) => Ok(None),
+    }
 }

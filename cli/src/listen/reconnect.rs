@@ -1,29 +1,39 @@
 //! The reconnect loop: run sessions until Ctrl-C or a fatal error.
 //!
 //! A lost connection or a failed attempt waits a [`Backoff`] delay and tries
-//! again, saying so on stderr: one line when the connection drops (why, and
-//! when the next try is), and the session prints one when it is back.
+//! again, saying so on stderr: one line when the connection drops or an
+//! attempt fails (why, and when the next try is), a spinner while waiting
+//! and connecting (on a terminal), and the session prints one when it is
+//! back.
 
 use std::future::Future;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::close::SessionEnd;
-use crate::ui::{Ui, short_duration};
+use crate::ui::{Ui, clock, clock_in, paint, short_duration};
 
-/// Runs `session` again and again. Its argument says whether an earlier
-/// session got as far as `ready`. Returns `Ok` once stopped, or the fatal
+/// What the loop tells each session attempt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attempt {
+    /// When the last session that got to `ready` dropped; `None` before the
+    /// first `ready`.
+    pub offline_since: Option<Instant>,
+}
+
+/// Runs `session` again and again. Returns `Ok` once stopped, or the fatal
 /// error.
-pub async fn run<F, Fut>(mut session: F, stop: &CancellationToken, ui: Ui) -> anyhow::Result<()>
+pub async fn run<F, Fut>(mut session: F, stop: &CancellationToken, ui: &Ui) -> anyhow::Result<()>
 where
-    F: FnMut(bool) -> Fut,
+    F: FnMut(Attempt) -> Fut,
     Fut: Future<Output = SessionEnd>,
 {
     let mut backoff = Backoff::new();
-    let mut was_ready = false;
+    let mut attempt = Attempt::default();
     loop {
-        let (reason, up_for) = match session(was_ready).await {
+        let (reason, up_for) = match session(attempt).await {
             SessionEnd::Stopped => return Ok(()),
             SessionEnd::Fatal(err) => return Err(err),
             SessionEnd::Dropped { reason, up_for } => (reason, up_for),
@@ -33,24 +43,34 @@ where
         }
         let delay = match up_for {
             Some(up_for) => {
-                was_ready = true;
+                attempt.offline_since = Some(Instant::now());
                 backoff.connection_lasted(up_for);
                 let delay = backoff.next_delay();
                 ui.status(format!(
-                    "Connection lost: {reason}. Reconnecting in {}...",
-                    short_duration(delay)
+                    "{}  {} {reason}. Reconnecting in {} (next try at {})...",
+                    paint(clock()).dim(),
+                    paint("Connection lost:").red().bold(),
+                    short_duration(delay),
+                    clock_in(delay)
                 ));
                 delay
             }
             None => {
                 let delay = backoff.next_delay();
                 ui.status(format!(
-                    "Could not connect to the relay: {reason}. Retrying in {}...",
-                    short_duration(delay)
+                    "{}  {} {reason}. Retrying in {} (next try at {})...",
+                    paint(clock()).dim(),
+                    paint("Could not connect to the relay:").yellow(),
+                    short_duration(delay),
+                    clock_in(delay)
                 ));
                 delay
             }
         };
+        ui.spin(format!(
+            "Waiting to reconnect (next try at {})...",
+            clock_in(delay)
+        ));
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = stop.cancelled() => return Ok(()),
@@ -78,10 +98,10 @@ mod tests {
         let flags = Arc::new(Mutex::new(Vec::new()));
         let stop = CancellationToken::new();
         let result = run(
-            |was_ready| {
+            |attempt: Attempt| {
                 let script = script.clone();
                 starts.lock().unwrap().push(Instant::now());
-                flags.lock().unwrap().push(was_ready);
+                flags.lock().unwrap().push(attempt.offline_since.is_some());
                 async move {
                     let end = script
                         .lock()
@@ -99,7 +119,7 @@ mod tests {
                 }
             },
             &stop,
-            Ui::silent(),
+            &Ui::silent(),
         )
         .await;
         let starts = starts.lock().unwrap().clone();
@@ -171,7 +191,7 @@ mod tests {
                 }
             },
             &stop,
-            Ui::silent(),
+            &Ui::silent(),
         )
         .await;
         result.unwrap();

@@ -23,7 +23,7 @@ use super::close::{SessionEnd, on_close};
 use super::dispatch::Dispatch;
 use super::writer::{self, Outgoing};
 use crate::exit::{ExitCode, Fatal, error_chain};
-use crate::ui::Ui;
+use crate::ui::{Ui, clock, paint, plural, short_duration};
 
 /// Hearing nothing at all (no frame, ping or pong) this long drops the connection.
 pub const LIVENESS: Duration = Duration::from_secs(60);
@@ -39,13 +39,29 @@ enum Phase {
     Closing,
 }
 
-/// Runs one session on an open WebSocket until it ends. `reconnected` says
-/// whether an earlier session was ready, which changes the line printed.
+/// What a session knows from before it connected.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionInfo {
+    /// When the previous ready session dropped; `None` on the first connect.
+    pub offline_since: Option<Instant>,
+    /// The agent's queue as `GET /api/v1/agent/me` saw it just before
+    /// connecting, when the relay answered.
+    pub backlog: Option<Backlog>,
+}
+
+/// Queued events and other live sessions of this agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub pending_events: u64,
+    pub online_sessions: u64,
+}
+
+/// Runs one session on an open WebSocket until it ends.
 pub async fn run<S>(
     mut ws: WebSocketStream<S>,
     dispatch: &Dispatch,
-    ui: Ui,
-    reconnected: bool,
+    ui: &Ui,
+    info: SessionInfo,
 ) -> SessionEnd
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -54,30 +70,21 @@ where
         Ok(ready) => ready,
         Err(end) => return end,
     };
-    if ready.protocol != PROTOCOL_VERSION {
-        return SessionEnd::Fatal(
-            Fatal {
-                code: ExitCode::Auth,
-                message: format!(
-                    "the relay speaks protocol version {}, this lobster-relay speaks {PROTOCOL_VERSION}",
-                    ready.protocol
-                ),
-                next_step: Some("upgrade lobster-relay to a release that matches the relay".into()),
-            }
-            .into(),
-        );
+    if let Err(err) = check_protocol(&ready) {
+        return SessionEnd::Fatal(err);
     }
     let ready_at = Instant::now();
-    if reconnected {
-        ui.status(format!(
-            "Reconnected. Your webhook URL is {}",
-            ready.webhook_url
-        ));
-    } else {
-        // Shown even with -q: it is the one thing a listener must know.
-        ui.always(format!("Ready! Your webhook URL is {}", ready.webhook_url));
+    ui.stop_spin();
+    let mut lines = ready_lines(&ready, info).into_iter();
+    if info.offline_since.is_none() {
+        // The Ready line shows even with -q: it is the one thing a listener
+        // must know.
+        if let Some(ready_line) = lines.next() {
+            ui.always(ready_line);
+        }
         ui.status(dispatch.handler.describe());
     }
+    lines.for_each(|line| ui.status(line));
     ui.detail(format!(
         "session {} (agent {}, at most {} events in flight, ack timeout {}ms)",
         ready.session_id, ready.agent_id, ready.max_in_flight, ready.ack_timeout_ms
@@ -96,8 +103,71 @@ where
     }
 }
 
+/// Fatal (exit code 3) when the relay speaks another protocol version.
+pub fn check_protocol(ready: &Ready) -> Result<(), anyhow::Error> {
+    if ready.protocol == PROTOCOL_VERSION {
+        return Ok(());
+    }
+    Err(Fatal {
+        code: ExitCode::Auth,
+        message: format!(
+            "the relay speaks protocol version {}, this lobster-relay speaks {PROTOCOL_VERSION}",
+            ready.protocol
+        ),
+        next_step: Some("upgrade lobster-relay to a release that matches the relay".into()),
+    }
+    .into())
+}
+
+/// The lines that say the listener is connected, and what is arriving.
+fn ready_lines(ready: &Ready, info: SessionInfo) -> Vec<String> {
+    let mut lines = Vec::new();
+    let pending = info.backlog.map(|b| b.pending_events);
+    match info.offline_since {
+        None => {
+            lines.push(format!(
+                "{} {}",
+                paint("Ready! Your webhook URL is").green().bold(),
+                ready.webhook_url
+            ));
+            if let Some(n) = pending.filter(|n| *n > 0) {
+                lines.push(format!(
+                    "{} queued for this agent {} being delivered now (retries when due).",
+                    plural(n, "event"),
+                    if n == 1 { "is" } else { "are" }
+                ));
+            }
+            if let Some(others) = info.backlog.map(|b| b.online_sessions).filter(|n| *n > 0) {
+                lines.push(format!(
+                    "Note: {} of this agent {} connected too; events are shared between them.",
+                    plural(others, "other listener"),
+                    if others == 1 { "is" } else { "are" }
+                ));
+            }
+        }
+        Some(since) => {
+            let queued = match pending {
+                Some(0) => " Nothing was queued meanwhile.".to_owned(),
+                Some(n) => format!(
+                    " {} queued for this agent {} being delivered now.",
+                    plural(n, "event"),
+                    if n == 1 { "is" } else { "are" }
+                ),
+                None => String::new(),
+            };
+            lines.push(format!(
+                "{}  {} after {} offline.{queued}",
+                paint(clock()).dim(),
+                paint("Reconnected").green().bold(),
+                short_duration(since.elapsed())
+            ));
+        }
+    }
+    lines
+}
+
 /// Reads until the `ready` frame.
-async fn handshake<S>(
+pub async fn handshake<S>(
     ws: &mut WebSocketStream<S>,
     stop: &CancellationToken,
 ) -> Result<Ready, SessionEnd>
@@ -139,7 +209,7 @@ where
 }
 
 /// Reads frames after `ready` until the session ends.
-async fn read_loop<S>(ws: WebSocketStream<S>, dispatch: &Dispatch, ui: Ui) -> SessionEnd
+async fn read_loop<S>(ws: WebSocketStream<S>, dispatch: &Dispatch, ui: &Ui) -> SessionEnd
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -217,6 +287,9 @@ where
             }
         }
     };
+    // At once: events received but not started must not start now. The
+    // relay hands them out again, so starting them would deliver twice.
+    session.cancel();
     match end {
         // Once Ctrl-C came, a lost connection ends the listener too.
         SessionEnd::Dropped { .. } if phase != Phase::Running => SessionEnd::Stopped,

@@ -19,7 +19,7 @@ use super::args::Mode;
 use super::close::SessionEnd;
 use super::dispatch::Dispatch;
 use super::handler::Handler;
-use super::session;
+use super::session::{self, SessionInfo};
 use crate::exit::{ExitCode, exit_code};
 use crate::ui::Ui;
 
@@ -105,7 +105,7 @@ async fn exit_zero_acks_and_failure_nacks() {
     let dispatch = dispatch("test \"$LOBSTER_EVENT_TYPE\" = good", 10);
     let session = tokio::spawn({
         let dispatch = dispatch.clone();
-        async move { session::run(agent, &dispatch, Ui::silent(), false).await }
+        async move { session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await }
     });
     relay.send(ready(1)).await.unwrap();
     relay.send(event("evt_1", "good")).await.unwrap();
@@ -136,7 +136,9 @@ async fn exit_zero_acks_and_failure_nacks() {
 async fn concurrency_one_answers_in_arrival_order() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("sleep \"$LOBSTER_EVENT_TYPE\"", 1);
-    tokio::spawn(async move { session::run(agent, &dispatch, Ui::silent(), false).await });
+    tokio::spawn(async move {
+        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
+    });
     relay.send(ready(1)).await.unwrap();
     for (n, secs) in ["0.3", "0.2", "0.1", "0"].iter().enumerate() {
         relay.send(event(&format!("evt_{n}"), secs)).await.unwrap();
@@ -152,7 +154,9 @@ async fn concurrency_one_answers_in_arrival_order() {
 async fn events_run_concurrently_and_answer_as_each_finishes() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("sleep \"$LOBSTER_EVENT_TYPE\"", 4);
-    tokio::spawn(async move { session::run(agent, &dispatch, Ui::silent(), false).await });
+    tokio::spawn(async move {
+        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
+    });
     relay.send(ready(1)).await.unwrap();
     relay.send(event("slow", "0.5")).await.unwrap();
     relay.send(event("fast", "0")).await.unwrap();
@@ -165,8 +169,9 @@ async fn stop_finishes_in_flight_events_then_closes_normally() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("sleep \"$LOBSTER_EVENT_TYPE\"", 10);
     let stop = dispatch.stop.clone();
-    let session =
-        tokio::spawn(async move { session::run(agent, &dispatch, Ui::silent(), false).await });
+    let session = tokio::spawn(async move {
+        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
+    });
     relay.send(ready(1)).await.unwrap();
     relay.send(event("in_flight", "0.4")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -195,8 +200,9 @@ async fn stop_finishes_in_flight_events_then_closes_normally() {
 async fn a_revoked_agent_is_fatal_with_exit_code_3() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("true", 1);
-    let session =
-        tokio::spawn(async move { session::run(agent, &dispatch, Ui::silent(), false).await });
+    let session = tokio::spawn(async move {
+        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
+    });
     relay.send(ready(1)).await.unwrap();
     let close = CloseFrame {
         code: CloseCode::from(4003),
@@ -213,8 +219,9 @@ async fn a_revoked_agent_is_fatal_with_exit_code_3() {
 async fn another_protocol_version_is_fatal_with_exit_code_3() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("true", 1);
-    let session =
-        tokio::spawn(async move { session::run(agent, &dispatch, Ui::silent(), false).await });
+    let session = tokio::spawn(async move {
+        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
+    });
     relay.send(ready(2)).await.unwrap();
     let SessionEnd::Fatal(err) = session.await.unwrap() else {
         panic!("not fatal")
@@ -227,8 +234,9 @@ async fn another_protocol_version_is_fatal_with_exit_code_3() {
 async fn the_agent_pings_and_drops_a_silent_relay_after_60s() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("true", 1);
-    let session =
-        tokio::spawn(async move { session::run(agent, &dispatch, Ui::silent(), false).await });
+    let session = tokio::spawn(async move {
+        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
+    });
     relay.send(ready(1)).await.unwrap();
     let started = tokio::time::Instant::now();
     // Read (so our pings are seen) but never answer: with `Role::Server`
@@ -241,4 +249,42 @@ async fn the_agent_pings_and_drops_a_silent_relay_after_60s() {
         panic!("not dropped: {end:?}")
     };
     assert!(reason.contains("60s"), "{reason}");
+}
+
+#[tokio::test]
+async fn events_not_started_when_the_connection_drops_are_dropped_not_handled() {
+    let (agent, mut relay) = pair().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("handled");
+    let command = format!(
+        "sleep 0.3; echo \"$LOBSTER_EVENT_ID\" >> '{}'",
+        log.display()
+    );
+    let dispatch = dispatch(&command, 1);
+    let tracker = dispatch.tracker.clone();
+    let session = tokio::spawn(async move {
+        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
+    });
+    relay.send(ready(1)).await.unwrap();
+    for n in 0..3 {
+        relay.send(event(&format!("evt_{n}"), "x")).await.unwrap();
+    }
+    // evt_0 runs (0.3 s); evt_1 and evt_2 wait for the one permit. The
+    // connection drops meanwhile: the relay will hand those two out again.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(relay);
+    let end = timeout(Duration::from_secs(5), session)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(end, SessionEnd::Dropped { .. }), "{end:?}");
+    tracker.close();
+    timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .unwrap();
+    let handled = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        handled, "evt_0\n",
+        "only the event already started finishes"
+    );
 }

@@ -85,7 +85,7 @@ pub async fn list_agents(State(state): State<AppState>, _: Admin) -> Result<Json
                 "webhook_url": state.webhook_url(&s.agent.relay_id),
                 "created_at": rfc3339(s.created_at),
                 "last_seen": s.last_seen.map(rfc3339),
-                "online_sessions": state.hub.online_sessions(&s.agent.agent_id),
+                "online_sessions": state.bus.hub().online_sessions(&s.agent.agent_id),
                 "pending_events": s.pending_events,
             })
         })
@@ -104,7 +104,7 @@ pub async fn revoke_agent(
             format!("no active agent {agent_id}"),
         ));
     }
-    state.hub.revoke(&agent_id);
+    state.bus.revoke(&agent_id);
     tracing::info!(agent_id = %agent_id, "agent revoked");
     Ok(Json(json!({"agent_id": agent_id, "revoked": true})))
 }

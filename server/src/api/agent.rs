@@ -26,7 +26,7 @@ pub async fn me(
         "relay_id": agent.relay_id,
         "webhook_url": state.webhook_url(&agent.relay_id),
         "pending_events": pending,
-        "online_sessions": state.hub.online_sessions(&agent.agent_id),
+        "online_sessions": state.bus.hub().online_sessions(&agent.agent_id),
     })))
 }
 
@@ -130,7 +130,7 @@ pub async fn replay(
 ) -> Result<impl IntoResponse, ApiError> {
     match state.store.replay(&agent.agent_id, &id).await? {
         ReplayOutcome::Queued => {
-            state.hub.wake(&agent.agent_id);
+            state.bus.wake(&agent.agent_id);
             Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
         }
         ReplayOutcome::NotFound => Err(ApiError::not_found(
@@ -183,6 +183,6 @@ pub async fn test_event(
         dedup_key: None,
     };
     state.store.insert_event(event).await?;
-    state.hub.wake(&agent.agent_id);
+    state.bus.wake(&agent.agent_id);
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
 }

@@ -19,15 +19,16 @@ pub use auth::AuthedAgent;
 pub use error::ApiError;
 pub use limits::Limits;
 
+use crate::bus::Bus;
 use crate::config::Config;
-use crate::hub::Hub;
 use crate::store::Store;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub hub: Arc<Hub>,
+    /// Wake-ups and revocations, local and (with Redis) across instances.
+    pub bus: Bus,
     pub config: Arc<Config>,
     pub public_url: Arc<str>,
     pub admin_token: Secret,
@@ -72,13 +73,37 @@ async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
+/// Ready when the store answers and, where configured, Redis does.
 async fn ready(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    state.store.ping().await?;
-    Ok(axum::Json(
-        serde_json::json!({"status": "ready", "storage": "ok"}),
-    ))
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let storage = match state.store.ping().await {
+        Ok(()) => "ok".to_owned(),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: storage unreachable");
+            "unreachable".to_owned()
+        }
+    };
+    let redis = state.bus.ping().await.map(|answer| match answer {
+        Ok(()) => "ok".to_owned(),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: redis unreachable");
+            "unreachable".to_owned()
+        }
+    });
+    let ready = storage == "ok" && redis.as_deref().is_none_or(|r| r == "ok");
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "storage": storage,
+        "redis": redis,
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 /// RFC 3339 with milliseconds, UTC.

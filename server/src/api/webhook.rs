@@ -55,7 +55,7 @@ pub async fn ingest(
     };
     match state.store.insert_event(event).await? {
         Inserted::New(id) => {
-            state.hub.wake(&agent.agent_id);
+            state.bus.wake(&agent.agent_id);
             Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({"id": id, "duplicate": false})),

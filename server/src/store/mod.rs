@@ -4,11 +4,17 @@
 //! embedded default; a PostgreSQL variant implements the same operations with
 //! leases in the database so that several relay instances can share it.
 
+mod postgres;
 mod sqlite;
 mod types;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 use std::time::Duration;
+
+use futures_util::future::Either;
 
 pub use types::*;
 
@@ -38,12 +44,26 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
 }
 
+/// Calls the backend's method; for writes, wraps the two future types in
+/// `Either` so that callers get one type that is queued on return.
 macro_rules! delegate {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
-            Store::Sqlite(s) => s.$method($($arg),*),
+            Store::Sqlite(s) => Either::Left(s.$method($($arg),*)),
+            Store::Postgres(p) => Either::Right(p.$method($($arg),*)),
+        }
+    };
+}
+
+/// The same for reads, which are plain `async fn`s on both backends.
+macro_rules! delegate_read {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Postgres(p) => p.$method($($arg),*).await,
         }
     };
 }
@@ -52,6 +72,27 @@ impl Store {
     /// Opens (creating and migrating) the SQLite database at `path`.
     pub fn open_sqlite(path: &Path, retry: RetryPolicy) -> Result<Store, StoreError> {
         Ok(Store::Sqlite(sqlite::SqliteStore::open(path, retry)?))
+    }
+
+    /// Connects to PostgreSQL at `url` and migrates the schema (under an
+    /// advisory lock, so instances starting together do not race).
+    pub async fn open_postgres(url: &str, retry: RetryPolicy) -> Result<Store, StoreError> {
+        Ok(Store::Postgres(
+            postgres::PostgresStore::open(url, retry).await?,
+        ))
+    }
+
+    /// Whether several relay instances may share this store. Only then do
+    /// leases of a dead process have to expire by time instead of being
+    /// released at start-up, and only then are wake-ups incomplete.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// Agents revoked at or after `since`, for instances that did not see
+    /// the revocation themselves.
+    pub async fn revoked_since(&self, since: Millis) -> Result<Vec<String>, StoreError> {
+        delegate_read!(self.revoked_since(since))
     }
 
     /// Stores a webhook, or finds the event it duplicates (same dedup key for
@@ -111,7 +152,7 @@ impl Store {
     }
 
     pub async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
-        delegate!(self.list_events(query)).await
+        delegate_read!(self.list_events(query))
     }
 
     pub async fn event_detail(
@@ -119,7 +160,7 @@ impl Store {
         agent_id: &str,
         id: &str,
     ) -> Result<Option<EventDetail>, StoreError> {
-        delegate!(self.event_detail(agent_id, id)).await
+        delegate_read!(self.event_detail(agent_id, id))
     }
 
     pub fn create_agent(
@@ -130,7 +171,7 @@ impl Store {
     }
 
     pub async fn list_agents(&self) -> Result<Vec<AgentStats>, StoreError> {
-        delegate!(self.list_agents()).await
+        delegate_read!(self.list_agents())
     }
 
     /// Revokes an agent; `false` if there is no such (unrevoked) agent.
@@ -143,17 +184,17 @@ impl Store {
 
     /// An unrevoked agent by the SHA-256 hex of its API key.
     pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>, StoreError> {
-        delegate!(self.agent_by_key_hash(key_hash)).await
+        delegate_read!(self.agent_by_key_hash(key_hash))
     }
 
     /// An unrevoked agent by its public relay id.
     pub async fn agent_by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
-        delegate!(self.agent_by_relay_id(relay_id)).await
+        delegate_read!(self.agent_by_relay_id(relay_id))
     }
 
     /// Events of an agent not yet delivered (pending or being delivered).
     pub async fn pending_count(&self, agent_id: &str) -> Result<u64, StoreError> {
-        delegate!(self.pending_count(agent_id)).await
+        delegate_read!(self.pending_count(agent_id))
     }
 
     pub fn touch_agent(
@@ -164,7 +205,7 @@ impl Store {
     }
 
     pub async fn agent_count(&self) -> Result<u64, StoreError> {
-        delegate!(self.agent_count()).await
+        delegate_read!(self.agent_count())
     }
 
     /// Expires, deletes and forgets what is past retention; returns rows changed.
@@ -177,11 +218,11 @@ impl Store {
 
     /// A cheap round trip through the database, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        delegate!(self.ping()).await
+        delegate_read!(self.ping())
     }
 
     /// Finishes every queued write, then stops the writer.
     pub async fn close(&self) {
-        delegate!(self.close()).await
+        delegate_read!(self.close())
     }
 }

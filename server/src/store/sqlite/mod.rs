@@ -221,6 +221,10 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn revoked_since(&self, since: Millis) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| queries::revoked_since(c, since)).await
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
@@ -267,6 +271,3 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

@@ -440,3 +440,11 @@ pub(super) fn sweep(c: &Connection, retention_ms: Millis, now: Millis) -> Result
     changed += c.execute("DELETE FROM dedup WHERE expires_at <= ?1", params![now])?;
     Ok(changed as u64)
 }
+
+pub(super) fn revoked_since(c: &Connection, since: Millis) -> Result<Vec<String>, StoreError> {
+    let mut stmt = c.prepare_cached("SELECT agent_id FROM agents WHERE revoked_at >= ?1")?;
+    let ids = stmt
+        .query_map(params![since], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}

@@ -1,0 +1,155 @@
+//! `lobster-bench`: throughput and latency figures for lobster-relay, on
+//! loopback. It reports; it asserts no timing.
+//!
+//! Layout: `relay` starts a relay (or finds a running one) and creates
+//! agents; `load` generates signed webhooks in closed or open loop; `ingest`
+//! and `e2e` are the subcommands built on it; `agent` holds the consumers
+//! (in-process WebSocket agents, `lobster-relay listen` children); `sink` is
+//! the local HTTP app that `listen` forwards to; `stats` computes
+//! percentiles and prints tables and JSON.
+
+mod agent;
+mod e2e;
+mod ingest;
+mod load;
+mod relay;
+mod sink;
+mod stats;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::e2e::{E2eArgs, Mode};
+use crate::ingest::IngestArgs;
+use crate::relay::{Relay, RelayArgs};
+use crate::stats::{Outcome, Setup};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Benchmark harness for lobster-relay (loopback only)")]
+struct Cli {
+    #[command(flatten)]
+    relay: RelayArgs,
+    /// Print one JSON object on stdout instead of tables
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Webhooks accepted per second and time to 202
+    Ingest(IngestArgs),
+    /// Webhooks delivered through agents and time from POST to consumer
+    E2e(E2eArgs),
+    /// A short run of both for CI: exits 0 when events were accepted and delivered
+    Smoke,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("lobster-bench: the harness ran but nothing was accepted or delivered");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("lobster-bench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    if cli.relay.relay_url.is_none() {
+        eprintln!("starting relay...");
+    }
+    let relay = Relay::start(&cli.relay).await?;
+    eprintln!("relay at {}", relay.url);
+    let result = commands(&cli, &relay).await;
+    relay.stop().await?;
+    let outcomes = result?;
+    let worked = outcomes.iter().all(|o| o.worked);
+    if cli.json {
+        let mut object = match &cli.command {
+            Command::Smoke => json!({
+                "command": "smoke",
+                "runs": outcomes.iter().map(Outcome::to_json).collect::<Vec<_>>(),
+            }),
+            _ => outcomes[0].to_json(),
+        };
+        object["worked"] = json!(worked);
+        println!("{object}");
+    } else {
+        for outcome in &outcomes {
+            outcome.print_human();
+        }
+    }
+    Ok(worked)
+}
+
+async fn commands(cli: &Cli, relay: &Relay) -> anyhow::Result<Vec<Outcome>> {
+    let setup = base_setup(relay);
+    Ok(match &cli.command {
+        Command::Ingest(args) => vec![ingest::run(relay, args, setup).await?],
+        Command::E2e(args) => vec![e2e::run(relay, &cli.relay, args, setup).await?],
+        Command::Smoke => {
+            let ingest_args = IngestArgs {
+                senders: 20,
+                duration: Duration::from_secs(2),
+                rate: None,
+                body_size: 512,
+                agents: 1,
+                max_in_flight: 2048,
+            };
+            let e2e_args = E2eArgs {
+                rate: 200.0,
+                duration: Duration::from_secs(2),
+                agents: 1,
+                mode: Mode::Protocol,
+                body_size: 512,
+                concurrency: 50,
+                settle: Duration::from_secs(5),
+                max_in_flight: 2048,
+            };
+            vec![
+                ingest::run(relay, &ingest_args, setup.clone()).await?,
+                e2e::run(relay, &cli.relay, &e2e_args, setup).await?,
+            ]
+        }
+    })
+}
+
+/// What every run prints first: the code and the relay it measured.
+fn base_setup(relay: &Relay) -> Setup {
+    let mut setup = Setup::default();
+    setup.add("commit", git_commit());
+    setup.add("host", "loopback 127.0.0.1");
+    relay.describe(&mut setup);
+    setup
+}
+
+/// `git rev-parse --short HEAD`, marked `-dirty` when tracked files changed.
+fn git_commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(hash) if !hash.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty { format!("{hash}-dirty") } else { hash }
+        }
+        _ => "unknown".into(),
+    }
+}

@@ -1,0 +1,280 @@
+//! The relay under test: a `lobster-relay server` child started on a free
+//! loopback port with a throwaway data dir, or one already running.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use lobster_shared::signature::SigningKey;
+use serde::Deserialize;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader, Lines};
+use tokio::process::{Child, Command};
+
+use crate::stats::Setup;
+
+const START_LIMIT: Duration = Duration::from_secs(20);
+const STOP_LIMIT: Duration = Duration::from_secs(5);
+
+/// Where the relay comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// The `lobster-relay` binary [default: next to this one]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub relay_bin: Option<PathBuf>,
+    /// Use this running relay instead of starting one
+    #[arg(long, global = true, value_name = "URL", requires_all = ["admin_token", "webhook_secret"])]
+    pub relay_url: Option<String>,
+    /// Admin token of the running relay (with --relay-url)
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+    /// Webhook signing secret of the running relay (with --relay-url)
+    #[arg(long, global = true, value_name = "SECRET")]
+    pub webhook_secret: Option<String>,
+}
+
+impl RelayArgs {
+    /// The `lobster-relay` binary to run (the server, or `listen`).
+    pub fn bin(&self) -> anyhow::Result<PathBuf> {
+        if let Some(bin) = &self.relay_bin {
+            return Ok(bin.clone());
+        }
+        let exe = std::env::current_exe().context("cannot find this executable's path")?;
+        let bin = exe.with_file_name("lobster-relay");
+        if !bin.exists() {
+            bail!(
+                "no lobster-relay binary at {}; run `cargo build --release -p lobster-relay` or pass --relay-bin PATH",
+                bin.display()
+            );
+        }
+        Ok(bin)
+    }
+}
+
+/// A created agent, with the key that is shown only once.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Agent {
+    pub api_key: String,
+    pub webhook_url: String,
+}
+
+/// The relay the run talks to.
+pub struct Relay {
+    pub url: String,
+    pub key: SigningKey,
+    admin_token: String,
+    child: Option<Child>,
+    _data_dir: Option<TempDir>,
+    pub log: Arc<LogWatch>,
+    http: reqwest::Client,
+}
+
+impl Relay {
+    pub async fn start(args: &RelayArgs) -> anyhow::Result<Relay> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        if let Some(url) = &args.relay_url {
+            let secret = args.webhook_secret.clone().unwrap_or_default();
+            return Ok(Relay {
+                url: url.trim_end_matches('/').to_owned(),
+                key: SigningKey::parse(&secret).context("--webhook-secret is not usable")?,
+                admin_token: args.admin_token.clone().unwrap_or_default(),
+                child: None,
+                _data_dir: None,
+                log: Arc::default(),
+                http,
+            });
+        }
+        let bin = args.bin()?;
+        let data_dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
+        let secret = format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())
+        );
+        let admin_token = format!("bench_{:032x}", rand::random::<u128>());
+        let mut child = Command::new(&bin)
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--agent-rate-limit",
+                "1000000/s",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["--webhook-secret", &secret, "--admin-token", &admin_token])
+            .env("RELAY_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let ready = tokio::time::timeout(START_LIMIT, wait_for(&mut lines, "relay listening"));
+        let line = ready
+            .await
+            .context("the relay did not say `relay listening` within 20 s")??;
+        let addr = listening_addr(&line)
+            .with_context(|| format!("no 127.0.0.1 address in the relay's line: {line}"))?;
+        let log = Arc::new(LogWatch::default());
+        let _drained = log.clone().drain(lines, |l| {
+            l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\"")
+        });
+        Ok(Relay {
+            url: format!("http://{addr}"),
+            key: SigningKey::parse(&secret)?,
+            admin_token,
+            child: Some(child),
+            _data_dir: Some(data_dir),
+            log,
+            http,
+        })
+    }
+
+    /// Notes where the relay is and how it stores events.
+    pub fn describe(&self, setup: &mut Setup) {
+        if self.child.is_some() {
+            setup.add("relay", format!("spawned at {}", self.url));
+            setup.add(
+                "durability",
+                "sqlite in a temp dir, defaults: 202 after fsynced group commit (synchronous=FULL)",
+            );
+        } else {
+            setup.add("relay", format!("external at {}", self.url));
+            setup.add("durability", "as configured on the external relay");
+        }
+    }
+
+    pub async fn create_agent(&self, name: &str) -> anyhow::Result<Agent> {
+        let url = format!("{}/api/v1/admin/agents", self.url);
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.admin_token)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .with_context(|| format!("POST {url} failed"))?;
+        let status = response.status();
+        if status != reqwest::StatusCode::CREATED {
+            let body = response.text().await.unwrap_or_default();
+            bail!("creating agent {name}: expected 201, got {status}: {body}");
+        }
+        response.json().await.context("the create-agent answer")
+    }
+
+    /// Stops a spawned relay with SIGTERM, then SIGKILL if it lingers.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut() {
+            stop_child(child, "TERM").await?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends `kill -SIGNAL` to a child this harness started and waits for it.
+pub async fn stop_child(child: &mut Child, signal: &str) -> anyhow::Result<String> {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .await;
+    }
+    match tokio::time::timeout(STOP_LIMIT, child.wait()).await {
+        Ok(status) => Ok(status?.to_string()),
+        Err(_) => {
+            child.kill().await?;
+            Ok(format!(
+                "did not exit within {STOP_LIMIT:?} of SIG{signal}; killed"
+            ))
+        }
+    }
+}
+
+/// Reads lines until one contains `needle`; fails at end of stream, naming
+/// the last lines, which say why the process stopped.
+pub async fn wait_for<R>(lines: &mut Lines<BufReader<R>>, needle: &str) -> anyhow::Result<String>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut last = Vec::new();
+    while let Some(line) = lines.next_line().await? {
+        if line.contains(needle) {
+            return Ok(line);
+        }
+        last.push(line);
+        if last.len() > 5 {
+            last.remove(0);
+        }
+    }
+    bail!(
+        "the process ended before saying {needle:?}; its last lines:\n{}",
+        last.join("\n")
+    )
+}
+
+fn listening_addr(line: &str) -> Option<String> {
+    let start = line.find("127.0.0.1:")?;
+    let rest = &line[start + "127.0.0.1:".len()..];
+    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (!port.is_empty()).then(|| format!("127.0.0.1:{port}"))
+}
+
+/// Keeps a child's stderr flowing and remembers its notable lines.
+#[derive(Default)]
+pub struct LogWatch {
+    state: Mutex<(u64, u64, Vec<String>)>,
+}
+
+const SAMPLES: usize = 5;
+
+impl LogWatch {
+    /// Drains `lines` in the background; lines for which `notable` holds are
+    /// counted and the first few kept.
+    pub fn drain<R>(
+        self: Arc<Self>,
+        mut lines: Lines<BufReader<R>>,
+        notable: fn(&str) -> bool,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut state = self.state.lock().expect("log lock");
+                state.0 += 1;
+                if notable(&line) {
+                    state.1 += 1;
+                    if state.2.len() < SAMPLES {
+                        state.2.push(line);
+                    }
+                }
+            }
+        })
+    }
+
+    /// (lines, notable lines, first notable lines)
+    pub fn snapshot(&self) -> (u64, u64, Vec<String>) {
+        self.state.lock().expect("log lock").clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_port_in_the_json_line() {
+        let line = r#"{"fields":{"message":"relay listening","addr":"127.0.0.1:45279"}}"#;
+        assert_eq!(listening_addr(line).as_deref(), Some("127.0.0.1:45279"));
+        assert_eq!(listening_addr("relay listening"), None);
+    }
+}

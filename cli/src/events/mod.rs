@@ -1,0 +1,246 @@
+//! `events list | show ID | replay ID` and `trigger`: this agent's events
+//! through the agent API (contract section 4).
+//!
+//! With `--json` each command prints the relay's answer as it came; without,
+//! a rendering for people (see `render`).
+
+mod render;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::context::Context;
+use crate::exit::Fatal;
+use crate::ui::{print_data, print_raw};
+
+const STATUSES: [&str; 6] = [
+    "pending",
+    "delivering",
+    "delivered",
+    "failed",
+    "expired",
+    "skipped",
+];
+
+/// The `events` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List events, newest first.
+    #[command(after_help = "\
+Examples:
+  lobster-relay events list
+  lobster-relay events list --status failed --limit 10
+  lobster-relay events list --json | jq -r '.events[].id'")]
+    List(ListArgs),
+
+    /// Show one event: headers, body and every delivery attempt.
+    #[command(after_help = "\
+Examples:
+  lobster-relay events show evt_01JD...
+  lobster-relay events show evt_01JD... --body > body.json")]
+    Show {
+        /// The event id (`evt_...`), as `events list` or a listener printed it.
+        id: String,
+
+        /// Print only the raw body, byte for byte, to stdout.
+        #[arg(long, conflicts_with = "json")]
+        body: bool,
+    },
+
+    /// Queue an event for delivery again (same id, the attempt count goes on).
+    #[command(after_help = "\
+Examples:
+  lobster-relay events replay evt_01JD...
+  lobster-relay events list --status failed --json | jq -r '.events[].id' \\
+    | xargs -n1 lobster-relay events replay")]
+    Replay {
+        /// The event id (`evt_...`).
+        id: String,
+    },
+}
+
+/// Flags of `events list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Only events with this status.
+    #[arg(long, value_parser = STATUSES)]
+    pub status: Option<String>,
+
+    /// How many events to list (1 to 500).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub limit: u32,
+
+    /// Only events older than this id (the `next` of a previous page).
+    #[arg(long, value_name = "ID")]
+    pub before: Option<String>,
+}
+
+/// Flags of `trigger`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Examples:
+  lobster-relay trigger
+  lobster-relay trigger message.received --data '{\"text\":\"hello\"}'
+
+The relay stores {\"type\": TYPE, \"id\": ID, \"data\": DATA, \"test\": true} as
+the event's body and queues it, so a running `listen` receives it at once.")]
+pub struct TriggerArgs {
+    /// The event type [default: test.event].
+    #[arg(value_name = "EVENT_TYPE")]
+    pub event_type: Option<String>,
+
+    /// JSON for the event's `data` field.
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    pub data: Option<Value>,
+}
+
+fn parse_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|err| format!("not JSON: {err}"))
+}
+
+const EVENTS: [&str; 4] = ["api", "v1", "agent", "events"];
+
+/// Runs one `events` subcommand.
+pub async fn run(ctx: &Context, command: EventsCommand) -> anyhow::Result<()> {
+    let (client, _) = ctx.agent_client().await?;
+    match command {
+        EventsCommand::List(args) => {
+            let mut query = vec![format!("limit={}", args.limit)];
+            if let Some(status) = &args.status {
+                query.push(format!("status={status}"));
+            }
+            if let Some(before) = &args.before {
+                query.push(format!("before={}", encode(before)));
+            }
+            let listed = client.get_query(&EVENTS, &query.join("&")).await?;
+            if ctx.global.json {
+                return print_json(&listed);
+            }
+            let events = listed["events"].as_array().cloned().unwrap_or_default();
+            if events.is_empty() {
+                ctx.ui.status(match &args.status {
+                    Some(status) => format!("No {status} events."),
+                    None => "No events yet. Send one with `lobster-relay trigger`.".to_owned(),
+                });
+                return Ok(());
+            }
+            print_data(render::event_table(&events))?;
+            if let Some(next) = listed["next"].as_str() {
+                ctx.ui.status(format!(
+                    "More: lobster-relay events list --limit {} --before {next}",
+                    args.limit
+                ));
+            }
+            Ok(())
+        }
+        EventsCommand::Show { id, body } => {
+            let mut path = EVENTS.to_vec();
+            path.push(&id);
+            let event = client.get(&path).await?;
+            if body {
+                return print_raw(&raw_body(&event)?).map_err(Into::into);
+            }
+            if ctx.global.json {
+                return print_json(&event);
+            }
+            print_data(render::event_detail(&event))?;
+            Ok(())
+        }
+        EventsCommand::Replay { id } => {
+            let mut path = EVENTS.to_vec();
+            path.extend([id.as_str(), "replay"]);
+            let answer = client.post(&path, &json!({})).await?;
+            if ctx.global.json {
+                return print_json(&answer);
+            }
+            ctx.ui.status(format!(
+                "Queued {id} for delivery again; a running listener receives it now."
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// Runs `trigger`.
+pub async fn trigger(ctx: &Context, args: TriggerArgs) -> anyhow::Result<()> {
+    let (client, _) = ctx.agent_client().await?;
+    let event_type = args.event_type.unwrap_or_else(|| "test.event".to_owned());
+    let body = json!({
+        "event_type": event_type,
+        "data": args.data.unwrap_or_else(|| json!({})),
+    });
+    let answer = client
+        .post(&["api", "v1", "agent", "test-event"], &body)
+        .await?;
+    if ctx.global.json {
+        return print_json(&answer);
+    }
+    let id = answer["id"].as_str().unwrap_or("-");
+    print_data(id)?;
+    ctx.ui.status(format!(
+        "Triggered {event_type} event {id}; a running listener receives it now."
+    ));
+    Ok(())
+}
+
+/// The event's body as the relay stored it, decoded from `body_encoding`.
+fn raw_body(event: &Value) -> anyhow::Result<Vec<u8>> {
+    let body = event["body"].as_str().unwrap_or_default();
+    match event["body_encoding"].as_str() {
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .context("the relay sent a body that is not valid base64"),
+        Some("utf8") | None => Ok(body.as_bytes().to_vec()),
+        Some(other) => Err(Fatal::usage(
+            format!("the relay sent a body in an encoding this version does not know: {other}"),
+            "upgrade lobster-relay, or use --json to see the body as sent",
+        )
+        .into()),
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn print_json(value: &Value) -> anyhow::Result<()> {
+    print_data(serde_json::to_string_pretty(value)?)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_decode_by_their_encoding() {
+        let event = json!({"body": "aGk=", "body_encoding": "base64"});
+        assert_eq!(raw_body(&event).unwrap(), b"hi");
+        let event = json!({"body": "{\"a\":1}", "body_encoding": "utf8"});
+        assert_eq!(raw_body(&event).unwrap(), b"{\"a\":1}");
+        assert!(raw_body(&json!({"body": "x", "body_encoding": "rot13"})).is_err());
+    }
+
+    #[test]
+    fn query_values_are_escaped() {
+        assert_eq!(encode("evt_01AB"), "evt_01AB");
+        assert_eq!(encode("a&b=c d"), "a%26b%3Dc%20d");
+    }
+
+    #[test]
+    fn data_must_be_json() {
+        assert!(parse_json("{\"a\":1}").is_ok());
+        assert!(parse_json("{a:1}").unwrap_err().starts_with("not JSON"));
+    }
+}

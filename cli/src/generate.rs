@@ -1,0 +1,101 @@
+//! `completions SHELL` and the hidden `man`: text generated from the clap
+//! definitions, so they never drift from the real flags.
+//!
+//! Both render into memory first and then write to stdout, so a closed pipe
+//! (`| head`) is an ordinary write error (exit 0), not a panic inside the
+//! generator.
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory as _};
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+use crate::ui::print_raw;
+
+/// Flags of `completions`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Examples:
+  lobster-relay completions bash > ~/.local/share/bash-completion/completions/lobster-relay
+  lobster-relay completions zsh > \"${fpath[1]}/_lobster-relay\"
+  lobster-relay completions fish > ~/.config/fish/completions/lobster-relay.fish")]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Flags of `man`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Examples:
+  lobster-relay man | man -l -
+  lobster-relay man --out-dir /usr/local/share/man/man1")]
+pub struct ManArgs {
+    /// Write one page per command (lobster-relay.1, lobster-relay-listen.1, ...) here.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Runs `completions`.
+pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "lobster-relay", &mut out);
+    print_raw(&out)?;
+    Ok(())
+}
+
+/// Runs `man`.
+pub fn man(args: &ManArgs, ui: &crate::ui::Ui) -> anyhow::Result<()> {
+    let command = Cli::command();
+    match &args.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(command, dir)?;
+            ui.status(format!("Wrote the man pages to {}", dir.display()));
+        }
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(command).render(&mut out)?;
+            print_raw(&out)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_know_the_commands() {
+        let mut out = Vec::new();
+        clap_complete::generate(Shell::Bash, &mut Cli::command(), "lobster-relay", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        for command in ["login", "listen", "wait", "events", "trigger", "status"] {
+            assert!(text.contains(command), "{command} missing");
+        }
+    }
+
+    #[test]
+    fn man_pages_cover_every_visible_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ManArgs {
+            out_dir: Some(dir.path().to_owned()),
+        };
+        man(&args, &crate::ui::Ui::silent()).unwrap();
+        for page in [
+            "lobster-relay.1",
+            "lobster-relay-listen.1",
+            "lobster-relay-login.1",
+            "lobster-relay-events-list.1",
+        ] {
+            assert!(dir.path().join(page).is_file(), "{page} missing");
+        }
+        assert!(
+            !dir.path().join("lobster-relay-man.1").exists(),
+            "man is hidden"
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! Agents: creation, lookup for authentication and routing, revocation.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::{Error, Row};
+
+use crate::store::*;
+
+pub(super) async fn create_agent(
+    c: &impl GenericClient,
+    a: &NewAgent,
+    now: Millis,
+) -> Result<(), Error> {
+    let insert = c
+        .prepare_cached(
+            "INSERT INTO agents (agent_id, name, workspace, relay_id, key_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
+    c.execute(
+        &insert,
+        &[
+            &a.agent.agent_id,
+            &a.agent.name,
+            &a.agent.workspace,
+            &a.agent.relay_id,
+            &a.key_hash,
+            &now,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn revoke_agent(
+    c: &impl GenericClient,
+    agent_id: &str,
+    now: Millis,
+) -> Result<bool, Error> {
+    let revoke = c
+        .prepare_cached(
+            "UPDATE agents SET revoked_at = $2 WHERE agent_id = $1 AND revoked_at IS NULL",
+        )
+        .await?;
+    Ok(c.execute(&revoke, &[&agent_id, &now]).await? > 0)
+}
+
+pub(super) async fn touch_agent(
+    c: &impl GenericClient,
+    agent_id: &str,
+    now: Millis,
+) -> Result<(), Error> {
+    let touch = c
+        .prepare_cached("UPDATE agents SET last_seen = $2 WHERE agent_id = $1")
+        .await?;
+    c.execute(&touch, &[&agent_id, &now]).await?;
+    Ok(())
+}
+
+/// Which unique column identifies the agent.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum AgentKey {
+    KeyHash,
+    RelayId,
+}
+
+/// An unrevoked agent by its key hash or relay id.
+pub(super) async fn agent_where(
+    c: &impl GenericClient,
+    by: AgentKey,
+    value: &str,
+) -> Result<Option<Agent>, Error> {
+    let sql = match by {
+        AgentKey::KeyHash => {
+            "SELECT agent_id, name, workspace, relay_id FROM agents
+             WHERE key_hash = $1 AND revoked_at IS NULL"
+        }
+        AgentKey::RelayId => {
+            "SELECT agent_id, name, workspace, relay_id FROM agents
+             WHERE relay_id = $1 AND revoked_at IS NULL"
+        }
+    };
+    let find = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&find, &[&value])
+        .await?
+        .map(|r| agent_from_row(&r)))
+}
+
+fn agent_from_row(r: &Row) -> Agent {
+    Agent {
+        agent_id: r.get(0),
+        name: r.get(1),
+        workspace: r.get(2),
+        relay_id: r.get(3),
+    }
+}
+
+pub(super) async fn list_agents(c: &impl GenericClient) -> Result<Vec<AgentStats>, Error> {
+    let list = c
+        .prepare_cached(
+            "SELECT a.agent_id, a.name, a.workspace, a.relay_id, a.created_at, a.last_seen,
+                    (SELECT COUNT(*) FROM events e
+                      WHERE e.agent_id = a.agent_id AND e.status IN ('pending', 'delivering'))
+             FROM agents a WHERE a.revoked_at IS NULL ORDER BY a.created_at",
+        )
+        .await?;
+    Ok(c.query(&list, &[])
+        .await?
+        .iter()
+        .map(|r| AgentStats {
+            agent: agent_from_row(r),
+            created_at: r.get(4),
+            last_seen: r.get(5),
+            pending_events: r.get::<_, i64>(6) as u64,
+        })
+        .collect())
+}
+
+pub(super) async fn agent_count(c: &impl GenericClient) -> Result<u64, Error> {
+    let count = c.prepare_cached("SELECT COUNT(*) FROM agents").await?;
+    let n: i64 = c.query_one(&count, &[]).await?.get(0);
+    Ok(n as u64)
+}
+
+pub(super) async fn revoked_since(
+    c: &impl GenericClient,
+    since: Millis,
+) -> Result<Vec<String>, Error> {
+    let revoked = c
+        .prepare_cached("SELECT agent_id FROM agents WHERE revoked_at >= $1")
+        .await?;
+    Ok(c.query(&revoked, &[&since])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}

@@ -1,0 +1,305 @@
+//! PostgreSQL backend: several relay instances share one database.
+//!
+//! Same operations and semantics as the SQLite backend, with what sharing
+//! needs: leases live in the database and are taken with `FOR UPDATE SKIP
+//! LOCKED` (each event goes to one session of any instance); the dedup window
+//! is a primary key, so concurrent duplicates store one event; and opening
+//! the store does not release leases, because other instances may be alive
+//! (leases of a dead instance expire by time instead).
+//!
+//! Each write is spawned when it is called, so it runs even if the caller
+//! drops the future (as a queued SQLite job does), and `close` waits for
+//! them. Writes of one session apply in call order (`lanes`); other writes
+//! run concurrently, each committed by PostgreSQL on its own (durable when
+//! it returns with the server's default `synchronous_commit = on`).
+//! TLS to PostgreSQL is not supported yet (`NoTls`).
+//!
+//! Layout: `pool` (connections, time limits, errors), `lanes` (order of a
+//! session's writes), `migrate`, `queue` (the delivery lifecycle), `events`
+//! (reads and retention), `agents`.
+
+mod agents;
+mod events;
+mod lanes;
+mod migrate;
+mod pool;
+mod queue;
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio_util::task::TaskTracker;
+
+use super::*;
+use agents::AgentKey;
+use lanes::{Lanes, Turn};
+use pool::{Limit, QUICK, statement, transaction};
+
+/// Retention may touch many rows at once.
+const SWEEP_LIMIT: Limit = Limit(Duration::from_secs(300));
+
+/// The PostgreSQL store. Cheap to clone.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    writes: TaskTracker,
+    lanes: Lanes,
+    retry: RetryPolicy,
+}
+
+impl PostgresStore {
+    /// Connects and migrates. Leaves existing leases alone.
+    pub async fn open(url: &str, retry: RetryPolicy) -> Result<Self, StoreError> {
+        let pool = pool::build(url)?;
+        migrate::migrate(&pool).await?;
+        Ok(PostgresStore {
+            pool,
+            writes: TaskTracker::new(),
+            lanes: Lanes::default(),
+            retry,
+        })
+    }
+
+    /// Starts a write now; the returned future resolves with its outcome.
+    fn spawn<T, F>(
+        &self,
+        write: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let task = (!self.writes.is_closed()).then(|| self.writes.spawn(write));
+        async move {
+            match task {
+                None => Err(StoreError::Closed),
+                Some(task) => task
+                    .await
+                    .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?,
+            }
+        }
+    }
+
+    pub fn insert_event(
+        &self,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
+        let pool = self.pool.clone();
+        self.spawn(async move {
+            let now = now_ms();
+            statement!(&pool, QUICK, |c| queue::insert_event(c, &event, now))
+        })
+    }
+
+    pub fn claim(
+        &self,
+        req: ClaimRequest,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
+        let turn = self.lanes.enter(&req.session_id);
+        let (pool, max_attempts) = (self.pool.clone(), self.retry.max_attempts);
+        self.spawn(in_turn(turn, async move {
+            let now = now_ms();
+            transaction!(&pool, QUICK, |tx| queue::claim(tx, &req, max_attempts, now))
+        }))
+    }
+
+    pub fn ack(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+        ids: Vec<String>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let turn = self.lanes.enter(session_id);
+        let pool = self.pool.clone();
+        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        self.spawn(in_turn(turn, async move {
+            let now = now_ms();
+            statement!(&pool, QUICK, |c| queue::ack(
+                c,
+                &agent_id,
+                &session_id,
+                &ids,
+                now
+            ))
+        }))
+    }
+
+    pub fn nack(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+        id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let turn = self.lanes.enter(session_id);
+        let (pool, retry) = (self.pool.clone(), self.retry);
+        let (agent_id, session_id, id, reason) = (
+            agent_id.to_owned(),
+            session_id.to_owned(),
+            id.to_owned(),
+            reason.to_owned(),
+        );
+        self.spawn(in_turn(turn, async move {
+            let now = now_ms();
+            transaction!(&pool, QUICK, |tx| queue::nack(
+                tx,
+                &agent_id,
+                &session_id,
+                &id,
+                &reason,
+                &retry,
+                now
+            ))
+        }))
+    }
+
+    pub fn release(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let turn = self.lanes.enter(session_id);
+        let pool = self.pool.clone();
+        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        self.spawn(in_turn(turn, async move {
+            let now = now_ms();
+            statement!(&pool, QUICK, |c| queue::release(
+                c,
+                &agent_id,
+                &session_id,
+                now
+            ))
+        }))
+    }
+
+    pub fn replay(
+        &self,
+        agent_id: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<ReplayOutcome, StoreError>> + Send + use<> {
+        let pool = self.pool.clone();
+        let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
+        self.spawn(async move {
+            let now = now_ms();
+            transaction!(&pool, QUICK, |tx| queue::replay(tx, &agent_id, &id, now))
+        })
+    }
+
+    pub fn create_agent(
+        &self,
+        agent: NewAgent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let pool = self.pool.clone();
+        self.spawn(async move {
+            let now = now_ms();
+            statement!(&pool, QUICK, |c| agents::create_agent(c, &agent, now))
+        })
+    }
+
+    pub fn revoke_agent(
+        &self,
+        agent_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
+        let pool = self.pool.clone();
+        let agent_id = agent_id.to_owned();
+        self.spawn(async move {
+            let now = now_ms();
+            statement!(&pool, QUICK, |c| agents::revoke_agent(c, &agent_id, now))
+        })
+    }
+
+    pub fn touch_agent(
+        &self,
+        agent_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let pool = self.pool.clone();
+        let agent_id = agent_id.to_owned();
+        self.spawn(async move {
+            let now = now_ms();
+            statement!(&pool, QUICK, |c| agents::touch_agent(c, &agent_id, now))
+        })
+    }
+
+    pub fn sweep(
+        &self,
+        retention: Duration,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + use<> {
+        let pool = self.pool.clone();
+        let retention_ms = retention.as_millis() as Millis;
+        self.spawn(async move {
+            let now = now_ms();
+            transaction!(&pool, SWEEP_LIMIT, |tx| events::sweep(
+                tx,
+                retention_ms,
+                now
+            ))
+        })
+    }
+
+    pub async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+        statement!(&self.pool, QUICK, |c| events::list_events(c, &query))
+    }
+
+    pub async fn event_detail(
+        &self,
+        agent_id: &str,
+        id: &str,
+    ) -> Result<Option<EventDetail>, StoreError> {
+        statement!(&self.pool, QUICK, |c| events::event_detail(c, agent_id, id))
+    }
+
+    pub async fn list_agents(&self) -> Result<Vec<AgentStats>, StoreError> {
+        statement!(&self.pool, QUICK, |c| agents::list_agents(c))
+    }
+
+    pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>, StoreError> {
+        statement!(&self.pool, QUICK, |c| agents::agent_where(
+            c,
+            AgentKey::KeyHash,
+            key_hash
+        ))
+    }
+
+    pub async fn agent_by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
+        statement!(&self.pool, QUICK, |c| agents::agent_where(
+            c,
+            AgentKey::RelayId,
+            relay_id
+        ))
+    }
+
+    pub async fn pending_count(&self, agent_id: &str) -> Result<u64, StoreError> {
+        statement!(&self.pool, QUICK, |c| events::pending_count(c, agent_id))
+    }
+
+    pub async fn agent_count(&self) -> Result<u64, StoreError> {
+        statement!(&self.pool, QUICK, |c| agents::agent_count(c))
+    }
+
+    pub async fn revoked_since(&self, since: Millis) -> Result<Vec<String>, StoreError> {
+        statement!(&self.pool, QUICK, |c| agents::revoked_since(c, since))
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        statement!(&self.pool, QUICK, |c| async {
+            c.simple_query("SELECT 1").await.map(drop)
+        })
+    }
+
+    /// Lets every started write finish, then closes the connections. Later
+    /// calls fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        self.writes.close();
+        self.writes.wait().await;
+        self.pool.close();
+    }
+}
+
+/// Runs a write of a session after the writes that session started before
+/// it ([`lanes`]).
+async fn in_turn<T>(mut turn: Turn, write: impl Future<Output = T>) -> T {
+    turn.wait().await;
+    let result = write.await;
+    drop(turn);
+    result
+}

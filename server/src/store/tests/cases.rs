@@ -1,0 +1,430 @@
+//! The store's behaviour, written once and run on every backend (see the
+//! `on_every_backend!` list in `mod.rs`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::fixture::TestDb;
+use crate::store::*;
+
+pub fn event(n: usize, key: Option<&str>) -> NewEvent {
+    let event_type = if n.is_multiple_of(2) {
+        "message.received"
+    } else {
+        "ping"
+    };
+    typed_event(n, event_type, key)
+}
+
+pub fn typed_event(n: usize, event_type: &str, key: Option<&str>) -> NewEvent {
+    NewEvent {
+        id: lobster_shared::ids::event_id(),
+        agent_id: "agt_1".into(),
+        event_type: event_type.into(),
+        received_at: now_ms(),
+        headers: vec![("x-n".into(), n.to_string())],
+        body: Bytes::from(vec![n as u8, 0xff]),
+        dedup_key: key.map(str::to_owned),
+    }
+}
+
+pub fn claim_req(session: &str, limit: usize, lease_ms: Millis) -> ClaimRequest {
+    ClaimRequest {
+        agent_id: "agt_1".into(),
+        session_id: session.into(),
+        limit,
+        lease_ms,
+        patterns: vec![],
+    }
+}
+
+pub async fn insert(store: &Store, n: usize) -> String {
+    match store.insert_event(event(n, None)).await.unwrap() {
+        Inserted::New(id) => id,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn status(store: &Store, id: &str) -> (String, u32) {
+    let d = store.event_detail("agt_1", id).await.unwrap().unwrap();
+    (d.summary.status, d.summary.attempts)
+}
+
+fn ids(claim: &Claim) -> Vec<String> {
+    claim.deliveries.iter().map(|d| d.id.clone()).collect()
+}
+
+pub async fn concurrent_inserts_all_survive_reopen(db: TestDb) {
+    let store = db.open().await;
+    let tasks: Vec<_> = (0..200)
+        .map(|n| tokio::spawn(store.insert_event(event(n, Some(&format!("k{n}"))))))
+        .collect();
+    for task in tasks {
+        assert!(matches!(task.await.unwrap().unwrap(), Inserted::New(_)));
+    }
+    store.close().await;
+    let reopened = db.open().await;
+    assert_eq!(reopened.pending_count("agt_1").await.unwrap(), 200);
+}
+
+pub async fn a_repeated_dedup_key_returns_the_original_id(db: TestDb) {
+    let store = db.open().await;
+    let first = store.insert_event(event(1, Some("msg_1"))).await.unwrap();
+    let second = store.insert_event(event(2, Some("msg_1"))).await.unwrap();
+    let Inserted::New(id) = first else { panic!() };
+    assert_eq!(second, Inserted::Duplicate(id));
+    assert_eq!(store.pending_count("agt_1").await.unwrap(), 1);
+}
+
+pub async fn claims_hand_out_in_acceptance_order_to_one_session_each(db: TestDb) {
+    let store = db.open().await;
+    let mut inserted = vec![];
+    for n in 0..5 {
+        inserted.push(insert(&store, n).await);
+    }
+    let a = store.claim(claim_req("ses_a", 3, 60_000)).await.unwrap();
+    let b = store.claim(claim_req("ses_b", 10, 60_000)).await.unwrap();
+    assert_eq!(ids(&a), inserted[..3]);
+    assert_eq!(ids(&b), inserted[3..]);
+    assert_eq!(
+        a.deliveries[0].headers,
+        vec![("x-n".to_string(), "0".to_string())]
+    );
+    assert_eq!(a.deliveries[0].body, vec![0, 0xff]);
+    assert_eq!(a.deliveries[0].attempt, 1);
+    let c = store.claim(claim_req("ses_c", 10, 60_000)).await.unwrap();
+    assert!(c.deliveries.is_empty());
+}
+
+pub async fn ack_delivers_nack_retries_then_fails(db: TestDb) {
+    let store = db.open().await;
+    let id = insert(&store, 0).await;
+    for attempt in 1..=3 {
+        let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+        assert_eq!(claim.deliveries[0].attempt, attempt);
+        store.nack("agt_1", "ses_a", &id, "500").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await; // past the 1 ms retry delay
+    }
+    assert_eq!(status(&store, &id).await, ("failed".into(), 3));
+    let id2 = insert(&store, 1).await;
+    store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    store
+        .ack("agt_1", "ses_a", vec![id2.clone()])
+        .await
+        .unwrap();
+    assert_eq!(status(&store, &id2).await, ("delivered".into(), 1));
+    let history = store
+        .event_detail("agt_1", &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .history;
+    let outcomes: Vec<_> = history.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["nacked"; 3]);
+}
+
+pub async fn expired_leases_and_closed_sessions_return_events(db: TestDb) {
+    let store = db.open().await;
+    let id = insert(&store, 0).await;
+    let first = store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
+    assert_eq!(first.deliveries.len(), 1);
+    let again = store.claim(claim_req("ses_b", 1, 60_000)).await.unwrap();
+    assert_eq!(again.deliveries[0].id, id);
+    assert_eq!(again.deliveries[0].attempt, 2);
+    assert!(
+        again.next_due.is_some(),
+        "the live lease is the next thing due"
+    );
+    store.release("agt_1", "ses_b").await.unwrap();
+    assert_eq!(status(&store, &id).await.0, "pending");
+    let third = store.claim(claim_req("ses_c", 1, 60_000)).await.unwrap();
+    assert_eq!(third.deliveries[0].attempt, 3);
+}
+
+pub async fn the_history_records_every_outcome_in_order(db: TestDb) {
+    let store = db.open().await;
+    let id = insert(&store, 0).await;
+    store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
+    store.claim(claim_req("ses_b", 1, 60_000)).await.unwrap(); // times out ses_a
+    store.release("agt_1", "ses_b").await.unwrap();
+    store.claim(claim_req("ses_c", 1, 60_000)).await.unwrap();
+    store.nack("agt_1", "ses_c", &id, "boom").await.unwrap();
+    let detail = store.event_detail("agt_1", &id).await.unwrap().unwrap();
+    let history: Vec<_> = detail
+        .history
+        .iter()
+        .map(|a| {
+            (
+                a.attempt,
+                a.session_id.as_deref().unwrap(),
+                a.outcome.as_str(),
+                a.error.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (
+                1,
+                "ses_a",
+                "timeout",
+                Some("not acked within the ack timeout")
+            ),
+            (
+                2,
+                "ses_b",
+                "interrupted",
+                Some("session closed before the ack")
+            ),
+            (3, "ses_c", "nacked", Some("boom")),
+        ]
+    );
+    assert_eq!(detail.summary.status, "failed", "three attempts used up");
+}
+
+pub async fn leases_that_keep_timing_out_fail_after_the_last_attempt(db: TestDb) {
+    let store = db.open().await;
+    let id = insert(&store, 0).await;
+    for attempt in 1..=3 {
+        let claim = store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
+        assert_eq!(claim.deliveries[0].attempt, attempt);
+    }
+    let last = store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
+    assert!(last.deliveries.is_empty());
+    assert_eq!(last.next_due, None);
+    assert_eq!(status(&store, &id).await, ("failed".into(), 3));
+}
+
+/// A session fires its acks off without awaiting them, then releases its
+/// leases when it closes: the release must not overtake the acks.
+pub async fn unawaited_writes_of_a_session_apply_in_call_order(db: TestDb) {
+    let store = db.open().await;
+    for n in 0..50 {
+        insert(&store, n).await;
+    }
+    let claim = store.claim(claim_req("ses_a", 50, 60_000)).await.unwrap();
+    for id in ids(&claim) {
+        drop(store.ack("agt_1", "ses_a", vec![id]));
+    }
+    store.release("agt_1", "ses_a").await.unwrap();
+    assert_eq!(store.pending_count("agt_1").await.unwrap(), 0);
+    for id in ids(&claim) {
+        let history = store
+            .event_detail("agt_1", &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .history;
+        assert_eq!(
+            history.len(),
+            1,
+            "only the ack, no interruption: {history:?}"
+        );
+    }
+}
+
+pub async fn patterns_filter_by_event_type(db: TestDb) {
+    let store = db.open().await;
+    for n in 0..4 {
+        insert(&store, n).await;
+    }
+    let mut req = claim_req("ses_a", 10, 60_000);
+    req.patterns = vec!["message.*".into()];
+    let claim = store.claim(req).await.unwrap();
+    assert_eq!(claim.deliveries.len(), 2);
+    assert!(
+        claim
+            .deliveries
+            .iter()
+            .all(|d| d.event_type == "message.received")
+    );
+}
+
+pub async fn only_star_and_question_mark_are_wildcards(db: TestDb) {
+    let store = db.open().await;
+    for (n, event_type) in ["order_paid", "orderXpaid", "100%", "1000"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .insert_event(typed_event(n, event_type, None))
+            .await
+            .unwrap();
+    }
+    for (pattern, expected) in [
+        ("order_paid", vec!["order_paid"]),
+        ("order?paid", vec!["order_paid", "orderXpaid"]),
+        ("100%", vec!["100%"]),
+        ("10*", vec!["100%", "1000"]),
+        ("*", vec!["order_paid", "orderXpaid", "100%", "1000"]),
+    ] {
+        let mut req = claim_req("ses_a", 10, 60_000);
+        req.patterns = vec![pattern.into()];
+        let claim = store.claim(req).await.unwrap();
+        let types: Vec<_> = claim
+            .deliveries
+            .iter()
+            .map(|d| d.event_type.as_str())
+            .collect();
+        assert_eq!(types, expected, "pattern {pattern}");
+        store.release("agt_1", "ses_a").await.unwrap();
+    }
+}
+
+pub async fn replay_requeues_a_delivered_event_keeping_its_id(db: TestDb) {
+    let store = db.open().await;
+    let id = insert(&store, 0).await;
+    let replay = store.replay("agt_1", "evt_nope").await.unwrap();
+    assert_eq!(replay, ReplayOutcome::NotFound);
+    store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    let replay = store.replay("agt_1", &id).await.unwrap();
+    assert_eq!(replay, ReplayOutcome::InFlight);
+    store.ack("agt_1", "ses_a", vec![id.clone()]).await.unwrap();
+    let replay = store.replay("agt_1", &id).await.unwrap();
+    assert_eq!(replay, ReplayOutcome::Queued);
+    let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    let first = &claim.deliveries[0];
+    assert_eq!((first.id.as_str(), first.attempt), (id.as_str(), 2));
+}
+
+/// SQLite has one instance: at start no lease can be live. On a shared
+/// store other instances may hold leases, which only expire by time.
+pub async fn a_restart_releases_leases_only_on_an_unshared_store(db: TestDb) {
+    let store = db.open().await;
+    let id = insert(&store, 0).await;
+    store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    store.close().await;
+    let reopened = db.open().await;
+    let claim = reopened.claim(claim_req("ses_b", 1, 60_000)).await.unwrap();
+    if reopened.is_shared() {
+        assert!(claim.deliveries.is_empty());
+        assert_eq!(status(&reopened, &id).await, ("delivering".into(), 1));
+    } else {
+        assert_eq!(claim.deliveries[0].id, id);
+    }
+}
+
+pub async fn listings_page_newest_first_and_filter_by_status(db: TestDb) {
+    let store = db.open().await;
+    let mut inserted = vec![];
+    for n in 0..5 {
+        inserted.push(insert(&store, n).await);
+    }
+    store.claim(claim_req("ses_a", 2, 60_000)).await.unwrap();
+    store
+        .ack("agt_1", "ses_a", inserted[..2].to_vec())
+        .await
+        .unwrap();
+    let list = |status, limit, before: Option<&String>| {
+        store.list_events(EventQuery {
+            agent_id: "agt_1".into(),
+            status,
+            limit,
+            before: before.cloned(),
+        })
+    };
+    let listed = |events: Vec<EventSummary>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let page = list(None, 3, None).await.unwrap();
+    assert_eq!(listed(page), [4, 3, 2].map(|i| inserted[i].clone()));
+    let rest = list(None, 10, Some(&inserted[2])).await.unwrap();
+    assert_eq!(rest[0].status, "delivered");
+    assert_eq!(rest[0].attempts, 1);
+    assert_eq!(listed(rest), [1, 0].map(|i| inserted[i].clone()));
+    let pending = list(Some(EventStatus::Pending), 10, None).await.unwrap();
+    assert_eq!(listed(pending), [4, 3, 2].map(|i| inserted[i].clone()));
+    let other = store.list_events(EventQuery {
+        agent_id: "agt_2".into(),
+        status: None,
+        limit: 10,
+        before: None,
+    });
+    assert!(other.await.unwrap().is_empty());
+}
+
+pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
+    let store = db.open().await;
+    let delivered = match store.insert_event(event(0, Some("k0"))).await.unwrap() {
+        Inserted::New(id) => id,
+        other => panic!("{other:?}"),
+    };
+    let undelivered = insert(&store, 1).await;
+    store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    store
+        .ack("agt_1", "ses_a", vec![delivered.clone()])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Expires one, forgets the delivered event and its attempt; the dedup
+    // key stays for its own window.
+    assert_eq!(store.sweep(Duration::ZERO).await.unwrap(), 3);
+    assert_eq!(status(&store, &undelivered).await.0, "expired");
+    assert!(
+        store
+            .event_detail("agt_1", &delivered)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = store.insert_event(event(0, Some("k0"))).await.unwrap();
+    assert_eq!(again, Inserted::Duplicate(delivered));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(store.sweep(Duration::ZERO).await.unwrap(), 1);
+    assert!(
+        store
+            .event_detail("agt_1", &undelivered)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.pending_count("agt_1").await.unwrap(), 0);
+}
+
+pub async fn agents_are_found_by_key_hash_and_relay_id_until_revoked(db: TestDb) {
+    let store = db.open().await;
+    let agent = Agent {
+        agent_id: "agt_1".into(),
+        name: "a".into(),
+        workspace: "default".into(),
+        relay_id: "rly_1".into(),
+    };
+    let new = NewAgent {
+        agent: agent.clone(),
+        key_hash: "h1".into(),
+    };
+    store.create_agent(new.clone()).await.unwrap();
+    assert!(store.create_agent(new).await.is_err(), "ids are unique");
+    let found = store.agent_by_key_hash("h1").await.unwrap();
+    assert_eq!(found, Some(agent.clone()));
+    let found = store.agent_by_relay_id("rly_1").await.unwrap();
+    assert_eq!(found, Some(agent.clone()));
+    insert(&store, 0).await;
+    store.touch_agent("agt_1").await.unwrap();
+    let listed = store.list_agents().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].agent, agent);
+    assert_eq!(listed[0].pending_events, 1);
+    assert!(listed[0].last_seen.is_some());
+    assert_eq!(store.agent_count().await.unwrap(), 1);
+    let before_revoking = now_ms();
+    assert!(store.revoke_agent("agt_1").await.unwrap());
+    assert!(!store.revoke_agent("agt_1").await.unwrap());
+    assert_eq!(store.agent_by_key_hash("h1").await.unwrap(), None);
+    assert_eq!(store.agent_by_relay_id("rly_1").await.unwrap(), None);
+    assert!(store.list_agents().await.unwrap().is_empty());
+    let revoked = store.revoked_since(before_revoking).await.unwrap();
+    assert_eq!(revoked, ["agt_1"]);
+    let later = store.revoked_since(now_ms() + 1_000).await.unwrap();
+    assert!(later.is_empty());
+}
+
+pub async fn writes_after_close_fail_cleanly(db: TestDb) {
+    let store = db.open().await;
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(matches!(
+        store.insert_event(event(0, None)).await,
+        Err(StoreError::Closed)
+    ));
+}

@@ -1,0 +1,53 @@
+//! Store tests. The cases in `cases` run on every backend, each on a fresh
+//! database: `store::tests::sqlite::NAME` and `store::tests::postgres::NAME`.
+//! `instances` holds what only a shared store can show (several instances
+//! on one PostgreSQL).
+//!
+//! The PostgreSQL tests need a server: `LOBSTER_TEST_POSTGRES_URL` (set by
+//! scripts/test.sh). Without it they fail, saying how to start one.
+
+mod cases;
+mod fixture;
+mod instances;
+
+/// One `#[tokio::test]` per case and backend.
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::cases::$case(super::fixture::TestDb::sqlite().await).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::cases::$case(super::fixture::TestDb::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    concurrent_inserts_all_survive_reopen,
+    a_repeated_dedup_key_returns_the_original_id,
+    claims_hand_out_in_acceptance_order_to_one_session_each,
+    ack_delivers_nack_retries_then_fails,
+    expired_leases_and_closed_sessions_return_events,
+    the_history_records_every_outcome_in_order,
+    leases_that_keep_timing_out_fail_after_the_last_attempt,
+    unawaited_writes_of_a_session_apply_in_call_order,
+    patterns_filter_by_event_type,
+    only_star_and_question_mark_are_wildcards,
+    replay_requeues_a_delivered_event_keeping_its_id,
+    a_restart_releases_leases_only_on_an_unshared_store,
+    listings_page_newest_first_and_filter_by_status,
+    sweeps_expire_then_forget_old_events,
+    agents_are_found_by_key_hash_and_relay_id_until_revoked,
+    writes_after_close_fail_cleanly,
+);

@@ -1,0 +1,272 @@
+//! Several relay instances on one PostgreSQL, with Redis carrying wake-ups:
+//! events cross instances, each is delivered once, and neither a dead
+//! instance, a Redis outage nor a PostgreSQL restart loses an accepted one.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use lobster_e2e::balancer::Balancer;
+use lobster_e2e::services::{Postgres, Redis, fresh_database};
+use lobster_e2e::{
+    Agent, Listener, Relay, RelayOpts, Sender, Sink, WAIT, new_message_id, now_unix,
+};
+
+fn opts(database: &str, redis: Option<&Redis>, extra: &[&str]) -> RelayOpts {
+    let mut opts = RelayOpts::default().args(["--database", database]);
+    if let Some(redis) = redis {
+        opts = opts.args(["--redis".to_owned(), redis.url()]);
+    }
+    opts.args(extra.iter().copied())
+}
+
+fn webhook_url(relay: &Relay, agent: &Agent) -> String {
+    format!("{}/api/v1/webhook/{}", relay.url(), agent.relay_id)
+}
+
+async fn post_n(url: &str, n: usize, tag: &str) -> Vec<String> {
+    let sender = Sender::default();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let body = format!(r#"{{"type":"scale.{tag}","n":{i}}}"#);
+        let answer = sender.post(url, body.as_bytes(), &[]).await.unwrap();
+        assert_eq!(answer.status, 202, "{}", answer.text);
+        ids.push(answer.json["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+fn delivered_ids(sink: &Sink) -> Vec<String> {
+    sink.requests()
+        .iter()
+        .filter_map(|r| r.event_id().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_event_posted_to_b_reaches_a_listener_on_a_through_redis() {
+    let database = fresh_database().await.unwrap();
+    let redis = Redis::start().await.unwrap();
+    // A re-scan far slower than the wait below: only Redis can be in time.
+    let a = Relay::start(opts(&database, Some(&redis), &["--rescan-interval", "1h"]))
+        .await
+        .unwrap();
+    let b = Relay::start(opts(&database, Some(&redis), &["--rescan-interval", "1h"]))
+        .await
+        .unwrap();
+    let agent = a.create_agent("cross").await.unwrap();
+    let sink = Sink::start().await.unwrap();
+    let _listener = Listener::ready(
+        &a.url(),
+        &agent.api_key,
+        &["--forward", &sink.host_path("/in")],
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let ids = post_n(&webhook_url(&b, &agent), 20, "cross").await;
+    sink.wait_for(20, Duration::from_secs(10)).await.unwrap();
+    eprintln!("20 events B -> A in {:?}", started.elapsed());
+    assert_eq!(
+        delivered_ids(&sink).into_iter().collect::<HashSet<_>>(),
+        ids.into_iter().collect()
+    );
+}
+
+#[tokio::test]
+async fn sessions_on_two_instances_share_the_queue_exactly_once() {
+    let database = fresh_database().await.unwrap();
+    let redis = Redis::start().await.unwrap();
+    let a = Relay::start(opts(&database, Some(&redis), &[]))
+        .await
+        .unwrap();
+    let b = Relay::start(opts(&database, Some(&redis), &[]))
+        .await
+        .unwrap();
+    let agent = a.create_agent("shared").await.unwrap();
+    let sink = Sink::start().await.unwrap();
+    let target = sink.host_path("/in");
+    let _on_a = Listener::ready(&a.url(), &agent.api_key, &["--forward", &target])
+        .await
+        .unwrap();
+    let _on_b = Listener::ready(&b.url(), &agent.api_key, &["--forward", &target])
+        .await
+        .unwrap();
+    let (url_a, url_b) = (webhook_url(&a, &agent), webhook_url(&b, &agent));
+    let (to_a, to_b) = tokio::join!(post_n(&url_a, 100, "a"), post_n(&url_b, 100, "b"));
+    sink.wait_for(200, WAIT).await.unwrap();
+    let delivered = delivered_ids(&sink);
+    let unique: HashSet<_> = delivered.iter().cloned().collect();
+    assert_eq!(unique, to_a.into_iter().chain(to_b).collect::<HashSet<_>>());
+    assert_eq!(
+        delivered.len(),
+        200,
+        "no event may be delivered twice without a fault"
+    );
+}
+
+#[tokio::test]
+async fn killing_an_instance_while_events_flow_loses_nothing() {
+    let database = fresh_database().await.unwrap();
+    let redis = Redis::start().await.unwrap();
+    let extra = ["--ack-timeout", "2s", "--rescan-interval", "500ms"];
+    let mut a = Relay::start(opts(&database, Some(&redis), &extra))
+        .await
+        .unwrap();
+    let b = Relay::start(opts(&database, Some(&redis), &extra))
+        .await
+        .unwrap();
+    let balancer = Balancer::start(vec![a.port(), b.port()]).await.unwrap();
+    let agent = a.create_agent("failover").await.unwrap();
+    let sink = Sink::start().await.unwrap();
+    let mut listener = Listener::ready(
+        &balancer.url(),
+        &agent.api_key,
+        &["--forward", &sink.host_path("/in")],
+    )
+    .await
+    .unwrap();
+    let url = format!("{}/api/v1/webhook/{}", balancer.url(), agent.relay_id);
+    let sender = Sender::default();
+    let mut accepted = HashSet::new();
+    for i in 0..300 {
+        if i == 150 {
+            a.kill9().await.unwrap();
+        }
+        let body = format!(r#"{{"type":"failover","n":{i}}}"#);
+        let msg_id = new_message_id();
+        // A sender retries a failed post with the same id, as platforms do.
+        for _ in 0..5 {
+            match sender
+                .post_as(&url, body.as_bytes(), &msg_id, now_unix(), &[])
+                .await
+            {
+                Ok(answer) if answer.status == 202 || answer.status == 200 => {
+                    accepted.insert(answer.json["id"].as_str().unwrap().to_owned());
+                    break;
+                }
+                _ => continue,
+            }
+        }
+    }
+    assert!(
+        accepted.len() >= 290,
+        "the surviving instance must accept nearly all: {}",
+        accepted.len()
+    );
+    sink.wait_until("every accepted event", Duration::from_secs(60), |reqs| {
+        let got: HashSet<&str> = reqs.iter().filter_map(|r| r.event_id()).collect();
+        accepted.iter().all(|id| got.contains(id.as_str()))
+    })
+    .await
+    .unwrap();
+    let delivered = delivered_ids(&sink);
+    eprintln!(
+        "failover: accepted {}, delivered {} unique, {} duplicate deliveries",
+        accepted.len(),
+        delivered.iter().collect::<HashSet<_>>().len(),
+        delivered.len() - delivered.iter().collect::<HashSet<_>>().len()
+    );
+    assert!(
+        listener.try_exit().is_none(),
+        "the listener must survive the failover"
+    );
+    assert!(
+        listener.stderr().contains("Reconnected"),
+        "the listener should say it reconnected"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_outage_delays_delivery_but_loses_nothing() {
+    let database = fresh_database().await.unwrap();
+    let mut redis = Redis::start().await.unwrap();
+    let extra = ["--rescan-interval", "500ms"];
+    let a = Relay::start(opts(&database, Some(&redis), &extra))
+        .await
+        .unwrap();
+    let b = Relay::start(opts(&database, Some(&redis), &extra))
+        .await
+        .unwrap();
+    let agent = a.create_agent("outage").await.unwrap();
+    let sink = Sink::start().await.unwrap();
+    let _listener = Listener::ready(
+        &a.url(),
+        &agent.api_key,
+        &["--forward", &sink.host_path("/in")],
+    )
+    .await
+    .unwrap();
+    let url = webhook_url(&b, &agent);
+    let mut ids = post_n(&url, 10, "before").await;
+    sink.wait_for(10, WAIT).await.unwrap();
+    redis.stop().await.unwrap();
+    ids.extend(post_n(&url, 10, "during").await);
+    sink.wait_for(20, WAIT).await.unwrap();
+    redis.resume().await.unwrap();
+    ids.extend(post_n(&url, 10, "after").await);
+    sink.wait_for(30, WAIT).await.unwrap();
+    let delivered: HashSet<String> = delivered_ids(&sink).into_iter().collect();
+    assert_eq!(delivered, ids.into_iter().collect());
+}
+
+#[tokio::test]
+async fn a_postgres_restart_answers_503_never_202_and_recovers_by_itself() {
+    let pg = Postgres::start().await.unwrap();
+    let database = pg.fresh_database().await.unwrap();
+    let relay = Relay::start(opts(&database, None, &[])).await.unwrap();
+    let agent = relay.create_agent("pg-restart").await.unwrap();
+    let sink = Sink::start().await.unwrap();
+    let _listener = Listener::ready(
+        &relay.url(),
+        &agent.api_key,
+        &["--forward", &sink.host_path("/in")],
+    )
+    .await
+    .unwrap();
+    let url = webhook_url(&relay, &agent);
+    let sender = Sender::default();
+    let mut accepted = post_n(&url, 3, "up").await;
+    pg.stop().await.unwrap();
+    for i in 0..5 {
+        let answer = sender
+            .post(
+                &url,
+                format!(r#"{{"type":"down","n":{i}}}"#).as_bytes(),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_ne!(
+            answer.status, 202,
+            "nothing can be stored while PostgreSQL is down"
+        );
+        answer.assert_error(503);
+    }
+    let ready = relay
+        .request(reqwest::Method::GET, "/readyz", None, None)
+        .await
+        .unwrap();
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    pg.resume().await.unwrap();
+    let back = lobster_e2e::eventually("a 202 after PostgreSQL came back", WAIT, || {
+        let (sender, url) = (sender.clone(), url.clone());
+        async move {
+            let answer = sender.post(&url, br#"{"type":"back"}"#, &[]).await?;
+            anyhow::ensure!(answer.status == 202, "still {}", answer.status);
+            Ok(answer.json["id"].as_str().unwrap_or_default().to_owned())
+        }
+    })
+    .await
+    .unwrap();
+    accepted.push(back);
+    sink.wait_until(
+        "the events from before and after the restart",
+        WAIT,
+        |reqs| {
+            let got: HashSet<&str> = reqs.iter().filter_map(|r| r.event_id()).collect();
+            accepted.iter().all(|id| got.contains(id.as_str()))
+        },
+    )
+    .await
+    .unwrap();
+}
