@@ -55,6 +55,15 @@ impl ApiError {
                 "check --api-key / LOBSTER_RELAY_API_KEY, or run `lobster-relay login` again \
                  with a valid key (the relay admin can create one)",
             ),
+            Self::Status { code, .. } if code == "event_not_found" => {
+                Some("see this agent's event ids with `lobster-relay events list`")
+            }
+            Self::Status { code, .. } if code == "event_in_flight" => {
+                Some("replay it once it is acked or has failed (`lobster-relay events show ID`)")
+            }
+            Self::Status { code, .. } if code == "not_found" => {
+                Some("check --relay / LOBSTER_RELAY_URL: that server may not be a lobster-relay")
+            }
             _ => None,
         }
     }
