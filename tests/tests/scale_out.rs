@@ -35,6 +35,43 @@ async fn post_n(url: &str, n: usize, tag: &str) -> Vec<String> {
     ids
 }
 
+/// Two instances on one database and Redis, an agent, and a listener on A
+/// forwarding to a sink: the set-up most of these tests share.
+struct Pair {
+    _a: Relay,
+    b: Relay,
+    agent: Agent,
+    sink: Sink,
+    _listener: Listener,
+}
+
+async fn pair_with_listener_on_a(
+    database: &str,
+    redis: &Redis,
+    extra: &[&str],
+    name: &str,
+) -> Pair {
+    let a = Relay::start(opts(database, Some(redis), extra))
+        .await
+        .unwrap();
+    let b = Relay::start(opts(database, Some(redis), extra))
+        .await
+        .unwrap();
+    let agent = a.create_agent(name).await.unwrap();
+    let sink = Sink::start().await.unwrap();
+    let forward = sink.host_path("/in");
+    let listener = Listener::ready(&a.url(), &agent.api_key, &["--forward", &forward])
+        .await
+        .unwrap();
+    Pair {
+        _a: a,
+        b,
+        agent,
+        sink,
+        _listener: listener,
+    }
+}
+
 fn delivered_ids(sink: &Sink) -> Vec<String> {
     sink.requests()
         .iter()
@@ -47,21 +84,13 @@ async fn an_event_posted_to_b_reaches_a_listener_on_a_through_redis() {
     let database = fresh_database().await.unwrap();
     let redis = Redis::start().await.unwrap();
     // A re-scan far slower than the wait below: only Redis can be in time.
-    let a = Relay::start(opts(&database, Some(&redis), &["--rescan-interval", "1h"]))
-        .await
-        .unwrap();
-    let b = Relay::start(opts(&database, Some(&redis), &["--rescan-interval", "1h"]))
-        .await
-        .unwrap();
-    let agent = a.create_agent("cross").await.unwrap();
-    let sink = Sink::start().await.unwrap();
-    let _listener = Listener::ready(
-        &a.url(),
-        &agent.api_key,
-        &["--forward", &sink.host_path("/in")],
-    )
-    .await
-    .unwrap();
+    let Pair {
+        _a,
+        b,
+        agent,
+        sink,
+        _listener,
+    } = pair_with_listener_on_a(&database, &redis, &["--rescan-interval", "1h"], "cross").await;
     let started = Instant::now();
     let ids = post_n(&webhook_url(&b, &agent), 20, "cross").await;
     sink.wait_for(20, Duration::from_secs(10)).await.unwrap();
@@ -181,21 +210,13 @@ async fn a_redis_outage_delays_delivery_but_loses_nothing() {
     let database = fresh_database().await.unwrap();
     let mut redis = Redis::start().await.unwrap();
     let extra = ["--rescan-interval", "500ms"];
-    let a = Relay::start(opts(&database, Some(&redis), &extra))
-        .await
-        .unwrap();
-    let b = Relay::start(opts(&database, Some(&redis), &extra))
-        .await
-        .unwrap();
-    let agent = a.create_agent("outage").await.unwrap();
-    let sink = Sink::start().await.unwrap();
-    let _listener = Listener::ready(
-        &a.url(),
-        &agent.api_key,
-        &["--forward", &sink.host_path("/in")],
-    )
-    .await
-    .unwrap();
+    let Pair {
+        _a,
+        b,
+        agent,
+        sink,
+        _listener,
+    } = pair_with_listener_on_a(&database, &redis, &extra, "outage").await;
     let url = webhook_url(&b, &agent);
     let mut ids = post_n(&url, 10, "before").await;
     sink.wait_for(10, WAIT).await.unwrap();
