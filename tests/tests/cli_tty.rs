@@ -16,14 +16,17 @@ use lobster_e2e::{CliUser, Relay, RelayOpts, WAIT};
 /// Braille spinner frames the CLI draws.
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-/// `script -qfec 'lobster-relay ARGS' /dev/null`: the command on a pty,
-/// everything it draws on `script`'s stdout.
+/// `script -qfec 'exec lobster-relay ARGS' /dev/null`: the command on a
+/// pty, everything it draws on `script`'s stdout. `exec`, because `script`
+/// runs the command through `$SHELL -c`, and a shell such as dash would
+/// otherwise stay in between and take the Ctrl-C meant for the listener.
 fn on_a_tty(args: &[String], env: &[(String, String)]) -> anyhow::Result<Proc> {
     let quoted: Vec<String> = std::iter::once(relay_bin().display().to_string())
         .chain(args.iter().cloned())
         .map(|arg| format!("'{}'", arg.replace('\'', r"'\''")))
         .collect();
-    let argv: Vec<OsString> = ["-qfec", &quoted.join(" "), "/dev/null"]
+    let command = format!("exec {}", quoted.join(" "));
+    let argv: Vec<OsString> = ["-qfec", &command, "/dev/null"]
         .iter()
         .map(OsString::from)
         .collect();
@@ -161,16 +164,20 @@ async fn spinner_and_colours_on_a_tty_and_neither_when_piped() -> anyhow::Result
     Ok(())
 }
 
-/// Ctrl-C for the command on the pty (SIGINT to `script`'s child), then
-/// waits for both to exit: the listener stops gracefully, with exit 0.
+/// Ctrl-C for the command on the pty (SIGINT to the listener under
+/// `script`), then waits for both to exit: the listener stops gracefully,
+/// with exit 0.
 async fn stop(tty: &mut Proc) -> anyhow::Result<()> {
     let script = tty.pid().context("script already exited")?;
-    let children = std::fs::read_to_string(format!("/proc/{script}/task/{script}/children"))?;
-    for child in children.split_whitespace() {
-        std::process::Command::new("kill")
-            .args(["-INT", child])
-            .status()?;
-    }
+    let listener = descendants(script)
+        .into_iter()
+        .find(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == relay_bin())
+        })
+        .context("no lobster-relay process under script")?;
+    std::process::Command::new("kill")
+        .args(["-INT", &listener.to_string()])
+        .status()?;
     let status = tty.wait_exit(WAIT).await?;
     assert_eq!(
         status.code(),
@@ -179,4 +186,19 @@ async fn stop(tty: &mut Proc) -> anyhow::Result<()> {
         tty.stdout.tail(10)
     );
     Ok(())
+}
+
+/// Every process below `pid`, children first.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(parent) = queue.pop() {
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            found.push(child);
+            queue.push(child);
+        }
+    }
+    found
 }
