@@ -92,7 +92,7 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client for the relay at `base`, authenticating with `token`.
     pub fn new(base: Url, token: Secret) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = crate::trust::http_client()
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("lobster-relay/", env!("CARGO_PKG_VERSION")))
             .build()?;

@@ -103,6 +103,15 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
+    /// PEM file of a private CA to trust for the relay's TLS certificate, besides the platform's trust store.
+    #[arg(
+        long,
+        global = true,
+        env = "LOBSTER_RELAY_CA_CERT",
+        value_name = "FILE"
+    )]
+    pub ca_cert: Option<PathBuf>,
+
     /// Use the OS keyring for API keys (`off`: only credentials.toml).
     #[arg(
         long,
@@ -170,6 +179,13 @@ Examples:
 SIGTERM or Ctrl-C drains: no new requests, writes finish, sessions close
 with 1012 so listeners reconnect by themselves.")]
     Server(Box<lobster_server::ServerArgs>),
+
+    /// Check that a relay answers: GET a URL, exit 0 on 2xx, else 1 (for container health checks).
+    #[command(after_help = "\
+Examples:
+  lobster-relay healthcheck
+  lobster-relay healthcheck --url https://relay.example.com/readyz --ca-cert ca.pem")]
+    Healthcheck(crate::healthcheck::HealthcheckArgs),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),

@@ -17,6 +17,9 @@
 //! - [`admin`]: `admin create-agent | list-agents | revoke-agent`.
 //! - [`generate`]: `completions` and the hidden `man`.
 //! - [`api`]: the HTTP API client shared by the commands that call the relay.
+//! - [`trust`]: the platform trust store plus `--ca-cert`, for every
+//!   HTTP client and WebSocket connector.
+//! - [`healthcheck`]: `healthcheck`, one GET for container health checks.
 //! - [`glob`]: event type patterns for `--events` and forward routes.
 //! - [`ui`]: data on stdout, status on stderr, colour and spinner on a TTY.
 //! - [`exit`]: exit codes and how errors are reported.
@@ -36,9 +39,11 @@ pub mod exit;
 pub mod files;
 pub mod generate;
 pub mod glob;
+pub mod healthcheck;
 pub mod listen;
 pub mod login;
 pub mod status;
+pub mod trust;
 pub mod ui;
 pub mod wait;
 
@@ -89,9 +94,11 @@ pub fn main() -> std::process::ExitCode {
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli, sources: Sources) -> anyhow::Result<()> {
     let global = cli.global;
+    trust::install_ca(global.ca_cert.as_deref())?;
     match cli.command {
         // These need no relay and no config: they work anywhere.
         Command::Server(args) => lobster_server::main(*args).await,
+        Command::Healthcheck(args) => healthcheck::run(args).await,
         Command::Completions(args) => generate::completions(&args),
         Command::Man(args) => generate::man(&args, &Ui::new(&global)),
         command => {
@@ -105,7 +112,10 @@ pub async fn run(cli: Cli, sources: Sources) -> anyhow::Result<()> {
                 Command::Events(command) => events::run(&ctx, command).await,
                 Command::Trigger(args) => events::trigger(&ctx, args).await,
                 Command::Admin(command) => admin::run(&ctx, command).await,
-                Command::Server(_) | Command::Completions(_) | Command::Man(_) => {
+                Command::Server(_)
+                | Command::Healthcheck(_)
+                | Command::Completions(_)
+                | Command::Man(_) => {
                     unreachable!("handled above")
                 }
             }

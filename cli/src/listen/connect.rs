@@ -80,7 +80,10 @@ pub async fn connect(url: &Url, api_key: &Secret) -> Result<WsStream, ConnectErr
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connector = crate::trust::ws_connector()
+        .map_err(|err| ConnectError::Failed(format!("cannot set up TLS: {err:#}")))?;
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector);
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok((stream, _response))) => Ok(stream),
         Ok(Err(err)) => Err(classify(err)),
