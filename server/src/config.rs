@@ -4,12 +4,13 @@
 //! defaults. Everything is validated once into a plain [`Config`]; nothing
 //! downstream reads the environment.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 use lobster_shared::Secret;
 use lobster_shared::signature::{Scheme, SigningKey};
 use serde::Deserialize;
@@ -100,6 +101,29 @@ pub struct ServerArgs {
     /// How long events are kept [default: 7d].
     #[arg(long, env = "RELAY_RETENTION", value_name = "DURATION")]
     pub retention: Option<String>,
+    /// Trust X-Forwarded-For only from these proxies, e.g. 10.0.0.0/8,::1 [default: none].
+    #[arg(long, env = "RELAY_TRUSTED_PROXIES", value_name = "CIDR,...")]
+    pub trusted_proxies: Option<String>,
+    /// Failed authentications and signatures per client IP before 429, e.g. 10/m (burst twice that).
+    #[arg(long, env = "RELAY_AUTH_FAILURE_LIMIT", value_name = "RATE")]
+    pub auth_failure_limit: Option<String>,
+    /// Live WebSocket sessions per agent on this relay instance [default: 10].
+    #[arg(long, env = "RELAY_MAX_SESSIONS_PER_AGENT", value_name = "N")]
+    pub max_sessions_per_agent: Option<u32>,
+    /// Time a client has to send a request's headers, and to finish a TLS handshake [default: 10s].
+    #[arg(long, env = "RELAY_HEADER_TIMEOUT", value_name = "DURATION")]
+    pub header_timeout: Option<String>,
+    /// Time a request (body included) may take, WebSockets excepted [default: 30s].
+    #[arg(long, env = "RELAY_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+    /// How often the TLS files are checked for changes [default: 5s].
+    #[arg(
+        long,
+        env = "RELAY_TLS_RELOAD_INTERVAL",
+        value_name = "DURATION",
+        hide = true
+    )]
+    pub tls_reload_interval: Option<String>,
     /// With PostgreSQL: how often sessions re-check the database for work
     /// whose wake-up was lost [default: 5s with Redis, 1s without].
     #[arg(long, env = "RELAY_RESCAN_INTERVAL", value_name = "DURATION")]
@@ -158,6 +182,27 @@ struct FileConfig {
     retention: Option<String>,
     #[serde(alias = "rescan_interval")]
     rescan_interval: Option<String>,
+    #[serde(alias = "trusted_proxies")]
+    trusted_proxies: Option<String>,
+    #[serde(alias = "auth_failure_limit")]
+    auth_failure_limit: Option<String>,
+    #[serde(alias = "max_sessions_per_agent")]
+    max_sessions_per_agent: Option<u32>,
+    #[serde(alias = "header_timeout")]
+    header_timeout: Option<String>,
+    #[serde(alias = "request_timeout")]
+    request_timeout: Option<String>,
+    #[serde(alias = "tls_reload_interval")]
+    tls_reload_interval: Option<String>,
+}
+
+/// The certificate chain and key files the relay serves TLS with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// How often their modification times are checked.
+    pub reload_every: Duration,
 }
 
 /// Where events are stored.
@@ -200,6 +245,17 @@ pub struct Config {
     pub ack_timeout: Duration,
     pub retry: RetryPolicy,
     pub retention: Duration,
+    /// `None`: plain HTTP (behind a proxy that terminates TLS).
+    pub tls: Option<TlsFiles>,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Failed authentications/signatures per client IP.
+    pub auth_failure_limit: Rate,
+    pub max_sessions_per_agent: u32,
+    /// Headers (and the TLS handshake) must arrive within this.
+    pub header_timeout: Duration,
+    /// Non-WebSocket requests must be answered within this.
+    pub request_timeout: Duration,
 }
 
 impl Config {
@@ -244,11 +300,55 @@ impl Config {
                 "--encryption-key is not supported by this build yet: remove it (the default workspace secret is not stored in the database)"
             );
         }
-        if a.tls_cert.or(f.tls_cert).is_some() || a.tls_key.or(f.tls_key).is_some() {
+        let tls = match (a.tls_cert.or(f.tls_cert), a.tls_key.or(f.tls_key)) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                reload_every: positive(
+                    "tls-reload-interval",
+                    a.tls_reload_interval.or(f.tls_reload_interval),
+                    "5s",
+                )?,
+            }),
+            _ => bail!(
+                "--tls-cert and --tls-key go together: pass both (PEM files), or neither for plain HTTP behind a proxy"
+            ),
+        };
+        let trusted_proxies = parse_cidrs(
+            a.trusted_proxies
+                .or(f.trusted_proxies)
+                .as_deref()
+                .unwrap_or(""),
+        )?;
+        let auth_failure_limit = rate(
+            "auth-failure-limit",
+            Some(
+                a.auth_failure_limit
+                    .or(f.auth_failure_limit)
+                    .unwrap_or_else(|| "10/m".into()),
+            ),
+        )?
+        .expect("a value was given");
+        let max_sessions_per_agent = a
+            .max_sessions_per_agent
+            .or(f.max_sessions_per_agent)
+            .unwrap_or(10);
+        if !(1..=10_000).contains(&max_sessions_per_agent) {
             bail!(
-                "--tls-cert/--tls-key are not supported by this build yet: terminate TLS in a reverse proxy in front of the relay"
+                "--max-sessions-per-agent must be between 1 and 10000, got {max_sessions_per_agent}"
             );
         }
+        let header_timeout = positive(
+            "header-timeout",
+            a.header_timeout.or(f.header_timeout),
+            "10s",
+        )?;
+        let request_timeout = positive(
+            "request-timeout",
+            a.request_timeout.or(f.request_timeout),
+            "30s",
+        )?;
         let scheme = a
             .signature_scheme
             .or(f.signature_scheme)
@@ -309,14 +409,22 @@ impl Config {
             ack_timeout,
             retry,
             retention: duration("retention", a.retention.or(f.retention), "7d")?,
+            tls,
+            trusted_proxies,
+            auth_failure_limit,
+            max_sessions_per_agent,
+            header_timeout,
+            request_timeout,
         })
     }
 
-    /// The public URL, given the address the listener actually bound.
+    /// The public URL, given the address the listener actually bound:
+    /// `https://` when the relay serves TLS itself.
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
+            .unwrap_or_else(|| format!("{scheme}://{bound}"))
     }
 }
 
@@ -372,6 +480,31 @@ fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<
     humantime::parse_duration(text.trim()).with_context(|| {
         format!("--{name} {text:?} is not a duration: use e.g. 500ms, 30s, 10m, 7d")
     })
+}
+
+fn positive(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
+    let every = duration(name, value, default)?;
+    if every.is_zero() {
+        bail!("--{name} must be longer than 0, e.g. {default}");
+    }
+    Ok(every)
+}
+
+/// `10.0.0.0/8, 192.168.1.7, ::1`: networks, or single addresses.
+pub fn parse_cidrs(text: &str) -> anyhow::Result<Vec<IpNet>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<IpNet>()
+                .or_else(|_| part.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--trusted-proxies: {part:?} is not an IP address or CIDR network: use e.g. 10.0.0.0/8,192.168.1.7,::1"
+                    )
+                })
+        })
+        .collect()
 }
 
 fn size(name: &str, value: Option<String>, default: &str) -> anyhow::Result<usize> {
@@ -500,6 +633,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("postgres"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_networks_and_addresses() {
+        let nets = parse_cidrs(" 10.0.0.0/8, 192.168.1.7,::1 ,").unwrap();
+        assert_eq!(nets.len(), 3);
+        assert!(nets[0].contains(&"10.1.2.3".parse::<IpAddr>().unwrap()));
+        assert!(nets[1].contains(&"192.168.1.7".parse::<IpAddr>().unwrap()));
+        assert!(!nets[1].contains(&"192.168.1.8".parse::<IpAddr>().unwrap()));
+        assert!(nets[2].contains(&"::1".parse::<IpAddr>().unwrap()));
+        assert!(parse_cidrs("").unwrap().is_empty());
+        for bad in ["10.0.0.0/33", "proxy.local", "10.0.0"] {
+            let err = parse_cidrs(bad).unwrap_err().to_string();
+            assert!(err.contains("10.0.0.0/8"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_makes_the_public_url_https() {
+        let mut a = args();
+        a.tls_cert = Some("/c.pem".into());
+        let err = Config::from_layers(a.clone(), FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        a.tls_key = Some("/k.pem".into());
+        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        assert_eq!(c.tls.as_ref().unwrap().reload_every, Duration::from_secs(5));
+        let bound: SocketAddr = "127.0.0.1:8443".parse().unwrap();
+        assert_eq!(c.public_url_for(bound), "https://127.0.0.1:8443");
+    }
+
+    #[test]
+    fn abuse_limits_have_defaults_and_parse_durations() {
+        let c = Config::from_layers(args(), FileConfig::default()).unwrap();
+        assert_eq!(c.max_sessions_per_agent, 10);
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.auth_failure_limit.count, 10);
+        let file: FileConfig =
+            toml::from_str("header-timeout = \"1500ms\"\nauth_failure_limit = \"3/s\"").unwrap();
+        let c = Config::from_layers(args(), file).unwrap();
+        assert_eq!(c.header_timeout, Duration::from_millis(1500));
+        assert_eq!(c.auth_failure_limit.per, Duration::from_secs(1));
+        let mut a = args();
+        a.header_timeout = Some("0s".into());
+        assert!(Config::from_layers(a, FileConfig::default()).is_err());
+        let mut a = args();
+        a.max_sessions_per_agent = Some(0);
+        assert!(Config::from_layers(a, FileConfig::default()).is_err());
     }
 
     #[test]

@@ -4,9 +4,16 @@
 //! sessions of an agent when one of its events is stored, and lets the admin
 //! API close an agent's sessions when it is revoked. Losing a wake-up costs
 //! latency, never an event: sessions also re-check on timers.
+//!
+//! It also caps an agent's sessions: the upgrade handler reserves a place
+//! ([`Hub::try_reserve`]) before answering `101`, and the session's
+//! [`Hub::register`] takes it, so concurrent upgrades cannot overshoot the
+//! cap. A reservation whose upgrade never completes lapses after
+//! [`RESERVATION_TTL`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -16,9 +23,28 @@ pub struct Hub {
     agents: Mutex<HashMap<String, AgentRoute>>,
 }
 
+/// How long a reserved session place waits for its session to register.
+pub const RESERVATION_TTL: Duration = Duration::from_secs(10);
+
 struct AgentRoute {
     wake: watch::Sender<u64>,
     sessions: HashMap<String, CancellationToken>,
+    /// Upgrades answered whose sessions have not registered yet.
+    reserved: VecDeque<Instant>,
+}
+
+impl AgentRoute {
+    fn new() -> Self {
+        AgentRoute {
+            wake: watch::channel(0).0,
+            sessions: HashMap::new(),
+            reserved: VecDeque::new(),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.sessions.is_empty() && self.reserved.is_empty()
+    }
 }
 
 /// A session's registration; leaving the hub happens on drop.
@@ -37,10 +63,8 @@ impl Hub {
         let mut agents = self.lock();
         let route = agents
             .entry(agent_id.to_owned())
-            .or_insert_with(|| AgentRoute {
-                wake: watch::channel(0).0,
-                sessions: HashMap::new(),
-            });
+            .or_insert_with(AgentRoute::new);
+        route.reserved.pop_front();
         let revoked = CancellationToken::new();
         route
             .sessions
@@ -51,6 +75,38 @@ impl Hub {
             session_id: session_id.to_owned(),
             wake: route.wake.subscribe(),
             revoked,
+        }
+    }
+
+    /// Reserves a session place for `agent_id` if it has fewer than `max`
+    /// sessions and reservations; the next [`Self::register`] takes it.
+    pub fn try_reserve(&self, agent_id: &str, max: usize) -> bool {
+        let mut agents = self.lock();
+        let route = agents
+            .entry(agent_id.to_owned())
+            .or_insert_with(AgentRoute::new);
+        let now = Instant::now();
+        route
+            .reserved
+            .retain(|at| now.duration_since(*at) < RESERVATION_TTL);
+        if route.sessions.len() + route.reserved.len() >= max {
+            if route.is_idle() {
+                agents.remove(agent_id);
+            }
+            return false;
+        }
+        route.reserved.push_back(now);
+        true
+    }
+
+    /// Gives back a reservation whose upgrade was refused.
+    pub fn unreserve(&self, agent_id: &str) {
+        let mut agents = self.lock();
+        if let Some(route) = agents.get_mut(agent_id) {
+            route.reserved.pop_back();
+            if route.is_idle() {
+                agents.remove(agent_id);
+            }
         }
     }
 
@@ -91,7 +147,7 @@ impl Drop for Registration {
         let mut agents = self.hub.lock();
         if let Some(route) = agents.get_mut(&self.agent_id) {
             route.sessions.remove(&self.session_id);
-            if route.sessions.is_empty() {
+            if route.is_idle() {
                 agents.remove(&self.agent_id);
             }
         }
@@ -119,5 +175,32 @@ mod tests {
         assert_eq!(hub.online_sessions("agt_1"), 1);
         drop(b);
         assert_eq!(hub.online_sessions("agt_1"), 0);
+    }
+
+    #[test]
+    fn reservations_cap_sessions_and_are_taken_by_register() {
+        let hub = Arc::new(Hub::default());
+        assert!(hub.try_reserve("agt_1", 2));
+        assert!(hub.try_reserve("agt_1", 2));
+        assert!(!hub.try_reserve("agt_1", 2), "two places are reserved");
+        assert!(
+            hub.try_reserve("agt_2", 2),
+            "other agents have their own cap"
+        );
+        let a = hub.register("agt_1", "ses_a");
+        assert!(
+            !hub.try_reserve("agt_1", 2),
+            "one session and one reservation"
+        );
+        hub.unreserve("agt_1");
+        assert!(hub.try_reserve("agt_1", 2));
+        let b = hub.register("agt_1", "ses_b");
+        assert!(!hub.try_reserve("agt_1", 2));
+        drop(a);
+        assert!(hub.try_reserve("agt_1", 2));
+        hub.unreserve("agt_1");
+        drop(b);
+        hub.unreserve("agt_2");
+        assert!(hub.lock().is_empty(), "nothing is kept for idle agents");
     }
 }

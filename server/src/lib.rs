@@ -11,6 +11,8 @@
 //! - [`session`]: one agent's WebSocket session.
 //! - [`retry`]: the retry policy.
 //! - `startup`: logging, the admin token, the listening socket.
+//! - `serve`: the accept loop (plain or TLS, header and handshake timeouts).
+//! - [`tls`]: the served certificate, reloaded on SIGHUP and file change.
 //!
 //! [`run`] takes a bound listener and a shutdown token, so tests can bind
 //! port 0 and stop the relay when they like; [`main`] is what the
@@ -21,9 +23,11 @@ pub mod bus;
 pub mod config;
 pub mod hub;
 pub mod retry;
+mod serve;
 pub mod session;
 mod startup;
 pub mod store;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +79,11 @@ pub async fn run(
             config.data_dir.display()
         )
     })?;
+    // Before anything is opened: a bad certificate is a start-up error.
+    let certs = match &config.tls {
+        Some(files) => Some(tls::CertStore::load(files)?),
+        None => None,
+    };
     let store = open_store(&config).await?;
     let admin_token = startup::admin_token(&config)?;
     if config.signing_keys.is_empty() {
@@ -96,10 +105,10 @@ pub async fn run(
         bus,
         public_url: public_url.clone().into(),
         admin_token: admin_token.secret,
-        limits: Arc::new(api::Limits::new(
-            config.agent_rate_limit,
-            config.global_rate_limit,
-        )),
+        limits: Arc::new(
+            api::Limits::new(config.agent_rate_limit, config.global_rate_limit)
+                .with_failure_limit(config.auth_failure_limit, config.trusted_proxies.clone()),
+        ),
         config: Arc::new(config),
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
@@ -108,12 +117,19 @@ pub async fn run(
     if state.store.is_shared() {
         tokio::spawn(watch_revocations(state.clone()));
     }
-    tracing::info!(addr = %bound, url = %public_url, "relay listening");
+    let serving = serve::Serving {
+        tls: match &certs {
+            Some(certs) => {
+                tokio::spawn(certs.clone().watch(shutdown.clone()));
+                Some(tokio_rustls::TlsAcceptor::from(certs.server_config()?))
+            }
+            None => None,
+        },
+        header_timeout: state.config.header_timeout,
+    };
+    tracing::info!(addr = %bound, url = %public_url, tls = certs.is_some(), "relay listening");
     let sessions = state.sessions.clone();
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("the HTTP server failed")?;
+    serve::serve(listener, api::router(state), serving, shutdown.clone()).await;
     tracing::info!("draining: no new connections; closing sessions");
     sessions.close();
     if tokio::time::timeout(DRAIN_LIMIT, sessions.wait())

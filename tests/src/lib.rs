@@ -20,6 +20,7 @@
 //! - [`services`]: PostgreSQL and Redis; `LOBSTER_E2E_BACKEND=postgres`
 //!   runs every relay of the suite on PostgreSQL.
 //! - [`balancer`]: a TCP proxy in front of several relays.
+//! - [`pki`]: a throw-away CA and server certificates for TLS tests.
 
 pub mod api;
 pub mod balancer;
@@ -27,6 +28,7 @@ pub mod binary;
 pub mod cli;
 pub mod listener;
 pub mod output;
+pub mod pki;
 pub mod process;
 pub mod relay;
 pub mod sender;
@@ -39,7 +41,7 @@ use std::time::Duration;
 pub use api::{Agent, Answer, attempts_of};
 pub use cli::{CliUser, Run};
 pub use listener::Listener;
-pub use relay::{ADMIN_TOKEN, Relay, RelayOpts, webhook_secret};
+pub use relay::{ADMIN_TOKEN, Relay, RelayOpts, TlsOpts, webhook_secret};
 pub use sender::{Sender, new_message_id, now_unix, post_signed};
 pub use sink::{Sink, SinkRequest};
 

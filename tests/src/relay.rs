@@ -43,6 +43,17 @@ pub struct RelayOpts {
     pub port: Option<u16>,
     /// A data dir to reuse (another relay's), instead of a fresh one.
     pub data_dir: Option<Arc<TempDir>>,
+    /// Serve TLS with these (cert, key) files; the harness's client trusts
+    /// `ca_cert` and [`Relay::url`] is `https://`.
+    pub tls: Option<TlsOpts>,
+}
+
+/// A relay's TLS files and the CA that issued them.
+#[derive(Debug, Clone)]
+pub struct TlsOpts {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub ca_cert: std::path::PathBuf,
 }
 
 impl RelayOpts {
@@ -84,8 +95,21 @@ impl Relay {
             Some(dir) => dir.clone(),
             None => Arc::new(tempfile::tempdir().context("creating the relay's data dir")?),
         };
+        if let Some(tls) = &opts.tls {
+            opts.args.extend([
+                "--tls-cert".to_owned(),
+                tls.cert.display().to_string(),
+                "--tls-key".to_owned(),
+                tls.key.display().to_string(),
+            ]);
+        }
         let (proc, port) = launch(&opts, &data_dir, opts.port).await?;
-        let http = reqwest::Client::builder().no_proxy().build()?;
+        let mut http = reqwest::Client::builder().no_proxy();
+        if let Some(tls) = &opts.tls {
+            let pem = std::fs::read(&tls.ca_cert).context("reading the test CA")?;
+            http = http.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem)?);
+        }
+        let http = http.build()?;
         Ok(Self {
             opts,
             data_dir,
@@ -96,9 +120,24 @@ impl Relay {
         })
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), no trailing slash.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.opts.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The harness's HTTP client for this relay (trusting its test CA).
+    pub fn http_client(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`) to the current run.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        self.proc.signal(signal)
     }
 
     pub fn port(&self) -> u16 {
@@ -223,7 +262,9 @@ pub fn parse_port(line: &str) -> Option<u16> {
             })
             .next()
     };
-    ports("http://127.0.0.1:").or_else(|| ports("127.0.0.1:"))
+    ports("http://127.0.0.1:")
+        .or_else(|| ports("https://127.0.0.1:"))
+        .or_else(|| ports("127.0.0.1:"))
 }
 
 #[cfg(test)]

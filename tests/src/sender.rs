@@ -67,6 +67,13 @@ impl Sender {
         Self { http, key }
     }
 
+    /// The same sender posting through `http` (e.g. a client trusting a
+    /// test CA: [`crate::Relay::http_client`]).
+    pub fn with_client(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
+    }
+
     /// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");

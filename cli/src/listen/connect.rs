@@ -103,6 +103,13 @@ fn classify(err: tungstenite::Error) -> ConnectError {
                     format!("the relay refused the API key (HTTP {})", status.as_u16()),
                     "check --api-key / LOBSTER_RELAY_API_KEY, or ask the relay admin for a new key",
                 ))
+            } else if status == http::StatusCode::TOO_MANY_REQUESTS {
+                ConnectError::Failed(
+                    "the relay refused another session (HTTP 429): this agent has as many \
+                     live sessions as the relay allows, or this address failed to \
+                     authenticate too often; stop another listener, or wait"
+                        .to_owned(),
+                )
             } else {
                 ConnectError::Failed(format!(
                     "the relay answered HTTP {status} instead of opening a WebSocket \

@@ -14,6 +14,44 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState, AuthedAgent, rfc3339};
 use crate::store::{EventQuery, EventStatus, EventSummary, NewEvent, ReplayOutcome, now_ms};
 
+/// How long a client is asked to wait when its agent has too many sessions.
+const SESSIONS_RETRY_AFTER_SECS: u64 = 10;
+
+/// `GET /api/v1/agent/connect`: refuses the upgrade with `429
+/// too_many_sessions` when the agent already has
+/// `--max-sessions-per-agent` sessions on this instance, else hands over to
+/// the session.
+pub async fn connect(
+    State(state): State<AppState>,
+    AuthedAgent(agent): AuthedAgent,
+    query: Query<crate::session::ConnectParams>,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> Result<axum::response::Response, ApiError> {
+    let max = state.config.max_sessions_per_agent as usize;
+    let hub = state.bus.hub().clone();
+    if !hub.try_reserve(&agent.agent_id, max) {
+        tracing::info!(agent_id = %agent.agent_id, max, "session refused: too many sessions");
+        let mut err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sessions",
+            format!(
+                "this agent already has {max} live sessions on this relay; close one, or ask the relay admin to raise --max-sessions-per-agent"
+            ),
+        );
+        err.retry_after_secs = Some(SESSIONS_RETRY_AFTER_SECS);
+        return Err(err);
+    }
+    let agent_id = agent.agent_id.clone();
+    let answer = crate::session::connect(State(state), AuthedAgent(agent), query, upgrade).await;
+    if answer.is_err() {
+        hub.unreserve(&agent_id);
+    }
+    answer
+}
+
 pub async fn me(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,

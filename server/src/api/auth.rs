@@ -1,4 +1,7 @@
 //! Bearer authentication of agents and of the admin.
+//!
+//! Every refusal counts against the client IP's failure limit; an IP over
+//! it gets `429` before its credentials are even looked at.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -25,18 +28,23 @@ impl FromRequestParts<AppState> for AuthedAgent {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = bearer(parts).ok_or_else(|| {
-            ApiError::unauthorized("missing API key: send Authorization: Bearer <api_key>")
-        })?;
+        let ip = state.limits.client_ip(parts);
+        state.limits.check_ip(ip)?;
+        let refuse = |message: &str| {
+            state
+                .limits
+                .record_failure(ip)
+                .unwrap_or_else(|| ApiError::unauthorized(message))
+        };
+        let key = bearer(parts)
+            .ok_or_else(|| refuse("missing API key: send Authorization: Bearer <api_key>"))?;
         if !ids::api_key_is_well_formed(key) {
-            return Err(ApiError::unauthorized(
-                "invalid API key: check it, or create a new agent",
-            ));
+            return Err(refuse("invalid API key: check it, or create a new agent"));
         }
         let agent = state.store.agent_by_key_hash(&ids::hash_key(key)).await?;
-        agent.map(AuthedAgent).ok_or_else(|| {
-            ApiError::unauthorized("invalid or revoked API key: check it, or create a new agent")
-        })
+        agent
+            .map(AuthedAgent)
+            .ok_or_else(|| refuse("invalid or revoked API key: check it, or create a new agent"))
     }
 }
 
@@ -47,15 +55,21 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = state.limits.client_ip(parts);
+        state.limits.check_ip(ip)?;
+        let refuse = |message: &str| {
+            state
+                .limits
+                .record_failure(ip)
+                .unwrap_or_else(|| ApiError::unauthorized(message))
+        };
         let token = bearer(parts).ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing admin token: send Authorization: Bearer <RELAY_ADMIN_TOKEN>",
-            )
+            refuse("missing admin token: send Authorization: Bearer <RELAY_ADMIN_TOKEN>")
         })?;
         if ids::constant_time_eq(token.as_bytes(), state.admin_token.expose().as_bytes()) {
             Ok(Admin)
         } else {
-            Err(ApiError::unauthorized("wrong admin token"))
+            Err(refuse("wrong admin token"))
         }
     }
 }

@@ -1,12 +1,28 @@
-//! Ingest rate limits (GCRA, via governor): per agent and for the relay.
+//! Rate limits (GCRA, via governor): ingest per agent and for the relay,
+//! and failed authentications/signatures per client IP.
+//!
+//! A client IP that fails too often (bad API key, bad admin token, bad
+//! signature, unknown relay id) is refused with `429` and `Retry-After` on
+//! those endpoints until its limiter has room again; other clients are not
+//! affected. The client IP is the peer's, or, when the peer is a trusted
+//! proxy, the right-most `X-Forwarded-For` entry that is not one.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use ipnet::IpNet;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::ApiError;
+use super::{ApiError, AppState};
 use crate::config::Rate;
 
 /// The relay's ingest limiters. Keyed state is trimmed periodically so that
@@ -14,6 +30,11 @@ use crate::config::Rate;
 pub struct Limits {
     per_agent: Option<DefaultKeyedRateLimiter<String>>,
     global: Option<DefaultDirectRateLimiter>,
+    /// Failures per client IP; `None` until configured.
+    failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Client IPs over their failure limit, and until when.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    trusted_proxies: Vec<IpNet>,
     clock: DefaultClock,
 }
 
@@ -32,8 +53,61 @@ impl Limits {
         Limits {
             per_agent: per_agent.map(|r| RateLimiter::keyed(quota(r))),
             global: global.map(|r| RateLimiter::direct(quota(r))),
+            failures: None,
+            blocked: Mutex::new(HashMap::new()),
+            trusted_proxies: Vec::new(),
             clock: DefaultClock::default(),
         }
+    }
+
+    /// Limits failed authentications per client IP to `rate` (burst twice
+    /// that); `X-Forwarded-For` is believed only from `trusted_proxies`.
+    pub fn with_failure_limit(mut self, rate: Rate, trusted_proxies: Vec<IpNet>) -> Self {
+        self.failures = Some(RateLimiter::keyed(quota(rate)));
+        self.trusted_proxies = trusted_proxies;
+        self
+    }
+
+    /// The client's address: the peer, or what a trusted proxy says.
+    pub fn client_ip(&self, parts: &Parts) -> Option<IpAddr> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()?
+            .0
+            .ip()
+            .to_canonical();
+        Some(forwarded_client(
+            peer,
+            &parts.headers,
+            &self.trusted_proxies,
+        ))
+    }
+
+    /// Refuses a client IP that failed too often recently.
+    pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(ip) = ip else { return Ok(()) };
+        let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        match blocked.get(&ip) {
+            Some(until) if *until > Instant::now() => {
+                Err(too_many_failures(*until - Instant::now()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure of `ip`; returns the `429` to answer instead when
+    /// this one goes over the limit.
+    pub fn record_failure(&self, ip: Option<IpAddr>) -> Option<ApiError> {
+        let (ip, failures) = (ip?, self.failures.as_ref()?);
+        let not_until = failures.check_key(&ip).err()?;
+        let wait = not_until.wait_time_from(self.clock.now());
+        let until = Instant::now() + wait;
+        self.blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ip, until);
+        tracing::warn!(client_ip = %ip, retry_after_s = wait.as_secs(), "too many failed authentications; refusing this client for a while");
+        Some(too_many_failures(wait))
     }
 
     /// Admits one webhook for `agent_id`, or says when to come back.
@@ -63,7 +137,102 @@ impl Limits {
             per_agent.retain_recent();
             per_agent.shrink_to_fit();
         }
+        if let Some(failures) = &self.failures {
+            failures.retain_recent();
+            failures.shrink_to_fit();
+        }
+        let now = Instant::now();
+        self.blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now);
     }
+}
+
+/// The client IP of a request, for handlers (`None` without a peer address,
+/// e.g. a router driven by `oneshot` in a unit test).
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(state.limits.client_ip(parts)))
+    }
+}
+
+/// The right-most `X-Forwarded-For` address that is not a trusted proxy,
+/// when the peer is one; else the peer. Entries a client wrote itself sit
+/// left of what the proxies appended, so they are never reached.
+pub fn forwarded_client(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !is_trusted(&client) {
+                    break;
+                }
+            }
+            // Garbage where an address should be: trust nothing left of it.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// Answers non-WebSocket requests that take too long (a body trickled in
+/// byte by byte) with `408`; an upgrade answers at once, so live sessions
+/// are not affected.
+pub async fn request_deadline(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = state.config.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request took longer than {} s; send it again at once",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+fn too_many_failures(wait: Duration) -> ApiError {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut err = ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failures",
+        format!(
+            "too many failed authentications or signatures from this address; retry after {secs} s"
+        ),
+    );
+    err.retry_after_secs = Some(secs);
+    err
 }
 
 fn limited(who: &str, wait: Duration) -> ApiError {
@@ -99,6 +268,56 @@ mod tests {
         limits
             .check("agt_b")
             .expect("agents are limited separately");
+    }
+
+    #[test]
+    fn failures_block_one_ip_only_and_expire() {
+        let limits = Limits::new(None, None).with_failure_limit(
+            Rate {
+                count: 2,
+                per: Duration::from_secs(60),
+            },
+            Vec::new(),
+        );
+        let (a, b) = (
+            Some("10.0.0.1".parse().unwrap()),
+            Some("10.0.0.2".parse().unwrap()),
+        );
+        for _ in 0..4 {
+            assert!(limits.record_failure(a).is_none());
+        }
+        let err = limits
+            .record_failure(a)
+            .expect("the fifth failure is over the burst");
+        assert_eq!(err.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert!(err.retry_after_secs.unwrap() >= 1);
+        assert!(limits.check_ip(a).is_err());
+        assert!(limits.check_ip(b).is_ok());
+        assert!(limits.check_ip(None).is_ok());
+        limits.trim();
+        assert!(limits.check_ip(a).is_err(), "still blocked after a trim");
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_trusted_proxies() {
+        let trusted = crate::config::parse_cidrs("10.0.0.0/8").unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 1.2.3.4, 10.0.0.9".parse().unwrap(),
+        );
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let stranger: IpAddr = "9.9.9.9".parse().unwrap();
+        assert_eq!(
+            forwarded_client(proxy, &headers, &trusted).to_string(),
+            "1.2.3.4"
+        );
+        assert_eq!(forwarded_client(stranger, &headers, &trusted), stranger);
+        assert_eq!(forwarded_client(proxy, &headers, &[]), proxy);
+        headers.insert("x-forwarded-for", "1.2.3.4, junk".parse().unwrap());
+        assert_eq!(forwarded_client(proxy, &headers, &trusted), proxy);
+        headers.remove("x-forwarded-for");
+        assert_eq!(forwarded_client(proxy, &headers, &trusted), proxy);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 pub use auth::AuthedAgent;
 pub use error::ApiError;
-pub use limits::Limits;
+pub use limits::{ClientIp, Limits};
 
 use crate::bus::Bus;
 use crate::config::Config;
@@ -49,7 +49,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/webhook/{relay_id}", post(webhook::ingest))
         .route("/api/v1/agent/me", get(agent::me))
-        .route("/api/v1/agent/connect", get(crate::session::connect))
+        .route("/api/v1/agent/connect", get(agent::connect))
         .route("/api/v1/agent/events", get(agent::list_events))
         .route("/api/v1/agent/events/{id}", get(agent::event_detail))
         .route("/api/v1/agent/events/{id}/replay", post(agent::replay))
@@ -66,6 +66,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::request_deadline,
+        ))
         .with_state(state)
 }
 

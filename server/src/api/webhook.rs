@@ -10,24 +10,28 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use lobster_shared::{ids, signature};
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ClientIp};
 use crate::store::{Inserted, NewEvent, now_ms};
 
 pub async fn ingest(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(relay_id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // Guessing relay ids and forging signatures both count as failures.
+    state.limits.check_ip(ip)?;
+    let failed = |err: ApiError| state.limits.record_failure(ip).unwrap_or(err);
     let agent = state
         .store
         .agent_by_relay_id(&relay_id)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(
+            failed(ApiError::not_found(
                 "unknown_relay",
                 "no agent has this relay id; check the webhook URL",
-            )
+            ))
         })?;
     state.limits.check(&agent.agent_id)?;
     let body = read_body(&headers, body, state.config.max_body).await?;
@@ -39,7 +43,13 @@ pub async fn ingest(
         &body,
         now / 1000,
     )
-    .map_err(|err| ApiError::new(StatusCode::UNAUTHORIZED, err.code(), err.to_string()))?;
+    .map_err(|err| {
+        failed(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            err.code(),
+            err.to_string(),
+        ))
+    })?;
     let event_type = verified
         .event_type
         .clone()
