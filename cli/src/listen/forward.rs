@@ -32,7 +32,8 @@ impl Forwarder {
         timeout: Duration,
         ui: Ui,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        // `--ca-cert` applies here too: a local app on https with the same private CA.
+        let client = crate::trust::http_client()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
