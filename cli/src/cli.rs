@@ -173,8 +173,12 @@ Examples:
   WEBHOOK_SECRET=\"whsec_$(head -c 24 /dev/urandom | base64)\" \\
     lobster-relay server --data-dir ./relay-data
 
-  # Behind a proxy that terminates TLS
-  lobster-relay server --listen 0.0.0.0:8080 --public-url https://relay.example.com
+  # Behind a proxy that terminates TLS (trust its X-Forwarded-For)
+  lobster-relay server --listen 0.0.0.0:8080 --public-url https://relay.example.com \\
+    --trusted-proxies 10.0.0.0/8
+
+  # Serving TLS itself (SIGHUP or a changed file reloads the certificate)
+  lobster-relay server --listen 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key privkey.pem
 
 SIGTERM or Ctrl-C drains: no new requests, writes finish, sessions close
 with 1012 so listeners reconnect by themselves.")]

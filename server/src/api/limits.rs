@@ -85,7 +85,9 @@ impl Limits {
 
     /// Refuses a client IP that failed too often recently.
     pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let Some(ip) = ip else { return Ok(()) };
+        let Some(ip) = ip.map(limit_key) else {
+            return Ok(());
+        };
         let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         match blocked.get(&ip) {
             Some(until) if *until > Instant::now() => {
@@ -98,7 +100,7 @@ impl Limits {
     /// Counts a failure of `ip`; returns the `429` to answer instead when
     /// this one goes over the limit.
     pub fn record_failure(&self, ip: Option<IpAddr>) -> Option<ApiError> {
-        let (ip, failures) = (ip?, self.failures.as_ref()?);
+        let (ip, failures) = (limit_key(ip?), self.failures.as_ref()?);
         let not_until = failures.check_key(&ip).err()?;
         let wait = not_until.wait_time_from(self.clock.now());
         let until = Instant::now() + wait;
@@ -222,6 +224,19 @@ pub async fn request_deadline(
     }
 }
 
+/// What failures are counted against: an IPv4 address, or the /64 an IPv6
+/// address is in (one host usually holds a whole /64, and could otherwise
+/// rotate through it to dodge the limit).
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+    }
+}
+
 fn too_many_failures(wait: Duration) -> ApiError {
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     let mut err = ApiError::new(
@@ -296,6 +311,25 @@ mod tests {
         assert!(limits.check_ip(None).is_ok());
         limits.trim();
         assert!(limits.check_ip(a).is_err(), "still blocked after a trim");
+    }
+
+    #[test]
+    fn ipv6_failures_count_per_64() {
+        let limits = Limits::new(None, None).with_failure_limit(
+            Rate {
+                count: 1,
+                per: Duration::from_secs(60),
+            },
+            Vec::new(),
+        );
+        for host in 1..=2 {
+            let ip = format!("2001:db8:1:2::{host}").parse().ok();
+            assert!(limits.record_failure(ip).is_none());
+        }
+        let same_64 = "2001:db8:1:2:ffff::9".parse().ok();
+        assert!(limits.record_failure(same_64).is_some());
+        assert!(limits.check_ip("2001:db8:1:2::77".parse().ok()).is_err());
+        assert!(limits.check_ip("2001:db8:1:3::1".parse().ok()).is_ok());
     }
 
     #[test]
