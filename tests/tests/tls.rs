@@ -256,3 +256,26 @@ async fn healthcheck_honours_ca_cert() -> anyhow::Result<()> {
     assert!(run.stderr.contains("HTTP 404"), "{}", run.stderr);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_cut_off_by_the_header_timeout() -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    let ca = TestCa::new("handshake CA")?;
+    let (relay, _agent) = tls_relay(&ca, &["--header-timeout", "1s"]).await?;
+    // Connects and never says ClientHello.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", relay.port())).await?;
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, silent.read_to_end(&mut rest)).await;
+    let elapsed = started.elapsed();
+    assert!(closed.is_ok(), "the silent client was never disconnected");
+    assert!(
+        elapsed >= std::time::Duration::from_millis(900)
+            && elapsed < std::time::Duration::from_secs(4),
+        "disconnected after {elapsed:?}, expected about 1 s"
+    );
+    // Meanwhile, a real client is served.
+    let url = format!("{}/healthz", relay.url());
+    assert_eq!(relay.http_client().get(url).send().await?.status(), 200);
+    Ok(())
+}
