@@ -15,12 +15,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::Service as _;
 
 /// How long in-flight requests get to finish once the drain starts.
@@ -38,19 +38,22 @@ pub struct Serving {
 }
 
 /// Serves `app` on `listener` until `shutdown`, then drains requests.
+///
+/// HTTP/1.1 only, through hyper's own http1 builder: hyper-util's `auto`
+/// builder first waits for bytes to pick a protocol, with no timer, so a
+/// client that connects and says nothing would be held forever.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     serving: Serving,
     shutdown: CancellationToken,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(serving.header_timeout);
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -70,10 +73,11 @@ pub async fn serve(
             serving: serving.clone(),
             peer,
         };
-        tokio::spawn(connection.run(tcp, graceful.watcher()));
+        connections.spawn(connection.run(tcp, shutdown.clone()));
     }
     drop(listener);
-    if tokio::time::timeout(REQUEST_DRAIN, graceful.shutdown())
+    connections.close();
+    if tokio::time::timeout(REQUEST_DRAIN, connections.wait())
         .await
         .is_err()
     {
@@ -83,13 +87,13 @@ pub async fn serve(
 
 struct Connection {
     app: Router,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<http1::Builder>,
     serving: Serving,
     peer: SocketAddr,
 }
 
 impl Connection {
-    async fn run(self, tcp: TcpStream, watcher: hyper_util::server::graceful::Watcher) {
+    async fn run(self, tcp: TcpStream, shutdown: CancellationToken) {
         let Connection {
             app,
             builder,
@@ -101,34 +105,68 @@ impl Connection {
             let mut app = app.clone();
             async move { Ok::<_, Infallible>(app.call(request).await.unwrap_or_else(|e| match e {})) }
         });
-        let result = match serving.tls {
-            None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                watcher.watch(conn).await
-            }
-            Some(acceptor) => {
-                let stream = match tokio::time::timeout(
-                    serving.header_timeout,
-                    acceptor.accept(tcp),
-                )
-                .await
-                {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(err)) => {
-                        tracing::debug!(peer = %peer, error = %err, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(peer = %peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                watcher.watch(conn).await
-            }
-        };
+        let result =
+            match serving.tls {
+                None => {
+                    let conn = builder
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .with_upgrades();
+                    until_drained(conn, &shutdown).await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(serving.header_timeout, acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(err)) => {
+                                tracing::debug!(peer = %peer, error = %err, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(peer = %peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades();
+                    until_drained(conn, &shutdown).await
+                }
+            };
         if let Err(err) = result {
             tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
         }
+    }
+}
+
+/// Runs a connection; once `shutdown` fires, lets its current request
+/// finish and closes it (an idle keep-alive connection closes at once).
+async fn until_drained<C>(conn: C, shutdown: &CancellationToken) -> hyper::Result<()>
+where
+    C: Future<Output = hyper::Result<()>> + GracefulShutdown,
+{
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => return result,
+        _ = shutdown.cancelled() => {}
+    }
+    conn.as_mut().shutdown_gracefully();
+    conn.await
+}
+
+/// hyper's graceful shutdown, for both stream types.
+trait GracefulShutdown {
+    fn shutdown_gracefully(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S> GracefulShutdown for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = axum::body::Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn shutdown_gracefully(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
 }

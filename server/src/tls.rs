@@ -87,17 +87,22 @@ impl CertStore {
     }
 
     /// Reloads on SIGHUP and when the files change, until `shutdown`.
-    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+    ///
+    /// The SIGHUP handler is installed when this is called, not when the
+    /// future is first polled: a SIGHUP right after start-up must reload,
+    /// not kill the process.
+    pub fn watch(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let hup = hangup();
+        self.watch_with(hup, shutdown)
+    }
+
+    #[cfg_attr(not(unix), allow(unused_mut, unused_variables))]
+    async fn watch_with(self: Arc<Self>, mut hup: Hangup, shutdown: CancellationToken) {
         let mut every = tokio::time::interval(self.files.reload_every);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        #[cfg(unix)]
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(hup) => Some(hup),
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGHUP; TLS files are still polled");
-                None
-            }
-        };
         loop {
             #[cfg(unix)]
             let hangup = async {
@@ -116,6 +121,25 @@ impl CertStore {
         }
     }
 }
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+#[cfg(unix)]
+fn hangup() -> Hangup {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => Some(hup),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP; TLS files are still polled");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup() -> Hangup {}
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {

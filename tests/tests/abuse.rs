@@ -79,6 +79,23 @@ async fn trickled_headers_are_cut_off_while_normal_requests_pass() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn a_silent_connection_is_cut_off_by_the_header_timeout() -> anyhow::Result<()> {
+    let relay = Relay::start(RelayOpts::default().args(["--header-timeout", "1s"])).await?;
+    // Connects and never sends a byte.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", relay.port())).await?;
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, silent.read_to_end(&mut rest)).await;
+    let elapsed = started.elapsed();
+    assert!(closed.is_ok(), "the silent client was never disconnected");
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+        "disconnected after {elapsed:?}, expected about 1 s"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_trickled_body_gets_408_within_the_request_timeout() -> anyhow::Result<()> {
     let (relay, agent) = relay_with_agent(
         RelayOpts::default().args(["--request-timeout", "1s"]),
