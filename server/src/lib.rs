@@ -8,6 +8,7 @@
 //! - [`hub`]: in-memory wake-ups and revocation for live sessions.
 //! - [`bus`]: the same across instances, over Redis pub/sub.
 //! - [`api`]: the HTTP routes and the JSON error edge.
+//! - [`metrics`]: `GET /metrics` and the figures behind it.
 //! - [`session`]: one agent's WebSocket session.
 //! - [`retry`]: the retry policy.
 //! - `startup`: logging, the admin token, the listening socket.
@@ -22,6 +23,7 @@ pub mod api;
 pub mod bus;
 pub mod config;
 pub mod hub;
+pub mod metrics;
 pub mod retry;
 mod serve;
 pub mod session;

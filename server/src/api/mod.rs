@@ -64,12 +64,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
+        .merge(crate::metrics::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::request_deadline,
         ))
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .with_state(state)
 }
 
