@@ -6,15 +6,19 @@
 //! and `e2e` are the subcommands built on it; `agent` holds the consumers
 //! (in-process WebSocket agents, `lobster-relay listen` children); `sink` is
 //! the local HTTP app that `listen` forwards to; `stats` computes
-//! percentiles and prints tables and JSON.
+//! percentiles and prints tables and JSON. `agents` holds many idle agents
+//! through `fleet`, which runs `swarm` client processes of this binary.
 
 mod agent;
+mod agents;
 mod e2e;
+mod fleet;
 mod ingest;
 mod load;
 mod relay;
 mod sink;
 mod stats;
+mod swarm;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,12 +51,21 @@ enum Command {
     E2e(E2eArgs),
     /// A short run of both for CI: exits 0 when events were accepted and delivered
     Smoke,
+    /// Many idle agents: connect time, relay memory per agent, idle CPU, reconnect after restarts
+    Agents(agents::AgentsArgs),
+    /// One client process of `agents` (internal)
+    #[command(hide = true)]
+    Swarm(swarm::SwarmArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let result = match &cli.command {
+        Command::Swarm(args) => swarm::main(args).await.map(|()| true),
+        _ => run(cli).await,
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!("lobster-bench: the harness ran but nothing was accepted or delivered");
@@ -69,9 +82,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     if cli.relay.relay_url.is_none() {
         eprintln!("starting relay...");
     }
-    let relay = Relay::start(&cli.relay).await?;
+    let mut relay = Relay::start(&cli.relay).await?;
     eprintln!("relay at {}", relay.url);
-    let result = commands(&cli, &relay).await;
+    let result = commands(&cli, &mut relay).await;
     relay.stop().await?;
     let outcomes = result?;
     let worked = outcomes.iter().all(|o| o.worked);
@@ -93,11 +106,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     Ok(worked)
 }
 
-async fn commands(cli: &Cli, relay: &Relay) -> anyhow::Result<Vec<Outcome>> {
+async fn commands(cli: &Cli, relay: &mut Relay) -> anyhow::Result<Vec<Outcome>> {
     let setup = base_setup(relay);
     Ok(match &cli.command {
         Command::Ingest(args) => vec![ingest::run(relay, args, setup).await?],
         Command::E2e(args) => vec![e2e::run(relay, &cli.relay, args, setup).await?],
+        Command::Agents(args) => vec![agents::run(relay, args, setup).await?],
+        Command::Swarm(_) => unreachable!("swarm runs without a relay"),
         Command::Smoke => {
             let ingest_args = IngestArgs {
                 senders: 20,

@@ -1,10 +1,11 @@
 //! The relay under test: a `lobster-relay server` child started on a free
-//! loopback port with a throwaway data dir, or one already running.
+//! loopback port with a throwaway data dir, or one already running. A
+//! spawned relay can be restarted on the same port and data dir.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -67,9 +68,28 @@ pub struct Relay {
     pub key: SigningKey,
     admin_token: String,
     child: Option<Child>,
-    _data_dir: Option<TempDir>,
+    /// What a restart needs to start the same relay again.
+    spawned: Option<Spawned>,
     pub log: Arc<LogWatch>,
     http: reqwest::Client,
+}
+
+/// A spawned relay's command line, kept for restarts.
+struct Spawned {
+    bin: PathBuf,
+    data_dir: TempDir,
+    secret: String,
+}
+
+/// How long each step of a restart took, from the signal.
+#[derive(Debug, Clone)]
+pub struct Restart {
+    /// The old process had exited.
+    pub exited: Duration,
+    /// The new one said `relay listening`.
+    pub listening: Duration,
+    /// How the old process ended.
+    pub exit: String,
 }
 
 impl Relay {
@@ -85,56 +105,58 @@ impl Relay {
                 key: SigningKey::parse(&secret).context("--webhook-secret is not usable")?,
                 admin_token: args.admin_token.clone().unwrap_or_default(),
                 child: None,
-                _data_dir: None,
+                spawned: None,
                 log: Arc::default(),
                 http,
             });
         }
-        let bin = args.bin()?;
-        let data_dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
-        let secret = format!(
-            "whsec_{}",
-            base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())
-        );
+        let spawned = Spawned {
+            bin: args.bin()?,
+            data_dir: tempfile::tempdir().context("cannot create a temporary data dir")?,
+            secret: format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())
+            ),
+        };
         let admin_token = format!("bench_{:032x}", rand::random::<u128>());
-        let mut child = Command::new(&bin)
-            .args([
-                "server",
-                "--listen",
-                "127.0.0.1:0",
-                "--agent-rate-limit",
-                "1000000/s",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(["--webhook-secret", &secret, "--admin-token", &admin_token])
-            .env("RELAY_LOG_FORMAT", "json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let ready = tokio::time::timeout(START_LIMIT, wait_for(&mut lines, "relay listening"));
-        let line = ready
-            .await
-            .context("the relay did not say `relay listening` within 20 s")??;
-        let addr = listening_addr(&line)
-            .with_context(|| format!("no 127.0.0.1 address in the relay's line: {line}"))?;
         let log = Arc::new(LogWatch::default());
-        let _drained = log.clone().drain(lines, |l| {
-            l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\"")
-        });
+        let (child, addr) = spawned.spawn("127.0.0.1:0", &admin_token, &log).await?;
         Ok(Relay {
             url: format!("http://{addr}"),
-            key: SigningKey::parse(&secret)?,
+            key: SigningKey::parse(&spawned.secret)?,
             admin_token,
             child: Some(child),
-            _data_dir: Some(data_dir),
+            spawned: Some(spawned),
             log,
             http,
+        })
+    }
+
+    /// The spawned relay's process id; `None` for an external relay.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Stops the spawned relay with `kill -SIGNAL` and starts it again on
+    /// the same port and data dir, as an operator's restart would.
+    pub async fn restart(&mut self, signal: &str) -> anyhow::Result<Restart> {
+        let (Some(child), Some(spawned)) = (self.child.as_mut(), self.spawned.as_ref()) else {
+            bail!("only a relay this harness started can be restarted (not --relay-url)");
+        };
+        let signalled = Instant::now();
+        let exit = stop_child(child, signal).await?;
+        let exited = signalled.elapsed();
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        let (child, addr) = spawned.spawn(&listen, &self.admin_token, &self.log).await?;
+        let listening = signalled.elapsed();
+        self.child = Some(child);
+        if format!("http://{addr}") != self.url {
+            bail!("the restarted relay listens on {addr}, not {}", self.url);
+        }
+        Ok(Restart {
+            exited,
+            listening,
+            exit,
         })
     }
 
@@ -176,6 +198,54 @@ impl Relay {
             stop_child(child, "TERM").await?;
         }
         Ok(())
+    }
+}
+
+impl Spawned {
+    /// Starts `lobster-relay server` on `listen` and waits until it listens;
+    /// its stderr then drains into `log`.
+    async fn spawn(
+        &self,
+        listen: &str,
+        admin_token: &str,
+        log: &Arc<LogWatch>,
+    ) -> anyhow::Result<(Child, String)> {
+        let bin = &self.bin;
+        let mut child = Command::new(bin)
+            .args([
+                "server",
+                "--listen",
+                listen,
+                "--agent-rate-limit",
+                "1000000/s",
+            ])
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .args([
+                "--webhook-secret",
+                &self.secret,
+                "--admin-token",
+                admin_token,
+            ])
+            .env("RELAY_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let ready = tokio::time::timeout(START_LIMIT, wait_for(&mut lines, "relay listening"));
+        let line = ready
+            .await
+            .context("the relay did not say `relay listening` within 20 s")??;
+        let addr = listening_addr(&line)
+            .with_context(|| format!("no 127.0.0.1 address in the relay's line: {line}"))?;
+        let _drained = log.clone().drain(lines, |l| {
+            l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\"")
+        });
+        Ok((child, addr))
     }
 }
 
