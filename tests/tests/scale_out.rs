@@ -1,14 +1,17 @@
 //! Several relay instances on one PostgreSQL, with Redis carrying wake-ups:
-//! events cross instances, each is delivered once, and neither a dead
-//! instance, a Redis outage nor a PostgreSQL restart loses an accepted one.
+//! events cross instances, each is delivered and acked once (with two and
+//! with three instances), and neither a dead instance, a Redis outage nor a
+//! PostgreSQL restart loses an accepted one.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
 use lobster_e2e::balancer::Balancer;
 use lobster_e2e::services::{Postgres, Redis, fresh_database};
 use lobster_e2e::{
-    Agent, Listener, Relay, RelayOpts, Sender, Sink, WAIT, new_message_id, now_unix,
+    Agent, Listener, Relay, RelayOpts, Sender, Sink, WAIT, accepted_id, eventually, new_message_id,
+    now_unix,
 };
 
 fn opts(database: &str, redis: Option<&Redis>, extra: &[&str]) -> RelayOpts {
@@ -290,4 +293,107 @@ async fn a_postgres_restart_answers_503_never_202_and_recovers_by_itself() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn three_instances_round_robin_every_event_is_delivered_and_acked_once() {
+    const EVENTS: usize = 300;
+    let database = fresh_database().await.unwrap();
+    let redis = Redis::start().await.unwrap();
+    let mut relays = Vec::new();
+    for _ in 0..3 {
+        relays.push(
+            Relay::start(opts(&database, Some(&redis), &[]))
+                .await
+                .unwrap(),
+        );
+    }
+    let agent = relays[0].create_agent("three").await.unwrap();
+    // Sessions on A and B, none on C: what C accepts must cross over.
+    let (sink_a, sink_b) = (Sink::start().await.unwrap(), Sink::start().await.unwrap());
+    let _on_a = Listener::ready(
+        &relays[0].url(),
+        &agent.api_key,
+        &["--forward", &sink_a.host_path("/in")],
+    )
+    .await
+    .unwrap();
+    let _on_b = Listener::ready(
+        &relays[1].url(),
+        &agent.api_key,
+        &["--forward", &sink_b.host_path("/in")],
+    )
+    .await
+    .unwrap();
+
+    let urls: Vec<String> = relays.iter().map(|r| webhook_url(r, &agent)).collect();
+    let sender = Sender::default();
+    let started = Instant::now();
+    let accepted: Vec<String> = futures_util::stream::iter(0..EVENTS)
+        .map(|i| {
+            let (sender, url) = (sender.clone(), urls[i % urls.len()].clone());
+            async move {
+                let body = format!(r#"{{"type":"scale.three","n":{i}}}"#);
+                accepted_id(&sender.post(&url, body.as_bytes(), &[]).await.unwrap())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let accepted: HashSet<String> = accepted.into_iter().collect();
+    assert_eq!(accepted.len(), EVENTS, "every post got its own id");
+
+    let (a, b) = (&sink_a, &sink_b);
+    eventually("every event at one of the two sinks", WAIT, || async move {
+        let got = a.len() + b.len();
+        anyhow::ensure!(got >= EVENTS, "{got} of {EVENTS}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    let (got_a, got_b) = (delivered_ids(&sink_a), delivered_ids(&sink_b));
+    let unique: HashSet<String> = got_a.iter().chain(&got_b).cloned().collect();
+    assert_eq!(unique, accepted, "exactly the accepted events arrive");
+    assert_eq!(
+        got_a.len() + got_b.len(),
+        EVENTS,
+        "no event may reach the app twice without a fault"
+    );
+    eprintln!(
+        "three instances: {EVENTS} events posted round-robin and forwarded in {elapsed:?} \
+         (session on A took {}, on B {})",
+        got_a.len(),
+        got_b.len()
+    );
+
+    // Acked once: every event ends `delivered` after exactly one attempt,
+    // whichever instance is asked.
+    let path = "/api/v1/agent/events?limit=500";
+    for relay in &relays {
+        let key = agent.api_key.as_str();
+        eventually(
+            "every event delivered after one attempt",
+            WAIT,
+            || async move {
+                let answer = relay.agent_get(key, path).await?;
+                let events = answer.json["events"]
+                    .as_array()
+                    .ok_or_else(|| anyhow::anyhow!("no events list: {}", answer.text))?;
+                anyhow::ensure!(events.len() == EVENTS, "{} events listed", events.len());
+                for event in events {
+                    anyhow::ensure!(
+                        event["status"] == "delivered" && lobster_e2e::attempts_of(event) == 1,
+                        "{} is {} after {} attempts",
+                        event["id"],
+                        event["status"],
+                        event["attempts"]
+                    );
+                }
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+    }
 }
