@@ -6,20 +6,25 @@
 //! "Receiving" is checked with probe webhooks, one to each of K agents
 //! spread evenly over the N: once while idle, and once after each restart,
 //! posted as soon as the new relay listens (while the agents reconnect).
+//!
+//! Layout: this file runs the phases; `probe` posts and times the probes;
+//! `report` prints the table. The children are `crate::fleet` (parent side)
+//! and `crate::swarm` (child side).
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt as _;
-use lobster_shared::signature::{header, sign_standard};
 use serde_json::{Value, json};
 
+use self::probe::Probes;
 use crate::fleet::{self as proc, Fleet};
-use crate::load;
 use crate::relay::{Agent, Relay};
-use crate::stats::{Latency, Outcome, Setup, ms, table};
+use crate::stats::{Outcome, Setup, ms};
 use crate::swarm::{ClientArgs, STABLE, unix_ns};
+
+mod probe;
+mod report;
 
 /// Sessions one client process may hold: its open-files limit is 20,000.
 const PER_PROCESS_MAX: usize = 19_500;
@@ -108,10 +113,9 @@ pub async fn run(
     let idle = idle_window(relay, &fleet, args.idle).await;
     let rss_idle = relay.pid().and_then(proc::memory);
 
-    let targets: Vec<usize> = (0..probes).map(|i| i * n / probes.max(1)).collect();
-    let http = load::client(64)?;
     eprintln!("agents: probing {probes} agents...");
-    let baseline = probe_round(relay, &http, &agents, &targets, 0, &fleet, args).await;
+    let probes = Probes::new(&agents, probes, args.reconnect_limit)?;
+    let baseline = probes.idle_round(relay, &fleet).await;
 
     let mut restarts = Vec::new();
     for (round, mode) in args.restart.iter().enumerate() {
@@ -127,8 +131,7 @@ pub async fn run(
         fleet.wait_stable(STABLE).await;
         eprintln!("agents: restarting the relay with SIG{signal}...");
         let round = round as u64 + 1;
-        let r = restart_round(relay, &http, &agents, &targets, round, signal, &fleet, args).await?;
-        restarts.push(r);
+        restarts.push(restart_round(relay, &probes, round, signal, &fleet).await?);
     }
     let clients_rss_kb = fleet.rss_kb();
     let exits = fleet.stop().await;
@@ -145,7 +148,7 @@ pub async fn run(
         "clients_rss_kb": clients_rss_kb,
         "relay_log": log.0,
     });
-    let table = human(&results, n, created) + &log.1;
+    let table = report::human(&results, n, created) + &log.1;
     Ok(Outcome {
         name: "agents".into(),
         setup,
@@ -176,11 +179,22 @@ fn describe(setup: &mut Setup, args: &AgentsArgs, relay: &Relay, n: usize, p: us
         .add(
             "probes",
             format!(
-                "{k} webhooks per round, one to every {}th agent",
-                n / k.max(1)
+                "{k} webhooks per round, one each to agents spread evenly over the {n}, \
+                 64 posts in flight; after a restart posted once the relay listens"
             ),
         )
-        .add("restarts", format!("{:?}", args.restart).to_lowercase())
+        .add(
+            "restarts",
+            format!(
+                "{}; each once every session has been up {} (the CLI then resets its backoff)",
+                args.restart
+                    .iter()
+                    .map(|r| format!("{r:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                humantime::format_duration(STABLE)
+            ),
+        )
         .add("kernel", proc::kernel_limits())
         .add(
             "host load",
@@ -235,141 +249,33 @@ async fn idle_window(relay: &Relay, fleet: &Fleet, window: Duration) -> Value {
     })
 }
 
-/// Posts one probe to each target agent; the sequence number carries the
-/// round and the agent.
-async fn post_probes(
-    relay: &Relay,
-    http: &reqwest::Client,
-    agents: &[Agent],
-    targets: &[usize],
-    round: u64,
-) -> (HashMap<u64, u64>, BTreeMap<String, u64>) {
-    let run: u64 = rand::random();
-    let posts = targets.iter().map(|&idx| {
-        let seq = (round << 32) | idx as u64;
-        let (http, key, url) = (
-            http.clone(),
-            relay.key.clone(),
-            agents[idx].webhook_url.clone(),
-        );
-        async move {
-            let body = serde_json::to_vec(&load::BenchBody {
-                kind: "bench".into(),
-                seq,
-                sent_ns: 0,
-                pad: String::new(),
-            })
-            .expect("bench bodies serialize");
-            let id = format!("msg_agents_{run:016x}_{seq}");
-            let ts = (unix_ns() / 1_000_000_000) as i64;
-            let signature = sign_standard(&key, &id, ts, &body);
-            let sent = unix_ns();
-            let answer = http
-                .post(url)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(header::WEBHOOK_ID, id)
-                .header(header::WEBHOOK_TIMESTAMP, ts.to_string())
-                .header(header::WEBHOOK_SIGNATURE, signature)
-                .body(body)
-                .send()
-                .await;
-            let outcome = match answer {
-                Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => Ok(()),
-                Ok(r) => Err(format!("http-{}", r.status().as_u16())),
-                Err(e) if e.is_connect() => Err("connect".into()),
-                Err(e) if e.is_timeout() => Err("timeout".into()),
-                Err(_) => Err("other".into()),
-            };
-            (seq, sent, outcome)
-        }
-    });
-    let answers: Vec<_> = futures_util::stream::iter(posts)
-        .buffer_unordered(64)
-        .collect()
-        .await;
-    let mut accepted = HashMap::new();
-    let mut errors = BTreeMap::new();
-    for (seq, sent, outcome) in answers {
-        match outcome {
-            Ok(()) => {
-                accepted.insert(seq, sent);
-            }
-            Err(kind) => *errors.entry(kind).or_default() += 1,
-        }
-    }
-    (accepted, errors)
-}
-
-/// Probes while idle: post to consumer per probe, and the span until the
-/// last one arrived.
-async fn probe_round(
-    relay: &Relay,
-    http: &reqwest::Client,
-    agents: &[Agent],
-    targets: &[usize],
-    round: u64,
-    fleet: &Fleet,
-    args: &AgentsArgs,
-) -> Value {
-    let start = unix_ns();
-    let (accepted, errors) = post_probes(relay, http, agents, targets, round).await;
-    let seqs: Vec<u64> = accepted.keys().copied().collect();
-    fleet
-        .wait(args.reconnect_limit, |b| b.probes_seen(&seqs) == seqs.len())
-        .await;
-    probe_json(fleet, &accepted, errors, start, targets.len())
-}
-
-fn probe_json(
-    fleet: &Fleet,
-    accepted: &HashMap<u64, u64>,
-    errors: BTreeMap<String, u64>,
-    from: u64,
-    posted: usize,
-) -> Value {
-    let arrivals = fleet.probe_arrivals(accepted.keys());
-    let mut latencies: Vec<Duration> = arrivals
-        .iter()
-        .map(|(seq, at)| Duration::from_nanos(at.saturating_sub(accepted[seq])))
-        .collect();
-    let last = arrivals.iter().map(|(_, at)| *at).max();
-    json!({
-        "posted": posted, "accepted": accepted.len(), "post_errors": errors,
-        "received": arrivals.len(),
-        "all_received_ms": last.map(|l| ns_ms(l.saturating_sub(from))),
-        "post_to_agent": Latency::to_json(Latency::of(&mut latencies)),
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
+/// Restarts the relay with `signal`, posts the round's probes once it
+/// listens, and waits until every agent is back and every probe arrived.
 async fn restart_round(
     relay: &mut Relay,
-    http: &reqwest::Client,
-    agents: &[Agent],
-    targets: &[usize],
+    probes: &Probes<'_>,
     round: u64,
     signal: &str,
     fleet: &Fleet,
-    args: &AgentsArgs,
 ) -> anyhow::Result<Value> {
-    let n = agents.len();
+    let n = fleet.agents();
     fleet.take_failures();
     let signalled = unix_ns();
     let restart = relay
         .restart(signal)
         .await
         .context("restarting the relay")?;
-    let (accepted, errors) = post_probes(relay, http, agents, targets, round).await;
-    let seqs: Vec<u64> = accepted.keys().copied().collect();
+    let posted = probes.post(relay, round).await;
+    let seqs = posted.seqs();
     let back = fleet
-        .wait(args.reconnect_limit, |b| {
+        .wait(probes.limit, |b| {
             b.ready_since(signalled) == n && b.probes_seen(&seqs) == seqs.len()
         })
         .await;
     // The new process's CPU from its start: start-up plus the reconnects.
     let mut phase = fleet.phase(signalled, signalled);
     phase["relay_cpu_ms"] = cpu_since(relay, Some(Duration::ZERO));
-    let probes = probe_json(fleet, &accepted, errors, signalled, targets.len());
+    let probes = posted.to_json(fleet, signalled);
     tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(json!({
         "signal": signal,
@@ -408,158 +314,4 @@ fn cpu_since(relay: &Relay, before: Option<Duration>) -> Value {
         now.zip(before)
             .map(|(now, before)| ms(now.saturating_sub(before)))
     )
-}
-
-fn ns_ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
-}
-
-/// The human form of `results`.
-fn human(r: &Value, n: usize, created: Duration) -> String {
-    let f = |v: &Value| match v {
-        Value::Null => "-".to_owned(),
-        Value::Number(x) => match x.as_f64() {
-            Some(x) if x.fract() != 0.0 => format!("{x:.1}"),
-            _ => x.to_string(),
-        },
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let kinds = |v: &Value| match v.as_object() {
-        Some(m) if !m.is_empty() => m
-            .iter()
-            .map(|(k, c)| format!("{k}x{c}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => "-".into(),
-    };
-    let mut out = format!(
-        "created {n} agents in {:.2}s ({:.0}/s)\n",
-        created.as_secs_f64(),
-        n as f64 / created.as_secs_f64().max(1e-9)
-    );
-    let c = &r["connect"]["phase"];
-    out += "connect (ms from starting the client processes until each agent's first `ready`):\n";
-    out += &table(
-        &[
-            "ready",
-            "all ready",
-            "p50",
-            "p99",
-            "max",
-            "relay cpu ms",
-            "failed attempts",
-        ],
-        &[vec![
-            f(&c["ready"]),
-            f(&c["all_ms"]),
-            f(&c["ready_ms"]["p50_ms"]),
-            f(&c["ready_ms"]["p99_ms"]),
-            f(&c["ready_ms"]["max_ms"]),
-            f(&c["relay_cpu_ms"]),
-            kinds(&c["failed_attempts"]),
-        ]],
-    );
-    let m = &r["relay_memory"];
-    if m["unavailable"].is_null() {
-        out += "relay memory (kB; per agent = after idle minus before, over N):\n";
-        out += &table(
-            &[
-                "rss before",
-                "connected",
-                "after idle",
-                "rss/agent B",
-                "anon/agent B",
-            ],
-            &[vec![
-                f(&m["rss_kb_before"]),
-                f(&m["rss_kb_connected"]),
-                f(&m["rss_kb_after_idle"]),
-                f(&m["rss_bytes_per_agent"]),
-                f(&m["anon_bytes_per_agent"]),
-            ]],
-        );
-    } else {
-        out += &format!("relay memory: {}\n", f(&m["unavailable"]));
-    }
-    let i = &r["idle"];
-    out += "idle (CPU % of one core):\n";
-    out += &table(
-        &["window s", "relay", "clients", "dropped"],
-        &[vec![
-            f(&i["window_s"]),
-            f(&i["relay_cpu_pct"]),
-            f(&i["clients_cpu_pct"]),
-            f(&i["sessions_dropped"]),
-        ]],
-    );
-    let probe_row = |name: String, p: &Value| {
-        vec![
-            name,
-            f(&p["accepted"]),
-            f(&p["received"]),
-            f(&p["all_received_ms"]),
-            f(&p["post_to_agent"]["p50_ms"]),
-            f(&p["post_to_agent"]["p99_ms"]),
-            kinds(&p["post_errors"]),
-        ]
-    };
-    out += "probes (all received: ms from the first post, or from the restart signal):\n";
-    let mut rows = vec![probe_row("idle".into(), &r["probe_idle"])];
-    for x in r["restarts"].as_array().into_iter().flatten() {
-        rows.push(probe_row(
-            format!("after SIG{}", f(&x["signal"])),
-            &x["probes"],
-        ));
-    }
-    out += &table(
-        &[
-            "round",
-            "202",
-            "received",
-            "all received",
-            "p50",
-            "p99",
-            "errors",
-        ],
-        &rows,
-    );
-    let restarts = r["restarts"].as_array().cloned().unwrap_or_default();
-    if !restarts.is_empty() {
-        out += "restart (ms from the signal; reconnect = the agent's next `ready`):\n";
-        let rows: Vec<Vec<String>> = restarts
-            .iter()
-            .map(|x| {
-                let p = &x["reconnect"];
-                vec![
-                    format!("SIG{}", f(&x["signal"])),
-                    f(&x["relay_exited_ms"]),
-                    f(&x["relay_listening_ms"]),
-                    f(&p["ready"]),
-                    f(&p["all_ms"]),
-                    f(&p["ready_ms"]["p50_ms"]),
-                    f(&p["ready_ms"]["p99_ms"]),
-                    f(&x["probes"]["all_received_ms"]),
-                    f(&p["relay_cpu_ms"]),
-                    kinds(&p["failed_attempts"]),
-                ]
-            })
-            .collect();
-        out += &table(
-            &[
-                "signal",
-                "exited",
-                "listening",
-                "back",
-                "all back",
-                "p50",
-                "p99",
-                "probes in",
-                "relay cpu ms",
-                "failed attempts",
-            ],
-            &rows,
-        );
-    }
-    out
 }

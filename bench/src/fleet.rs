@@ -137,6 +137,11 @@ impl Fleet {
         })
     }
 
+    /// How many agents the children hold.
+    pub fn agents(&self) -> usize {
+        self.board.lock().expect("board lock").ready.len()
+    }
+
     /// Polls until `done` holds or `limit` passes; says whether it held.
     pub async fn wait(&self, limit: Duration, done: impl Fn(&Board) -> bool) -> bool {
         let started = Instant::now();
