@@ -285,7 +285,7 @@ impl Session {
             }
             AgentMessage::Nack { id, reason } => {
                 let freed = self.in_flight.remove(&id).is_some();
-                tracing::debug!(event_id = %id, reason = %reason, "nack");
+                tracing::debug!(event_id = %id, reason = ?reason, "nack");
                 self.flush_acks();
                 let nack =
                     self.state
@@ -358,7 +358,7 @@ impl Session {
         }
         match &ending {
             Ending::Violation(detail) | Ending::Gone(detail) => {
-                tracing::info!(reason = %detail, "session closed")
+                tracing::info!(reason = ?detail, "session closed")
             }
             Ending::Revoked => tracing::info!("session closed: agent revoked"),
             Ending::Shutdown => tracing::info!("session closed: relay shutting down"),
