@@ -1,5 +1,6 @@
 //! Handling one event: filter, act by mode, log a line, answer ack or nack.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use lobster_shared::wire::{AgentMessage, EventFrame};
@@ -143,8 +144,8 @@ fn arrival_line(frame: &EventFrame) -> String {
         "{}  {} {} {}{attempt}",
         paint(clock()).dim(),
         paint("-->").cyan(),
-        paint(&frame.event_type).bold(),
-        frame.id
+        paint(printable(&frame.event_type)).bold(),
+        printable(&frame.id)
     )
 }
 
@@ -153,9 +154,15 @@ fn arrival_line(frame: &EventFrame) -> String {
 fn outcome_line(frame: &EventFrame, outcome: &Outcome, elapsed: Duration) -> Option<String> {
     let took = took(elapsed);
     let text = match outcome {
-        Outcome::Done { status } => paint(format!("<-- {status}")).green().to_string(),
-        Outcome::Failed { reason } => paint(format!("<-- {reason}")).red().to_string(),
-        Outcome::Skipped { why } => paint(format!("<-- skipped: {why}")).yellow().to_string(),
+        Outcome::Done { status } => paint(format!("<-- {}", printable(status)))
+            .green()
+            .to_string(),
+        Outcome::Failed { reason } => paint(format!("<-- {}", printable(reason)))
+            .red()
+            .to_string(),
+        Outcome::Skipped { why } => paint(format!("<-- skipped: {}", printable(why)))
+            .yellow()
+            .to_string(),
         Outcome::Abandoned => return None,
     };
     let answer = match outcome {
@@ -166,8 +173,35 @@ fn outcome_line(frame: &EventFrame, outcome: &Outcome, elapsed: Duration) -> Opt
     Some(format!(
         "{}  {text} ({took}){answer} {}",
         paint(clock()).dim(),
-        paint(&frame.id).dim()
+        paint(printable(&frame.id)).dim()
     ))
+}
+
+/// `text` safe to put on a terminal line: control characters (CR, LF, ESC,
+/// C1, DEL) and bidirectional overrides become visible escapes such as `\n`
+/// and `\u{1b}`, so a webhook sender, who picks the event type, can neither
+/// start a line that looks like ours nor send terminal escape sequences.
+/// Printable text, non-ASCII included, is kept as it is.
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || is_bidi_control(c);
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Marks and overrides that reorder what a terminal shows (U+200E, U+200F,
+/// U+202A to U+202E, U+2066 to U+2069).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -239,6 +273,47 @@ mod tests {
             outcome_line(&frame("x"), &Outcome::Abandoned, Duration::ZERO),
             None
         );
+    }
+
+    #[test]
+    fn event_lines_escape_what_the_sender_chose() {
+        let hostile = "ping\nFORGED 12:00:00  <-- 200\r\u{1b}[2J\u{9b}31m\u{202e}";
+        let line = arrival_line(&frame(hostile));
+        assert!(
+            !line.contains(['\n', '\r', '\u{9b}', '\u{202e}']),
+            "{line:?}"
+        );
+        let plain = console::strip_ansi_codes(&line).to_string();
+        assert!(!plain.contains('\u{1b}'), "{plain:?}");
+        assert!(
+            plain.ends_with(
+                r"ping\nFORGED 12:00:00  <-- 200\r\u{1b}[2J\u{9b}31m\u{202e} evt_1 (attempt 2)"
+            ),
+            "{plain:?}"
+        );
+        let failed = Outcome::Failed {
+            reason: "exit 1\nFORGED".into(),
+        };
+        let line = outcome_line(&frame("x"), &failed, Duration::ZERO).unwrap();
+        assert!(!line.contains('\n'), "{line:?}");
+    }
+
+    #[test]
+    fn printable_text_is_kept() {
+        for text in [
+            "message.received",
+            "commande.payée",
+            "注文.作成",
+            "a\\nb",
+            "🦞 tab\tless",
+        ] {
+            let kept = printable(text);
+            if text.contains('\t') {
+                assert_eq!(kept, text.replace('\t', "\\t"));
+            } else {
+                assert!(matches!(kept, Cow::Borrowed(_)), "{text:?} was changed");
+            }
+        }
     }
 
     #[tokio::test]
