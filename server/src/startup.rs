@@ -3,12 +3,16 @@
 
 use std::io::IsTerminal as _;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use lobster_shared::{Secret, ids};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{Config, LogFormat};
 
@@ -16,25 +20,73 @@ use crate::config::{Config, LogFormat};
 /// of agents must not drop SYNs (tokio's default is 1024).
 const LISTEN_BACKLOG: u32 = 8192;
 
+/// The crates whose records `RUST_LOG` may open up to `trace`: ours. Every
+/// other target is capped at `info` whatever `RUST_LOG` says, because
+/// dependencies log request data below that level: `tokio_postgres::query`
+/// prints statement parameters (stored webhook headers, so signatures) at
+/// `debug`, and hyper, h2, tungstenite, rustls, reqwest, redis and rusqlite
+/// print headers, frames, commands or handshake messages at `debug`/`trace`.
+const OWN_TARGETS: [&str; 4] = [
+    "lobster_server",
+    "lobster_shared",
+    "lobster_cli",
+    "lobster_relay",
+];
+
+/// The format the process-wide subscriber writes, once `init_logging` has
+/// installed one: the first-start banner follows it. The subscriber is
+/// process-wide, so this is too.
+static ACTIVE_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Installs the process-wide subscriber: `RUST_LOG` (default `info`) filters,
+/// and third-party targets never pass `info` (see `OWN_TARGETS`).
 pub fn init_logging(format: Option<LogFormat>) {
-    let tty = std::io::stderr().is_terminal();
-    let format = format.unwrap_or(if tty {
-        LogFormat::Pretty
-    } else {
-        LogFormat::Json
-    });
+    let format = format.unwrap_or_else(default_format);
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let cap = dependency_cap(filter.max_level_hint().unwrap_or(LevelFilter::TRACE));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // A separate global filter rather than directives appended to the
+    // EnvFilter: there the most specific directive wins, so
+    // `RUST_LOG=tokio_postgres::query=debug` would beat `tokio_postgres=info`.
+    // A layer that says no vetoes the event whatever the EnvFilter says.
     let result = match format {
-        LogFormat::Json => builder.json().flatten_event(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(false)
+            .finish()
+            .with(cap)
+            .try_init(),
         LogFormat::Pretty => builder
-            .with_ansi(tty && std::env::var_os("NO_COLOR").is_none())
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .finish()
+            .with(cap)
             .try_init(),
     };
-    // Already initialised (tests running several relays in one process).
-    drop(result);
+    // An error means a subscriber was already installed (tests running
+    // several relays in one process); that one keeps its format.
+    if result.is_ok() {
+        let _ = ACTIVE_FORMAT.set(format);
+    }
+}
+
+/// `pretty` on a terminal, else `json` (`--log-format` unset).
+fn default_format() -> LogFormat {
+    if std::io::stderr().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    }
+}
+
+/// Our targets up to `own_max` (what `RUST_LOG` asks for at most, so the cap
+/// does not raise the global level hint); everything else up to `info`.
+fn dependency_cap(own_max: LevelFilter) -> Targets {
+    OWN_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::INFO.min(own_max)),
+        |targets, own| targets.with_target(*own, own_max),
+    )
 }
 
 /// Binds with SO_REUSEADDR (a restarted relay gets its port back at once)
@@ -143,22 +195,39 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// On an empty database: what to do next, as commands to paste.
+/// On an empty database: what to do next, as a command to paste. A block of
+/// text for a human with the pretty log; one `info` record with the command
+/// (and a generated token) as fields with the JSON log, which must stay
+/// JSON Lines.
 pub fn print_first_steps(public_url: &str, token: &AdminToken) {
-    let shown = if token.generated {
-        format!(
-            "Admin token (shown once, stored in the data dir): {}\n",
-            token.secret.expose()
-        )
-    } else {
-        String::new()
-    };
     let token_arg = if token.generated {
         token.secret.expose()
     } else {
         "$RELAY_ADMIN_TOKEN"
     };
-    eprintln!(
-        "\n{shown}No agents yet. Create one with:\n\n  lobster-relay admin create-agent my-agent --relay {public_url} --admin-token {token_arg}\n"
+    let command = format!(
+        "lobster-relay admin create-agent my-agent --relay {public_url} --admin-token {token_arg}"
     );
+    let format = ACTIVE_FORMAT.get().copied().unwrap_or_else(default_format);
+    match format {
+        LogFormat::Json if token.generated => tracing::warn!(
+            create_agent = %command,
+            admin_token = %token.secret.expose(),
+            "no agents yet; admin_token is shown once (it is stored in the data dir); create an agent with create_agent"
+        ),
+        LogFormat::Json => {
+            tracing::info!(create_agent = %command, "no agents yet; create one with create_agent")
+        }
+        LogFormat::Pretty => {
+            let shown = if token.generated {
+                format!(
+                    "Admin token (shown once, stored in the data dir): {}\n",
+                    token.secret.expose()
+                )
+            } else {
+                String::new()
+            };
+            eprintln!("\n{shown}No agents yet. Create one with:\n\n  {command}\n");
+        }
+    }
 }
