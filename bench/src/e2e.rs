@@ -26,10 +26,10 @@ pub enum Mode {
 #[derive(Debug, Clone, clap::Args)]
 pub struct E2eArgs {
     /// Events a second (open loop)
-    #[arg(long)]
+    #[arg(long, value_parser = load::parse_rate)]
     pub rate: f64,
     /// How long to send
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = load::parse_duration)]
     pub duration: Duration,
     /// Agents the load is spread over, one consumer each
     #[arg(long, default_value_t = 1)]

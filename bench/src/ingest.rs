@@ -16,10 +16,10 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 50)]
     pub senders: usize,
     /// How long to send
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = load::parse_duration)]
     pub duration: Duration,
     /// Open loop at this many events a second (closed loop when absent)
-    #[arg(long)]
+    #[arg(long, value_parser = load::parse_rate)]
     pub rate: Option<f64>,
     /// Bytes per webhook body
     #[arg(long, default_value_t = 512)]

@@ -281,3 +281,39 @@ fn finish(tally: Arc<Mutex<Tally>>, start: Instant) -> Tally {
     tally.elapsed = start.elapsed();
     tally
 }
+
+/// `--rate`: events a second, positive and finite.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        Ok(_) => Err("must be a positive number of events a second, e.g. 1000".into()),
+        Err(err) => Err(format!("{err}: expected events a second, e.g. 1000")),
+    }
+}
+
+/// `--duration`: a humantime duration longer than zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero, e.g. 10s".into()),
+        Err(err) => Err(format!("{err} (e.g. 10s, 500ms, 1m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_durations_must_be_usable() {
+        assert_eq!(parse_rate("200"), Ok(200.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "inf", "NaN", "fast", ""] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        for bad in ["0s", "10", "soon"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

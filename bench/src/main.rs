@@ -8,9 +8,13 @@
 //! the local HTTP app that `listen` forwards to; `stats` computes
 //! percentiles and prints tables and JSON. `agents` holds many idle agents
 //! through `fleet`, which runs `swarm` client processes of this binary.
+//! `cross` times delivery between two relay instances on PostgreSQL, with
+//! and without Redis, using the services in `backing`.
 
 mod agent;
 mod agents;
+mod backing;
+mod cross;
 mod e2e;
 mod fleet;
 mod ingest;
@@ -53,6 +57,8 @@ enum Command {
     Smoke,
     /// Many idle agents: connect time, relay memory per agent, idle CPU, reconnect after restarts
     Agents(agents::AgentsArgs),
+    /// Two relays on one PostgreSQL: time from a POST on B to an agent on A, with and without Redis
+    Cross(cross::CrossArgs),
     /// One client process of `agents` (internal)
     #[command(hide = true)]
     Swarm(swarm::SwarmArgs),
@@ -63,6 +69,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Swarm(args) => swarm::main(args).await.map(|()| true),
+        Command::Cross(args) => cross::run(&cli.relay, args, common_setup())
+            .await
+            .map(|outcome| report(&cli, &[outcome])),
         _ => run(cli).await,
     };
     match result {
@@ -86,7 +95,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     eprintln!("relay at {}", relay.url);
     let result = commands(&cli, &mut relay).await;
     relay.stop().await?;
-    let outcomes = result?;
+    Ok(report(&cli, &result?))
+}
+
+/// Prints the outcomes as tables or one JSON object; whether all worked.
+fn report(cli: &Cli, outcomes: &[Outcome]) -> bool {
     let worked = outcomes.iter().all(|o| o.worked);
     if cli.json {
         let mut object = match &cli.command {
@@ -99,11 +112,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         object["worked"] = json!(worked);
         println!("{object}");
     } else {
-        for outcome in &outcomes {
+        for outcome in outcomes {
             outcome.print_human();
         }
     }
-    Ok(worked)
+    worked
 }
 
 async fn commands(cli: &Cli, relay: &mut Relay) -> anyhow::Result<Vec<Outcome>> {
@@ -112,7 +125,9 @@ async fn commands(cli: &Cli, relay: &mut Relay) -> anyhow::Result<Vec<Outcome>> 
         Command::Ingest(args) => vec![ingest::run(relay, args, setup).await?],
         Command::E2e(args) => vec![e2e::run(relay, &cli.relay, args, setup).await?],
         Command::Agents(args) => vec![agents::run(relay, args, setup).await?],
-        Command::Swarm(_) => unreachable!("swarm runs without a relay"),
+        Command::Swarm(_) | Command::Cross(_) => {
+            unreachable!("swarm and cross start no shared relay")
+        }
         Command::Smoke => {
             let ingest_args = IngestArgs {
                 senders: 20,
@@ -142,10 +157,16 @@ async fn commands(cli: &Cli, relay: &mut Relay) -> anyhow::Result<Vec<Outcome>> 
 
 /// What every run prints first: the code and the relay it measured.
 fn base_setup(relay: &Relay) -> Setup {
+    let mut setup = common_setup();
+    relay.describe(&mut setup);
+    setup
+}
+
+/// The code measured and where.
+fn common_setup() -> Setup {
     let mut setup = Setup::default();
     setup.add("commit", git_commit());
     setup.add("host", "loopback 127.0.0.1");
-    relay.describe(&mut setup);
     setup
 }
 

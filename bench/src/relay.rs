@@ -2,7 +2,7 @@
 //! loopback port with a throwaway data dir, or one already running. A
 //! spawned relay can be restarted on the same port and data dir.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,8 +46,14 @@ impl RelayArgs {
         let exe = std::env::current_exe().context("cannot find this executable's path")?;
         let bin = exe.with_file_name("lobster-relay");
         if !bin.exists() {
+            // Built by the same profile as this binary: `cargo run -p
+            // lobster-bench` builds only the bench, not the relay.
+            let profile = match exe.parent().and_then(Path::file_name) {
+                Some(dir) if dir == "debug" => "",
+                _ => "--release ",
+            };
             bail!(
-                "no lobster-relay binary at {}; run `cargo build --release -p lobster-relay` or pass --relay-bin PATH",
+                "no lobster-relay binary at {}; run `cargo build {profile}-p lobster-relay` or pass --relay-bin PATH",
                 bin.display()
             );
         }
@@ -79,6 +85,33 @@ struct Spawned {
     bin: PathBuf,
     data_dir: TempDir,
     secret: String,
+    /// Server flags beyond the harness's own (`--database`, `--redis`, ...).
+    extra: Vec<String>,
+}
+
+/// What a relay this harness starts is given. Instances that share a
+/// database share one `Launch`'s secret and admin token, so an agent
+/// created on one is usable on all.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub secret: String,
+    pub admin_token: String,
+    /// Server flags beyond the harness's own.
+    pub extra: Vec<String>,
+}
+
+impl Launch {
+    /// A fresh webhook secret and admin token, no extra flags.
+    pub fn fresh() -> Launch {
+        Launch {
+            secret: format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())
+            ),
+            admin_token: format!("bench_{:032x}", rand::random::<u128>()),
+            extra: Vec::new(),
+        }
+    }
 }
 
 /// How long each step of a restart took, from the signal.
@@ -94,10 +127,7 @@ pub struct Restart {
 
 impl Relay {
     pub async fn start(args: &RelayArgs) -> anyhow::Result<Relay> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+        let http = admin_client()?;
         if let Some(url) = &args.relay_url {
             let secret = args.webhook_secret.clone().unwrap_or_default();
             return Ok(Relay {
@@ -110,15 +140,24 @@ impl Relay {
                 http,
             });
         }
+        Relay::spawn(&args.bin()?, Launch::fresh()).await
+    }
+
+    /// Starts `lobster-relay server` from `bin` on a free loopback port with
+    /// a throwaway data dir.
+    pub async fn spawn(bin: &Path, launch: Launch) -> anyhow::Result<Relay> {
+        let http = admin_client()?;
+        let Launch {
+            secret,
+            admin_token,
+            extra,
+        } = launch;
         let spawned = Spawned {
-            bin: args.bin()?,
+            bin: bin.to_owned(),
             data_dir: tempfile::tempdir().context("cannot create a temporary data dir")?,
-            secret: format!(
-                "whsec_{}",
-                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())
-            ),
+            secret,
+            extra,
         };
-        let admin_token = format!("bench_{:032x}", rand::random::<u128>());
         let log = Arc::new(LogWatch::default());
         let (child, addr) = spawned.spawn("127.0.0.1:0", &admin_token, &log).await?;
         Ok(Relay {
@@ -162,7 +201,10 @@ impl Relay {
 
     /// Notes where the relay is and how it stores events.
     pub fn describe(&self, setup: &mut Setup) {
-        if self.child.is_some() {
+        if let Some(spawned) = self.spawned.as_ref().filter(|s| !s.extra.is_empty()) {
+            setup.add("relay", format!("spawned at {}", self.url));
+            setup.add("relay_flags", spawned.extra.join(" "));
+        } else if self.child.is_some() {
             setup.add("relay", format!("spawned at {}", self.url));
             setup.add(
                 "durability",
@@ -227,6 +269,7 @@ impl Spawned {
                 "--admin-token",
                 admin_token,
             ])
+            .args(&self.extra)
             .env("RELAY_LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -247,6 +290,14 @@ impl Spawned {
         });
         Ok((child, addr))
     }
+}
+
+/// The client for admin calls.
+fn admin_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
 }
 
 /// Sends `kill -SIGNAL` to a child this harness started and waits for it.
