@@ -15,6 +15,7 @@ use lobster_shared::Secret;
 use lobster_shared::signature::{Scheme, SigningKey};
 use serde::Deserialize;
 
+use crate::crypto::EncryptionKey;
 use crate::retry::RetryPolicy;
 
 /// Flags of `lobster-relay server` (contract section 8).
@@ -236,7 +237,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub scheme: Scheme,
     pub signing_keys: Vec<SigningKey>,
+    /// The `default` workspace's secrets as given, one per signing key.
+    pub webhook_secrets: Vec<Secret>,
     pub admin_token: Option<Secret>,
+    /// Encrypts workspace secrets stored in the database; `None`: stored
+    /// in plaintext (the server warns when it stores one).
+    pub encryption_key: Option<EncryptionKey>,
     pub max_body: usize,
     pub agent_rate_limit: Option<Rate>,
     pub global_rate_limit: Option<Rate>,
@@ -295,11 +301,15 @@ impl Config {
                 Some(every).filter(|d| !d.is_zero())
             }
         };
-        if a.encryption_key.or(f.encryption_key).is_some() {
-            bail!(
-                "--encryption-key is not supported by this build yet: remove it (the default workspace secret is not stored in the database)"
-            );
-        }
+        let encryption_key = match a.encryption_key.or(f.encryption_key) {
+            None => None,
+            Some(hex) if hex.expose().trim().is_empty() => None,
+            Some(hex) => Some(EncryptionKey::from_hex(hex.expose()).map_err(|err| {
+                anyhow::anyhow!(
+                    "{err}: generate one with `openssl rand -hex 32` and pass it as --encryption-key or RELAY_ENCRYPTION_KEY"
+                )
+            })?),
+        };
         let tls = match (a.tls_cert.or(f.tls_cert), a.tls_key.or(f.tls_key)) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(TlsFiles {
@@ -353,7 +363,8 @@ impl Config {
             .signature_scheme
             .or(f.signature_scheme)
             .unwrap_or_default();
-        let signing_keys = parse_secrets(a.webhook_secret.or(f.webhook_secret), scheme)?;
+        let (signing_keys, webhook_secrets) =
+            parse_secrets(a.webhook_secret.or(f.webhook_secret), scheme)?;
         let retry = RetryPolicy {
             initial: duration("retry-initial", a.retry_initial.or(f.retry_initial), "1s")?,
             max_delay: duration(
@@ -389,10 +400,12 @@ impl Config {
             data_dir,
             scheme,
             signing_keys,
+            webhook_secrets,
             admin_token: a
                 .admin_token
                 .or(f.admin_token)
                 .filter(|t| !t.expose().is_empty()),
+            encryption_key,
             max_body: size("max-body", a.max_body.or(f.max_body), "1MiB")?,
             agent_rate_limit: rate(
                 "agent-rate-limit",
@@ -456,23 +469,30 @@ fn parse_database_url(url: &str) -> anyhow::Result<Database> {
     bail!("--database must be sqlite://PATH or postgres://USER@HOST/DB")
 }
 
-fn parse_secrets(secrets: Option<Secret>, scheme: Scheme) -> anyhow::Result<Vec<SigningKey>> {
-    let keys = secrets
+/// The keys, and the secrets they were read from (for fingerprints).
+fn parse_secrets(
+    secrets: Option<Secret>,
+    scheme: Scheme,
+) -> anyhow::Result<(Vec<SigningKey>, Vec<Secret>)> {
+    let secrets: Vec<Secret> = secrets
         .iter()
         .flat_map(|s| {
             s.expose()
                 .split_whitespace()
-                .map(str::to_owned)
+                .map(Secret::from)
                 .collect::<Vec<_>>()
         })
-        .map(|s| SigningKey::parse_for(scheme, &s).context("--webhook-secret is not valid"))
+        .collect();
+    let keys = secrets
+        .iter()
+        .map(|s| SigningKey::parse_for(scheme, s.expose()).context("--webhook-secret is not valid"))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if keys.is_empty() && scheme != Scheme::None {
         bail!(
             "no webhook secret: pass --webhook-secret (or WEBHOOK_SECRET), or --signature-scheme none for local development only"
         );
     }
-    Ok(keys)
+    Ok((keys, secrets))
 }
 
 fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
@@ -686,6 +706,26 @@ mod tests {
     #[test]
     fn unknown_file_keys_are_rejected() {
         assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn encryption_keys_are_64_hex_characters() {
+        let mut a = args();
+        a.encryption_key = Some(Secret::new("ab".repeat(32)));
+        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        assert!(c.encryption_key.is_some());
+        assert!(!format!("{c:?}").contains("abab"), "the key never prints");
+        for bad in ["abcd", &"zz".repeat(32)] {
+            let mut a = args();
+            a.encryption_key = Some(Secret::new(bad));
+            let err = format!(
+                "{:#}",
+                Config::from_layers(a, FileConfig::default()).unwrap_err()
+            );
+            assert!(err.contains("--encryption-key"), "{err}");
+            assert!(err.contains("64 hex characters"), "{err}");
+            assert!(!err.contains(bad), "the value is not echoed: {err}");
+        }
     }
 
     #[test]

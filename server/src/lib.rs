@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - [`config`]: flags, env and TOML file, validated into a [`Config`].
+//! - [`crypto`]: AES-256-GCM for workspace secrets at rest.
 //! - [`store`]: the durable store (SQLite with group commit, or PostgreSQL).
 //! - [`hub`]: in-memory wake-ups and revocation for live sessions.
 //! - [`bus`]: the same across instances, over Redis pub/sub.
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod bus;
 pub mod config;
+pub mod crypto;
 pub mod hub;
 pub mod metrics;
 pub mod retry;
@@ -87,6 +89,7 @@ pub async fn run(
         None => None,
     };
     let store = open_store(&config).await?;
+    let workspaces = Arc::new(api::workspaces::Workspaces::open(store.clone(), &config).await?);
     let admin_token = startup::admin_token(&config)?;
     if config.signing_keys.is_empty() {
         tracing::warn!(
@@ -107,6 +110,7 @@ pub async fn run(
         bus,
         public_url: public_url.clone().into(),
         admin_token: admin_token.secret,
+        workspaces,
         limits: Arc::new(
             api::Limits::new(config.agent_rate_limit, config.global_rate_limit)
                 .with_failure_limit(config.auth_failure_limit, config.trusted_proxies.clone()),

@@ -1,12 +1,15 @@
-//! `lobster-relay admin ...`: manage agents on a relay you run (contract section 5).
+//! `lobster-relay admin ...`: manage agents and workspaces on a relay you
+//! run (contract section 5).
 //!
 //! With `--json` each command prints the API's answer on stdout as it came;
 //! without, a rendering for people (see `render`).
 
 mod render;
+mod workspaces;
 
 use clap::{Args, Subcommand};
 use lobster_shared::Secret;
+use lobster_shared::signature::Scheme;
 use serde_json::{Value, json};
 
 use crate::api::ApiClient;
@@ -55,6 +58,65 @@ Examples:
         #[command(flatten)]
         auth: AdminAuth,
     },
+
+    /// Create a workspace: its own signature scheme and signing secrets.
+    #[command(after_help = "\
+Examples:
+  lobster-relay admin create-workspace acme --scheme github --secret \"$GITHUB_WEBHOOK_SECRET\"
+  lobster-relay admin create-workspace pay --scheme stripe --secret whsec_... --json
+  lobster-relay admin create-workspace dev --scheme none --allow-unsigned
+  lobster-relay admin create-agent ci --workspace acme
+
+The relay never shows secrets again, only a fingerprint of each. Start the
+relay with --encryption-key to store them encrypted.")]
+    CreateWorkspace {
+        /// 1 to 64 characters of a-z, 0-9 and -.
+        name: String,
+
+        /// standard-webhooks, github, stripe or none.
+        #[arg(long, default_value = "standard-webhooks", value_name = "SCHEME")]
+        scheme: Scheme,
+
+        /// A signing secret, as the webhook sender shows it; repeat for
+        /// several (any one verifies).
+        #[arg(long = "secret", value_name = "SECRET")]
+        secrets: Vec<Secret>,
+
+        /// Needed with --scheme none: accept webhooks that nobody signed.
+        #[arg(long)]
+        allow_unsigned: bool,
+
+        #[command(flatten)]
+        auth: AdminAuth,
+    },
+
+    /// List workspaces (with `default`) and how many secrets each holds.
+    #[command(after_help = "\
+Examples:
+  lobster-relay admin list-workspaces
+  lobster-relay admin list-workspaces --json | jq -r '.workspaces[].name'")]
+    ListWorkspaces {
+        #[command(flatten)]
+        auth: AdminAuth,
+    },
+
+    /// Replace a workspace's secrets (rotation): only the given ones verify afterwards.
+    #[command(after_help = "\
+Examples:
+  # Rotate without dropping webhooks: first both, then only the new one.
+  lobster-relay admin rotate-workspace-secrets acme --secret \"$OLD\" --secret \"$NEW\"
+  lobster-relay admin rotate-workspace-secrets acme --secret \"$NEW\"")]
+    RotateWorkspaceSecrets {
+        /// The workspace's name.
+        name: String,
+
+        /// The new set of secrets; repeat for several.
+        #[arg(long = "secret", value_name = "SECRET", required = true)]
+        secrets: Vec<Secret>,
+
+        #[command(flatten)]
+        auth: AdminAuth,
+    },
 }
 
 /// The relay's admin token, needed by every `admin` subcommand.
@@ -76,6 +138,9 @@ const AGENTS: [&str; 4] = ["api", "v1", "admin", "agents"];
 pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
     let (global, ui) = (&ctx.global, &ctx.ui);
     match command {
+        command @ (AdminCommand::CreateWorkspace { .. }
+        | AdminCommand::ListWorkspaces { .. }
+        | AdminCommand::RotateWorkspaceSecrets { .. }) => run_workspaces(ctx, command).await,
         AdminCommand::CreateAgent {
             name,
             workspace,
@@ -128,6 +193,50 @@ pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// The workspace subcommands.
+async fn run_workspaces(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
+    let json = ctx.global.json;
+    let answer = match command {
+        AdminCommand::CreateWorkspace {
+            name,
+            scheme,
+            secrets,
+            allow_unsigned,
+            auth,
+        } => {
+            let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
+            let body = workspaces::create_body(&name, scheme, &secrets, allow_unsigned);
+            let created = client.post(&workspaces::WORKSPACES, &body).await?;
+            (created, Some("Created"))
+        }
+        AdminCommand::ListWorkspaces { auth } => {
+            let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
+            (client.get(&workspaces::WORKSPACES).await?, None)
+        }
+        AdminCommand::RotateWorkspaceSecrets {
+            name,
+            secrets,
+            auth,
+        } => {
+            let client = ApiClient::new(ctx.relay.clone(), auth.admin_token.clone())?;
+            let rotated =
+                workspaces::put_secrets(&client, &auth.admin_token, &name, &secrets).await?;
+            (rotated, Some("Replaced the secrets of"))
+        }
+        AdminCommand::CreateAgent { .. }
+        | AdminCommand::ListAgents { .. }
+        | AdminCommand::RevokeAgent { .. } => {
+            unreachable!("run dispatches only workspace commands here")
+        }
+    };
+    match answer {
+        (value, _) if json => print_json(&value)?,
+        (value, Some(verb)) => print_data(workspaces::describe(&value, verb))?,
+        (value, None) => print_data(workspaces::table(&value).trim_end())?,
+    }
+    Ok(())
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {

@@ -13,8 +13,7 @@ use super::auth::Admin;
 use super::{ApiError, AppState, rfc3339};
 use crate::store::{Agent, NewAgent};
 
-/// The only workspace until multi-workspace lands.
-pub const DEFAULT_WORKSPACE: &str = "default";
+pub use super::workspaces::DEFAULT_WORKSPACE;
 
 #[derive(Deserialize)]
 pub struct CreateAgent {
@@ -38,10 +37,12 @@ pub async fn create_agent(
     let workspace = request
         .workspace
         .unwrap_or_else(|| DEFAULT_WORKSPACE.into());
-    if workspace != DEFAULT_WORKSPACE {
+    if !state.workspaces.exists(&workspace).await? {
         return Err(ApiError::not_found(
             "unknown_workspace",
-            format!("no workspace {workspace:?}; this relay has only \"default\""),
+            format!(
+                "no workspace {workspace:?}: create it with POST /api/v1/admin/workspaces, or see GET /api/v1/admin/workspaces"
+            ),
         ));
     }
     let agent = Agent {

@@ -6,11 +6,12 @@ mod auth;
 mod error;
 mod limits;
 mod webhook;
+pub mod workspaces;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use lobster_shared::Secret;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub admin_token: Secret,
     pub limits: Arc<Limits>,
+    /// Workspace verifiers, cached; `default` from the configuration.
+    pub workspaces: Arc<workspaces::Workspaces>,
     /// Cancelled when the relay drains; sessions close with 1012.
     pub shutdown: CancellationToken,
     /// Live WebSocket sessions, awaited on shutdown.
@@ -61,6 +64,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/agents/{agent_id}",
             delete(admin::revoke_agent),
+        )
+        .route(
+            "/api/v1/admin/workspaces",
+            post(workspaces::create).get(workspaces::list),
+        )
+        .route(
+            "/api/v1/admin/workspaces/{name}/secrets",
+            put(workspaces::replace_secrets),
         )
         .route("/healthz", get(health))
         .route("/readyz", get(ready))

@@ -35,21 +35,27 @@ pub async fn ingest(
         })?;
     state.limits.check(&agent.agent_id)?;
     let body = read_body(&headers, body, state.config.max_body).await?;
+    let verifier = state
+        .workspaces
+        .verifier(&agent.workspace)
+        .await?
+        .ok_or_else(|| {
+            tracing::error!(agent_id = %agent.agent_id, workspace = %agent.workspace, "agent of a workspace that does not exist");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unknown_workspace",
+                "this agent's workspace does not exist on this relay",
+            )
+        })?;
     let now = now_ms();
-    let verified = signature::verify(
-        state.config.scheme,
-        &state.config.signing_keys,
-        &headers,
-        &body,
-        now / 1000,
-    )
-    .map_err(|err| {
-        failed(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            err.code(),
-            err.to_string(),
-        ))
-    })?;
+    let verified = signature::verify(verifier.scheme, &verifier.keys, &headers, &body, now / 1000)
+        .map_err(|err| {
+            failed(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                err.code(),
+                err.to_string(),
+            ))
+        })?;
     let event_type = verified
         .event_type
         .clone()

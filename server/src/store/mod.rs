@@ -7,6 +7,7 @@
 mod postgres;
 mod sqlite;
 mod types;
+pub mod workspaces;
 
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,10 @@ use super::pool::{Limit, transaction};
 use crate::store::{StoreError, now_ms};
 
 /// Each migration brings the schema to its version; applied in order.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("schema.sql")),
+    (2, super::workspaces::SCHEMA),
+];
 
 /// This build's schema version: the last migration's.
 const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

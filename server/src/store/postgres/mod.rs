@@ -24,6 +24,7 @@ mod lanes;
 mod migrate;
 mod pool;
 mod queue;
+mod workspaces;
 
 use std::time::Duration;
 

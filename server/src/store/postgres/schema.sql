@@ -55,3 +55,5 @@ CREATE TABLE dedup (
     PRIMARY KEY (agent_id, key)
 );
 CREATE INDEX dedup_expiry ON dedup (expires_at);
+
+-- Migration 2 (the workspaces table) is in workspaces.rs.

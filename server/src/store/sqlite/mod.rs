@@ -9,6 +9,7 @@
 //! applied before the claim that follows it).
 
 mod queries;
+mod workspaces;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -33,7 +34,8 @@ struct Readers {
     idle: Mutex<Vec<Connection>>,
 }
 
-const SCHEMA_VERSION: i32 = 1;
+/// 1: agents, events, attempts, dedup; 2: workspaces.
+const SCHEMA_VERSION: i32 = 2;
 const MAX_IDLE_READERS: usize = 8;
 
 impl SqliteStore {
@@ -263,9 +265,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             "the database was written by a newer lobster-relay (schema {version}, this build knows {SCHEMA_VERSION}): upgrade lobster-relay"
         )));
     }
-    if version < 1 {
+    if version < SCHEMA_VERSION {
         let tx = conn.transaction()?;
-        tx.execute_batch(include_str!("schema.sql"))?;
+        if version < 1 {
+            tx.execute_batch(include_str!("schema.sql"))?;
+        }
+        if version < 2 {
+            workspaces::migrate_to_2(&tx)?;
+        }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;
     }

@@ -48,3 +48,6 @@ CREATE TABLE dedup (
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (agent_id, key)
 ) WITHOUT ROWID;
+
+-- Version 2 (the workspaces table) is applied on top by workspaces.rs, for
+-- new and upgraded databases alike.

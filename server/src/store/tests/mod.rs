@@ -51,3 +51,5 @@ on_every_backend!(
     agents_are_found_by_key_hash_and_relay_id_until_revoked,
     writes_after_close_fail_cleanly,
 );
+
+mod workspaces;

@@ -1,0 +1,148 @@
+//! Workspaces on PostgreSQL (migration 2 adds their table).
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::{Error, Row};
+
+use super::PostgresStore;
+use super::pool::{QUICK, statement};
+use crate::store::workspaces::{StoredWorkspace, secrets_from, secrets_json};
+use crate::store::{StoreError, now_ms};
+
+/// Migration 2: stored workspaces. `secrets` is the JSON text of the sealed
+/// secrets (`v1:...` or `plain:...`); `version` goes up with each rotation,
+/// so instances can tell their cached verifiers are stale.
+pub(super) const SCHEMA: &str = "
+CREATE TABLE workspaces (
+    name             TEXT PRIMARY KEY,
+    signature_scheme TEXT NOT NULL,
+    secrets          TEXT NOT NULL,
+    version          BIGINT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL
+);
+";
+
+const COLUMNS: &str = "name, signature_scheme, secrets, version, created_at";
+
+type RawRow = (String, String, String, i64, i64);
+
+fn raw(r: &Row) -> RawRow {
+    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+}
+
+fn workspace_from(
+    (name, signature_scheme, secrets, version, created_at): RawRow,
+) -> Result<StoredWorkspace, StoreError> {
+    Ok(StoredWorkspace {
+        name,
+        signature_scheme,
+        secrets: secrets_from(&secrets)?,
+        version,
+        created_at,
+    })
+}
+
+async fn insert(c: &impl GenericClient, w: &StoredWorkspace, now: i64) -> Result<bool, Error> {
+    let insert = c
+        .prepare_cached(
+            "INSERT INTO workspaces (name, signature_scheme, secrets, version, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .await?;
+    let secrets = secrets_json(&w.secrets);
+    let rows = c
+        .execute(
+            &insert,
+            &[
+                &w.name,
+                &w.signature_scheme,
+                &secrets,
+                &w.version,
+                &w.created_at,
+                &now,
+            ],
+        )
+        .await?;
+    Ok(rows > 0)
+}
+
+async fn replace(
+    c: &impl GenericClient,
+    name: &str,
+    secrets: &str,
+    now: i64,
+) -> Result<Option<i64>, Error> {
+    let update = c
+        .prepare_cached(
+            "UPDATE workspaces SET secrets = $2, version = version + 1, updated_at = $3
+             WHERE name = $1 RETURNING version",
+        )
+        .await?;
+    Ok(c.query_opt(&update, &[&name, &secrets, &now])
+        .await?
+        .map(|r| r.get(0)))
+}
+
+async fn one(c: &impl GenericClient, name: &str) -> Result<Option<RawRow>, Error> {
+    let find = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM workspaces WHERE name = $1"))
+        .await?;
+    Ok(c.query_opt(&find, &[&name]).await?.map(|r| raw(&r)))
+}
+
+async fn version(c: &impl GenericClient, name: &str) -> Result<Option<i64>, Error> {
+    let find = c
+        .prepare_cached("SELECT version FROM workspaces WHERE name = $1")
+        .await?;
+    Ok(c.query_opt(&find, &[&name]).await?.map(|r| r.get(0)))
+}
+
+async fn all(c: &impl GenericClient) -> Result<Vec<RawRow>, Error> {
+    let list = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM workspaces ORDER BY name"))
+        .await?;
+    Ok(c.query(&list, &[]).await?.iter().map(raw).collect())
+}
+
+impl PostgresStore {
+    pub fn create_workspace(
+        &self,
+        workspace: StoredWorkspace,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
+        let pool = self.pool.clone();
+        self.spawn(async move {
+            let now = now_ms();
+            statement!(&pool, QUICK, |c| insert(c, &workspace, now))
+        })
+    }
+
+    pub fn replace_workspace_secrets(
+        &self,
+        name: &str,
+        secrets: Vec<String>,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send + use<> {
+        let pool = self.pool.clone();
+        let (name, secrets) = (name.to_owned(), secrets_json(&secrets));
+        self.spawn(async move {
+            let now = now_ms();
+            statement!(&pool, QUICK, |c| replace(c, &name, &secrets, now))
+        })
+    }
+
+    pub async fn workspace(&self, name: &str) -> Result<Option<StoredWorkspace>, StoreError> {
+        statement!(&self.pool, QUICK, |c| one(c, name))?
+            .map(workspace_from)
+            .transpose()
+    }
+
+    pub async fn workspace_version(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        statement!(&self.pool, QUICK, |c| version(c, name))
+    }
+
+    pub async fn list_workspaces(&self) -> Result<Vec<StoredWorkspace>, StoreError> {
+        statement!(&self.pool, QUICK, |c| all(c))?
+            .into_iter()
+            .map(workspace_from)
+            .collect()
+    }
+}
