@@ -4,7 +4,9 @@
 //! jobs are queued (no fixed wait), runs each inside a savepoint of one
 //! `BEGIN IMMEDIATE` transaction, commits once with `synchronous=FULL`, and
 //! only then answers each job. So a burst of N webhooks costs one fsync, and
-//! no caller hears "stored" before its commit is on disk. Jobs run in the
+//! no caller hears "stored" before its commit is on disk. A batch holding
+//! only leases, acks and `last_seen` commits without the fsync (a power cut
+//! could undo it, which means redelivery, never loss). Jobs run in the
 //! order they were submitted, which the session loop relies on (an ack is
 //! applied before the claim that follows it).
 
@@ -32,11 +34,15 @@ pub struct SqliteStore {
 struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Reads at once. WAL readers never wait on each other, but without a
+    /// bound a burst of reconnecting agents opens a connection and a
+    /// blocking thread for each of them.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// 1: agents, events, attempts, dedup; 2: workspaces.
 const SCHEMA_VERSION: i32 = 2;
-const MAX_IDLE_READERS: usize = 8;
+const MAX_READERS: usize = 8;
 
 impl SqliteStore {
     pub fn open(path: &Path, retry: RetryPolicy) -> Result<Self, StoreError> {
@@ -58,6 +64,7 @@ impl SqliteStore {
             readers: Arc::new(Readers {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
+                permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             }),
             retry,
         })
@@ -68,10 +75,17 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
+        let permit = readers
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
             let conn = readers.take()?;
             let result = f(&conn);
             readers.put(conn);
+            drop(permit);
             result
         })
         .await
@@ -92,7 +106,7 @@ impl SqliteStore {
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
         let max_attempts = self.retry.max_attempts;
         self.writer
-            .submit(move |c| queries::claim(c, &req, max_attempts, now_ms()))
+            .submit_relaxed(move |c| queries::claim(c, &req, max_attempts, now_ms()))
     }
 
     pub fn ack(
@@ -103,7 +117,7 @@ impl SqliteStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
         self.writer
-            .submit(move |c| queries::ack(c, &agent_id, &session_id, &ids, now_ms()))
+            .submit_relaxed(move |c| queries::ack(c, &agent_id, &session_id, &ids, now_ms()))
     }
 
     pub fn nack(
@@ -132,7 +146,7 @@ impl SqliteStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
         self.writer
-            .submit(move |c| queries::release(c, &agent_id, &session_id, now_ms()))
+            .submit_relaxed(move |c| queries::release(c, &agent_id, &session_id, now_ms()))
     }
 
     pub fn replay(
@@ -168,7 +182,7 @@ impl SqliteStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let agent_id = agent_id.to_owned();
         self.writer
-            .submit(move |c| queries::touch_agent(c, &agent_id, now_ms()))
+            .submit_relaxed(move |c| queries::touch_agent(c, &agent_id, now_ms()))
     }
 
     pub fn sweep(
@@ -252,7 +266,7 @@ impl Readers {
 
     fn put(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
+        if idle.len() < MAX_READERS {
             idle.push(conn);
         }
     }

@@ -11,8 +11,22 @@ use crate::store::StoreError;
 /// Most jobs one transaction takes; bounds latency under a flood.
 const MAX_BATCH: usize = 4096;
 
+/// How much a job's commit must survive.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Durability {
+    /// On disk before the caller hears back (`synchronous=FULL`): accepted
+    /// events, nacks, admin changes.
+    Fsync,
+    /// Survives a crash of the process but maybe not of the machine
+    /// (`synchronous=NORMAL` in WAL mode). For leases, acks and `last_seen`:
+    /// losing one only means an event is delivered again. The next fsync'd
+    /// commit makes it durable too, since WAL frames are synced in order.
+    Relaxed,
+}
+
 /// A write waiting for the writer thread.
 trait Job: Send {
+    fn durability(&self) -> Durability;
     /// Runs inside the open transaction; the result is kept until commit.
     fn run(&mut self, conn: &Connection);
     /// Answers the caller once the transaction's fate is known.
@@ -20,6 +34,7 @@ trait Job: Send {
 }
 
 struct TypedJob<T, F> {
+    durability: Durability,
     work: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
@@ -30,6 +45,10 @@ where
     T: Send,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
 {
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
     fn run(&mut self, conn: &Connection) {
         if let Some(work) = self.work.take() {
             self.result = Some(in_savepoint(conn, work));
@@ -88,7 +107,7 @@ impl Writer {
     }
 
     /// Queues `work` now (so jobs keep the caller's order) and resolves with
-    /// its result once the transaction holding it has committed.
+    /// its result once the transaction holding it is on disk.
     pub(super) fn submit<T, F>(
         &self,
         work: F,
@@ -97,8 +116,34 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit_with(Durability::Fsync, work)
+    }
+
+    /// Like [`Writer::submit`] for writes whose loss in a power cut only
+    /// causes a redelivery (see [`Durability::Relaxed`]).
+    pub(super) fn submit_relaxed<T, F>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit_with(Durability::Relaxed, work)
+    }
+
+    fn submit_with<T, F>(
+        &self,
+        durability: Durability,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
+            durability,
             work: Some(work),
             result: None,
             reply,
@@ -129,6 +174,8 @@ impl Writer {
 fn write_loop(conn: Connection, mut msgs: mpsc::UnboundedReceiver<Msg>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(64);
     let mut stop = None;
+    // The connection opens with `synchronous=FULL` (see `SqliteStore::open`).
+    let mut sync = SyncMode { full: true };
     while stop.is_none() {
         match msgs.blocking_recv() {
             Some(Msg::Job(job)) => batch.push(job),
@@ -145,7 +192,15 @@ fn write_loop(conn: Connection, mut msgs: mpsc::UnboundedReceiver<Msg>) {
         if batch.is_empty() {
             continue;
         }
-        let commit = run_batch(&conn, &mut batch);
+        let durable = batch
+            .iter()
+            .any(|job| job.durability() == Durability::Fsync);
+        let commit = sync
+            .set(&conn, durable)
+            .and_then(|()| run_batch(&conn, &mut batch));
+        if durable && commit.is_ok() {
+            crate::metrics::commit_batch(batch.len());
+        }
         for job in batch.drain(..) {
             job.finish(commit.clone());
         }
@@ -163,6 +218,27 @@ fn write_loop(conn: Connection, mut msgs: mpsc::UnboundedReceiver<Msg>) {
     drop(conn);
     if let Some(done) = stop {
         let _ = done.send(());
+    }
+}
+
+/// The connection's current `synchronous` setting, changed only between
+/// transactions and only when a batch needs the other one.
+struct SyncMode {
+    full: bool,
+}
+
+impl SyncMode {
+    fn set(&mut self, conn: &Connection, full: bool) -> Result<(), StoreError> {
+        if self.full != full {
+            let pragma = if full {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
+            conn.execute_batch(pragma)?;
+            self.full = full;
+        }
+        Ok(())
     }
 }
 
