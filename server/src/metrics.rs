@@ -132,6 +132,9 @@ fn describe() {
 /// `GET /metrics`: no authentication (contract section 5). Mount it where
 /// only the scraper can reach it if the figures are sensitive.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    // Install the recorder now: counts made before the first scrape would
+    // otherwise go nowhere.
+    handle();
     Router::new().route("/metrics", get(render))
 }
 

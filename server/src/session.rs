@@ -1,7 +1,7 @@
 //! `GET /api/v1/agent/connect`: one agent session over a WebSocket.
 //!
-//! A reader task turns frames into [`Inbound`] values; the session loop owns
-//! the socket's sink, leases events from the store up to `max_in_flight`,
+//! The session loop reads the agent's frames as [`Inbound`] values, leases
+//! events from the store up to `max_in_flight`,
 //! pushes them, and applies acks and nacks. The loop looks for work when the
 //! hub says an event was stored, when capacity frees up, when a retry or an
 //! expired lease comes due, and never otherwise.
@@ -16,13 +16,12 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt as _, SinkExt, StreamExt};
 use lobster_shared::ids;
 use lobster_shared::wire::{
     AgentMessage, ErrorFrame, EventFrame, PROTOCOL_VERSION, Ready, RelayMessage, close_code,
 };
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tracing::Instrument as _;
 
@@ -37,6 +36,10 @@ const IDLE_LIMIT: Duration = Duration::from_secs(60);
 const MAX_AGENT_FRAME: usize = 64 * 1024;
 /// How long to wait before asking a failing store again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// Most acks stored in one write.
+const ACK_BATCH: usize = 256;
+/// Most queued agent frames handled before the loop looks at its other work.
+const MAX_DRAIN: usize = 1024;
 
 #[derive(Deserialize)]
 pub struct ConnectParams {
@@ -103,19 +106,19 @@ enum Inbound {
 }
 
 type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
 
 async fn run(socket: WebSocket, state: AppState, agent: Agent, patterns: Vec<String>) {
     let session_id = ids::session_id();
     let span = tracing::info_span!("session", agent_id = %agent.agent_id, session_id = %session_id);
     async move {
-        let (mut sink, stream) = socket.split();
-        let (inbound_tx, inbound) = mpsc::channel(256);
-        let reader = tokio::spawn(read_frames(stream, inbound_tx));
+        let (mut sink, mut stream) = socket.split();
         let mut session = Session::new(state, agent, session_id, patterns);
         tracing::info!("session opened");
-        let ending = session.serve(&mut sink, inbound).await;
-        reader.abort();
+        crate::metrics::session_opened();
+        let ending = session.serve(&mut sink, &mut stream).await;
         session.finish(&mut sink, ending).await;
+        crate::metrics::session_closed();
     }
     .instrument(span)
     .await
@@ -155,7 +158,9 @@ impl Session {
         self.state.config.max_in_flight as usize
     }
 
-    async fn serve(&mut self, sink: &mut Sink, mut inbound: mpsc::Receiver<Inbound>) -> Ending {
+    /// Frames are read here rather than in a task of their own: one task and
+    /// no channel per session keeps an idle agent's footprint small.
+    async fn serve(&mut self, sink: &mut Sink, stream: &mut Stream) -> Ending {
         let registration = self
             .state
             .bus
@@ -174,6 +179,7 @@ impl Session {
         let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
         let mut want_work = true;
         let mut next_due: Option<Instant> = None;
+        let mut last_heard = Instant::now();
         loop {
             if want_work && self.in_flight.len() < self.max_in_flight() {
                 wake.borrow_and_update();
@@ -189,17 +195,29 @@ impl Session {
             tokio::select! {
                 _ = registration.revoked.cancelled() => return Ending::Revoked,
                 _ = self.state.shutdown.cancelled() => return Ending::Shutdown,
-                message = inbound.recv() => match message {
-                    Some(Inbound::Message(message)) => {
-                        want_work |= self.apply(message).await;
-                        if inbound.is_empty() || self.acks.len() >= 256 {
-                            self.flush_acks();
+                frame = stream.next() => {
+                    last_heard = Instant::now();
+                    // Take every answer already here before leasing again, so
+                    // one lease fills all the slots they freed (one store
+                    // round trip per batch of acks, not per ack).
+                    let mut next = Some(frame);
+                    for _ in 0..MAX_DRAIN {
+                        let Some(frame) = next else { break };
+                        match Inbound::from_frame(frame) {
+                            Some(Inbound::Message(message)) => {
+                                want_work |= self.apply(message).await;
+                                if self.acks.len() >= ACK_BATCH {
+                                    self.flush_acks();
+                                }
+                            }
+                            Some(Inbound::Violation(reason)) => return Ending::Violation(reason),
+                            Some(Inbound::Gone(reason)) => return Ending::Gone(reason),
+                            None => {}
                         }
+                        next = stream.next().now_or_never();
                     }
-                    Some(Inbound::Violation(reason)) => return Ending::Violation(reason),
-                    Some(Inbound::Gone(reason)) => return Ending::Gone(reason),
-                    None => return Ending::Gone("reader stopped".into()),
-                },
+                    self.flush_acks();
+                }
                 Ok(()) = wake.changed() => want_work = true,
                 _ = rescan.tick(), if rescan_every.is_some() => want_work = true,
                 _ = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
@@ -207,10 +225,19 @@ impl Session {
                 }
                 _ = sleep_until(lease_deadline.unwrap_or_else(Instant::now)), if lease_deadline.is_some() => {
                     let now = Instant::now();
-                    self.in_flight.retain(|_, until| *until > now);
+                    self.in_flight.retain(|_, until| {
+                        let live = *until > now;
+                        if !live {
+                            crate::metrics::event_ack_timeout();
+                        }
+                        live
+                    });
                     want_work = true;
                 }
                 _ = ping.tick() => {
+                    if last_heard.elapsed() >= IDLE_LIMIT {
+                        return Ending::Gone(format!("no frame, ping or pong for {} s", IDLE_LIMIT.as_secs()));
+                    }
                     if let Err(e) = sink.send(Message::Ping(Bytes::new())).await {
                         return Ending::Gone(format!("ping failed: {e}"));
                     }
@@ -258,6 +285,7 @@ impl Session {
         let deadline = Instant::now() + ack_timeout;
         for delivery in claim.deliveries {
             self.in_flight.insert(delivery.id.clone(), deadline);
+            crate::metrics::event_delivered();
             let frame = event_frame(delivery).to_json();
             sink.feed(Message::Text(frame.into()))
                 .await
@@ -279,11 +307,13 @@ impl Session {
     async fn apply(&mut self, message: AgentMessage) -> bool {
         match message {
             AgentMessage::Ack { id } => {
+                crate::metrics::event_acked();
                 let freed = self.in_flight.remove(&id).is_some();
                 self.acks.push(id);
                 freed
             }
             AgentMessage::Nack { id, reason } => {
+                crate::metrics::event_nacked();
                 let freed = self.in_flight.remove(&id).is_some();
                 tracing::debug!(event_id = %id, reason = ?reason, "nack");
                 self.flush_acks();
@@ -402,26 +432,23 @@ fn event_frame(d: Delivery) -> RelayMessage {
     })
 }
 
-async fn read_frames(mut stream: SplitStream<WebSocket>, tx: mpsc::Sender<Inbound>) {
-    loop {
-        let inbound = match tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
-            Err(_) => Inbound::Gone("no frame, ping or pong for 60 s".into()),
-            Ok(None) => Inbound::Gone("connection closed".into()),
-            Ok(Some(Err(err))) => Inbound::Gone(format!("connection error: {err}")),
-            Ok(Some(Ok(Message::Text(text)))) => match AgentMessage::from_json(&text) {
+impl Inbound {
+    /// What one item of the socket means for the session; `None` for frames
+    /// that need nothing (pings and pongs, answered by the socket itself).
+    fn from_frame(frame: Option<Result<Message, axum::Error>>) -> Option<Inbound> {
+        Some(match frame {
+            None => Inbound::Gone("connection closed".into()),
+            Some(Err(err)) => Inbound::Gone(format!("connection error: {err}")),
+            Some(Ok(Message::Text(text))) => match AgentMessage::from_json(&text) {
                 Ok(message) => Inbound::Message(message),
                 Err(err) => Inbound::Violation(format!("cannot read frame: {err}")),
             },
-            Ok(Some(Ok(Message::Binary(_)))) => {
+            Some(Ok(Message::Binary(_))) => {
                 Inbound::Violation("binary frames are not part of protocol v1".into())
             }
-            Ok(Some(Ok(Message::Close(_)))) => Inbound::Gone("agent closed the connection".into()),
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-        };
-        let last = !matches!(inbound, Inbound::Message(_));
-        if tx.send(inbound).await.is_err() || last {
-            return;
-        }
+            Some(Ok(Message::Close(_))) => Inbound::Gone("agent closed the connection".into()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return None,
+        })
     }
 }
 
