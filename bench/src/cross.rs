@@ -126,6 +126,7 @@ pub async fn run(
     if args.max_in_flight == 0 {
         bail!("--max-in-flight must be at least 1");
     }
+    let bin = relay_args.bin()?;
     let server = match &args.postgres_url {
         Some(url) => url.clone(),
         None => std::env::var("LOBSTER_TEST_POSTGRES_URL").context(
@@ -134,7 +135,6 @@ pub async fn run(
              which exports LOBSTER_TEST_POSTGRES_URL)",
         )?,
     };
-    let bin = relay_args.bin()?;
     let rescan = args.rescan_interval.clone().map_or_else(
         || {
             format!(

@@ -41,6 +41,9 @@ impl RelayArgs {
     /// The `lobster-relay` binary to run (the server, or `listen`).
     pub fn bin(&self) -> anyhow::Result<PathBuf> {
         if let Some(bin) = &self.relay_bin {
+            if !bin.is_file() {
+                bail!("--relay-bin {}: no such file", bin.display());
+            }
             return Ok(bin.clone());
         }
         let exe = std::env::current_exe().context("cannot find this executable's path")?;
