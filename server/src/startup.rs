@@ -231,3 +231,31 @@ pub fn print_first_steps(public_url: &str, token: &AdminToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn dependencies_stop_at_info_while_ours_follow_rust_log() {
+        let cap = dependency_cap(LevelFilter::TRACE);
+        assert!(cap.would_enable("lobster_server::session", &Level::TRACE));
+        assert!(cap.would_enable("lobster_shared::signature", &Level::DEBUG));
+        assert!(cap.would_enable("tokio_postgres::query", &Level::INFO));
+        for target in [
+            "tokio_postgres::query",
+            "hyper::proto::h1",
+            "tungstenite",
+            "rustls",
+        ] {
+            assert!(!cap.would_enable(target, &Level::DEBUG), "{target}");
+            assert!(!cap.would_enable(target, &Level::TRACE), "{target}");
+        }
+        // RUST_LOG=warn: the cap asks for nothing more than that.
+        let quiet = dependency_cap(LevelFilter::WARN);
+        assert!(!quiet.would_enable("tokio_postgres", &Level::INFO));
+        assert!(!quiet.would_enable("lobster_server", &Level::INFO));
+        assert!(quiet.would_enable("lobster_server", &Level::WARN));
+    }
+}
