@@ -13,7 +13,14 @@ use crate::store::{StoreError, now_ms};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("schema.sql")),
     (2, super::workspaces::SCHEMA),
+    (3, DUE_INDEX),
 ];
+
+/// Version 3: finding an agent's next retry or lease expiry is an index seek,
+/// not a scan of everything it has pending.
+const DUE_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS events_due ON events (agent_id, status, next_attempt_at);
+     CREATE INDEX IF NOT EXISTS events_lease ON events (agent_id, status, lease_until);";
 
 /// This build's schema version: the last migration's.
 const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -40,8 +40,8 @@ struct Readers {
     permits: Arc<tokio::sync::Semaphore>,
 }
 
-/// 1: agents, events, attempts, dedup; 2: workspaces.
-const SCHEMA_VERSION: i32 = 2;
+/// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes.
+const SCHEMA_VERSION: i32 = 3;
 const MAX_READERS: usize = 8;
 
 impl SqliteStore {
@@ -286,6 +286,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         if version < 2 {
             workspaces::migrate_to_2(&tx)?;
+        }
+        if version < 3 {
+            // An agent's next retry or lease expiry is an index seek, not a
+            // scan of everything it has pending (claims ask on every lease).
+            tx.execute_batch(
+                "CREATE INDEX events_due ON events (agent_id, status, next_attempt_at);
+                 CREATE INDEX events_lease ON events (agent_id, status, lease_until);",
+            )?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;

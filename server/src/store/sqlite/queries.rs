@@ -84,10 +84,12 @@ pub(super) fn claim(
     now: Millis,
 ) -> Result<Claim, StoreError> {
     expire_leases(c, &req.agent_id, max_attempts, now)?;
+    // INDEXED BY: left to itself SQLite may pick `events_due` and then sort
+    // every due event of the agent to find the oldest few.
     let sql = format!(
         "UPDATE events SET status = 'delivering', lease_session = ?2, lease_until = ?3,
              attempts = attempts + 1, updated_at = ?4
-         WHERE seq IN (SELECT seq FROM events
+         WHERE seq IN (SELECT seq FROM events INDEXED BY events_queue
                        WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at <= ?4{}
                        ORDER BY seq LIMIT ?5)
          RETURNING seq, id, event_type, received_at, attempts, headers, body",
