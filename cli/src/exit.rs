@@ -66,6 +66,9 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
         if let Some(fatal) = cause.downcast_ref::<Fatal>() {
             return fatal.code;
         }
+        if cause.is::<lobster_server::ConfigError>() {
+            return ExitCode::Usage;
+        }
         if let Some(api) = cause.downcast_ref::<ApiError>()
             && api.is_auth()
         {

@@ -19,6 +19,13 @@ use crate::crypto::EncryptionKey;
 use crate::retry::RetryPolicy;
 
 /// Flags of `lobster-relay server` (contract section 8).
+/// A flag, variable or config-file value the server cannot start with. The
+/// CLI exits with its usage code (2) for it; other start-up failures are
+/// runtime failures (1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServerArgs {
     /// TOML file with the same settings (flags and env win over it).

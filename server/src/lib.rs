@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{Config, ServerArgs};
+pub use config::{Config, ConfigError, ServerArgs};
 
 use crate::api::AppState;
 use crate::bus::Bus;
@@ -58,7 +58,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs the relay in the foreground until SIGINT or SIGTERM, then drains.
 pub async fn main(args: ServerArgs) -> anyhow::Result<()> {
-    let config = Config::load(args)?;
+    let config = Config::load(args).map_err(|err| ConfigError(format!("{err:#}")))?;
     startup::init_logging(config.log_format);
     let listener = startup::bind(&config.listen).await?;
     let shutdown = CancellationToken::new();

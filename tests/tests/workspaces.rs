@@ -288,15 +288,24 @@ async fn secrets_at_rest(dir: Arc<tempfile::TempDir>, database: String) -> anyho
     relay.terminate()?;
     relay.wait_exit(WAIT).await?;
 
-    let no_key = start_fails(dir.path(), &database, &[]).await?;
+    let (code, no_key) = start_fails(dir.path(), &database, &[]).await?;
+    assert_eq!(code, Some(1), "a key that is missing is a start-up failure");
     assert!(no_key.contains("no encryption key was given"), "{no_key}");
     assert!(no_key.contains("--encryption-key"), "{no_key}");
-    let wrong = start_fails(dir.path(), &database, &["--encryption-key", OTHER_KEY]).await?;
+    let (code, wrong) =
+        start_fails(dir.path(), &database, &["--encryption-key", OTHER_KEY]).await?;
+    assert_eq!(
+        code,
+        Some(1),
+        "a key that does not match is a start-up failure"
+    );
     assert!(
         wrong.contains("the encryption key does not match the one the secrets were stored with"),
         "{wrong}"
     );
-    let malformed = start_fails(dir.path(), &database, &["--encryption-key", "abc"]).await?;
+    let (code, malformed) =
+        start_fails(dir.path(), &database, &["--encryption-key", "abc"]).await?;
+    assert_eq!(code, Some(2), "a malformed flag is a usage error");
     assert!(
         malformed.contains("--encryption-key must be 64 hex characters"),
         "{malformed}"
@@ -341,7 +350,12 @@ async fn dump(dir: &Path, database: &str) -> anyhow::Result<String> {
 
 /// Runs `server` on the data dir and database with `extra` flags, expects
 /// it to exit before listening with a failure code; returns its stderr.
-async fn start_fails(dir: &Path, database: &str, extra: &[&str]) -> anyhow::Result<String> {
+/// Starts a relay that must refuse to start; its exit code and stderr.
+async fn start_fails(
+    dir: &Path,
+    database: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Option<i32>, String)> {
     let mut args: Vec<OsString> = [
         "server",
         "--listen",
@@ -366,7 +380,7 @@ async fn start_fails(dir: &Path, database: &str, extra: &[&str]) -> anyhow::Resu
     ensure!(!status.success(), "the relay started: {stderr}");
     ensure!(!stderr.contains("relay listening"), "{stderr}");
     assert!(stderr.lines().count() <= 3, "one clear error: {stderr}");
-    Ok(stderr)
+    Ok((status.code(), stderr))
 }
 
 #[tokio::test]
