@@ -4,7 +4,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lobster_cli::listen::Route;
+
+#[allow(dead_code)]
+#[path = "../../cli/src/glob.rs"]
+mod glob;
+#[allow(dead_code)]
+#[path = "../../cli/src/listen/route.rs"]
+mod route;
+
+use route::Route;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = std::str::from_utf8(data) else {
