@@ -145,10 +145,13 @@ impl Listener {
             .await
             .context("`lobster-relay listen` did not say Ready! within 15 s")??;
         let log = Arc::new(LogWatch::default());
-        // One line per forwarded event; the sink always answers 200, so any
-        // other line (nacks, reconnects, warnings) is worth showing.
+        // Two lines per forwarded event (`-->` on arrival, `<-- 200 OK` when
+        // the sink answered); the sink always answers 200, so any other line
+        // (nacks, reconnects, warnings) is worth showing.
         let drained = log.clone().drain(lines, |line| {
-            !line.contains(" 200 OK ") && !line.starts_with("Forwarding events to")
+            !line.contains(" 200 OK ")
+                && !line.contains("  --> ")
+                && !line.starts_with("Forwarding events to")
         });
         Ok(Listener {
             child,
