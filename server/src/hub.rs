@@ -18,9 +18,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent_cache::AgentCache;
+
 #[derive(Default)]
 pub struct Hub {
     agents: Mutex<HashMap<String, AgentRoute>>,
+    /// Agent lookups; every revocation passes through [`Hub::revoke`].
+    cache: AgentCache,
 }
 
 /// How long a reserved session place waits for its session to register.
@@ -126,11 +130,17 @@ impl Hub {
 
     /// Closes every session of a revoked agent.
     pub fn revoke(&self, agent_id: &str) {
+        self.cache.invalidate();
         if let Some(route) = self.lock().get(agent_id) {
             for token in route.sessions.values() {
                 token.cancel();
             }
         }
+    }
+
+    /// Agents by relay id and key hash, forgotten on any revocation.
+    pub fn agents(&self) -> &AgentCache {
+        &self.cache
     }
 
     pub fn online_sessions(&self, agent_id: &str) -> usize {

@@ -20,6 +20,7 @@
 //! port 0 and stop the relay when they like; [`main`] is what the
 //! `lobster-relay server` command calls.
 
+pub mod agent_cache;
 pub mod api;
 pub mod bus;
 pub mod config;

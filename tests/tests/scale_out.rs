@@ -397,3 +397,64 @@ async fn three_instances_round_robin_every_event_is_delivered_and_acked_once() {
         .unwrap();
     }
 }
+
+/// Revoking on A stops the key and the webhook URL on B too, although B has
+/// just used both (and remembers the agent): at once through Redis, and
+/// within the revocation poll (2 s) without it.
+#[tokio::test]
+async fn a_revocation_on_a_stops_the_agent_on_b_with_and_without_redis() {
+    for with_redis in [true, false] {
+        let database = fresh_database().await.unwrap();
+        let redis = if with_redis {
+            Some(Redis::start().await.unwrap())
+        } else {
+            None
+        };
+        let a = Relay::start(opts(&database, redis.as_ref(), &[]))
+            .await
+            .unwrap();
+        let b = Relay::start(opts(&database, redis.as_ref(), &[]))
+            .await
+            .unwrap();
+        let agent = a.create_agent("revoked").await.unwrap();
+        let url_b = webhook_url(&b, &agent);
+        // B looks the agent up by key and by relay id, and keeps it.
+        let me = b
+            .agent_get(&agent.api_key, "/api/v1/agent/me")
+            .await
+            .unwrap();
+        assert_eq!(me.status, 200, "{}", me.text);
+        post_n(&url_b, 1, "before").await;
+
+        a.revoke(&agent.agent_id).await.unwrap();
+        let started = Instant::now();
+        let bound = if with_redis {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(5)
+        };
+        eventually("B to refuse the revoked key", bound, || async {
+            let me = b.agent_get(&agent.api_key, "/api/v1/agent/me").await?;
+            anyhow::ensure!(me.status == 401, "B answered {}", me.status);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        eventually(
+            "B to refuse the revoked agent's webhooks",
+            bound,
+            || async {
+                let body = br#"{"type":"scale.after"}"#;
+                let answer = Sender::default().post(&url_b, body, &[]).await?;
+                anyhow::ensure!(answer.status == 404, "B answered {}", answer.status);
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+        eprintln!(
+            "redis: {with_redis}: B refused the revoked agent after {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -24,8 +24,10 @@ pub async fn ingest(
     state.limits.check_ip(ip)?;
     let failed = |err: ApiError| state.limits.record_failure(ip).unwrap_or(err);
     let agent = state
-        .store
-        .agent_by_relay_id(&relay_id)
+        .bus
+        .hub()
+        .agents()
+        .by_relay_id(&state.store, &relay_id)
         .await?
         .ok_or_else(|| {
             failed(ApiError::not_found(

@@ -43,6 +43,10 @@ struct Readers {
 /// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes.
 const SCHEMA_VERSION: i32 = 3;
 const MAX_READERS: usize = 8;
+/// Prepared statements kept per connection. rusqlite's default (16) is
+/// fewer than the writer uses, so its least recently used statements were
+/// parsed again and again under load.
+const STATEMENT_CACHE: usize = 128;
 
 impl SqliteStore {
     pub fn open(path: &Path, retry: RetryPolicy) -> Result<Self, StoreError> {
@@ -52,6 +56,7 @@ impl SqliteStore {
             })?;
         }
         let mut conn = Connection::open(path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
@@ -261,6 +266,7 @@ impl Readers {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 

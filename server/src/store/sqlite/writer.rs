@@ -70,13 +70,20 @@ fn in_savepoint<T>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT job")?;
+    run_cached(conn, "SAVEPOINT job")?;
     let result = work(conn);
-    match &result {
-        Ok(_) => conn.execute_batch("RELEASE job")?,
-        Err(_) => conn.execute_batch("ROLLBACK TO job; RELEASE job")?,
+    if result.is_err() {
+        run_cached(conn, "ROLLBACK TO job")?;
     }
+    run_cached(conn, "RELEASE job")?;
     result
+}
+
+/// Runs a statement without parameters from the connection's statement
+/// cache: the per-job savepoints are not parsed again for every job.
+fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 /// What the writer thread receives.
@@ -243,14 +250,14 @@ impl SyncMode {
 }
 
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    run_cached(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         job.run(conn);
     }
-    if let Err(err) = conn.execute_batch("COMMIT") {
+    if let Err(err) = run_cached(conn, "COMMIT") {
         tracing::error!(error = %err, jobs = batch.len(), "commit failed; the batch is rolled back");
         let _ = conn.execute_batch("ROLLBACK");
-        return Err(err.into());
+        return Err(err);
     }
     Ok(())
 }
