@@ -438,6 +438,10 @@ impl Inbound {
     fn from_frame(frame: Option<Result<Message, axum::Error>>) -> Option<Inbound> {
         Some(match frame {
             None => Inbound::Gone("connection closed".into()),
+            Some(Err(err)) if is_too_large(&err) => Inbound::Violation(format!(
+                "a frame over {} KiB: acks and nacks are small",
+                MAX_AGENT_FRAME / 1024
+            )),
             Some(Err(err)) => Inbound::Gone(format!("connection error: {err}")),
             Some(Ok(Message::Text(text))) => match AgentMessage::from_json(&text) {
                 Ok(message) => Inbound::Message(message),
@@ -450,6 +454,13 @@ impl Inbound {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return None,
         })
     }
+}
+
+/// Whether the socket refused a frame or message over its size limit.
+fn is_too_large(err: &axum::Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|inner| matches!(inner, tungstenite::Error::Capacity(_)))
 }
 
 #[cfg(test)]
