@@ -287,13 +287,7 @@ async fn measure(
         humantime::format_duration(args.duration)
     );
     let mut tally = load::open_loop(load, args.rate, args.duration, args.max_in_flight).await;
-    let settle_start = Instant::now();
-    while recorder.count_of(&tally.accepted) < tally.accepted.len()
-        && settle_start.elapsed() < args.settle
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let settle = settle_start.elapsed();
+    let settle = recorder.settle(&tally.accepted, args.settle).await;
     stop.cancel();
     let end = consumer.await.unwrap_or_default();
     let seen = recorder.take();

@@ -154,13 +154,7 @@ pub async fn run(
         humantime::format_duration(args.duration)
     );
     let mut tally = load::open_loop(load, args.rate, args.duration, args.max_in_flight).await;
-    let settle_start = Instant::now();
-    while recorder.count_of(&tally.accepted) < tally.accepted.len()
-        && settle_start.elapsed() < args.settle
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let waited = settle_start.elapsed();
+    let waited = recorder.settle(&tally.accepted, args.settle).await;
     let (consumer_json, consumer_text) = consumers.stop().await;
     let seen = recorder.take();
 

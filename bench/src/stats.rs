@@ -203,6 +203,16 @@ impl Recorder {
             .count()
     }
 
+    /// Waits until all of `seqs` have arrived or `limit` has passed,
+    /// looking every 20 ms; returns how long it waited.
+    pub async fn settle(&self, seqs: &[u64], limit: std::time::Duration) -> std::time::Duration {
+        let started = std::time::Instant::now();
+        while self.count_of(seqs) < seqs.len() && started.elapsed() < limit {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        started.elapsed()
+    }
+
     pub fn take(&self) -> Seen {
         let mut arrivals = self.inner.lock().expect("recorder lock");
         let taken = std::mem::take(&mut *arrivals);

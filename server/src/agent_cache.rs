@@ -35,15 +35,12 @@ impl AgentCache {
         store: &Store,
         relay_id: &str,
     ) -> Result<Option<Agent>, StoreError> {
-        if let Some(agent) = lock(&self.by_relay_id).get(relay_id) {
-            return Ok(Some(agent.clone()));
-        }
-        let generation = self.generation.load(Ordering::Acquire);
-        let found = store.agent_by_relay_id(relay_id).await?;
-        if let Some(agent) = &found {
-            self.keep(&self.by_relay_id, relay_id, agent, generation);
-        }
-        Ok(found)
+        self.lookup(
+            &self.by_relay_id,
+            relay_id,
+            store.agent_by_relay_id(relay_id),
+        )
+        .await
     }
 
     /// The live agent whose API key hashes to `key_hash`.
@@ -52,13 +49,29 @@ impl AgentCache {
         store: &Store,
         key_hash: &str,
     ) -> Result<Option<Agent>, StoreError> {
-        if let Some(agent) = lock(&self.by_key_hash).get(key_hash) {
+        self.lookup(
+            &self.by_key_hash,
+            key_hash,
+            store.agent_by_key_hash(key_hash),
+        )
+        .await
+    }
+
+    /// `map[key]`, else what `read` finds, kept unless a revocation came
+    /// in between. `read` is lazy: it touches the store only when awaited.
+    async fn lookup(
+        &self,
+        map: &Mutex<HashMap<String, Agent>>,
+        key: &str,
+        read: impl Future<Output = Result<Option<Agent>, StoreError>>,
+    ) -> Result<Option<Agent>, StoreError> {
+        if let Some(agent) = lock(map).get(key) {
             return Ok(Some(agent.clone()));
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let found = store.agent_by_key_hash(key_hash).await?;
+        let found = read.await?;
         if let Some(agent) = &found {
-            self.keep(&self.by_key_hash, key_hash, agent, generation);
+            self.keep(map, key, agent, generation);
         }
         Ok(found)
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// A field of a JSON object as display text: strings bare, `null` or
 /// missing as `-`, anything else as JSON.
-fn field(value: &Value, name: &str) -> String {
+pub(super) fn field(value: &Value, name: &str) -> String {
     match value.get(name) {
         None | Some(Value::Null) => "-".to_owned(),
         Some(Value::String(text)) => text.clone(),
@@ -79,27 +79,31 @@ const COLUMNS: [(&str, &str); 6] = [
 
 /// A plain-text table of agents, one per line, columns padded with spaces.
 pub fn agent_table(agents: &[Value]) -> String {
-    let rows: Vec<Vec<String>> = agents
+    let titles = COLUMNS
         .iter()
-        .map(|agent| COLUMNS.iter().map(|(_, key)| field(agent, key)).collect())
+        .map(|(title, _)| (*title).to_owned())
         .collect();
-    let widths: Vec<usize> = COLUMNS
+    let rows = agents
         .iter()
-        .enumerate()
-        .map(|(i, (title, _))| {
+        .map(|agent| COLUMNS.iter().map(|(_, key)| field(agent, key)).collect());
+    padded_table(std::iter::once(titles).chain(rows).collect())
+}
+
+/// Rows (the first one the titles) as lines, each column padded to its
+/// widest cell, two spaces between columns.
+pub(super) fn padded_table(rows: Vec<Vec<String>>) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
             rows.iter()
-                .map(|row| row[i].chars().count())
-                .chain([title.len()])
+                .filter_map(|row| row.get(i))
+                .map(|cell| cell.chars().count())
                 .max()
                 .unwrap_or(0)
         })
         .collect();
     let mut out = String::new();
-    let titles = COLUMNS
-        .iter()
-        .map(|(title, _)| (*title).to_owned())
-        .collect();
-    for row in std::iter::once(titles).chain(rows) {
+    for row in &rows {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)

@@ -11,6 +11,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::render::{field, padded_table};
 use crate::api::{ApiClient, ApiError};
 use crate::cli::endpoint;
 
@@ -93,14 +94,6 @@ pub(super) async fn put_secrets(
     })
 }
 
-fn field(value: &Value, name: &str) -> String {
-    match value.get(name) {
-        None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
 fn fingerprints(workspace: &Value) -> String {
     match workspace.get("secret_fingerprints") {
         Some(Value::Array(prints)) if !prints.is_empty() => prints
@@ -146,31 +139,17 @@ pub(super) fn table(listed: &Value) -> String {
         .get("workspaces")
         .and_then(Value::as_array)
         .unwrap_or(&empty);
-    let rows: Vec<[String; 5]> =
-        std::iter::once(["NAME", "SCHEME", "SECRETS", "SOURCE", "FINGERPRINTS"].map(str::to_owned))
-            .chain(workspaces.iter().map(|w| {
-                [
-                    field(w, "name"),
-                    field(w, "signature_scheme"),
-                    field(w, "secret_count"),
-                    field(w, "source"),
-                    fingerprints(w),
-                ]
-            }))
-            .collect();
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
-    out
+    let titles = ["NAME", "SCHEME", "SECRETS", "SOURCE", "FINGERPRINTS"].map(str::to_owned);
+    let rows = workspaces.iter().map(|w| {
+        vec![
+            field(w, "name"),
+            field(w, "signature_scheme"),
+            field(w, "secret_count"),
+            field(w, "source"),
+            fingerprints(w),
+        ]
+    });
+    padded_table(std::iter::once(titles.to_vec()).chain(rows).collect())
 }
 
 #[cfg(test)]

@@ -26,9 +26,26 @@ pub(super) fn secrets_json(secrets: &[String]) -> String {
     serde_json::to_string(secrets).expect("strings always serialize")
 }
 
-pub(super) fn secrets_from(text: &str) -> Result<Vec<String>, StoreError> {
+fn secrets_from(text: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::Database(format!("a workspace's secret list is corrupt: {e}")))
+}
+
+/// A workspace row as both backends select it: name, scheme, secrets (JSON
+/// text), version, created_at.
+pub(super) type RawRow = (String, String, String, i64, i64);
+
+/// A selected row as a workspace; fails only on a corrupt secret list.
+pub(super) fn workspace_from(
+    (name, signature_scheme, secrets, version, created_at): RawRow,
+) -> Result<StoredWorkspace, StoreError> {
+    Ok(StoredWorkspace {
+        name,
+        signature_scheme,
+        secrets: secrets_from(&secrets)?,
+        version,
+        created_at,
+    })
 }
 
 impl Store {

@@ -5,7 +5,7 @@ use tokio_postgres::{Error, Row};
 
 use super::PostgresStore;
 use super::pool::{QUICK, statement};
-use crate::store::workspaces::{StoredWorkspace, secrets_from, secrets_json};
+use crate::store::workspaces::{RawRow, StoredWorkspace, secrets_json, workspace_from};
 use crate::store::{StoreError, now_ms};
 
 /// Migration 2: stored workspaces. `secrets` is the JSON text of the sealed
@@ -24,22 +24,8 @@ CREATE TABLE workspaces (
 
 const COLUMNS: &str = "name, signature_scheme, secrets, version, created_at";
 
-type RawRow = (String, String, String, i64, i64);
-
 fn raw(r: &Row) -> RawRow {
     (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
-}
-
-fn workspace_from(
-    (name, signature_scheme, secrets, version, created_at): RawRow,
-) -> Result<StoredWorkspace, StoreError> {
-    Ok(StoredWorkspace {
-        name,
-        signature_scheme,
-        secrets: secrets_from(&secrets)?,
-        version,
-        created_at,
-    })
 }
 
 async fn insert(c: &impl GenericClient, w: &StoredWorkspace, now: i64) -> Result<bool, Error> {

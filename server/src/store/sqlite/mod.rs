@@ -21,7 +21,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::*;
-use writer::Writer;
+use writer::{Durability, Writer};
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
@@ -110,8 +110,9 @@ impl SqliteStore {
         req: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
         let max_attempts = self.retry.max_attempts;
-        self.writer
-            .submit_relaxed(move |c| queries::claim(c, &req, max_attempts, now_ms()))
+        self.writer.submit_with(Durability::Relaxed, move |c| {
+            queries::claim(c, &req, max_attempts, now_ms())
+        })
     }
 
     pub fn ack(
@@ -121,8 +122,9 @@ impl SqliteStore {
         ids: Vec<String>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
-        self.writer
-            .submit_relaxed(move |c| queries::ack(c, &agent_id, &session_id, &ids, now_ms()))
+        self.writer.submit_with(Durability::Relaxed, move |c| {
+            queries::ack(c, &agent_id, &session_id, &ids, now_ms())
+        })
     }
 
     pub fn nack(
@@ -150,8 +152,9 @@ impl SqliteStore {
         session_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
-        self.writer
-            .submit_relaxed(move |c| queries::release(c, &agent_id, &session_id, now_ms()))
+        self.writer.submit_with(Durability::Relaxed, move |c| {
+            queries::release(c, &agent_id, &session_id, now_ms())
+        })
     }
 
     pub fn replay(
@@ -186,8 +189,9 @@ impl SqliteStore {
         agent_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let agent_id = agent_id.to_owned();
-        self.writer
-            .submit_relaxed(move |c| queries::touch_agent(c, &agent_id, now_ms()))
+        self.writer.submit_with(Durability::Relaxed, move |c| {
+            queries::touch_agent(c, &agent_id, now_ms())
+        })
     }
 
     pub fn sweep(

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
-use crate::store::workspaces::{StoredWorkspace, secrets_from, secrets_json};
+use crate::store::workspaces::{RawRow, StoredWorkspace, secrets_json, workspace_from};
 use crate::store::{StoreError, now_ms};
 
 /// Schema version 2: stored workspaces. `secrets` is the JSON text of the
@@ -22,20 +22,8 @@ CREATE TABLE workspaces (
 
 const COLUMNS: &str = "name, signature_scheme, secrets, version, created_at";
 
-fn raw(r: &Row) -> rusqlite::Result<(String, String, String, i64, i64)> {
+fn raw(r: &Row) -> rusqlite::Result<RawRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
-
-fn workspace_from(
-    (name, signature_scheme, secrets, version, created_at): (String, String, String, i64, i64),
-) -> Result<StoredWorkspace, StoreError> {
-    Ok(StoredWorkspace {
-        name,
-        signature_scheme,
-        secrets: secrets_from(&secrets)?,
-        version,
-        created_at,
-    })
 }
 
 fn insert(c: &Connection, w: &StoredWorkspace, now: i64) -> Result<bool, StoreError> {

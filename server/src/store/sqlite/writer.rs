@@ -126,20 +126,9 @@ impl Writer {
         self.submit_with(Durability::Fsync, work)
     }
 
-    /// Like [`Writer::submit`] for writes whose loss in a power cut only
-    /// causes a redelivery (see [`Durability::Relaxed`]).
-    pub(super) fn submit_relaxed<T, F>(
-        &self,
-        work: F,
-    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.submit_with(Durability::Relaxed, work)
-    }
-
-    fn submit_with<T, F>(
+    /// Like [`Writer::submit`], answering once the transaction holding
+    /// `work` is as durable as `durability` asks.
+    pub(super) fn submit_with<T, F>(
         &self,
         durability: Durability,
         work: F,
