@@ -34,6 +34,12 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// Largest frame an agent may send; acks and nacks are tiny.
 const MAX_AGENT_FRAME: usize = 64 * 1024;
+/// Bytes tungstenite reads per call, and the buffer each session keeps for
+/// it (zero-filled, so it is resident from the first read). Agents send
+/// acks of about a hundred bytes; a larger frame grows the buffer as it
+/// arrives. tungstenite's default of 128 KiB would be most of an idle
+/// session's memory.
+const READ_BUFFER: usize = 1024;
 /// How long to wait before asking a failing store again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 /// Most acks stored in one write.
@@ -69,7 +75,7 @@ pub async fn connect(
     let write_limit = state.config.max_body * 2 + 1024 * 1024;
     let sessions = state.sessions.clone();
     Ok(upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_AGENT_FRAME)
         .max_frame_size(MAX_AGENT_FRAME)
         .max_write_buffer_size(write_limit)
