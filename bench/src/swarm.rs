@@ -44,8 +44,8 @@ pub struct ClientArgs {
     /// limited: each agent retries on its own, as separate CLIs would)
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
-    /// Ceiling of the first retry's delay (the CLI's is 1 s)
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    /// Ceiling of the first retry's delay (the CLI's is 250 ms)
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
     pub backoff_first: Duration,
     /// Ceiling of every retry's delay (the CLI's is 10 s)
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -71,11 +71,13 @@ impl ClientArgs {
     /// The reconnect policy in words, for the run's setup.
     pub fn policy(&self) -> String {
         format!(
-            "full jitter: retry n waits U[0, min({}, {} * 2^n)), reset after {} up \
+            "full jitter: retry n waits U[0, min({}, {} * 2^n)), reset after {} up; \
+             after a 1012 close the next {RESTART_TRIES} retries wait U[0, {}) \
              (cli/src/listen/backoff.rs); no GET /agent/me before connecting",
             humantime::format_duration(self.backoff_cap),
             humantime::format_duration(self.backoff_first),
             humantime::format_duration(STABLE),
+            humantime::format_duration(RESTART_STEP),
         )
     }
 }
@@ -177,18 +179,25 @@ struct Agent {
     client: ClientArgs,
 }
 
+/// As the CLI's backoff (cli/src/listen/backoff.rs): after the relay closes
+/// a session with 1012 (restarting), this many retries wait within
+/// [`RESTART_STEP`] before the doubling backoff resumes.
+const RESTART_TRIES: u32 = 20;
+const RESTART_STEP: Duration = Duration::from_millis(500);
+
 /// How a session attempt ended.
 enum End {
     /// Failed before `ready`.
     Failed(String),
-    /// Was ready for this long, then ended.
-    Dropped(String, Duration),
+    /// Was ready for this long, then ended; the close code if the relay sent one.
+    Dropped(String, Duration, Option<u16>),
     Fatal(String),
 }
 
 impl Agent {
     async fn run(self, gate: Arc<Semaphore>) {
         let mut retries = 0u32;
+        let mut restart_tries = 0u32;
         let mut first = Some(gate);
         loop {
             let permit = match &first {
@@ -202,10 +211,13 @@ impl Agent {
                 End::Failed(why) => {
                     let _ = self.out.send(format!("X {idx} {why}\n"));
                 }
-                End::Dropped(why, up_for) => {
+                End::Dropped(why, up_for, code) => {
                     let _ = self.out.send(format!("D {idx} {} {why}\n", unix_ns()));
                     if up_for >= STABLE {
                         retries = 0;
+                    }
+                    if code == Some(close_code::RESTARTING) {
+                        restart_tries = RESTART_TRIES;
                     }
                 }
                 End::Fatal(why) => {
@@ -213,12 +225,18 @@ impl Agent {
                     return;
                 }
             }
-            let ceiling = self
-                .client
-                .backoff_first
-                .saturating_mul(1u32 << retries.min(16))
-                .min(self.client.backoff_cap);
-            retries = retries.saturating_add(1);
+            let ceiling = if restart_tries > 0 {
+                restart_tries -= 1;
+                RESTART_STEP
+            } else {
+                let ceiling = self
+                    .client
+                    .backoff_first
+                    .saturating_mul(1u32 << retries.min(16))
+                    .min(self.client.backoff_cap);
+                retries = retries.saturating_add(1);
+                ceiling
+            };
             tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
         }
     }
@@ -232,7 +250,7 @@ impl Agent {
         let ready = Instant::now();
         let idx = self.idx;
         let _ = self.out.send(format!("R {idx} {}\n", unix_ns()));
-        let dropped = |why: String| End::Dropped(why, ready.elapsed());
+        let dropped = |why: String| End::Dropped(why, ready.elapsed(), None);
         loop {
             let text = match ws.next().await {
                 Some(Ok(Message::Text(text))) => text,
@@ -241,7 +259,7 @@ impl Agent {
                     if code == close_code::UNAUTHORIZED || code == close_code::REVOKED {
                         return End::Fatal(format!("close-{code}"));
                     }
-                    return dropped(format!("close-{code}"));
+                    return End::Dropped(format!("close-{code}"), ready.elapsed(), Some(code));
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(err)) => return dropped(ws_error(&err)),

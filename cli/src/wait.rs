@@ -160,7 +160,12 @@ async fn next_event(
         match end {
             SessionEnd::Fatal(err) => return Err(err),
             SessionEnd::Stopped => {}
-            SessionEnd::Dropped { reason, .. } => {
+            SessionEnd::Dropped {
+                reason, restarting, ..
+            } => {
+                if restarting {
+                    backoff.relay_restarting();
+                }
                 let delay = backoff.next_delay();
                 ui.status(format!(
                     "{} {reason}. Retrying in {}...",

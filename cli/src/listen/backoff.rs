@@ -1,23 +1,38 @@
 //! Reconnect delays: exponential with full jitter, reset after a stable connection.
 //!
 //! The n-th retry (from 0) waits a uniformly random time in
-//! `[0, min(CAP, FIRST * 2^n))`: the first within 1 s, none above 10 s.
+//! `[0, min(CAP, FIRST * 2^n))`: the first within 250 ms, none above 10 s.
 //! Full jitter spreads a crowd of listeners that all lost the same relay, so
 //! they do not reconnect in lockstep when it comes back.
+//!
+//! When the relay closes the session saying it is restarting (close code
+//! 1012), its successor usually listens within a second or two, and a
+//! doubling backoff would leave most listeners waiting seconds after it
+//! does. So the next [`RESTART_TRIES`] retries each wait within
+//! [`RESTART_STEP`] instead, without growing the backoff; a refused
+//! connect costs the relay's host next to nothing.
 
 use std::time::Duration;
 
 /// Ceiling of the first retry's delay.
-pub const FIRST: Duration = Duration::from_secs(1);
+pub const FIRST: Duration = Duration::from_millis(250);
 /// Ceiling of every delay.
 pub const CAP: Duration = Duration::from_secs(10);
 /// A connection that stayed up this long after `ready` resets the backoff.
 pub const STABLE: Duration = Duration::from_secs(10);
 
+/// Ceiling of each retry's delay after the relay said it is restarting.
+pub const RESTART_STEP: Duration = Duration::from_millis(500);
+/// Retries at [`RESTART_STEP`] after the relay said it is restarting: about
+/// five seconds of them on average, then the usual backoff.
+pub const RESTART_TRIES: u32 = 20;
+
 /// The retry counter behind the delays.
 #[derive(Debug, Clone, Default)]
 pub struct Backoff {
     retries: u32,
+    /// Short retries left after a restart announced by the relay.
+    restart_tries: u32,
 }
 
 impl Backoff {
@@ -28,6 +43,9 @@ impl Backoff {
 
     /// The ceiling of the next delay.
     pub fn ceiling(&self) -> Duration {
+        if self.restart_tries > 0 {
+            return RESTART_STEP;
+        }
         let factor = 1u32.checked_shl(self.retries.min(16)).unwrap_or(u32::MAX);
         FIRST.saturating_mul(factor).min(CAP)
     }
@@ -35,8 +53,18 @@ impl Backoff {
     /// The next delay, with `fraction` in `[0, 1)` as the jitter.
     pub fn next_with(&mut self, fraction: f64) -> Duration {
         let delay = self.ceiling().mul_f64(fraction.clamp(0.0, 1.0));
-        self.retries = self.retries.saturating_add(1);
+        if self.restart_tries > 0 {
+            self.restart_tries -= 1;
+        } else {
+            self.retries = self.retries.saturating_add(1);
+        }
         delay.min(CAP)
+    }
+
+    /// The relay closed the session saying it is restarting: retry at short
+    /// intervals for a while (see the module's documentation).
+    pub fn relay_restarting(&mut self) {
+        self.restart_tries = RESTART_TRIES;
     }
 
     /// The next delay, with random jitter.
@@ -47,6 +75,7 @@ impl Backoff {
     /// Starts over from the first delay.
     pub fn reset(&mut self) {
         self.retries = 0;
+        self.restart_tries = 0;
     }
 
     /// Accounts for a connection that stayed up `up_for` after `ready`:
@@ -62,21 +91,46 @@ impl Backoff {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ceilings_double_from_one_second_up_to_ten() {
-        let mut backoff = Backoff::new();
-        let ceilings: Vec<u64> = (0..8)
+    fn ceilings_ms(backoff: &mut Backoff, n: usize) -> Vec<u128> {
+        (0..n)
             .map(|_| {
-                let ceiling = backoff.ceiling().as_secs();
+                let ceiling = backoff.ceiling().as_millis();
                 backoff.next_with(0.5);
                 ceiling
             })
-            .collect();
-        assert_eq!(ceilings, [1, 2, 4, 8, 10, 10, 10, 10]);
+            .collect()
     }
 
     #[test]
-    fn the_first_delay_is_within_a_second_and_none_above_ten() {
+    fn ceilings_double_from_a_quarter_second_up_to_ten() {
+        let ceilings = ceilings_ms(&mut Backoff::new(), 9);
+        assert_eq!(
+            ceilings,
+            [250, 500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000]
+        );
+    }
+
+    #[test]
+    fn a_restart_announced_by_the_relay_retries_quickly_then_backs_off_as_before() {
+        let mut backoff = Backoff::new();
+        backoff.next_with(0.5);
+        backoff.next_with(0.5);
+        backoff.relay_restarting();
+        let ceilings = ceilings_ms(&mut backoff, RESTART_TRIES as usize + 2);
+        let (quick, after) = ceilings.split_at(RESTART_TRIES as usize);
+        assert!(
+            quick.iter().all(|c| *c == RESTART_STEP.as_millis()),
+            "{ceilings:?}"
+        );
+        assert_eq!(
+            after,
+            [1_000, 2_000],
+            "the quick retries did not grow the backoff"
+        );
+    }
+
+    #[test]
+    fn the_first_delay_is_within_a_quarter_second_and_none_above_ten() {
         for fraction in [0.0, 0.3, 0.999_999, 1.0, 7.0] {
             let mut backoff = Backoff::new();
             assert!(backoff.next_with(fraction) <= FIRST);
@@ -93,7 +147,7 @@ mod tests {
     #[test]
     fn a_stable_connection_resets_and_a_short_one_does_not() {
         let mut backoff = Backoff::new();
-        for _ in 0..5 {
+        for _ in 0..7 {
             backoff.next_delay();
         }
         backoff.connection_lasted(Duration::from_secs(3));

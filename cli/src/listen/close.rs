@@ -18,6 +18,8 @@ pub enum SessionEnd {
         reason: String,
         /// How long the session stayed up after `ready`; `None` if it never got there.
         up_for: Option<Duration>,
+        /// The relay said it is restarting (close code 1012).
+        restarting: bool,
     },
     /// Do not try again: bad key, revoked agent, protocol mismatch.
     Fatal(anyhow::Error),
@@ -29,6 +31,16 @@ impl SessionEnd {
         Self::Dropped {
             reason: reason.into(),
             up_for: None,
+            restarting: false,
+        }
+    }
+
+    /// The relay closed the session saying it is restarting.
+    pub fn restarting(reason: impl Into<String>) -> Self {
+        Self::Dropped {
+            reason: reason.into(),
+            up_for: None,
+            restarting: true,
         }
     }
 }
@@ -62,7 +74,7 @@ pub fn on_close(frame: Option<&CloseFrame>, last_error: Option<&ErrorFrame>) -> 
             )
             .into(),
         ),
-        Some(close_code::RESTARTING) => SessionEnd::failed(with("the relay is restarting")),
+        Some(close_code::RESTARTING) => SessionEnd::restarting(with("the relay is restarting")),
         Some(close_code::PROTOCOL_VIOLATION) => SessionEnd::failed(with(
             "the relay reported a protocol violation (close code 4008)",
         )),

@@ -33,40 +33,39 @@ where
     let mut backoff = Backoff::new();
     let mut attempt = Attempt::default();
     loop {
-        let (reason, up_for) = match session(attempt).await {
+        let (reason, up_for, restarting) = match session(attempt).await {
             SessionEnd::Stopped => return Ok(()),
             SessionEnd::Fatal(err) => return Err(err),
-            SessionEnd::Dropped { reason, up_for } => (reason, up_for),
+            SessionEnd::Dropped {
+                reason,
+                up_for,
+                restarting,
+            } => (reason, up_for, restarting),
         };
         if stop.is_cancelled() {
             return Ok(());
         }
-        let delay = match up_for {
-            Some(up_for) => {
-                attempt.offline_since = Some(Instant::now());
-                backoff.connection_lasted(up_for);
-                let delay = backoff.next_delay();
-                ui.status(format!(
-                    "{}  {} {reason}. Reconnecting in {} (next try at {})...",
-                    paint(clock()).dim(),
-                    paint("Connection lost:").red().bold(),
-                    short_duration(delay),
-                    clock_in(delay)
-                ));
-                delay
-            }
-            None => {
-                let delay = backoff.next_delay();
-                ui.status(format!(
-                    "{}  {} {reason}. Retrying in {} (next try at {})...",
-                    paint(clock()).dim(),
-                    paint("Could not connect to the relay:").yellow(),
-                    short_duration(delay),
-                    clock_in(delay)
-                ));
-                delay
-            }
+        if let Some(up_for) = up_for {
+            attempt.offline_since = Some(Instant::now());
+            backoff.connection_lasted(up_for);
+        }
+        if restarting {
+            backoff.relay_restarting();
+        }
+        let delay = backoff.next_delay();
+        let (what, again) = match up_for {
+            Some(_) => (paint("Connection lost:").red().bold(), "Reconnecting"),
+            None => (
+                paint("Could not connect to the relay:").yellow(),
+                "Retrying",
+            ),
         };
+        ui.status(format!(
+            "{}  {what} {reason}. {again} in {} (next try at {})...",
+            paint(clock()).dim(),
+            short_duration(delay),
+            clock_in(delay)
+        ));
         ui.spin(format!(
             "Waiting to reconnect (next try at {})...",
             clock_in(delay)
@@ -88,7 +87,7 @@ mod tests {
 
     use super::*;
     use crate::exit::Fatal;
-    use crate::listen::backoff::{CAP, FIRST, STABLE};
+    use crate::listen::backoff::{CAP, FIRST, RESTART_STEP, STABLE};
 
     /// Plays `script` as session outcomes, each session lasting its
     /// `up_for`, and records when each one started.
@@ -142,6 +141,7 @@ mod tests {
         script.push(SessionEnd::Dropped {
             reason: "lost".into(),
             up_for: Some(STABLE),
+            restarting: false,
         });
         ups.push(STABLE);
         script.push(SessionEnd::failed("refused"));
@@ -150,7 +150,7 @@ mod tests {
         result.unwrap();
         let gaps = gaps(&starts, &ups);
         assert_eq!(gaps.len(), 10);
-        assert!(gaps[0] <= FIRST, "first retry within 1 s: {gaps:?}");
+        assert!(gaps[0] <= FIRST, "first retry within 250 ms: {gaps:?}");
         assert!(
             gaps.iter().all(|gap| *gap <= CAP),
             "never above 10 s: {gaps:?}"
@@ -162,6 +162,31 @@ mod tests {
         assert!(
             !flags[8] && flags[9],
             "reconnect flag once ready: {flags:?}"
+        );
+    }
+
+    /// After a 1012 close every listener retries within half a second, so
+    /// they are back soon after the new relay listens, however many
+    /// attempts it refused.
+    #[tokio::test(start_paused = true)]
+    async fn after_the_relay_says_it_is_restarting_retries_stay_short() {
+        let mut script = vec![SessionEnd::Dropped {
+            reason: "the relay is restarting".into(),
+            up_for: Some(Duration::from_secs(2)),
+            restarting: true,
+        }];
+        let mut ups = vec![Duration::from_secs(2)];
+        for _ in 0..8 {
+            script.push(SessionEnd::failed("refused"));
+            ups.push(Duration::ZERO);
+        }
+        let (result, starts, _) = replay(script).await;
+        result.unwrap();
+        let gaps = gaps(&starts, &ups);
+        assert_eq!(gaps.len(), 9);
+        assert!(
+            gaps.iter().all(|gap| *gap <= RESTART_STEP),
+            "each retry within {RESTART_STEP:?}: {gaps:?}"
         );
     }
 

@@ -95,9 +95,11 @@ where
         SessionEnd::Dropped {
             reason,
             up_for: None,
+            restarting,
         } => SessionEnd::Dropped {
             reason,
             up_for: Some(ready_at.elapsed()),
+            restarting,
         },
         other => other,
     }
