@@ -500,4 +500,63 @@ mod tests {
         let stmt = c.prepare_cached(&claim_sql(&[])).unwrap();
         assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
     }
+
+    fn plan(c: &Connection, sql: &str) -> String {
+        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(params!["agt_1", 1_000, 0], |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+    }
+
+    /// The retry and lease-expiry lookups each lease makes are seeks in the
+    /// partial indexes, not scans of the agent's events.
+    #[test]
+    fn due_times_and_expired_leases_are_found_through_the_partial_indexes() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::tune(&mut c).unwrap();
+        super::super::migrate(&mut c).unwrap();
+        let due = plan(
+            &c,
+            "SELECT MIN(next_attempt_at) FROM events
+              WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at > ?2 AND ?3 = 0",
+        );
+        assert!(due.contains("USING COVERING INDEX events_due"), "{due}");
+        let expired = plan(
+            &c,
+            "SELECT id FROM events
+              WHERE agent_id = ?1 AND status = 'delivering' AND lease_until <= ?2 AND ?3 = 0",
+        );
+        assert!(expired.contains("USING INDEX events_lease"), "{expired}");
+    }
+
+    fn index_sql(c: &Connection, name: &str) -> String {
+        c.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// A schema 3 database (full due/lease indexes) gets the partial ones.
+    #[test]
+    fn a_schema_3_database_gets_the_partial_indexes() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(include_str!("schema.sql")).unwrap();
+        super::super::workspaces::migrate_to_2(&c).unwrap();
+        c.execute_batch(
+            "CREATE INDEX events_due ON events (agent_id, status, next_attempt_at);
+             CREATE INDEX events_lease ON events (agent_id, status, lease_until);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        super::super::migrate(&mut c).unwrap();
+        assert!(index_sql(&c, "events_due").ends_with("WHERE status = 'pending'"));
+        assert!(index_sql(&c, "events_lease").ends_with("WHERE status = 'delivering'"));
+        let version: i32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
+    }
 }
