@@ -18,7 +18,6 @@ use serde::Deserialize;
 use crate::crypto::EncryptionKey;
 use crate::retry::RetryPolicy;
 
-/// Flags of `lobster-relay server` (contract section 8).
 /// A flag, variable or config-file value the server cannot start with. The
 /// CLI exits with its usage code (2) for it; other start-up failures are
 /// runtime failures (1).
@@ -26,6 +25,7 @@ use crate::retry::RetryPolicy;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Flags of `lobster-relay server` (contract section 8).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServerArgs {
     /// TOML file with the same settings (flags and env win over it).
