@@ -29,9 +29,9 @@ use crate::load::parse_body;
 /// TCP connect, then the HTTP upgrade, then the `ready` frame: each step
 /// gets this long before the attempt counts as failed.
 const STEP_LIMIT: Duration = Duration::from_secs(10);
-/// A session that stayed up this long after `ready` resets the backoff
-/// (the CLI's `STABLE`).
-pub const STABLE: Duration = Duration::from_secs(10);
+/// A session that stayed up this long after `ready` resets the backoff.
+pub use lobster_shared::backoff::STABLE;
+use lobster_shared::backoff::{Backoff, RESTART_STEP, RESTART_TRIES};
 
 /// How the client processes connect; `agents` passes these on to `swarm`.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,7 +73,7 @@ impl ClientArgs {
         format!(
             "full jitter: retry n waits U[0, min({}, {} * 2^n)), reset after {} up; \
              after a 1012 close the next {RESTART_TRIES} retries wait U[0, {}) \
-             (cli/src/listen/backoff.rs); no GET /agent/me before connecting",
+             (shared/src/backoff.rs, as the CLI); no GET /agent/me before connecting",
             humantime::format_duration(self.backoff_cap),
             humantime::format_duration(self.backoff_first),
             humantime::format_duration(STABLE),
@@ -179,12 +179,6 @@ struct Agent {
     client: ClientArgs,
 }
 
-/// As the CLI's backoff (cli/src/listen/backoff.rs): after the relay closes
-/// a session with 1012 (restarting), this many retries wait within
-/// [`RESTART_STEP`] before the doubling backoff resumes.
-const RESTART_TRIES: u32 = 20;
-const RESTART_STEP: Duration = Duration::from_millis(500);
-
 /// How a session attempt ended.
 enum End {
     /// Failed before `ready`.
@@ -196,8 +190,8 @@ enum End {
 
 impl Agent {
     async fn run(self, gate: Arc<Semaphore>) {
-        let mut retries = 0u32;
-        let mut restart_tries = 0u32;
+        // The CLI's policy (lobster_shared::backoff), with the run's limits.
+        let mut backoff = Backoff::with_limits(self.client.backoff_first, self.client.backoff_cap);
         let mut first = Some(gate);
         loop {
             let permit = match &first {
@@ -213,11 +207,9 @@ impl Agent {
                 }
                 End::Dropped(why, up_for, code) => {
                     let _ = self.out.send(format!("D {idx} {} {why}\n", unix_ns()));
-                    if up_for >= STABLE {
-                        retries = 0;
-                    }
+                    backoff.connection_lasted(up_for);
                     if code == Some(close_code::RESTARTING) {
-                        restart_tries = RESTART_TRIES;
+                        backoff.relay_restarting();
                     }
                 }
                 End::Fatal(why) => {
@@ -225,19 +217,7 @@ impl Agent {
                     return;
                 }
             }
-            let ceiling = if restart_tries > 0 {
-                restart_tries -= 1;
-                RESTART_STEP
-            } else {
-                let ceiling = self
-                    .client
-                    .backoff_first
-                    .saturating_mul(1u32 << retries.min(16))
-                    .min(self.client.backoff_cap);
-                retries = retries.saturating_add(1);
-                ceiling
-            };
-            tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 

@@ -6,7 +6,9 @@
 //!   Stripe), constant-time.
 //! - [`ids`]: event, agent and relay ids, and API keys with a checksum.
 //! - [`secret`]: a string that never prints itself.
+//! - [`backoff`]: how an agent spaces its reconnect attempts.
 
+pub mod backoff;
 pub mod ids;
 pub mod secret;
 pub mod signature;

@@ -13,7 +13,8 @@
 //! `connect`, `session`, `close` and `backoff` are shared with `wait`.
 
 mod args;
-pub(crate) mod backoff;
+/// The reconnect delays, from the shared crate (the bench's agents use them too).
+pub(crate) use lobster_shared::backoff;
 pub(crate) mod close;
 pub(crate) mod connect;
 mod dispatch;

@@ -1,4 +1,6 @@
-//! Reconnect delays: exponential with full jitter, reset after a stable connection.
+//! Reconnect delays: exponential with full jitter, reset after a stable
+//! connection. The contract's policy for agents (`listen`, `wait`); the
+//! benchmark's simulated agents use it too, with other limits if asked.
 //!
 //! The n-th retry (from 0) waits a uniformly random time in
 //! `[0, min(CAP, FIRST * 2^n))`: the first within 250 ms, none above 10 s.
@@ -28,11 +30,19 @@ pub const RESTART_STEP: Duration = Duration::from_millis(500);
 pub const RESTART_TRIES: u32 = 20;
 
 /// The retry counter behind the delays.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Backoff {
+    first: Duration,
+    cap: Duration,
     retries: u32,
     /// Short retries left after a restart announced by the relay.
     restart_tries: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::with_limits(FIRST, CAP)
+    }
 }
 
 impl Backoff {
@@ -41,13 +51,24 @@ impl Backoff {
         Self::default()
     }
 
+    /// Like [`Backoff::new`] with another first ceiling and cap (the
+    /// benchmark's `--backoff-first` and `--backoff-cap`).
+    pub fn with_limits(first: Duration, cap: Duration) -> Self {
+        Backoff {
+            first,
+            cap,
+            retries: 0,
+            restart_tries: 0,
+        }
+    }
+
     /// The ceiling of the next delay.
     pub fn ceiling(&self) -> Duration {
         if self.restart_tries > 0 {
             return RESTART_STEP;
         }
         let factor = 1u32.checked_shl(self.retries.min(16)).unwrap_or(u32::MAX);
-        FIRST.saturating_mul(factor).min(CAP)
+        self.first.saturating_mul(factor).min(self.cap)
     }
 
     /// The next delay, with `fraction` in `[0, 1)` as the jitter.
@@ -58,7 +79,7 @@ impl Backoff {
         } else {
             self.retries = self.retries.saturating_add(1);
         }
-        delay.min(CAP)
+        delay.min(self.cap)
     }
 
     /// The relay closed the session saying it is restarting: retry at short
