@@ -349,8 +349,8 @@ async fn dump(dir: &Path, database: &str) -> anyhow::Result<String> {
 }
 
 /// Runs `server` on the data dir and database with `extra` flags, expects
-/// it to exit before listening with a failure code; returns its stderr.
-/// Starts a relay that must refuse to start; its exit code and stderr.
+/// it to exit before listening with a failure code; returns that code and
+/// its stderr.
 async fn start_fails(
     dir: &Path,
     database: &str,
