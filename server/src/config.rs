@@ -46,14 +46,24 @@ pub struct ServerArgs {
     /// Directory for the database and the generated admin token.
     #[arg(long, env = "RELAY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Signing secret(s) of the default workspace, separated by spaces (rotation).
+    /// Signing secret of the default workspace, taken verbatim (spaces
+    /// included). Give the flag again to verify with more than one (rotation).
     #[arg(
         long,
         env = "WEBHOOK_SECRET",
         value_name = "SECRET",
+        hide_env_values = true,
+        action = clap::ArgAction::Append
+    )]
+    pub webhook_secret: Vec<Secret>,
+    /// One more secret that also verifies, verbatim (rotation: the old one).
+    #[arg(
+        long,
+        env = "WEBHOOK_SECRET_PREVIOUS",
+        value_name = "SECRET",
         hide_env_values = true
     )]
-    pub webhook_secret: Option<Secret>,
+    pub webhook_secret_previous: Option<Secret>,
     /// standard-webhooks, github, stripe or none [default: standard-webhooks].
     #[arg(long, env = "RELAY_SIGNATURE_SCHEME", value_name = "SCHEME")]
     pub signature_scheme: Option<Scheme>,
@@ -158,7 +168,9 @@ struct FileConfig {
     #[serde(alias = "data_dir")]
     data_dir: Option<PathBuf>,
     #[serde(alias = "webhook_secret")]
-    webhook_secret: Option<Secret>,
+    webhook_secret: Option<OneOrMany<Secret>>,
+    #[serde(alias = "webhook_secret_previous")]
+    webhook_secret_previous: Option<Secret>,
     #[serde(alias = "signature_scheme")]
     signature_scheme: Option<Scheme>,
     #[serde(alias = "admin_token")]
@@ -370,8 +382,16 @@ impl Config {
             .signature_scheme
             .or(f.signature_scheme)
             .unwrap_or_default();
+        let secrets = if a.webhook_secret.is_empty() {
+            f.webhook_secret
+                .map(OneOrMany::into_vec)
+                .unwrap_or_default()
+        } else {
+            a.webhook_secret
+        };
+        let previous = a.webhook_secret_previous.or(f.webhook_secret_previous);
         let (signing_keys, webhook_secrets) =
-            parse_secrets(a.webhook_secret.or(f.webhook_secret), scheme)?;
+            parse_secrets(secrets.into_iter().chain(previous).collect(), scheme)?;
         let retry = RetryPolicy {
             initial: duration("retry-initial", a.retry_initial.or(f.retry_initial), "1s")?,
             max_delay: duration(
@@ -438,6 +458,23 @@ impl Config {
         })
     }
 
+    /// Start-up warnings about the default workspace's secrets: whitespace at
+    /// either end is kept (secrets are verbatim) but is usually a copy slip.
+    pub fn secret_warnings(&self) -> Vec<String> {
+        let total = self.webhook_secrets.len();
+        self.webhook_secrets
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.expose().trim() != s.expose())
+            .map(|(n, _)| {
+                format!(
+                    "webhook secret {} of {total} has leading or trailing whitespace; it is used as given",
+                    n + 1
+                )
+            })
+            .collect()
+    }
+
     /// The public URL, given the address the listener actually bound:
     /// `https://` when the relay serves TLS itself.
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
@@ -476,23 +513,42 @@ fn parse_database_url(url: &str) -> anyhow::Result<Database> {
     bail!("--database must be sqlite://PATH or postgres://USER@HOST/DB")
 }
 
-/// The keys, and the secrets they were read from (for fingerprints).
+/// A TOML value that may be one item or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+/// The keys, and the secrets they were read from (for fingerprints). Each
+/// secret is taken verbatim: GitHub's own example secret has spaces in it.
+/// Empty ones (an unset variable expanded into a flag) are ignored.
 fn parse_secrets(
-    secrets: Option<Secret>,
+    secrets: Vec<Secret>,
     scheme: Scheme,
 ) -> anyhow::Result<(Vec<SigningKey>, Vec<Secret>)> {
     let secrets: Vec<Secret> = secrets
-        .iter()
-        .flat_map(|s| {
-            s.expose()
-                .split_whitespace()
-                .map(Secret::from)
-                .collect::<Vec<_>>()
-        })
+        .into_iter()
+        .filter(|s| !s.expose().is_empty())
         .collect();
     let keys = secrets
         .iter()
-        .map(|s| SigningKey::parse_for(scheme, s.expose()).context("--webhook-secret is not valid"))
+        .enumerate()
+        .map(|(n, s)| {
+            SigningKey::parse_for(scheme, s.expose()).with_context(|| {
+                format!("webhook secret {} of {} is not valid", n + 1, secrets.len())
+            })
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     if keys.is_empty() && scheme != Scheme::None {
         bail!(
@@ -574,7 +630,7 @@ mod tests {
     fn args() -> ServerArgs {
         ServerArgs {
             data_dir: Some("/tmp/x".into()),
-            webhook_secret: Some(Secret::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")),
+            webhook_secret: vec![Secret::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")],
             ..Default::default()
         }
     }
@@ -622,7 +678,7 @@ mod tests {
     fn bad_values_say_what_to_do() {
         type Case = (fn(&mut ServerArgs), &'static str);
         let cases: Vec<Case> = vec![
-            (|a| a.webhook_secret = None, "--signature-scheme none"),
+            (|a| a.webhook_secret.clear(), "--signature-scheme none"),
             (|a| a.max_body = Some("lots".into()), "512KiB"),
             (|a| a.ack_timeout = Some("soon".into()), "30s"),
             (|a| a.agent_rate_limit = Some("fast".into()), "1000/s"),
@@ -738,7 +794,7 @@ mod tests {
     #[test]
     fn no_secret_is_fine_only_with_scheme_none() {
         let mut a = args();
-        a.webhook_secret = None;
+        a.webhook_secret.clear();
         a.signature_scheme = Some(Scheme::None);
         assert!(
             Config::from_layers(a, FileConfig::default())
@@ -746,5 +802,44 @@ mod tests {
                 .signing_keys
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_secret_with_spaces_is_one_secret_taken_verbatim() {
+        let mut a = args();
+        a.signature_scheme = Some(Scheme::Github);
+        a.webhook_secret = vec![Secret::new("It's a Secret to Everybody")];
+        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        assert_eq!(c.webhook_secrets.len(), 1);
+        assert_eq!(c.webhook_secrets[0].expose(), "It's a Secret to Everybody");
+        assert_eq!(c.signing_keys.len(), 1);
+    }
+
+    #[test]
+    fn rotation_is_the_flag_repeated_or_the_previous_secret() {
+        let mut a = args();
+        a.signature_scheme = Some(Scheme::Github);
+        a.webhook_secret = vec![Secret::new("new one"), Secret::new("newer")];
+        a.webhook_secret_previous = Some(Secret::new(" old one "));
+        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        let secrets: Vec<&str> = c.webhook_secrets.iter().map(Secret::expose).collect();
+        assert_eq!(secrets, ["new one", "newer", " old one "]);
+        assert_eq!(
+            c.secret_warnings(),
+            ["webhook secret 3 of 3 has leading or trailing whitespace; it is used as given"]
+        );
+    }
+
+    #[test]
+    fn the_file_takes_one_secret_or_a_list() {
+        let mut a = args();
+        a.webhook_secret.clear();
+        a.signature_scheme = Some(Scheme::Github);
+        let file: FileConfig =
+            toml::from_str("webhook-secret = [\"a b\", \"c\"]\nwebhook-secret-previous = \"d e\"")
+                .unwrap();
+        let c = Config::from_layers(a, file).unwrap();
+        let secrets: Vec<&str> = c.webhook_secrets.iter().map(Secret::expose).collect();
+        assert_eq!(secrets, ["a b", "c", "d e"]);
     }
 }

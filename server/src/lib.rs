@@ -96,6 +96,17 @@ pub async fn run(
         tracing::warn!(
             "signature scheme is none: anyone who knows a webhook URL can post to it; use only for local development"
         );
+    } else {
+        // How many, never which: the values stay out of every log.
+        tracing::info!(
+            scheme = %config.scheme,
+            secrets = config.signing_keys.len(),
+            "webhooks to the default workspace verify with {} secret(s)",
+            config.signing_keys.len()
+        );
+    }
+    for warning in config.secret_warnings() {
+        tracing::warn!("{warning}");
     }
     if store.agent_count().await? == 0 {
         startup::print_first_steps(&public_url, &admin_token);

@@ -83,6 +83,51 @@ async fn post_github(url: &str, secret: &str, body: &[u8]) -> anyhow::Result<Ans
         .await
 }
 
+/// GitHub's documentation secret has spaces: `WEBHOOK_SECRET` is one secret
+/// taken verbatim (it used to be split on spaces, so every genuine delivery
+/// got 401), and `WEBHOOK_SECRET_PREVIOUS` adds one more for rotation.
+#[tokio::test]
+async fn the_default_secret_is_taken_verbatim_and_previous_also_verifies() -> anyhow::Result<()> {
+    const GITHUB_DOCS_SECRET: &str = "It's a Secret to Everybody";
+    // The harness always passes a --webhook-secret of its own; with the
+    // flag given again, the relay verifies with both, plus the previous one.
+    let relay = Relay::start(RelayOpts {
+        args: vec![
+            "--signature-scheme".into(),
+            "github".into(),
+            "--webhook-secret".into(),
+            GITHUB_DOCS_SECRET.into(),
+        ],
+        env: vec![("WEBHOOK_SECRET_PREVIOUS".into(), " old secret".into())],
+        ..Default::default()
+    })
+    .await?;
+    let agent = relay.create_agent("gh").await?;
+    let body = br#"{"zen":"Keep it logically awesome."}"#;
+    for secret in [GITHUB_DOCS_SECRET, " old secret"] {
+        let answer = post_github(&agent.webhook_url, secret, body).await?;
+        assert_eq!(answer.status, 202, "{secret:?}: {}", answer.text);
+    }
+    for word in ["It's", "Everybody", "old secret"] {
+        let answer = post_github(&agent.webhook_url, word, body).await?;
+        answer.assert_error(401);
+    }
+    relay
+        .wait_for_stderr("verify with 3 secret(s)", WAIT)
+        .await?;
+    relay
+        .wait_for_stderr(
+            "webhook secret 3 of 3 has leading or trailing whitespace",
+            WAIT,
+        )
+        .await?;
+    assert!(
+        !relay.stderr_contains("Secret to Everybody"),
+        "secrets are never logged"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_github_workspace_verifies_with_its_own_secret_and_delivers() -> anyhow::Result<()> {
     let relay = Relay::start(RelayOpts::default()).await?;
