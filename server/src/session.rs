@@ -435,6 +435,7 @@ fn event_frame(d: Delivery) -> RelayMessage {
         headers: d.headers,
         body,
         body_encoding,
+        replay: d.replay,
     })
 }
 

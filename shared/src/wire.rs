@@ -73,6 +73,11 @@ pub struct EventFrame {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub body_encoding: BodyEncoding,
+    /// `true` when this delivery comes from an explicit replay (`events
+    /// replay`, the replay endpoint): the agent hands it on even if it has
+    /// handled this id before. Absent (false) on every other delivery.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay: bool,
 }
 
 impl EventFrame {
@@ -188,6 +193,30 @@ mod tests {
         assert_eq!(frame.raw_body().unwrap(), br#"{"a":1}"#);
         let again: Value = serde_json::from_str(&RelayMessage::Event(frame).to_json()).unwrap();
         assert_eq!(again, serde_json::from_str::<Value>(text).unwrap());
+        assert!(!frame_replay(text), "no `replay` field means not a replay");
+    }
+
+    fn frame_replay(text: &str) -> bool {
+        match RelayMessage::from_json(text).unwrap() {
+            RelayMessage::Event(frame) => frame.replay,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replays_are_marked_and_ordinary_deliveries_carry_no_flag() {
+        let text = r#"{"type":"event","id":"evt_1","event_type":"t","received_at":"x","attempt":3,
+            "headers":[],"body":"","body_encoding":"utf8","replay":true}"#;
+        assert!(frame_replay(text));
+        let RelayMessage::Event(mut frame) = RelayMessage::from_json(text).unwrap() else {
+            unreachable!()
+        };
+        let marked: Value =
+            serde_json::from_str(&RelayMessage::Event(frame.clone()).to_json()).unwrap();
+        assert_eq!(marked["replay"], json!(true));
+        frame.replay = false;
+        let plain: Value = serde_json::from_str(&RelayMessage::Event(frame).to_json()).unwrap();
+        assert!(plain.get("replay").is_none(), "{plain}");
     }
 
     #[test]
@@ -204,6 +233,7 @@ mod tests {
             headers: vec![],
             body,
             body_encoding: encoding,
+            replay: false,
         };
         assert_eq!(frame.raw_body().unwrap(), raw);
     }

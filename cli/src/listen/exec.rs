@@ -128,6 +128,7 @@ mod tests {
             headers: vec![],
             body,
             body_encoding,
+            replay: false,
         }
     }
 

@@ -200,6 +200,7 @@ mod tests {
             ],
             body,
             body_encoding,
+            replay: false,
         }
     }
 

@@ -218,6 +218,7 @@ mod tests {
             headers: vec![],
             body: "{}".into(),
             body_encoding: BodyEncoding::Utf8,
+            replay: false,
         }
     }
 

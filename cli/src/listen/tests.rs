@@ -73,6 +73,7 @@ fn event(id: &str, event_type: &str) -> Message {
             headers: vec![],
             body,
             body_encoding,
+            replay: false,
         })
         .to_json(),
     )

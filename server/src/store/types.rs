@@ -83,6 +83,8 @@ pub struct Delivery {
     pub attempt: u32,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Queued again by an explicit replay and not acked since.
+    pub replay: bool,
 }
 
 /// Result of a claim.

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("schema.sql")),
     (2, super::workspaces::SCHEMA),
     (3, DUE_INDEX),
+    (4, REPLAY_FLAG),
 ];
 
 /// Version 3: finding an agent's next retry or lease expiry is an index seek,
@@ -21,6 +22,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
 const DUE_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS events_due ON events (agent_id, status, next_attempt_at);
      CREATE INDEX IF NOT EXISTS events_lease ON events (agent_id, status, lease_until);";
+
+/// Version 4: an event queued again by an explicit replay says so in its
+/// next event frame (`"replay": true`) until it is acked.
+const REPLAY_FLAG: &str =
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS replay BOOLEAN NOT NULL DEFAULT FALSE;";
 
 /// This build's schema version: the last migration's.
 const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

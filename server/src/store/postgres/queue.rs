@@ -76,7 +76,9 @@ pub(super) async fn insert_event(
 
 /// Returns expired leases of one agent to the queue (or fails them when the
 /// attempts are used up), recording a timeout attempt for each. Leases that
-/// another instance is expiring or acking right now are left to it.
+/// another instance is expiring or acking right now are left to it. As on
+/// SQLite, `lease_session` stays on the requeued row so that the claim never
+/// offers it again to the session that let it time out (it still holds it).
 const EXPIRE_LEASES: &str = "
     WITH old AS (
         SELECT seq, lease_session FROM events
@@ -86,7 +88,7 @@ const EXPIRE_LEASES: &str = "
     expired AS (
         UPDATE events e
         SET status = CASE WHEN e.attempts >= $3 THEN 'failed' ELSE 'pending' END,
-            lease_session = NULL, lease_until = NULL, next_attempt_at = $2, updated_at = $2,
+            lease_until = NULL, next_attempt_at = $2, updated_at = $2,
             last_error = 'not acked within the ack timeout'
         FROM old WHERE e.seq = old.seq
         RETURNING e.seq, e.id, e.attempts, old.lease_session)
@@ -113,7 +115,8 @@ macro_rules! matches_patterns {
 const CLAIM: &str = concat!(
     "WITH picked AS (
         SELECT seq FROM events
-        WHERE agent_id = $1 AND status = 'pending' AND next_attempt_at <= $4 AND ",
+        WHERE agent_id = $1 AND status = 'pending' AND next_attempt_at <= $4
+          AND (lease_session IS NULL OR lease_session <> $2) AND ",
     matches_patterns!("6"),
     "
         ORDER BY seq LIMIT $5
@@ -122,7 +125,7 @@ const CLAIM: &str = concat!(
     SET status = 'delivering', lease_session = $2, lease_until = $3,
         attempts = e.attempts + 1, updated_at = $4
     FROM picked WHERE e.seq = picked.seq
-    RETURNING e.seq, e.id, e.event_type, e.received_at, e.attempts, e.headers, e.body"
+    RETURNING e.seq, e.id, e.event_type, e.received_at, e.attempts, e.headers, e.body, e.replay"
 );
 
 const NEXT_DUE: &str = concat!(
@@ -192,6 +195,7 @@ pub(super) async fn claim(
                 attempt: r.get::<_, i32>(4) as u32,
                 headers: headers_from(r.get(5)),
                 body: r.get(6),
+                replay: r.get(7),
             };
             (r.get(0), delivery)
         })
@@ -211,7 +215,7 @@ pub(super) async fn claim(
 const ACK: &str = "
     WITH done AS (
         UPDATE events SET status = 'delivered', lease_session = NULL, lease_until = NULL,
-            last_error = NULL, updated_at = $3
+            last_error = NULL, replay = FALSE, updated_at = $3
         WHERE id = ANY ($1::text[]) AND agent_id = $2 AND status IN ('delivering', 'pending')
         RETURNING id, attempts)
     INSERT INTO attempts (event_id, attempt, session_id, at, outcome)
@@ -317,7 +321,8 @@ pub(super) async fn replay(
         Some(_) => {
             let queue = c
                 .prepare_cached(
-                    "UPDATE events SET status = 'pending', next_attempt_at = $2, updated_at = $2
+                    "UPDATE events SET status = 'pending', next_attempt_at = $2, updated_at = $2,
+                         lease_session = NULL, replay = TRUE
                      WHERE id = $1",
                 )
                 .await?;

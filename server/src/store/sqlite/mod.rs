@@ -42,7 +42,7 @@ struct Readers {
 
 /// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes;
 /// 4: the same as partial indexes.
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 const MAX_READERS: usize = 8;
 /// Prepared statements kept per connection. rusqlite's default (16) is
 /// fewer than the writer uses, so its least recently used statements were
@@ -331,6 +331,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                  CREATE INDEX events_lease ON events (agent_id, lease_until)
                      WHERE status = 'delivering';",
             )?;
+        }
+        if version < 5 {
+            // Schema 5: an event queued again by an explicit replay says so
+            // in its next event frame (`"replay": true`) until it is acked.
+            tx.execute_batch("ALTER TABLE events ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;")?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;

@@ -43,6 +43,12 @@ pub(super) fn insert_event(
 
 /// Returns expired leases of one agent to the queue (or fails them when the
 /// attempts are used up), recording a timeout attempt for each.
+///
+/// `lease_session` is kept on the requeued row: the session that let the
+/// lease time out is still holding the event (a paused laptop, a stopped
+/// process) and would get it twice, so the claim offers it only to other
+/// sessions; the same listener gets it again once it has reconnected (a new
+/// session id). A late ack from the holder still marks it delivered.
 fn expire_leases(
     c: &Connection,
     agent_id: &str,
@@ -57,7 +63,7 @@ fn expire_leases(
     .execute(params![agent_id, now])?;
     c.prepare_cached(
         "UPDATE events SET status = CASE WHEN attempts >= ?3 THEN 'failed' ELSE 'pending' END,
-             lease_session = NULL, lease_until = NULL, next_attempt_at = ?2, updated_at = ?2,
+             lease_until = NULL, next_attempt_at = ?2, updated_at = ?2,
              last_error = 'not acked within the ack timeout'
          WHERE agent_id = ?1 AND status = 'delivering' AND lease_until <= ?2",
     )?
@@ -103,6 +109,7 @@ pub(super) fn claim(
                     attempt: r.get(4)?,
                     headers: headers_from(&r.get::<_, String>(5)?),
                     body: r.get(6)?,
+                    replay: r.get(7)?,
                 },
             ))
         })?
@@ -124,9 +131,10 @@ fn claim_sql(patterns: &[String]) -> String {
         "UPDATE events SET status = 'delivering', lease_session = ?2, lease_until = ?3,
              attempts = attempts + 1, updated_at = ?4
          WHERE seq IN (SELECT seq FROM events INDEXED BY events_queue
-                       WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at <= ?4{}
+                       WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at <= ?4
+                         AND (lease_session IS NULL OR lease_session <> ?2){}
                        ORDER BY seq LIMIT ?5)
-         RETURNING seq, id, event_type, received_at, attempts, headers, body",
+         RETURNING seq, id, event_type, received_at, attempts, headers, body, replay",
         pattern_clause(patterns, 6)
     )
 }
@@ -158,7 +166,7 @@ pub(super) fn ack(
 ) -> Result<(), StoreError> {
     let mut update = c.prepare_cached(
         "UPDATE events SET status = 'delivered', lease_session = NULL, lease_until = NULL,
-             last_error = NULL, updated_at = ?3
+             last_error = NULL, replay = 0, updated_at = ?3
          WHERE id = ?1 AND agent_id = ?2 AND status IN ('delivering', 'pending')
          RETURNING attempts",
     )?;
@@ -264,7 +272,9 @@ pub(super) fn replay(
         Some("delivering") => Ok(ReplayOutcome::InFlight),
         Some(_) => {
             c.prepare_cached(
-                "UPDATE events SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1",
+                "UPDATE events SET status = 'pending', next_attempt_at = ?2, updated_at = ?2,
+                     lease_session = NULL, replay = 1
+                 WHERE id = ?1",
             )?
             .execute(params![id, now])?;
             Ok(ReplayOutcome::Queued)
@@ -557,6 +567,15 @@ mod tests {
         let version: i32 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
+        // Schema 5's replay column arrived with the upgrade.
+        let replay: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'replay'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(replay, 1);
     }
 }

@@ -187,11 +187,13 @@ pub async fn the_history_records_every_outcome_in_order(db: TestDb) {
 pub async fn leases_that_keep_timing_out_fail_after_the_last_attempt(db: TestDb) {
     let store = db.open().await;
     let id = insert(&store, 0).await;
+    // Each timed-out lease goes to another session: never twice to one.
     for attempt in 1..=3 {
-        let claim = store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
+        let session = format!("ses_{attempt}");
+        let claim = store.claim(claim_req(&session, 1, 0)).await.unwrap();
         assert_eq!(claim.deliveries[0].attempt, attempt);
     }
-    let last = store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
+    let last = store.claim(claim_req("ses_4", 1, 0)).await.unwrap();
     assert!(last.deliveries.is_empty());
     assert_eq!(last.next_due, None);
     assert_eq!(status(&store, &id).await, ("failed".into(), 3));
@@ -287,6 +289,71 @@ pub async fn replay_requeues_a_delivered_event_keeping_its_id(db: TestDb) {
     let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     let first = &claim.deliveries[0];
     assert_eq!((first.id.as_str(), first.attempt), (id.as_str(), 2));
+}
+
+/// A session that let a lease time out still holds the event (a paused
+/// laptop): it must not get it a second time. Another session may, and a
+/// late ack from the holder still delivers it.
+pub async fn a_timed_out_lease_is_never_offered_again_to_its_session(db: TestDb) {
+    let store = db.open().await;
+    let first = insert(&store, 0).await;
+    let second = insert(&store, 2).await;
+    let held = store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
+    assert_eq!(ids(&held), [first.clone()]);
+    let again = store.claim(claim_req("ses_a", 5, 60_000)).await.unwrap();
+    assert_eq!(
+        ids(&again),
+        [second.clone()],
+        "only the event it never held"
+    );
+    store
+        .ack("agt_1", "ses_a", vec![first.clone(), second.clone()])
+        .await
+        .unwrap();
+    assert_eq!(status(&store, &first).await, ("delivered".into(), 1));
+
+    let third = insert(&store, 4).await;
+    store.claim(claim_req("ses_b", 1, 0)).await.unwrap();
+    let still_b = store.claim(claim_req("ses_b", 1, 60_000)).await.unwrap();
+    assert!(still_b.deliveries.is_empty());
+    assert_eq!(
+        still_b.next_due, None,
+        "nothing is due for ses_b: no busy loop"
+    );
+    let other = store.claim(claim_req("ses_c", 1, 60_000)).await.unwrap();
+    assert_eq!(ids(&other), [third.clone()]);
+    assert_eq!(other.deliveries[0].attempt, 2);
+}
+
+/// An explicit replay is marked in its deliveries until it is acked, even
+/// across a nack; ordinary deliveries and redeliveries are not.
+pub async fn replays_are_marked_until_acked(db: TestDb) {
+    let store = db.open().await;
+    let id = insert(&store, 0).await;
+    let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    assert!(!claim.deliveries[0].replay);
+    store.ack("agt_1", "ses_a", vec![id.clone()]).await.unwrap();
+    store.replay("agt_1", &id).await.unwrap();
+    let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    assert!(claim.deliveries[0].replay);
+    store.nack("agt_1", "ses_a", &id, "later").await.unwrap();
+    // The retry comes due after the policy's 1 ms backoff.
+    let mut retry = None;
+    for _ in 0..250 {
+        let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+        retry = claim.deliveries.into_iter().next();
+        if retry.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let retry = retry.expect("the nacked replay comes due again within 5 s");
+    assert!(retry.replay, "a retried replay is still a replay");
+    store.ack("agt_1", "ses_a", vec![id.clone()]).await.unwrap();
+    let other = insert(&store, 2).await;
+    let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    assert_eq!(ids(&claim), [other]);
+    assert!(!claim.deliveries[0].replay);
 }
 
 /// SQLite has one instance: at start no lease can be live. On a shared
