@@ -18,6 +18,8 @@ pub enum ExitCode {
     Usage = 2,
     /// The relay refused the credentials, or the protocol does not match.
     Auth = 3,
+    /// `wait` gave up: no matching event within `--timeout` (as timeout(1)).
+    Timeout = 124,
     /// A second Ctrl-C stopped the process at once.
     Interrupted = 130,
 }

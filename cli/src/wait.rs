@@ -1,6 +1,7 @@
 //! `wait`: block until one matching event arrives, print it as one JSON line
 //! (the `event` frame, as `listen --print` writes it), ack it, and exit 0;
-//! exit 1 when `--timeout` passes first.
+//! exit 124 (as `timeout(1)` does) when `--timeout` passes first, 1 when
+//! the relay cannot be reached.
 //!
 //! A dropped connection within the timeout is retried like `listen` does.
 //! The event is acked only after its line reached stdout; when stdout is
@@ -42,14 +43,15 @@ Examples:
   # Take the body out with jq
   lobster-relay wait --timeout 30s | jq -r .body
 
-Exit codes: 0 an event was printed and acked, 1 none arrived within
---timeout (or another failure), 3 the relay refused the API key.")]
+Exit codes: 0 an event was printed and acked, 124 none arrived within
+--timeout, 1 the relay could not be reached (or another failure), 3 the
+relay refused the API key.")]
 pub struct WaitArgs {
     /// Only wait for events whose type matches one of these comma-separated globs.
     #[arg(long, value_name = "PATTERNS", value_parser = GlobList::parse)]
     pub events: Option<GlobList>,
 
-    /// Give up after this long and exit 1 (`0` waits forever).
+    /// Give up after this long and exit 124 (`0` waits forever).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 }
@@ -68,7 +70,7 @@ pub async fn run(ctx: &Context, args: WaitArgs) -> anyhow::Result<()> {
             Err(_) => {
                 ui.stop_spin();
                 return Err(Fatal {
-                    code: ExitCode::Failure,
+                    code: ExitCode::Timeout,
                     message: format!(
                         "no event arrived within {}",
                         humantime::format_duration(args.timeout)
@@ -121,6 +123,10 @@ async fn deliver(ws: &mut WsStream, frame: &EventFrame, ui: &Ui) -> anyhow::Resu
 }
 
 /// Connects (again and again if need be) until a matching event arrives.
+/// The first connection must work: a relay that cannot be reached at all
+/// (a mistyped `--relay`, something else on that port) is exit 1 at once,
+/// not a retry loop that ends as a timeout; once connected, a lost
+/// connection is retried like `listen` does.
 async fn next_event(
     url: &Url,
     key: &Secret,
@@ -130,6 +136,7 @@ async fn next_event(
 ) -> anyhow::Result<(WsStream, EventFrame)> {
     let never = CancellationToken::new();
     let mut backoff = Backoff::new();
+    let mut connected_once = false;
     loop {
         ui.spin("Connecting to the relay...");
         let end = match connect::connect(url, key).await {
@@ -140,6 +147,7 @@ async fn next_event(
                 Ok(ready) => {
                     check_protocol(&ready)?;
                     backoff.reset();
+                    connected_once = true;
                     let what = match filter {
                         Some(filter) => format!("an event matching {}", filter.to_query()),
                         None => "the next event".to_owned(),
@@ -160,6 +168,16 @@ async fn next_event(
         match end {
             SessionEnd::Fatal(err) => return Err(err),
             SessionEnd::Stopped => {}
+            SessionEnd::Dropped { reason, .. } if !connected_once => {
+                return Err(Fatal {
+                    code: ExitCode::Failure,
+                    message: format!("cannot reach the relay at {}: {reason}", url.as_str()),
+                    next_step: Some(
+                        "check --relay (or LOBSTER_RELAY_URL) and that the relay is running".into(),
+                    ),
+                }
+                .into());
+            }
             SessionEnd::Dropped {
                 reason, restarting, ..
             } => {

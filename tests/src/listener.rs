@@ -108,6 +108,16 @@ impl Listener {
         self.proc.signal("INT")
     }
 
+    /// SIGSTOP: the process freezes as on a laptop whose lid closed.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.proc.signal("STOP")
+    }
+
+    /// SIGCONT after [`Self::pause`].
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.proc.signal("CONT")
+    }
+
     pub async fn kill9(&mut self) -> anyhow::Result<()> {
         self.proc.kill9().await?;
         Ok(())

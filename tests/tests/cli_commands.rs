@@ -155,6 +155,14 @@ async fn events_list_show_and_replay_round_trip() -> anyhow::Result<()> {
     let again = parse_line(&again.expect_code(0).stdout);
     assert_eq!(again["id"], id.as_str());
     assert_eq!(again["attempt"], 2);
+    assert_eq!(
+        again["replay"], true,
+        "an explicit replay is marked: {again}"
+    );
+    assert!(
+        first.get("replay").is_none(),
+        "a first delivery is not: {first}"
+    );
 
     let missing = user.run(&["events", "show", "evt_nope"]).await?;
     missing.expect_code(1);

@@ -220,12 +220,44 @@ async fn wait_prints_the_next_event_acks_it_and_exits_0() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// As `timeout(1)`: 124 when nothing arrives in time, so a script can tell
+/// "no callback yet" from "the relay is down" (1).
 #[tokio::test]
-async fn wait_exits_1_when_nothing_arrives_in_time() -> anyhow::Result<()> {
+async fn wait_exits_124_when_nothing_arrives_in_time() -> anyhow::Result<()> {
     let (relay, agent) = relay_with_agent(RelayOpts::default(), "wait-timeout").await?;
     let config = tempfile::tempdir()?;
     let mut wait = spawn_wait(&relay.url(), &agent.api_key, &["--timeout", "1s"], &config)?;
     let status = wait.wait_exit(WAIT).await?;
+    assert_eq!(status.code(), Some(124), "stderr: {}", wait.stderr.tail(10));
+    assert!(
+        wait.stderr.contains("no event arrived within 1s"),
+        "{}",
+        wait.stderr.tail(10)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn wait_exits_1_at_once_when_the_relay_cannot_be_reached() -> anyhow::Result<()> {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = tempfile::tempdir()?;
+    let key = "lrk_0000000000000000000000000000000000000000000000000000000000000";
+    let started = std::time::Instant::now();
+    let mut wait = spawn_wait(&url, key, &["--timeout", "60s"], &config)?;
+    let status = wait.wait_exit(WAIT).await?;
     assert_eq!(status.code(), Some(1), "stderr: {}", wait.stderr.tail(10));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "failed fast, not after retries"
+    );
+    assert!(
+        wait.stderr.contains("cannot reach the relay at"),
+        "{}",
+        wait.stderr.tail(10)
+    );
     Ok(())
 }

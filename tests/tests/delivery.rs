@@ -270,3 +270,64 @@ async fn two_listeners_of_one_agent_share_the_queue_without_duplicates() -> anyh
     );
     Ok(())
 }
+
+/// A listener frozen past the ack timeout (laptop lid, SIGSTOP) must not get
+/// the event a second time on the same session when it wakes: the relay
+/// keeps it for another session or a reconnect, and the late ack delivers it.
+#[tokio::test]
+async fn a_paused_listener_gets_each_event_once_when_it_resumes() -> anyhow::Result<()> {
+    let opts = RelayOpts::default().args(["--ack-timeout", "500ms"]);
+    let (relay, agent) = relay_with_agent(opts, "paused").await?;
+    let sink = Sink::start().await?;
+    let listener = Listener::ready(
+        &relay.url(),
+        &agent.api_key,
+        &["--forward", &sink.url("/"), "--concurrency", "1"],
+    )
+    .await?;
+    listener.pause()?;
+    let id = accepted_id(
+        &Sender::default()
+            .post(&agent.webhook_url, br#"{"type":"while.asleep"}"#, &[])
+            .await?,
+    );
+    // The relay gives up waiting for the ack (and records it) while the
+    // listener sleeps.
+    eventually("the lease to time out", WAIT, || async {
+        let event = relay.event(&agent.api_key, &id).await?;
+        let timed_out = event["attempt_history"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|a| a["outcome"] == "timeout"));
+        anyhow::ensure!(timed_out, "{event}");
+        Ok(())
+    })
+    .await?;
+    listener.resume()?;
+    let event = relay
+        .wait_event_status(&agent.api_key, &id, "delivered", WAIT)
+        .await?;
+    // Anything queued behind a duplicate would arrive after it (one at a
+    // time): once this marker is through, a duplicate would have been too.
+    let marker = accepted_id(
+        &Sender::default()
+            .post(&agent.webhook_url, br#"{"type":"marker"}"#, &[])
+            .await?,
+    );
+    let reqs = sink
+        .wait_until("the marker", WAIT, |reqs| {
+            reqs.iter().any(|r| r.event_id() == Some(marker.as_str()))
+        })
+        .await?;
+    let forwarded: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.event_id() == Some(id.as_str()))
+        .map(|r| r.attempt())
+        .collect();
+    assert_eq!(forwarded, [Some(1)], "forwarded once, as attempt 1");
+    assert_eq!(
+        attempts_of(&event),
+        1,
+        "no second delivery attempt: {event}"
+    );
+    Ok(())
+}

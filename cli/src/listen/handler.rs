@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::Mode;
 use super::exec::Executor;
 use super::forward::Forwarder;
+use super::handled::Handled;
 use super::print::Printer;
 use crate::glob::GlobList;
 use crate::ui::{Ui, clock, paint, took};
@@ -54,6 +55,8 @@ pub struct Handler {
     filter: Option<GlobList>,
     action: Action,
     ui: Ui,
+    /// Ids handled successfully: a redelivery of one is acked, not redone.
+    handled: Handled,
 }
 
 impl Handler {
@@ -74,7 +77,12 @@ impl Handler {
             } => Action::Forward(Forwarder::new(routes, headers, timeout, ui.clone())?),
             Mode::Exec { command } => Action::Exec(Executor::new(command)),
         };
-        Ok(Self { filter, action, ui })
+        Ok(Self {
+            filter,
+            action,
+            ui,
+            handled: Handled::default(),
+        })
     }
 
     /// The output settings, for lines about this handler's events.
@@ -111,7 +119,13 @@ impl Handler {
     /// answer to send to the relay.
     pub async fn handle(&self, frame: &EventFrame) -> Option<AgentMessage> {
         let started = Instant::now();
-        let outcome = if !self.wants(frame) {
+        let outcome = if !frame.replay && self.handled.contains(&frame.id) {
+            // Handled already (its ack was lost, or the relay gave up waiting
+            // for it): ack again without handing it on a second time.
+            Outcome::Skipped {
+                why: "already handled by this listener".to_owned(),
+            }
+        } else if !self.wants(frame) {
             Outcome::Skipped {
                 why: "does not match --events".to_owned(),
             }
@@ -122,6 +136,9 @@ impl Handler {
                 Action::Exec(executor) => executor.run(frame).await,
             }
         };
+        if matches!(outcome, Outcome::Done { .. }) {
+            self.handled.remember(&frame.id);
+        }
         // In print mode the event itself is on stdout; say only what went wrong.
         let quiet_success =
             matches!(self.action, Action::Print(_)) && matches!(outcome, Outcome::Done { .. });
@@ -220,6 +237,59 @@ mod tests {
             body_encoding: BodyEncoding::Utf8,
             replay: false,
         }
+    }
+
+    /// A redelivery of an event this listener handled is acked without
+    /// running the command again; an explicit replay runs it again.
+    #[tokio::test]
+    async fn a_handled_event_is_acked_not_redone_unless_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs");
+        let mode = Mode::Exec {
+            command: format!("echo run >> '{}'", log.display()),
+        };
+        let handler = Handler::new(mode, None, Ui::silent(), CancellationToken::new()).unwrap();
+        let runs = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        let ack = Some(AgentMessage::Ack { id: "evt_1".into() });
+
+        let event = frame("message.received");
+        assert_eq!(handler.handle(&event).await, ack);
+        assert_eq!(handler.handle(&event).await, ack, "the redelivery is acked");
+        assert_eq!(runs(), 1, "but not handed on again");
+
+        let replay = EventFrame {
+            replay: true,
+            ..event.clone()
+        };
+        assert_eq!(handler.handle(&replay).await, ack);
+        assert_eq!(runs(), 2, "an explicit replay is handled again");
+
+        let failing = Handler::new(
+            Mode::Exec {
+                command: format!("echo run >> '{}'; exit 1", log.display()),
+            },
+            None,
+            Ui::silent(),
+            CancellationToken::new(),
+        )
+        .unwrap();
+        for _ in 0..2 {
+            let answer = failing.handle(&event).await;
+            assert!(
+                matches!(answer, Some(AgentMessage::Nack { .. })),
+                "{answer:?}"
+            );
+        }
+        assert_eq!(
+            runs(),
+            4,
+            "a failed event is not remembered: each retry runs"
+        );
     }
 
     #[test]

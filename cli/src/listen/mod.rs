@@ -20,6 +20,7 @@ pub(crate) mod connect;
 mod dispatch;
 mod exec;
 mod forward;
+mod handled;
 mod handler;
 mod headers;
 mod print;
