@@ -137,8 +137,8 @@ impl Config {
         let forward_timeout = listen
             .forward_timeout
             .map(|text| {
-                humantime::parse_duration(&text)
-                    .map_err(|err| format!("listen.forward-timeout: {text:?}: {err}"))
+                crate::duration::parse(&text)
+                    .map_err(|err| format!("listen.forward-timeout: {err}"))
             })
             .transpose()?;
         Ok(Self {

@@ -20,6 +20,7 @@
 //! - [`trust`]: the platform trust store plus `--ca-cert`, for every
 //!   HTTP client and WebSocket connector.
 //! - [`healthcheck`]: `healthcheck`, one GET for container health checks.
+//! - [`version`]: `version` and `--version` (commit, target, build date).
 //! - [`glob`]: event type patterns for `--events` and forward routes.
 //! - [`ui`]: data on stdout, status on stderr, colour and spinner on a TTY.
 //! - [`exit`]: exit codes and how errors are reported.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod credentials;
+pub mod duration;
 pub mod events;
 pub mod exit;
 pub mod files;
@@ -45,6 +47,7 @@ pub mod login;
 pub mod status;
 pub mod trust;
 pub mod ui;
+pub mod version;
 pub mod wait;
 
 use std::time::Duration;
@@ -99,6 +102,7 @@ pub async fn run(cli: Cli, sources: Sources) -> anyhow::Result<()> {
         // These need no relay and no config: they work anywhere.
         Command::Server(args) => lobster_server::main(*args).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,
+        Command::Version => version::run(global.json),
         Command::Completions(args) => generate::completions(&args),
         Command::Man(args) => generate::man(&args, &Ui::new(&global)),
         command => {
@@ -114,6 +118,7 @@ pub async fn run(cli: Cli, sources: Sources) -> anyhow::Result<()> {
                 Command::Admin(command) => admin::run(&ctx, command).await,
                 Command::Server(_)
                 | Command::Healthcheck(_)
+                | Command::Version
                 | Command::Completions(_)
                 | Command::Man(_) => {
                     unreachable!("handled above")

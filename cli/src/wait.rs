@@ -52,7 +52,7 @@ pub struct WaitArgs {
     pub events: Option<GlobList>,
 
     /// Give up after this long and exit 124 (`0` waits forever).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::duration::parse)]
     pub timeout: Duration,
 }
 

@@ -558,11 +558,25 @@ fn parse_secrets(
     Ok((keys, secrets))
 }
 
+/// The longest duration any flag takes. Durations become milliseconds in
+/// signed 64-bit arithmetic (due times, retention cut-offs); a bound far
+/// below that keeps every sum and cast exact, so `--retention 600000000y`
+/// is a usage error instead of a negative cut-off that would purge
+/// everything.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The largest size any flag takes (`--max-body`): 1 GiB.
+const MAX_SIZE: u64 = 1 << 30;
+
 fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
     let text = value.unwrap_or_else(|| default.to_owned());
-    humantime::parse_duration(text.trim()).with_context(|| {
+    let parsed = humantime::parse_duration(text.trim()).with_context(|| {
         format!("--{name} {text:?} is not a duration: use e.g. 500ms, 30s, 10m, 7d")
-    })
+    })?;
+    if parsed > MAX_DURATION {
+        bail!("--{name} {text:?} is too long: at most 100 years (36500d)");
+    }
+    Ok(parsed)
 }
 
 fn positive(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
@@ -595,6 +609,9 @@ fn size(name: &str, value: Option<String>, default: &str) -> anyhow::Result<usiz
     let bytes: bytesize::ByteSize = text.trim().parse().map_err(|e| {
         anyhow::anyhow!("--{name} {text:?} is not a size ({e}): use e.g. 512KiB, 1MiB")
     })?;
+    if bytes.as_u64() > MAX_SIZE {
+        bail!("--{name} {text:?} is too large: at most 1GiB");
+    }
     let bytes = usize::try_from(bytes.as_u64()).context("size too large")?;
     if bytes == 0 {
         bail!("--{name} must be larger than 0");
@@ -684,6 +701,19 @@ mod tests {
             (|a| a.agent_rate_limit = Some("fast".into()), "1000/s"),
             (|a| a.database = Some("mysql://x".into()), "postgres://"),
             (|a| a.max_in_flight = Some(0), "between 1 and 10000"),
+            (
+                |a| a.retention = Some("600000000y".into()),
+                "at most 100 years",
+            ),
+            (
+                |a| a.ack_timeout = Some("9999999999999s".into()),
+                "at most 100 years",
+            ),
+            (
+                |a| a.retry_max_delay = Some("200y".into()),
+                "at most 100 years",
+            ),
+            (|a| a.max_body = Some("5TiB".into()), "at most 1GiB"),
         ];
         for (mutate, hint) in cases {
             let mut a = args();

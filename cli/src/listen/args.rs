@@ -98,7 +98,7 @@ pub struct ListenArgs {
     pub headers: Vec<ExtraHeader>,
 
     /// Give up on a forwarded request after this long and nack the event [default: 30s].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub forward_timeout: Option<Duration>,
 }
 
