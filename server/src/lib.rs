@@ -78,7 +78,7 @@ pub async fn run(
         .local_addr()
         .context("listener has no local address")?;
     let public_url = config.public_url_for(bound);
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    store::sqlite::files::create_private_dir(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data dir {}: pass --data-dir DIR",
             config.data_dir.display()

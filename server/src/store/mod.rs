@@ -5,7 +5,7 @@
 //! leases in the database so that several relay instances can share it.
 
 mod postgres;
-mod sqlite;
+pub(crate) mod sqlite;
 mod types;
 pub mod workspaces;
 

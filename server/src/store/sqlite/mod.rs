@@ -10,6 +10,7 @@
 //! order they were submitted, which the session loop relies on (an ack is
 //! applied before the claim that follows it).
 
+pub(crate) mod files;
 mod queries;
 mod workspaces;
 mod writer;
@@ -29,6 +30,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     retry: RetryPolicy,
+    /// One relay per database file; released by `close` (or with the process).
+    lock: Arc<Mutex<Option<files::DatabaseLock>>>,
 }
 
 struct Readers {
@@ -71,9 +74,15 @@ fn tune(conn: &mut Connection) -> Result<(), StoreError> {
 impl SqliteStore {
     pub fn open(path: &Path, retry: RetryPolicy) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            files::create_private_dir(dir).map_err(|e| {
                 StoreError::Database(format!("cannot create {}: {e}", dir.display()))
             })?;
+        }
+        let lock = files::lock(path)?;
+        files::create_private_file(path)
+            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", path.display())))?;
+        for warning in files::permission_warnings(path) {
+            tracing::warn!("{warning}");
         }
         let mut conn = Connection::open(path)?;
         tune(&mut conn)?;
@@ -92,6 +101,7 @@ impl SqliteStore {
                 permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             }),
             retry,
+            lock: Arc::new(Mutex::new(Some(lock))),
         })
     }
 
@@ -277,6 +287,8 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.writer.close().await;
+        // The writer is gone: another relay may have the database now.
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
