@@ -8,6 +8,7 @@
 //! report them); writes to stdout return them, so a closed pipe can end the
 //! program quietly.
 
+use std::borrow::Cow;
 use std::fmt::Display;
 use std::io::{self, Write as _};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -211,6 +212,52 @@ pub fn plural(n: u64, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// `text` safe to put on a terminal line: control characters (CR, LF, ESC,
+/// C1, DEL) and bidirectional overrides become visible escapes such as `\n`
+/// and `\u{1b}`, so a webhook sender, who picks the event type, can neither
+/// start a line that looks like ours nor send terminal escape sequences.
+/// Printable text, non-ASCII included, is kept as it is.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || is_bidi_control(c);
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Marks and overrides that reorder what a terminal shows (U+200E, U+200F,
+/// U+202A to U+202E, U+2066 to U+2069).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// As [`printable`], but keeps line feeds and tabs: for a multi-line text
+/// (a webhook body) shown as such. Carriage returns, escape sequences and
+/// the rest are still made visible.
+pub fn printable_multiline(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

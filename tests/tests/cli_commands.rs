@@ -142,11 +142,19 @@ async fn events_list_show_and_replay_round_trip() -> anyhow::Result<()> {
         raw.expect_code(0).stdout,
         shown["body"].as_str().unwrap_or_default()
     );
+    // Shown as received (key order and spacing untouched), pretty on request.
     let human = user.run(&["events", "show", &id]).await?;
+    let as_received = shown["body"].as_str().unwrap_or_default();
     assert!(
-        human.expect_code(0).stdout.contains("\"amount\": 42"),
+        human.expect_code(0).stdout.contains(as_received),
         "{}",
         human.stdout
+    );
+    let pretty = user.run(&["events", "show", &id, "--pretty"]).await?;
+    assert!(
+        pretty.expect_code(0).stdout.contains("\"amount\": 42"),
+        "{}",
+        pretty.stdout
     );
 
     // ...then replayed: same id, the attempt count goes on.

@@ -47,6 +47,11 @@ Examples:
         /// Print only the raw body, byte for byte, to stdout.
         #[arg(long, conflicts_with = "json")]
         body: bool,
+
+        /// Re-indent a JSON body for reading (key order kept); without it
+        /// the body is shown as received.
+        #[arg(long, conflicts_with_all = ["json", "body"])]
+        pretty: bool,
     },
 
     /// Queue an event for delivery again (same id, the attempt count goes on).
@@ -135,7 +140,7 @@ pub async fn run(ctx: &Context, command: EventsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        EventsCommand::Show { id, body } => {
+        EventsCommand::Show { id, body, pretty } => {
             let mut path = EVENTS.to_vec();
             path.push(&id);
             let event = client.get(&path).await?;
@@ -145,7 +150,7 @@ pub async fn run(ctx: &Context, command: EventsCommand) -> anyhow::Result<()> {
             if ctx.global.json {
                 return print_json(&event);
             }
-            print_data(render::event_detail(&event))?;
+            print_data(render::event_detail(&event, pretty))?;
             Ok(())
         }
         EventsCommand::Replay { id } => {

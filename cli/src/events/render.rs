@@ -9,12 +9,14 @@ use std::fmt::Write as _;
 use console::{measure_text_width, pad_str, style};
 use serde_json::Value;
 
-use crate::ui::local_time;
+use crate::ui::{local_time, printable, printable_multiline};
 
+/// A field as text for a terminal: sender-chosen strings (event types) are
+/// escaped with [`printable`].
 fn field(value: &Value, name: &str) -> String {
     match value.get(name) {
         None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(text)) => text.clone(),
+        Some(Value::String(text)) => printable(text).into_owned(),
         Some(other) => other.to_string(),
     }
 }
@@ -86,8 +88,11 @@ fn attempt_count(event: &Value) -> u64 {
     }
 }
 
-/// `events show`: the summary, headers, body and attempt history.
-pub fn event_detail(event: &Value) -> String {
+/// `events show`: the summary, headers, body and attempt history. The body
+/// is shown as received; `pretty` re-indents a JSON body (key order and
+/// number spelling kept). Everything the sender chose goes through
+/// [`printable`], so a body cannot move the cursor or recolour the terminal.
+pub fn event_detail(event: &Value, pretty: bool) -> String {
     let mut out = String::new();
     let label = |text: &str| style(format!("{text:<10}")).bold().to_string();
     let _ = writeln!(out, "{}{}", label("Event"), field(event, "id"));
@@ -110,7 +115,7 @@ pub fn event_detail(event: &Value) -> String {
     for pair in event["headers"].as_array().into_iter().flatten() {
         let name = pair.get(0).and_then(Value::as_str).unwrap_or("?");
         let value = pair.get(1).and_then(Value::as_str).unwrap_or("");
-        let _ = writeln!(out, "  {name}: {value}");
+        let _ = writeln!(out, "  {}: {}", printable(name), printable(value));
     }
 
     let body = event["body"].as_str().unwrap_or_default();
@@ -124,13 +129,20 @@ pub fn event_detail(event: &Value) -> String {
             let _ = writeln!(out, "{body}");
         }
         _ => {
-            let _ = writeln!(out, "\n{} ({} bytes)", style("Body").bold(), body.len());
-            // Pretty JSON reads better; `--body` and `--json` keep the bytes.
-            let shown = serde_json::from_str::<Value>(body)
-                .ok()
-                .and_then(|json| serde_json::to_string_pretty(&json).ok())
-                .unwrap_or_else(|| body.to_owned());
-            let _ = writeln!(out, "{shown}");
+            let reindented = if pretty { reindent_json(body) } else { None };
+            let note = if reindented.is_some() {
+                ", re-indented"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "\n{} ({} bytes{note})",
+                style("Body").bold(),
+                body.len()
+            );
+            let shown = reindented.as_deref().unwrap_or(body);
+            let _ = writeln!(out, "{}", printable_multiline(shown));
         }
     }
 
@@ -165,6 +177,68 @@ pub fn event_detail(event: &Value) -> String {
         let _ = writeln!(out, "{}", table(&rows));
     }
     out.trim_end().to_owned()
+}
+
+/// `text` re-indented with two spaces per level when it is one valid JSON
+/// value; `None` otherwise. Works on the text itself, not a parsed value, so
+/// keys keep their order and numbers their spelling (`1.50`, `1e3`, digits
+/// beyond what an f64 holds).
+pub fn reindent_json(text: &str) -> Option<String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                // An empty object or array stays on one line.
+                while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek().is_some_and(|&next| next == '}' || next == ']') {
+                    continue;
+                }
+                depth += 1;
+                newline(&mut out, depth);
+            }
+            '}' | ']' => {
+                if !matches!(out.chars().last(), Some('{' | '[')) {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, depth);
+                }
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -203,10 +277,13 @@ mod tests {
                  "outcome": "delivered", "error": null}
             ]
         });
-        let text = console::strip_ansi_codes(&event_detail(&event)).to_string();
+        let text = console::strip_ansi_codes(&event_detail(&event, false)).to_string();
         assert!(text.contains("Event     evt_1"), "{text}");
         assert!(text.contains("  x-a: b"), "{text}");
-        assert!(text.contains("\"a\": 1"), "pretty JSON body: {text}");
+        assert!(
+            text.contains("(7 bytes)\n{\"a\":1}\n"),
+            "the body as received: {text}"
+        );
         assert!(text.contains("#1"), "{text}");
         assert!(text.contains("HTTP 500"), "{text}");
         assert!(text.contains("delivered (2 attempts)"), "{text}");
@@ -215,8 +292,45 @@ mod tests {
     #[test]
     fn binary_bodies_say_so() {
         let event = json!({"id": "evt_1", "body": "AAEC", "body_encoding": "base64"});
-        let text = console::strip_ansi_codes(&event_detail(&event)).to_string();
+        let text = console::strip_ansi_codes(&event_detail(&event, false)).to_string();
         assert!(text.contains("binary, base64"), "{text}");
         assert!(text.contains("AAEC"), "{text}");
+    }
+
+    #[test]
+    fn pretty_bodies_keep_key_order_and_number_spelling() {
+        let body = r#"{"zeta":1.50,"alpha":[ ],"big":12345678901234567890,"s":"a,b:{c}\"","n":{"y":null,"x":[1,2]}}"#;
+        let pretty = reindent_json(body).unwrap();
+        assert_eq!(
+            pretty,
+            "{\n  \"zeta\": 1.50,\n  \"alpha\": [],\n  \"big\": 12345678901234567890,\n  \"s\": \"a,b:{c}\\\"\",\n  \"n\": {\n    \"y\": null,\n    \"x\": [\n      1,\n      2\n    ]\n  }\n}"
+        );
+        assert_eq!(reindent_json("not json"), None);
+        assert_eq!(reindent_json("{\"a\":1} trailing"), None);
+        let event = json!({"id": "evt_1", "body": body, "body_encoding": "utf8"});
+        let text = console::strip_ansi_codes(&event_detail(&event, true)).to_string();
+        assert!(text.contains("re-indented"), "{text}");
+        assert!(text.find("zeta") < text.find("alpha"), "{text}");
+    }
+
+    #[test]
+    fn what_the_sender_chose_cannot_drive_the_terminal() {
+        let event = json!({
+            "id": "evt_1", "event_type": "x\u{1b}[2Jy",
+            "headers": [["x-evil\u{1b}[31m", "v\r\u{9b}1m"]],
+            "body": "line one\nline two\u{1b}]0;title\u{7}\r", "body_encoding": "utf8"
+        });
+        let text = event_detail(&event, false);
+        let plain = console::strip_ansi_codes(&text).to_string();
+        for forbidden in ['\u{1b}', '\r', '\u{9b}', '\u{7}'] {
+            assert!(
+                !plain.contains(forbidden),
+                "{forbidden:?} reached the terminal: {plain:?}"
+            );
+        }
+        assert!(
+            plain.contains("line one\nline two"),
+            "line feeds stay: {plain:?}"
+        );
     }
 }

@@ -1,6 +1,5 @@
 //! Handling one event: filter, act by mode, log a line, answer ack or nack.
 
-use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use lobster_shared::wire::{AgentMessage, EventFrame};
@@ -12,7 +11,7 @@ use super::forward::Forwarder;
 use super::handled::Handled;
 use super::print::Printer;
 use crate::glob::GlobList;
-use crate::ui::{Ui, clock, paint, took};
+use crate::ui::{Ui, clock, paint, printable, took};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,35 +193,10 @@ fn outcome_line(frame: &EventFrame, outcome: &Outcome, elapsed: Duration) -> Opt
     ))
 }
 
-/// `text` safe to put on a terminal line: control characters (CR, LF, ESC,
-/// C1, DEL) and bidirectional overrides become visible escapes such as `\n`
-/// and `\u{1b}`, so a webhook sender, who picks the event type, can neither
-/// start a line that looks like ours nor send terminal escape sequences.
-/// Printable text, non-ASCII included, is kept as it is.
-pub(crate) fn printable(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() || is_bidi_control(c);
-    if !text.chars().any(unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if unsafe_char(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// Marks and overrides that reorder what a terminal shows (U+200E, U+200F,
-/// U+202A to U+202E, U+2066 to U+2069).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
     use lobster_shared::wire::BodyEncoding;
 
