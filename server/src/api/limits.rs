@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -36,6 +37,10 @@ pub struct Limits {
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     trusted_proxies: Vec<IpNet>,
     clock: DefaultClock,
+    /// Failed authentications are logged at most this often...
+    failure_log: DefaultDirectRateLimiter,
+    /// ...and the ones not logged are counted into the next line.
+    failures_unlogged: AtomicU64,
 }
 
 /// Rate `count/per`, with a burst of twice the count (contract section 8).
@@ -57,6 +62,8 @@ impl Limits {
             blocked: Mutex::new(HashMap::new()),
             trusted_proxies: Vec::new(),
             clock: DefaultClock::default(),
+            failure_log: RateLimiter::direct(Quota::per_second(NonZeroU32::MIN)),
+            failures_unlogged: AtomicU64::new(0),
         }
     }
 
@@ -95,6 +102,28 @@ impl Limits {
             }
             _ => Ok(()),
         }
+    }
+
+    /// A failed authentication (`what`: "agent key", "admin token") from
+    /// `ip`: logged (at most a line a second, with the client IP, never the
+    /// credential) and counted. Returns the `429` to answer instead of
+    /// `401` when the IP is, or now goes, over its limit.
+    pub fn refuse(&self, ip: Option<IpAddr>, what: &'static str) -> Option<ApiError> {
+        if self.failure_log.check().is_ok() {
+            let suppressed = self.failures_unlogged.swap(0, Ordering::Relaxed);
+            match ip {
+                Some(ip) => {
+                    tracing::warn!(client_ip = %ip, credential = what, suppressed, "authentication failed")
+                }
+                None => tracing::warn!(credential = what, suppressed, "authentication failed"),
+            }
+        } else {
+            self.failures_unlogged.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(blocked) = self.check_ip(ip) {
+            return Some(blocked);
+        }
+        self.record_failure(ip)
     }
 
     /// Counts a failure of `ip`; returns the `429` to answer instead when
