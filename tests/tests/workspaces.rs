@@ -103,13 +103,19 @@ async fn the_default_secret_is_taken_verbatim_and_previous_also_verifies() -> an
     })
     .await?;
     let agent = relay.create_agent("gh").await?;
-    let body = br#"{"zen":"Keep it logically awesome."}"#;
-    for secret in [GITHUB_DOCS_SECRET, " old secret"] {
-        let answer = post_github(&agent.webhook_url, secret, body).await?;
+    for (n, secret) in [GITHUB_DOCS_SECRET, " old secret"].into_iter().enumerate() {
+        let body = format!(r#"{{"zen":"Keep it logically awesome.","n":{n}}}"#);
+        let answer = post_github(&agent.webhook_url, secret, body.as_bytes()).await?;
         assert_eq!(answer.status, 202, "{secret:?}: {}", answer.text);
     }
+    // GitHub's delivery id is not signed: the same signed body resent with
+    // a new X-GitHub-Delivery is a replay, not a new event.
+    let body = br#"{"zen":"Keep it logically awesome.","n":0}"#;
+    let replayed = post_github(&agent.webhook_url, GITHUB_DOCS_SECRET, body).await?;
+    assert_eq!(replayed.status, 200, "{}", replayed.text);
+    assert_eq!(replayed.json["duplicate"], true);
     for word in ["It's", "Everybody", "old secret"] {
-        let answer = post_github(&agent.webhook_url, word, body).await?;
+        let answer = post_github(&agent.webhook_url, word, b"{}").await?;
         answer.assert_error(401);
     }
     relay
@@ -174,9 +180,14 @@ async fn rotation_accepts_old_and_new_then_only_new() -> anyhow::Result<()> {
     .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let agent = agent_in(&relay, "app", "rot").await?;
-    let body = b"{}";
-    accepted_id(&post_github(&agent.webhook_url, "old-secret", body).await?);
-    post_github(&agent.webhook_url, "new-secret", body)
+    // A new body each time: GitHub deliveries are deduplicated by body.
+    let mut n = 0;
+    let mut body = || {
+        n += 1;
+        format!(r#"{{"n":{n}}}"#).into_bytes()
+    };
+    accepted_id(&post_github(&agent.webhook_url, "old-secret", &body()).await?);
+    post_github(&agent.webhook_url, "new-secret", &body())
         .await?
         .assert_error(401);
 
@@ -184,16 +195,16 @@ async fn rotation_accepts_old_and_new_then_only_new() -> anyhow::Result<()> {
     assert_eq!(both.status, 200, "{}", both.text);
     assert_eq!(both.json["secret_count"], 2);
     for secret in ["old-secret", "new-secret"] {
-        accepted_id(&post_github(&agent.webhook_url, secret, body).await?);
+        accepted_id(&post_github(&agent.webhook_url, secret, &body()).await?);
     }
 
     let only_new = rotate(&relay, "rot", &["new-secret"]).await;
     assert_eq!(only_new.status, 200, "{}", only_new.text);
     assert!(!only_new.text.contains("new-secret"), "{}", only_new.text);
-    post_github(&agent.webhook_url, "old-secret", body)
+    post_github(&agent.webhook_url, "old-secret", &body())
         .await?
         .assert_error(401);
-    accepted_id(&post_github(&agent.webhook_url, "new-secret", body).await?);
+    accepted_id(&post_github(&agent.webhook_url, "new-secret", &body()).await?);
     Ok(())
 }
 
@@ -358,7 +369,8 @@ async fn secrets_at_rest(dir: Arc<tempfile::TempDir>, database: String) -> anyho
     assert!(!malformed.contains("abc\""), "{malformed}");
 
     relay.restart().await?;
-    accepted_id(&post_github(&agent.webhook_url, &secret, b"{}").await?);
+    let after = br#"{"after":"restart"}"#;
+    accepted_id(&post_github(&agent.webhook_url, &secret, after).await?);
     post_github(&agent.webhook_url, "other", b"{}")
         .await?
         .assert_error(401);

@@ -4,7 +4,7 @@ use http::HeaderMap;
 
 use super::header::{GITHUB_DELIVERY, GITHUB_EVENT, GITHUB_SIGNATURE};
 use super::tag::{decode_tag, hmac, judge, tags};
-use super::verify::{optional, required, verified};
+use super::verify::{content_key, optional, required};
 use super::{SigningKey, Verified, VerifyError};
 
 pub(super) fn verify_github(
@@ -22,16 +22,15 @@ pub(super) fn verify_github(
         &expected,
         [decode_tag(hex::decode(hex_sig).ok(), NOT_SHA256)],
     )?;
-    let (delivery_id, event_type) = (
-        optional(headers, GITHUB_DELIVERY),
-        optional(headers, GITHUB_EVENT),
-    );
-    Ok(verified(
-        delivery_id,
-        event_type,
-        signature.as_bytes(),
-        body,
-    ))
+    // GitHub signs the body alone and sends no timestamp: X-GitHub-Delivery
+    // is not signed, so a captured request resent with a new one would pass
+    // as new. The replay key is the body's hash instead (GitHub's own
+    // redeliveries carry the same body, so they are duplicates either way).
+    Ok(Verified {
+        delivery_id: optional(headers, GITHUB_DELIVERY),
+        event_type: optional(headers, GITHUB_EVENT),
+        dedup_key: content_key(&[b"github:", body]),
+    })
 }
 
 /// The `X-Hub-Signature-256` value for a GitHub request: `sha256=<hex>`.
@@ -58,8 +57,35 @@ mod tests {
         ]);
         let verified = verify(Scheme::Github, &[key], &request, b"Hello, World!", 0).unwrap();
         assert_eq!(verified.delivery_id.as_deref(), Some(delivery));
-        assert_eq!(verified.dedup_key, delivery);
+        assert!(verified.dedup_key.starts_with("sha256:"));
         assert_eq!(verified.event_type.as_deref(), Some("push"));
+    }
+
+    /// The delivery id is not signed: a captured request resent with a new
+    /// one has the same replay key; another body has another.
+    #[test]
+    fn a_new_delivery_id_does_not_make_a_replay_new() {
+        let key = key("It's a Secret to Everybody");
+        let signature = sign_github(&key, BODY);
+        let with_delivery = |delivery: &str, body: &[u8]| {
+            let signature = sign_github(&key, body);
+            let request = headers(&[
+                (GITHUB_SIGNATURE, signature.as_bytes()),
+                (GITHUB_DELIVERY, delivery.as_bytes()),
+            ]);
+            verify(
+                Scheme::Github,
+                std::slice::from_ref(&key),
+                &request,
+                body,
+                0,
+            )
+            .unwrap()
+            .dedup_key
+        };
+        assert_eq!(with_delivery("a", BODY), with_delivery("b", BODY));
+        assert_ne!(with_delivery("a", BODY), with_delivery("a", b"other"));
+        assert!(!signature.is_empty());
     }
 
     #[test]

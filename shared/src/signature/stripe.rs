@@ -22,11 +22,14 @@ pub(super) fn verify_stripe(
         .into_iter()
         .map(|sig| decode_tag(hex::decode(sig).ok(), "a v1 signature is not hex"));
     judge(&expected, candidates)?;
+    // Without an event id, the key is what was signed (`{t}.{body}`), not
+    // the header's text: extra `v0=` entries or upper-case hex must not
+    // turn a replay into a new event.
+    let signed_at = timestamp.to_string();
     Ok(verified(
         stripe_event_id(body),
         None,
-        signature.as_bytes(),
-        body,
+        &[b"stripe:", signed_at.as_bytes(), b".", body],
     ))
 }
 
@@ -112,6 +115,38 @@ mod tests {
         );
         assert_eq!(verified.dedup_key, "evt_1NG8Du2eZvKYlo2CUI79vXWy");
         assert_eq!(verified.event_type, None);
+    }
+
+    /// Without an event id, header spelling (extra `v0=`, hex case, entry
+    /// order) does not change the replay key; another timestamp does.
+    #[test]
+    fn the_replay_key_ignores_how_the_header_is_spelled() {
+        let key = key(WHSEC);
+        let body = br#"{"type":"no.id"}"#;
+        let good = sign_stripe(&key, TS, body);
+        let v1 = good.split_once(",v1=").unwrap().1;
+        let key_of = |header: String, ts: i64| {
+            let request = headers(&[(STRIPE_SIGNATURE, header.as_bytes())]);
+            verify(
+                Scheme::Stripe,
+                std::slice::from_ref(&key),
+                &request,
+                body,
+                ts,
+            )
+            .unwrap()
+            .dedup_key
+        };
+        let plain = key_of(good.clone(), TS);
+        assert!(plain.starts_with("sha256:"));
+        assert_eq!(key_of(format!("t={TS},v1={v1},v0=abcd"), TS), plain);
+        assert_eq!(
+            key_of(format!("t={TS},v1={}", v1.to_uppercase()), TS),
+            plain
+        );
+        assert_eq!(key_of(format!("v0=00,t={TS},v1={v1}"), TS), plain);
+        let later = sign_stripe(&key, TS + 1, body);
+        assert_ne!(key_of(later, TS + 1), plain);
     }
 
     #[test]
