@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use lobster_e2e::process::Proc;
-use lobster_e2e::{Listener, RelayOpts, Sender, WAIT, accepted_id, attempts_of, relay_with_agent};
+use lobster_e2e::{
+    Listener, RelayOpts, Sender, Sink, WAIT, accepted_id, attempts_of, relay_with_agent,
+};
 use serde_json::Value;
 
 fn parse_line(line: &str) -> Value {
@@ -259,5 +261,37 @@ async fn wait_exits_1_at_once_when_the_relay_cannot_be_reached() -> anyhow::Resu
         "{}",
         wait.stderr.tail(10)
     );
+    Ok(())
+}
+
+/// A mistyped `--relay` (nothing listening, or something that is not a
+/// relay) is reported at once with exit 1, not retried forever.
+#[tokio::test]
+async fn listen_exits_1_at_once_when_the_first_connection_fails() -> anyhow::Result<()> {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    // Something that is not a relay: an HTTP server answering 404 to all.
+    let not_a_relay = Sink::start().await?;
+    not_a_relay.respond_with(|_, _| 404);
+    let key = "lrk_0000000000000000000000000000000000000000000000000000000000000";
+    for url in [
+        format!("http://127.0.0.1:{closed}"),
+        format!("http://127.0.0.1:{}", not_a_relay.port()),
+    ] {
+        let started = std::time::Instant::now();
+        let mut listener = Listener::start(&url, key, &["--print"]).await?;
+        let status = listener.wait_exit(WAIT).await?;
+        let stderr = listener.stderr().tail(5);
+        assert_eq!(status.code(), Some(1), "{url}: {stderr}");
+        assert!(
+            stderr.contains(&url) || stderr.contains("127.0.0.1"),
+            "names the relay: {stderr}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{url}: no retry loop"
+        );
+    }
     Ok(())
 }

@@ -62,10 +62,9 @@ async fn spinner_and_colours_on_a_tty_and_neither_when_piped() -> anyhow::Result
     {
         panic!("`script` (util-linux, Debian package bsdutils) is needed for this test");
     }
-    // The listener starts while its relay is down: it spins while retrying.
+    // The relay goes down under a running listener: it spins while retrying.
     let mut relay = Relay::start(RelayOpts::default()).await?;
     let agent = relay.create_agent("tty").await?;
-    relay.kill9().await?;
     let url = relay.url();
     let user = CliUser::new()?;
     let env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -104,6 +103,10 @@ async fn spinner_and_colours_on_a_tty_and_neither_when_piped() -> anyhow::Result
     };
 
     let mut tty = on_a_tty(&args(&[]), &env(&[]))?;
+    tty.stdout
+        .wait_for("Ready! Your webhook URL is", WAIT)
+        .await?;
+    relay.kill9().await?;
     tty.stdout.wait_for("Waiting to reconnect", WAIT).await?;
     relay.restart().await?;
     tty.stdout

@@ -111,6 +111,7 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
                 }
             }
         },
+        ctx.account(),
         &stop,
         ui,
     )

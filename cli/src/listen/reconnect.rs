@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::close::SessionEnd;
+use crate::exit::{ExitCode, Fatal};
 use crate::ui::{Ui, clock, clock_in, paint, short_duration};
 
 /// What the loop tells each session attempt.
@@ -24,14 +25,24 @@ pub struct Attempt {
 }
 
 /// Runs `session` again and again. Returns `Ok` once stopped, or the fatal
-/// error.
-pub async fn run<F, Fut>(mut session: F, stop: &CancellationToken, ui: &Ui) -> anyhow::Result<()>
+/// error. The first connection must work: when it cannot be made at all (a
+/// mistyped `--relay`, nothing listening, something that is not a relay)
+/// the loop ends at once with exit 1 naming `relay`, rather than retrying
+/// forever as if the relay were only restarting. Once a session was ready,
+/// every failure is retried.
+pub async fn run<F, Fut>(
+    mut session: F,
+    relay: &str,
+    stop: &CancellationToken,
+    ui: &Ui,
+) -> anyhow::Result<()>
 where
     F: FnMut(Attempt) -> Fut,
     Fut: Future<Output = SessionEnd>,
 {
     let mut backoff = Backoff::new();
     let mut attempt = Attempt::default();
+    let mut ever_ready = false;
     loop {
         let (reason, up_for, restarting) = match session(attempt).await {
             SessionEnd::Stopped => return Ok(()),
@@ -42,6 +53,19 @@ where
                 restarting,
             } => (reason, up_for, restarting),
         };
+        ever_ready |= up_for.is_some();
+        if !ever_ready && !stop.is_cancelled() {
+            ui.stop_spin();
+            return Err(Fatal {
+                code: ExitCode::Failure,
+                message: format!("cannot reach the relay at {relay}: {reason}"),
+                next_step: Some(
+                    "check --relay (or LOBSTER_RELAY_URL, or `lobster-relay login`) and that the relay is running; once connected, listen reconnects by itself"
+                        .into(),
+                ),
+            }
+            .into());
+        }
         if stop.is_cancelled() {
             return Ok(());
         }
@@ -117,6 +141,7 @@ mod tests {
                     end
                 }
             },
+            "http://relay.test",
             &stop,
             &Ui::silent(),
         )
@@ -134,35 +159,60 @@ mod tests {
             .collect()
     }
 
+    /// Once connected, each failure is retried with a growing delay; a
+    /// stable connection resets the backoff.
     #[tokio::test(start_paused = true)]
     async fn retries_back_off_within_bounds_and_reset_after_a_stable_connection() {
-        let mut script: Vec<SessionEnd> = (0..8).map(|_| SessionEnd::failed("refused")).collect();
-        let mut ups = vec![Duration::ZERO; 8];
-        script.push(SessionEnd::Dropped {
+        let lost = |up_for| SessionEnd::Dropped {
             reason: "lost".into(),
-            up_for: Some(STABLE),
+            up_for: Some(up_for),
             restarting: false,
-        });
+        };
+        let mut script = vec![lost(Duration::from_millis(10))];
+        let mut ups = vec![Duration::from_millis(10)];
+        script.extend((0..8).map(|_| SessionEnd::failed("refused")));
+        ups.extend([Duration::ZERO; 8]);
+        script.push(lost(STABLE));
         ups.push(STABLE);
         script.push(SessionEnd::failed("refused"));
         ups.push(Duration::ZERO);
         let (result, starts, flags) = replay(script).await;
         result.unwrap();
         let gaps = gaps(&starts, &ups);
-        assert_eq!(gaps.len(), 10);
+        assert_eq!(gaps.len(), 11);
         assert!(gaps[0] <= FIRST, "first retry within 250 ms: {gaps:?}");
         assert!(
             gaps.iter().all(|gap| *gap <= CAP),
             "never above 10 s: {gaps:?}"
         );
+        assert!(gaps[8] > FIRST, "the backoff grew: {gaps:?}");
         assert!(
-            gaps[8] <= FIRST,
+            gaps[9] <= FIRST,
             "reset after a stable connection: {gaps:?}"
         );
         assert!(
-            !flags[8] && flags[9],
+            !flags[0] && flags[1],
             "reconnect flag once ready: {flags:?}"
         );
+    }
+
+    /// A relay that cannot be reached at all the first time is a mistake to
+    /// report (exit 1, naming the URL), not a reason to retry forever.
+    #[tokio::test(start_paused = true)]
+    async fn a_first_connection_that_fails_ends_the_loop_naming_the_relay() {
+        let (result, starts, _) = replay(vec![
+            SessionEnd::failed("HTTP version must be 1.1"),
+            SessionEnd::Stopped,
+        ])
+        .await;
+        let err = result.unwrap_err();
+        let fatal = err.downcast_ref::<Fatal>().expect("a Fatal");
+        assert_eq!(fatal.code, ExitCode::Failure);
+        assert_eq!(
+            fatal.message,
+            "cannot reach the relay at http://relay.test: HTTP version must be 1.1"
+        );
+        assert_eq!(starts.len(), 1, "no retry");
     }
 
     /// After a 1012 close every listener retries within half a second, so
@@ -194,7 +244,11 @@ mod tests {
     async fn fatal_errors_end_the_loop() {
         let fatal = Fatal::auth("revoked", "ask for a new key");
         let (result, starts, _) = replay(vec![
-            SessionEnd::failed("x"),
+            SessionEnd::Dropped {
+                reason: "lost".into(),
+                up_for: Some(Duration::from_millis(10)),
+                restarting: false,
+            },
             SessionEnd::Fatal(fatal.into()),
         ])
         .await;
@@ -215,6 +269,7 @@ mod tests {
                     SessionEnd::failed("refused")
                 }
             },
+            "http://relay.test",
             &stop,
             &Ui::silent(),
         )
