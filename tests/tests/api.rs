@@ -163,3 +163,64 @@ async fn revoking_an_agent_ends_its_listener_with_exit_3_and_kills_the_key() -> 
     assert_eq!(again.wait_exit(WAIT).await?.code(), Some(3));
     Ok(())
 }
+
+/// `POST /api/v1/agent/test-event` is stored like a webhook, so it costs
+/// like one: signed as the agent's senders sign (an app that verifies
+/// signatures accepts it), rate limited per agent, and capped in size with
+/// a JSON 413.
+#[tokio::test]
+async fn test_events_are_signed_rate_limited_and_capped() -> anyhow::Result<()> {
+    use lobster_shared::signature::{Scheme, SigningKey, verify};
+
+    let opts = RelayOpts::default().args(["--agent-rate-limit", "2/m"]);
+    let (relay, agent) = relay_with_agent(opts, "tester").await?;
+    let sink = lobster_e2e::Sink::start().await?;
+    let _listener =
+        Listener::ready(&relay.url(), &agent.api_key, &["--forward", &sink.url("/")]).await?;
+    let test_event = |data: Value| {
+        relay.request(
+            Method::POST,
+            "/api/v1/agent/test-event",
+            Some(&agent.api_key),
+            Some(json!({"event_type": "test.signed", "data": data})),
+        )
+    };
+    let created = test_event(json!({"n": 1})).await?;
+    assert_eq!(created.status, 202, "{}", created.text);
+
+    let forwarded = sink.wait_for(1, WAIT).await?;
+    let request = &forwarded[0];
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        let value = request
+            .header(name)
+            .unwrap_or_else(|| panic!("the test event carries {name}"));
+        headers.insert(name, value.parse()?);
+    }
+    let key = SigningKey::parse_for(Scheme::StandardWebhooks, &lobster_e2e::webhook_secret())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    verify(
+        Scheme::StandardWebhooks,
+        &[key],
+        &headers,
+        &request.body,
+        now,
+    )
+    .expect("the app can verify a test event with the workspace secret");
+
+    // Over 64 KiB: a JSON 413, nothing stored (the burst allows more).
+    let big = test_event(json!({"blob": "x".repeat(100 * 1024)})).await?;
+    assert_eq!(big.assert_error(413), "payload_too_large");
+    let huge = test_event(json!({"blob": "x".repeat(3 * 1024 * 1024)})).await?;
+    assert_eq!(huge.assert_error(413), "payload_too_large");
+
+    // The agent's rate limit (2/m, burst 4) covers test events too.
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        statuses.push(test_event(json!({"n": n})).await?.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    Ok(())
+}

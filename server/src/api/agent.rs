@@ -7,6 +7,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use lobster_shared::ids;
+use lobster_shared::signature::{
+    Scheme, SigningKey, header, sign_github, sign_standard, sign_stripe,
+};
 use lobster_shared::wire::EventFrame;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -195,7 +198,16 @@ pub async fn test_event(
     AuthedAgent(agent): AuthedAgent,
     body: Result<Json<TestEvent>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    // A test event is stored like a webhook, so it costs like one: the
+    // agent's ingest rate limit applies, and its size is capped.
+    state.limits.check(&agent.agent_id)?;
+    let Json(request) = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            test_event_too_large()
+        } else {
+            ApiError::bad_request("invalid_json", e.body_text())
+        }
+    })?;
     let event_type = request
         .event_type
         .filter(|t| !t.trim().is_empty())
@@ -208,19 +220,77 @@ pub async fn test_event(
     }
     let id = ids::event_id();
     let payload = json!({"type": event_type, "id": id, "data": request.data, "test": true});
+    let body = Bytes::from(serde_json::to_vec(&payload).expect("json values serialize"));
+    if body.len() > TEST_EVENT_MAX_BODY.min(state.config.max_body) {
+        return Err(test_event_too_large());
+    }
+    let received_at = now_ms();
+    let mut headers = vec![
+        ("content-type".into(), "application/json".into()),
+        ("user-agent".into(), "lobster-relay-test-event".into()),
+    ];
+    // Signed as the agent's senders sign, so an app that verifies
+    // signatures accepts a test event like a real one.
+    if let Some(verifier) = state.workspaces.verifier(&agent.workspace).await?
+        && let Some(key) = verifier.keys.first()
+    {
+        headers.extend(signature_headers(
+            verifier.scheme,
+            key,
+            &id,
+            received_at / 1000,
+            &body,
+        ));
+    }
     let event = NewEvent {
         id: id.clone(),
         agent_id: agent.agent_id.clone(),
         event_type,
-        received_at: now_ms(),
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("user-agent".into(), "lobster-relay-test-event".into()),
-        ],
-        body: Bytes::from(serde_json::to_vec(&payload).expect("json values serialize")),
+        received_at,
+        headers,
+        body,
         dedup_key: None,
     };
     state.store.insert_event(event).await?;
     state.bus.wake(&agent.agent_id);
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+}
+
+/// The largest test event body: enough for any sample payload, small enough
+/// that a key cannot fill the disk with them.
+const TEST_EVENT_MAX_BODY: usize = 64 * 1024;
+
+fn test_event_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "a test event's body is limited to 64 KiB; send a smaller data object",
+    )
+}
+
+/// The headers a sender of `scheme` signs `body` with.
+fn signature_headers(
+    scheme: Scheme,
+    key: &SigningKey,
+    id: &str,
+    unix: i64,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let pair = |name: &str, value: String| (name.to_owned(), value);
+    match scheme {
+        Scheme::StandardWebhooks => vec![
+            pair(header::WEBHOOK_ID, id.to_owned()),
+            pair(header::WEBHOOK_TIMESTAMP, unix.to_string()),
+            pair(
+                header::WEBHOOK_SIGNATURE,
+                sign_standard(key, id, unix, body),
+            ),
+        ],
+        Scheme::Github => vec![
+            pair(header::GITHUB_DELIVERY, id.to_owned()),
+            pair(header::GITHUB_SIGNATURE, sign_github(key, body)),
+        ],
+        Scheme::Stripe => vec![pair(header::STRIPE_SIGNATURE, sign_stripe(key, unix, body))],
+        Scheme::None => Vec::new(),
+    }
 }
