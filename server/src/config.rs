@@ -128,6 +128,9 @@ pub struct ServerArgs {
     /// Live WebSocket sessions per agent on this relay instance [default: 10].
     #[arg(long, env = "RELAY_MAX_SESSIONS_PER_AGENT", value_name = "N")]
     pub max_sessions_per_agent: Option<u32>,
+    /// Undelivered events an agent may have stored; webhooks beyond get 429 [default: 100000].
+    #[arg(long, env = "RELAY_AGENT_MAX_PENDING", value_name = "N")]
+    pub agent_max_pending: Option<u64>,
     /// Time a client has to send a request's headers, and to finish a TLS handshake [default: 10s].
     #[arg(long, env = "RELAY_HEADER_TIMEOUT", value_name = "DURATION")]
     pub header_timeout: Option<String>,
@@ -208,6 +211,8 @@ struct FileConfig {
     auth_failure_limit: Option<String>,
     #[serde(alias = "max_sessions_per_agent")]
     max_sessions_per_agent: Option<u32>,
+    #[serde(alias = "agent_max_pending")]
+    agent_max_pending: Option<u64>,
     #[serde(alias = "header_timeout")]
     header_timeout: Option<String>,
     #[serde(alias = "request_timeout")]
@@ -277,6 +282,8 @@ pub struct Config {
     /// Failed authentications/signatures per client IP.
     pub auth_failure_limit: Rate,
     pub max_sessions_per_agent: u32,
+    /// Undelivered events one agent may have stored before ingest says 429.
+    pub agent_max_pending: u64,
     /// Headers (and the TLS handshake) must arrive within this.
     pub header_timeout: Duration,
     /// Non-WebSocket requests must be answered within this.
@@ -368,6 +375,13 @@ impl Config {
                 "--max-sessions-per-agent must be between 1 and 10000, got {max_sessions_per_agent}"
             );
         }
+        let agent_max_pending = a
+            .agent_max_pending
+            .or(f.agent_max_pending)
+            .unwrap_or(100_000);
+        if !(1..=1_000_000_000).contains(&agent_max_pending) {
+            bail!("--agent-max-pending must be between 1 and 1000000000, got {agent_max_pending}");
+        }
         let header_timeout = positive(
             "header-timeout",
             a.header_timeout.or(f.header_timeout),
@@ -453,6 +467,7 @@ impl Config {
             trusted_proxies,
             auth_failure_limit,
             max_sessions_per_agent,
+            agent_max_pending,
             header_timeout,
             request_timeout,
         })

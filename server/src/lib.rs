@@ -127,6 +127,7 @@ pub async fn run(
             api::Limits::new(config.agent_rate_limit, config.global_rate_limit)
                 .with_failure_limit(config.auth_failure_limit, config.trusted_proxies.clone()),
         ),
+        backlog: Arc::new(api::backlog::BacklogCap::new(config.agent_max_pending)),
         config: Arc::new(config),
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
@@ -205,6 +206,7 @@ async fn sweep(state: AppState) {
             _ = every.tick() => {}
         }
         state.limits.trim();
+        state.backlog.trim();
         match state.store.sweep(state.config.retention).await {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "retention sweep"),

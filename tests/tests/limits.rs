@@ -330,3 +330,53 @@ async fn an_api_key_in_the_query_string_is_refused() -> anyhow::Result<()> {
     assert_eq!(answer.status, 200, "{}", answer.text);
     Ok(())
 }
+
+/// An agent that never drains its queue cannot fill the disk for everyone:
+/// past `--agent-max-pending` its webhooks get `429 agent_queue_full`
+/// (nothing stored), and once a listener drains the queue they are
+/// accepted again. The count is cached for a second, so the cap may be
+/// overshot by what arrives in that second.
+#[tokio::test]
+async fn an_agent_over_its_pending_cap_gets_429_until_its_queue_drains() -> anyhow::Result<()> {
+    let opts = RelayOpts::default().args(["--agent-max-pending", "5"]);
+    let (relay, agent) = relay_with_agent(opts, "capped").await?;
+    let sender = Sender::default();
+    let started = std::time::Instant::now();
+    let mut accepted = 0;
+    let refusal = loop {
+        anyhow::ensure!(started.elapsed() < WAIT, "no 429 after {accepted} webhooks");
+        let body = format!(r#"{{"type":"fill","n":{accepted}}}"#);
+        let answer = sender
+            .post(&agent.webhook_url, body.as_bytes(), &[])
+            .await?;
+        if answer.status == 429 {
+            break answer;
+        }
+        accepted_id(&answer);
+        accepted += 1;
+    };
+    assert_eq!(
+        refusal.json["error"]["code"], "agent_queue_full",
+        "{}",
+        refusal.text
+    );
+    assert!(refusal.text.contains("limit is 5"), "{}", refusal.text);
+    assert!(accepted >= 5, "{accepted}");
+    let me = relay.agent_get(&agent.api_key, "/api/v1/agent/me").await?;
+    assert_eq!(
+        me.json["pending_events"], accepted,
+        "the refused one was not stored"
+    );
+
+    let _listener =
+        lobster_e2e::Listener::ready(&relay.url(), &agent.api_key, &["--print"]).await?;
+    lobster_e2e::eventually("the queue to drain and ingest to resume", WAIT, || async {
+        let answer = sender
+            .post(&agent.webhook_url, br#"{"type":"after.drain"}"#, &[])
+            .await?;
+        anyhow::ensure!(answer.status == 202, "{}", answer.text);
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}

@@ -201,6 +201,7 @@ pub async fn test_event(
     // A test event is stored like a webhook, so it costs like one: the
     // agent's ingest rate limit applies, and its size is capped.
     state.limits.check(&agent.agent_id)?;
+    state.backlog.check(&state.store, &agent.agent_id).await?;
     let Json(request) = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             test_event_too_large()

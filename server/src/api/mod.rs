@@ -3,6 +3,7 @@
 mod admin;
 mod agent;
 mod auth;
+pub mod backlog;
 mod error;
 mod limits;
 mod webhook;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub admin_token: Secret,
     pub limits: Arc<Limits>,
+    /// `--agent-max-pending`: stored, undelivered events per agent.
+    pub backlog: Arc<backlog::BacklogCap>,
     /// Workspace verifiers, cached; `default` from the configuration.
     pub workspaces: Arc<workspaces::Workspaces>,
     /// Cancelled when the relay drains; sessions close with 1012.

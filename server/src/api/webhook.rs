@@ -37,6 +37,7 @@ pub async fn ingest(
             )
         })?;
     state.limits.check(&agent.agent_id)?;
+    state.backlog.check(&state.store, &agent.agent_id).await?;
     let body = read_body(&headers, body, state.config.max_body).await?;
     let verifier = state
         .workspaces
