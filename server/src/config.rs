@@ -122,7 +122,7 @@ pub struct ServerArgs {
     /// Trust X-Forwarded-For only from these proxies, e.g. 10.0.0.0/8,::1 [default: none].
     #[arg(long, env = "RELAY_TRUSTED_PROXIES", value_name = "CIDR,...")]
     pub trusted_proxies: Option<String>,
-    /// Failed authentications and signatures per client IP before 429, e.g. 10/m (burst twice that).
+    /// Failed agent-key and admin-token attempts per client IP before 429, e.g. 10/m (burst twice that).
     #[arg(long, env = "RELAY_AUTH_FAILURE_LIMIT", value_name = "RATE")]
     pub auth_failure_limit: Option<String>,
     /// Live WebSocket sessions per agent on this relay instance [default: 10].
