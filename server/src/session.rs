@@ -42,6 +42,8 @@ const MAX_AGENT_FRAME: usize = 64 * 1024;
 const READ_BUFFER: usize = 1024;
 /// How long to wait before asking a failing store again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How long the echo of an agent's Close frame may take to send.
+const CLOSE_ECHO_WAIT: Duration = Duration::from_secs(1);
 /// Most acks stored in one write.
 const ACK_BATCH: usize = 256;
 /// Most queued agent frames handled before the loop looks at its other work.
@@ -108,6 +110,8 @@ pub fn parse_patterns(text: &str) -> Result<Vec<String>, ApiError> {
 enum Inbound {
     Message(AgentMessage),
     Violation(String),
+    /// The agent sent a Close frame: answer it (RFC 6455 5.5.1).
+    Closed,
     Gone(String),
 }
 
@@ -135,6 +139,8 @@ enum Ending {
     Revoked,
     Shutdown,
     Violation(String),
+    /// The agent closed: its Close frame is echoed before the socket goes.
+    ClosedByAgent,
     Gone(String),
 }
 
@@ -217,6 +223,7 @@ impl Session {
                                 }
                             }
                             Some(Inbound::Violation(reason)) => return Ending::Violation(reason),
+                            Some(Inbound::Closed) => return Ending::ClosedByAgent,
                             Some(Inbound::Gone(reason)) => return Ending::Gone(reason),
                             None => {}
                         }
@@ -371,7 +378,7 @@ impl Session {
                 "protocol_violation",
                 "protocol violation",
             )),
-            Ending::Gone(_) => None,
+            Ending::Gone(_) | Ending::ClosedByAgent => None,
         };
         if let Some((code, error_code, reason)) = close {
             if !error_code.is_empty() {
@@ -392,10 +399,17 @@ impl Session {
                 })))
                 .await;
         }
+        if matches!(ending, Ending::ClosedByAgent) {
+            // The socket queued the echo of the agent's Close when it read
+            // it; closing the sink sends it, so the agent sees its own code
+            // (1000) rather than an abnormal 1006.
+            let _ = tokio::time::timeout(CLOSE_ECHO_WAIT, sink.close()).await;
+        }
         match &ending {
             Ending::Violation(detail) | Ending::Gone(detail) => {
                 tracing::info!(reason = ?detail, "session closed")
             }
+            Ending::ClosedByAgent => tracing::info!("session closed by the agent"),
             Ending::Revoked => tracing::info!("session closed: agent revoked"),
             Ending::Shutdown => tracing::info!("session closed: relay shutting down"),
         }
@@ -457,7 +471,7 @@ impl Inbound {
             Some(Ok(Message::Binary(_))) => {
                 Inbound::Violation("binary frames are not part of protocol v1".into())
             }
-            Some(Ok(Message::Close(_))) => Inbound::Gone("agent closed the connection".into()),
+            Some(Ok(Message::Close(_))) => Inbound::Closed,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return None,
         })
     }

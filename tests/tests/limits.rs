@@ -380,3 +380,33 @@ async fn an_agent_over_its_pending_cap_gets_429_until_its_queue_drains() -> anyh
     .await?;
     Ok(())
 }
+
+/// An agent that closes politely gets the relay's Close back (RFC 6455
+/// 5.5.1), so it sees its own code, not an abnormal 1006.
+#[tokio::test]
+async fn the_relay_answers_an_agents_close_frame() -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "polite").await?;
+    let mut ws = session(&relay, &agent).await?;
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await?;
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return Ok(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => return Err(anyhow::anyhow!("no Close frame back: {err}")),
+                None => return Err(anyhow::anyhow!("closed without a Close frame")),
+            }
+        }
+    })
+    .await??;
+    let code = answer.map(|frame| frame.code);
+    assert_eq!(code, Some(CloseCode::Normal));
+    Ok(())
+}
