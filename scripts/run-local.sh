@@ -5,6 +5,7 @@
 #
 #   scripts/run-local.sh                      # print events as JSON lines
 #   scripts/run-local.sh localhost:3000/hooks # forward them to a local app
+#   scripts/run-local.sh --relay-only         # no listener: for an SDK or your own
 #   RELAY_PORT=8081 scripts/run-local.sh      # another port (default 8080)
 #
 # State lives in .lobster-local/ (database, secret, agent key), readable only
@@ -12,6 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 umask 077
+relay_only=false
+if [ "${1:-}" = "--relay-only" ]; then
+  relay_only=true
+  shift
+fi
 state="$PWD/.lobster-local"
 mkdir -p "$state"
 port="${RELAY_PORT:-8080}"
@@ -62,7 +68,12 @@ In another terminal:
 
 MSG
 
-if [ $# -gt 0 ]; then
+if $relay_only; then
+  webhook_url=$(sed -n 's/.*"webhook_url": *"\([^"]*\)".*/\1/p' "$state/agent.json")
+  echo "Relay only (no listener). Agent key: $state/api_key; webhook URL: $webhook_url" >&2
+  echo "e.g. POWERLOBSTER_API_KEY=\$(cat $state/api_key) node examples/basic-nodejs/index.mjs. Ctrl-C stops the relay." >&2
+  wait "$relay_pid"
+elif [ $# -gt 0 ]; then
   "$bin" listen --forward "$1"
 else
   "$bin" listen --print

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests of every crate, and the end-to-end
 # tests in tests/ (the real lobster-relay binary on loopback) on SQLite and
-# again on PostgreSQL, plus the multi-instance tests (PostgreSQL + Redis).
+# again on PostgreSQL, plus the multi-instance tests (PostgreSQL + Redis),
+# then the Node.js and Python SDK suites against the same binary
+# (sdk/node/test.sh, sdk/python/test.sh; they need node >= 18 with npm, and
+# python3 >= 3.9 with venv). LOBSTER_SKIP_SDKS=1 skips those two.
 #
 # Needs PostgreSQL and Redis server binaries (Debian: postgresql,
 # redis-server). A private PostgreSQL cluster is started for the run unless
@@ -22,3 +25,9 @@ echo "== all crates; end-to-end on SQLite" >&2
 cargo test --locked --workspace --no-fail-fast "$@"
 echo "== end-to-end again on PostgreSQL" >&2
 LOBSTER_E2E_BACKEND=postgres cargo test --locked -p lobster-e2e --no-fail-fast "$@"
+if [ -z "${LOBSTER_SKIP_SDKS:-}" ]; then
+  echo "== Node.js SDK (sdk/node/test.sh)" >&2
+  sdk/node/test.sh
+  echo "== Python SDK (sdk/python/test.sh)" >&2
+  sdk/python/test.sh
+fi

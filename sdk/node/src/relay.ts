@@ -1,0 +1,985 @@
+/**
+ * The WebSocket client: connects to the relay as an agent, hands each event
+ * to the `webhook` listeners, acks when they have all finished, and keeps
+ * the connection up (heartbeats, reconnects with backoff).
+ *
+ * Wire protocol: interface section 6, docs/api-reference.md.
+ */
+import { EventEmitter } from 'node:events';
+import type { Agent, IncomingMessage } from 'node:http';
+
+import WebSocket from 'ws';
+import type { ClientOptions, RawData } from 'ws';
+
+import {
+  AuthenticationError,
+  ClosedError,
+  ConfigurationError,
+  ConnectionError,
+  HandlerError,
+  RelayError,
+  TimeoutError,
+} from './errors.js';
+import { WebhookEvent } from './event.js';
+import type { EventFrame } from './event.js';
+import { Backoff, DEFAULT_RELAY_URL, HandledIds, connectUrl, matchesAny, parsePatterns } from './internal.js';
+import { VERSION } from './version.js';
+
+/** Where the SDK writes what it does. Any method may be left out. */
+export interface Logger {
+  debug?(message: string, ...rest: unknown[]): void;
+  info?(message: string, ...rest: unknown[]): void;
+  warn?(message: string, ...rest: unknown[]): void;
+  error?(message: string, ...rest: unknown[]): void;
+}
+
+/** Reconnection delays (the defaults are the CLI's `listen`). */
+export interface ReconnectOptions {
+  /** Ceiling of the first retry's delay; default 250 ms (the delay is random below it). */
+  initialDelayMs?: number;
+  /** Ceiling of every delay; default 10 000 ms. */
+  maxDelayMs?: number;
+  /** A connection that stayed up this long resets the backoff; default 10 000 ms. */
+  stableAfterMs?: number;
+}
+
+export interface WebhookRelayOptions {
+  /**
+   * Base URL of the relay: `https://`, `http://`, `wss://` or `ws://`; a path
+   * prefix is kept. Default: `LOBSTER_RELAY_URL`, else the hosted relay
+   * `https://relay.powerlobster.com`.
+   */
+  relayUrl?: string;
+  /** The agent's API key (`lrk_...`). Default: `LOBSTER_RELAY_API_KEY`. */
+  apiKey?: string;
+  /** Only receive these event types: glob patterns, e.g. `['message.*', 'ping']` or `'message.*,ping'`. */
+  events?: string | readonly string[];
+  /** Most handlers running at once; default 10. 1 handles events strictly one after another, in order. */
+  maxConcurrency?: number;
+  /** `false` to never reconnect; or the backoff limits. Default: reconnect. */
+  reconnect?: boolean | ReconnectOptions;
+  /**
+   * Where to log. Default: warnings and errors to `console.error`. Pass
+   * `console` for everything, or `null`/`false` for nothing.
+   */
+  logger?: Logger | null | false;
+  /**
+   * How long `connect()` keeps trying a relay it cannot reach (refused
+   * connection, 5xx, 429) before it rejects; default 30 000 ms.
+   */
+  connectTimeoutMs?: number;
+  /** Interval of the SDK's own WebSocket pings; default 20 000 ms. */
+  heartbeatIntervalMs?: number;
+  /** Drop (and reconnect) a connection that was silent this long; default 60 000 ms. */
+  idleTimeoutMs?: number;
+  /** How long a handled event id is remembered to skip redeliveries; default 600 000 ms (10 minutes). */
+  dedupeTtlMs?: number;
+  /** How many handled ids are remembered at most; default 10 000. */
+  dedupeMaxSize?: number;
+  /** Extra options for the `ws` client (e.g. `agent` for a proxy, `ca` for a private CA). */
+  webSocketOptions?: WebSocketOptions;
+}
+
+/**
+ * Options handed to the `ws` client as they are (see the `ws` documentation:
+ * TLS options such as `ca`, `agent`, `headers`, ...). Typed loosely so that
+ * the declarations need no `@types/ws`.
+ */
+export interface WebSocketOptions {
+  /** An HTTP(S) agent, e.g. a proxy agent. */
+  agent?: Agent;
+  /** Extra request headers (Authorization and User-Agent are the SDK's). */
+  headers?: Record<string, string>;
+  [option: string]: unknown;
+}
+
+/** The `connected` event's argument, and what `connect()` resolves with. */
+export interface ConnectedInfo {
+  /** The agent's webhook URL: give it to the webhook sender. */
+  webhookUrl: string;
+  agentId: string;
+  relayId: string;
+  /** This session's id (a new one on every reconnect). */
+  sessionId: string;
+  /** Most unacked events the relay sends this session at once. */
+  maxInFlight: number;
+  /** Time the relay gives a handler before it redelivers the event elsewhere. */
+  ackTimeoutMs: number;
+  /** Protocol version (1). */
+  protocol: number;
+}
+
+/** The `disconnected` event's argument. */
+export interface DisconnectedInfo {
+  /** WebSocket close code (1006 when the connection was lost without one). */
+  code: number;
+  /** Why, in words. */
+  reason: string;
+  /** False when the SDK stops here (`close()`, a revoked or refused key, `reconnect: false`). */
+  willReconnect: boolean;
+  /** The error behind the disconnect, if it was not a `close()`. */
+  error?: RelayError;
+}
+
+/** The `reconnecting` event's argument. */
+export interface ReconnectingInfo {
+  /** 1 for the first retry since the connection was last ready. */
+  attempt: number;
+  /** Wait before this try. */
+  delayMs: number;
+  /** Why the previous try or connection failed. */
+  error?: RelayError;
+}
+
+export interface WaitOptions {
+  /** Only resolve with these event types (glob patterns). Default: any event. */
+  events?: string | readonly string[];
+  /** Reject with a `TimeoutError` after this long. Default: wait forever. */
+  timeoutMs?: number;
+  /** Abort the wait. */
+  signal?: AbortSignal;
+}
+
+export interface CloseOptions {
+  /** Stop waiting for handlers in flight after this long (their events are redelivered). Default: wait for them. */
+  timeoutMs?: number;
+}
+
+/** The client's state, as `relay.state` reports it. */
+export type RelayState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closing' | 'closed';
+
+/** Listener signatures of the events a `WebhookRelay` emits. */
+export interface WebhookRelayEvents {
+  connected: (info: ConnectedInfo) => void;
+  webhook: (event: WebhookEvent) => unknown;
+  disconnected: (info: DisconnectedInfo) => void;
+  reconnecting: (info: ReconnectingInfo) => void;
+  error: (error: RelayError) => void;
+}
+
+/** One WebSocket connection attempt and, once `ready` came, its session. */
+interface Connection {
+  ws: WebSocket;
+  ready: boolean;
+  readyAt: number;
+  lastHeard: number;
+  timers: NodeJS.Timeout[];
+  readyTimer?: NodeJS.Timeout;
+  /** Why it failed, when the failure was known before the close (handshake errors). */
+  failure?: RelayError;
+  /** The relay's `error` frame, which explains the close that follows. */
+  errorFrame?: { code: string; message: string };
+  /** Why the SDK dropped it itself. */
+  localReason?: string;
+  /** Resolves when the socket has closed. */
+  closed: Promise<void>;
+  markClosed: () => void;
+}
+
+interface Waiter {
+  patterns?: string[];
+  resolve(event: WebhookEvent): void;
+  reject(error: Error): void;
+}
+
+interface PendingConnect {
+  promise: Promise<ConnectedInfo>;
+  resolve(info: ConnectedInfo): void;
+  reject(error: Error): void;
+  timer?: NodeJS.Timeout;
+  lastError?: RelayError;
+}
+
+const DEFAULTS = {
+  maxConcurrency: 10,
+  connectTimeoutMs: 30_000,
+  heartbeatIntervalMs: 20_000,
+  idleTimeoutMs: 60_000,
+  dedupeTtlMs: 10 * 60_000,
+  dedupeMaxSize: 10_000,
+  reconnect: { initialDelayMs: 250, maxDelayMs: 10_000, stableAfterMs: 10_000 },
+};
+/** Time the TCP connect, TLS and upgrade together may take, and then the `ready` frame. */
+const HANDSHAKE_TIMEOUT_MS = 15_000;
+/** Largest frame accepted (a 1 MiB body as base64 fits many times over). */
+const MAX_PAYLOAD = 64 * 1024 * 1024;
+/** Nack reasons are cut to this many characters. */
+const MAX_REASON = 1000;
+/** Longest `Retry-After` honoured, so a bad header cannot park the client. */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+const defaultLogger: Logger = {
+  warn: (message, ...rest) => console.error(`[@powerlobster/webhook] ${message}`, ...rest),
+  error: (message, ...rest) => console.error(`[@powerlobster/webhook] ${message}`, ...rest),
+};
+
+export interface WebhookRelay {
+  on<E extends keyof WebhookRelayEvents>(event: E, listener: WebhookRelayEvents[E]): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once<E extends keyof WebhookRelayEvents>(event: E, listener: WebhookRelayEvents[E]): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  off<E extends keyof WebhookRelayEvents>(event: E, listener: WebhookRelayEvents[E]): this;
+  off(event: string | symbol, listener: (...args: any[]) => void): this;
+  addListener<E extends keyof WebhookRelayEvents>(event: E, listener: WebhookRelayEvents[E]): this;
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  prependListener<E extends keyof WebhookRelayEvents>(event: E, listener: WebhookRelayEvents[E]): this;
+  prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  removeListener<E extends keyof WebhookRelayEvents>(event: E, listener: WebhookRelayEvents[E]): this;
+  removeListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  emit<E extends keyof WebhookRelayEvents>(event: E, ...args: Parameters<WebhookRelayEvents[E]>): boolean;
+  emit(event: string | symbol, ...args: any[]): boolean;
+}
+
+/**
+ * A connection to the relay as one agent.
+ *
+ * ```js
+ * const relay = new WebhookRelay({ relayUrl: 'wss://relay.example.com', apiKey: process.env.POWERLOBSTER_API_KEY });
+ * relay.on('webhook', async (event) => { ... });   // acked when it resolves, nacked when it throws
+ * relay.on('connected', (info) => console.log(info.webhookUrl));
+ * await relay.connect();
+ * ```
+ */
+export class WebhookRelay extends EventEmitter {
+  /** The WebSocket URL the client connects to (events filter included). */
+  readonly url: string;
+  /** The event-type patterns this client subscribes to, if any. */
+  readonly events?: readonly string[];
+  /** Most handlers running at once. */
+  readonly maxConcurrency: number;
+
+  readonly #apiKey: string;
+  readonly #reconnect: boolean;
+  readonly #backoff: Backoff;
+  readonly #log: Logger;
+  readonly #connectTimeoutMs: number;
+  readonly #heartbeatMs: number;
+  readonly #idleMs: number;
+  readonly #wsOptions: WebSocketOptions;
+  readonly #handled: HandledIds;
+
+  #state: RelayState = 'idle';
+  #conn: Connection | null = null;
+  #info: ConnectedInfo | null = null;
+  #pending: PendingConnect | null = null;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+  #retries = 0;
+  #stopping = false;
+  #closing: Promise<void> | null = null;
+  /** Events received and waiting for a handler slot, with the connection they came on. */
+  #queue: Array<{ event: WebhookEvent; conn: Connection }> = [];
+  #running = 0;
+  /** Handler runs in progress by event id: a redelivery waits for the run instead of starting another. */
+  readonly #inflight = new Map<string, Promise<boolean>>();
+  readonly #waiters = new Set<Waiter>();
+  /** `connect()` calls made while reconnecting: settled by the next `ready` or by stopping. */
+  #followers: Array<{ resolve(info: ConnectedInfo): void; reject(error: Error): void }> = [];
+  #idleWaiters: Array<() => void> = [];
+
+  constructor(options: WebhookRelayOptions = {}) {
+    super();
+    if (options === null || typeof options !== 'object') {
+      throw new ConfigurationError('new WebhookRelay(options): options must be an object', 'invalid_options');
+    }
+    const relayUrl = options.relayUrl ?? process.env.LOBSTER_RELAY_URL ?? DEFAULT_RELAY_URL;
+    if (typeof relayUrl !== 'string' || relayUrl.trim() === '') {
+      throw new ConfigurationError('relayUrl must be a non-empty string, e.g. https://relay.example.com', 'invalid_relay_url');
+    }
+    this.events = parsePatterns(options.events);
+    this.url = connectUrl(relayUrl.trim(), this.events);
+
+    if (options.apiKey !== undefined && options.apiKey !== null && typeof options.apiKey !== 'string') {
+      throw new ConfigurationError('apiKey must be a string', 'invalid_api_key');
+    }
+    // An empty apiKey (e.g. an unset variable) falls back to the environment too.
+    const apiKey = (options.apiKey || process.env.LOBSTER_RELAY_API_KEY || '').trim();
+    if (!apiKey) {
+      throw new ConfigurationError(
+        'no API key: pass { apiKey } to new WebhookRelay() or set LOBSTER_RELAY_API_KEY (create one with `lobster-relay admin create-agent NAME`)',
+        'missing_api_key',
+      );
+    }
+    if (/[\s\x00-\x1f\x7f]/.test(apiKey)) {
+      throw new ConfigurationError('the API key holds spaces or control characters; check for stray quotes or line breaks', 'invalid_api_key');
+    }
+    this.#apiKey = apiKey;
+
+    this.maxConcurrency = options.maxConcurrency ?? DEFAULTS.maxConcurrency;
+    if (!Number.isInteger(this.maxConcurrency) || this.maxConcurrency < 1) {
+      throw new ConfigurationError(
+        `maxConcurrency must be a whole number of at least 1 (got ${String(options.maxConcurrency)})`,
+        'invalid_max_concurrency',
+      );
+    }
+
+    const reconnect = options.reconnect ?? true;
+    if (typeof reconnect !== 'boolean' && (reconnect === null || typeof reconnect !== 'object')) {
+      throw new ConfigurationError('reconnect must be true, false or { initialDelayMs, maxDelayMs, stableAfterMs }', 'invalid_reconnect');
+    }
+    const limits = { ...DEFAULTS.reconnect, ...(typeof reconnect === 'object' ? reconnect : {}) };
+    positive(limits.initialDelayMs, 'reconnect.initialDelayMs');
+    positive(limits.maxDelayMs, 'reconnect.maxDelayMs');
+    positive(limits.stableAfterMs, 'reconnect.stableAfterMs', true);
+    this.#reconnect = reconnect !== false;
+    this.#backoff = new Backoff(limits);
+
+    this.#connectTimeoutMs = positive(options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs, 'connectTimeoutMs');
+    this.#heartbeatMs = positive(options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs, 'heartbeatIntervalMs');
+    this.#idleMs = positive(options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs, 'idleTimeoutMs');
+    this.#handled = new HandledIds(
+      positive(options.dedupeTtlMs ?? DEFAULTS.dedupeTtlMs, 'dedupeTtlMs', true),
+      positive(options.dedupeMaxSize ?? DEFAULTS.dedupeMaxSize, 'dedupeMaxSize', true),
+    );
+    this.#log = options.logger === null || options.logger === false ? {} : (options.logger ?? defaultLogger);
+    this.#wsOptions = options.webSocketOptions ?? {};
+  }
+
+  /** `idle` → `connecting` → `connected` (⇄ `reconnecting`) → `closing` → `closed`. */
+  get state(): RelayState {
+    return this.#state;
+  }
+
+  /** The current session, while connected; `null` otherwise. */
+  get session(): ConnectedInfo | null {
+    return this.#state === 'connected' ? this.#info : null;
+  }
+
+  /**
+   * Connects and resolves once the relay sent `ready` (the same info as the
+   * `connected` event); the client then stays connected, reconnecting by
+   * itself, until `close()`.
+   *
+   * Rejects with an `AuthenticationError` at once, without retrying, when
+   * the relay refuses the key (HTTP 401/403, close 4001/4003). A relay that
+   * cannot be reached (refused connection, 5xx, 429) is retried with
+   * backoff, emitting `reconnecting`, for up to `connectTimeoutMs`; then (or
+   * at once with `reconnect: false`, or for answers a retry cannot change,
+   * such as HTTP 404 or 400) it rejects with a `ConnectionError`.
+   */
+  connect(): Promise<ConnectedInfo> {
+    if (this.#closing) return Promise.reject(new ClosedError('close() is in progress; await it before connecting again'));
+    if (this.#state === 'connected' && this.#info) return Promise.resolve(this.#info);
+    if (this.#pending) return this.#pending.promise;
+    if (this.#state === 'reconnecting') {
+      // Already reconnecting after a drop: resolve with the next `ready`.
+      return new Promise((resolve, reject) => this.#followers.push({ resolve, reject }));
+    }
+    let resolve!: (info: ConnectedInfo) => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<ConnectedInfo>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const pending: PendingConnect = { promise, resolve, reject };
+    pending.timer = setTimeout(() => {
+      if (this.#pending !== pending) return;
+      const last = pending.lastError;
+      this.#failPending(
+        new ConnectionError(
+          `could not connect to the relay at ${this.url} within ${this.#connectTimeoutMs} ms` +
+            (last ? `: ${last.message}` : ''),
+          last?.code ?? 'connect_timeout',
+          { cause: last, retryable: true },
+        ),
+      );
+    }, this.#connectTimeoutMs);
+    this.#pending = pending;
+    this.#stopping = false;
+    this.#retries = 0;
+    this.#backoff.reset();
+    this.#open();
+    return promise;
+  }
+
+  /**
+   * Resolves with the next event (matching `events`, if given) once the
+   * `webhook` listeners have handled it and it was acked. Connects first if
+   * `connect()` was not called. Rejects with a `TimeoutError` after
+   * `timeoutMs`. Without `webhook` listeners, events that no `wait()` wants
+   * are nacked (the relay retries them), never acked unseen.
+   */
+  wait(options: WaitOptions = {}): Promise<WebhookEvent> {
+    let patterns: string[] | undefined;
+    try {
+      patterns = parsePatterns(options.events, 'wait({ events })');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const timeoutMs = options.timeoutMs;
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) {
+      return Promise.reject(new ConfigurationError('wait({ timeoutMs }) must be a number of milliseconds >= 0', 'invalid_timeout'));
+    }
+    return new Promise<WebhookEvent>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => done(new RelayError('wait() was aborted', 'aborted', { cause: options.signal?.reason }));
+      const done = (error: Error | null, event?: WebhookEvent) => {
+        if (!this.#waiters.delete(waiter)) return;
+        if (timer) clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve(event!);
+      };
+      const waiter: Waiter = {
+        patterns,
+        resolve: (event) => done(null, event),
+        reject: (error) => done(error),
+      };
+      this.#waiters.add(waiter);
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
+        timer = setTimeout(
+          () =>
+            done(new TimeoutError(`no event${patterns ? ` matching ${patterns.join(',')}` : ''} arrived within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }
+      if (this.#state === 'idle' || this.#state === 'closed') this.connect().catch((err) => done(err));
+    });
+  }
+
+  /**
+   * Stops: no new events are started (those received but not started go back
+   * to the relay), handlers in flight finish and are acked, then the
+   * connection closes with code 1000. Pending `wait()` calls reject with a
+   * `ClosedError`. The client may `connect()` again afterwards.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    if (this.#state === 'idle' || this.#state === 'closed') {
+      this.#state = 'closed';
+      this.#rejectWaiters(new ClosedError());
+      return Promise.resolve();
+    }
+    this.#stopping = true;
+    this.#state = 'closing';
+    this.#clearReconnect();
+    if (this.#pending) this.#failPending(new ClosedError('close() was called before the relay was ready'), false);
+    this.#queue = [];
+    this.#closing = (async () => {
+      await this.#whenIdle(options.timeoutMs);
+      const conn = this.#conn;
+      if (conn) {
+        if (conn.ws.readyState === WebSocket.OPEN) conn.ws.close(1000, 'client closing');
+        else conn.ws.terminate();
+        const forced = setTimeout(() => conn.ws.terminate(), 5_000);
+        await conn.closed;
+        clearTimeout(forced);
+      }
+      this.#rejectWaiters(new ClosedError());
+      this.#state = 'closed';
+      this.#stopping = false;
+      this.#closing = null;
+    })();
+    return this.#closing;
+  }
+
+  // ---- connection -------------------------------------------------------
+
+  /** Opens one WebSocket and wires its events. */
+  #open(): void {
+    this.#state = this.#pending ? 'connecting' : 'reconnecting';
+    let markClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (markClosed = resolve));
+    const options: ClientOptions = {
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      maxPayload: MAX_PAYLOAD,
+      perMessageDeflate: false,
+      ...(this.#wsOptions as ClientOptions),
+      headers: {
+        ...(this.#wsOptions.headers ?? {}),
+        Authorization: `Bearer ${this.#apiKey}`,
+        'User-Agent': `powerlobster-webhook-node/${VERSION} node/${process.versions.node}`,
+      },
+    };
+    const ws = new WebSocket(this.url, options);
+    const conn: Connection = { ws, ready: false, readyAt: 0, lastHeard: Date.now(), timers: [], closed, markClosed };
+    this.#conn = conn;
+    this.#log.debug?.(`connecting to ${this.url}`);
+
+    ws.on('unexpected-response', (_req, res) => {
+      void this.#onRefused(conn, res);
+    });
+    ws.on('error', (err: Error) => {
+      conn.failure ??= new ConnectionError(`could not reach the relay at ${this.url}: ${err.message}`, 'connection_failed', {
+        cause: err,
+      });
+    });
+    ws.on('open', () => {
+      conn.lastHeard = Date.now();
+      // The relay sends `ready` first; give up on a relay that never does.
+      conn.readyTimer = setTimeout(() => {
+        if (conn.ready) return;
+        conn.localReason = `no ready frame within ${HANDSHAKE_TIMEOUT_MS} ms`;
+        ws.terminate();
+      }, HANDSHAKE_TIMEOUT_MS);
+      conn.timers.push(conn.readyTimer);
+      // Our own pings, and the idle check: a side that hears nothing for
+      // idleTimeoutMs drops the connection.
+      const tick = Math.min(this.#heartbeatMs, Math.max(50, Math.floor(this.#idleMs / 3)));
+      let sinceLastPing = 0;
+      const heartbeat = setInterval(() => {
+        if (Date.now() - conn.lastHeard >= this.#idleMs) {
+          conn.localReason = `no frame, ping or pong from the relay for ${Math.round(this.#idleMs / 1000)} s`;
+          this.#log.warn?.(`${conn.localReason}; dropping the connection`);
+          ws.terminate();
+          return;
+        }
+        sinceLastPing += tick;
+        if (sinceLastPing >= this.#heartbeatMs) {
+          sinceLastPing = 0;
+          try {
+            ws.ping();
+          } catch {
+            /* closing anyway */
+          }
+        }
+      }, tick);
+      heartbeat.unref();
+      conn.timers.push(heartbeat);
+    });
+    const heard = () => {
+      conn.lastHeard = Date.now();
+    };
+    ws.on('ping', heard);
+    ws.on('pong', heard);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      heard();
+      this.#onFrame(conn, data, isBinary);
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      for (const timer of conn.timers) clearTimeout(timer);
+      conn.markClosed();
+      this.#onClose(conn, code, reason.toString('utf8'));
+    });
+  }
+
+  /** The relay answered the upgrade with an HTTP error: read why, then drop the socket. */
+  async #onRefused(conn: Connection, res: IncomingMessage): Promise<void> {
+    const status = res.statusCode ?? 0;
+    const body = await readSmallBody(res).catch(() => '');
+    let code: string | undefined;
+    let said: string | undefined;
+    try {
+      const parsed = JSON.parse(body);
+      code = typeof parsed?.error?.code === 'string' ? parsed.error.code : undefined;
+      said = typeof parsed?.error?.message === 'string' ? parsed.error.message : undefined;
+    } catch {
+      /* not the relay's JSON error */
+    }
+    const detail = said ? `: ${said}` : '';
+    const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+    let failure: RelayError;
+    if (status === 401 || status === 403) {
+      failure = new AuthenticationError(
+        `the relay refused the API key (HTTP ${status}${detail}); check apiKey / LOBSTER_RELAY_API_KEY, or ask the relay admin for a new key`,
+        code ?? 'unauthorized',
+        { status },
+      );
+    } else if (status === 429 || status === 408 || status >= 500) {
+      failure = new ConnectionError(
+        status === 429
+          ? `the relay refused another session (HTTP 429${detail}); this agent may have as many live sessions as the relay allows`
+          : `the relay answered HTTP ${status}${detail}`,
+        code ?? `http_${status}`,
+        { status, retryAfterMs, retryable: true },
+      );
+    } else if (status === 400) {
+      failure = new ConnectionError(`the relay refused to open the session (HTTP 400${detail})`, code ?? 'http_400', {
+        status,
+        retryable: false,
+      });
+    } else {
+      failure = new ConnectionError(
+        `the relay answered HTTP ${status} instead of opening a WebSocket${detail}; is relayUrl the relay's base URL? (connecting to ${this.url})`,
+        code ?? `http_${status}`,
+        { status, retryable: false },
+      );
+    }
+    conn.failure ??= failure;
+    conn.ws.terminate();
+  }
+
+  /** One frame from the relay. */
+  #onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    if (isBinary) {
+      this.#log.warn?.('ignoring a binary frame from the relay');
+      return;
+    }
+    let frame: any;
+    try {
+      frame = JSON.parse(rawToString(data));
+    } catch {
+      this.#log.warn?.('ignoring a frame from the relay that is not JSON');
+      return;
+    }
+    switch (frame?.type) {
+      case 'ready':
+        return this.#onReady(conn, frame);
+      case 'event': {
+        if (!conn.ready) this.#log.warn?.('event frame before ready');
+        let event: WebhookEvent;
+        try {
+          event = WebhookEvent.fromFrame(frame as EventFrame);
+        } catch (err) {
+          const reason = `malformed event frame: ${errorMessage(err)}`;
+          this.#log.error?.(reason);
+          // Tell the relay, so the attempt is recorded, when there is an id to name.
+          if (typeof frame.id === 'string' && frame.id) this.#send(conn, { type: 'nack', id: frame.id, reason });
+          return;
+        }
+        return this.#dispatch(event, conn);
+      }
+      case 'error':
+        conn.errorFrame = { code: String(frame.code ?? 'error'), message: String(frame.message ?? '') };
+        this.#log.debug?.(`relay error frame: ${conn.errorFrame.code}: ${conn.errorFrame.message}`);
+        return;
+      default:
+        // A frame type from a later protocol version: ignore it.
+        this.#log.debug?.(`ignoring a frame of type ${JSON.stringify(frame?.type)}`);
+    }
+  }
+
+  #onReady(conn: Connection, frame: any): void {
+    if (conn.ready || conn !== this.#conn) return;
+    conn.ready = true;
+    conn.readyAt = Date.now();
+    if (conn.readyTimer) clearTimeout(conn.readyTimer);
+    if (frame.protocol !== undefined && frame.protocol !== 1) {
+      this.#log.warn?.(`the relay speaks protocol ${frame.protocol}; this SDK speaks 1`);
+    }
+    const info: ConnectedInfo = {
+      webhookUrl: String(frame.webhook_url),
+      agentId: String(frame.agent_id),
+      relayId: String(frame.relay_id),
+      sessionId: String(frame.session_id),
+      maxInFlight: Number(frame.max_in_flight),
+      ackTimeoutMs: Number(frame.ack_timeout_ms),
+      protocol: Number(frame.protocol ?? 1),
+    };
+    this.#info = info;
+    this.#state = 'connected';
+    this.#retries = 0;
+    this.#log.info?.(`connected (session ${info.sessionId}); webhook URL ${info.webhookUrl}`);
+    const pending = this.#pending;
+    this.#pending = null;
+    if (pending?.timer) clearTimeout(pending.timer);
+    const followers = this.#followers;
+    this.#followers = [];
+    this.#safeEmit('connected', info);
+    pending?.resolve(info);
+    for (const follower of followers) follower.resolve(info);
+  }
+
+  /** The socket closed: report it, then reconnect or stop. */
+  #onClose(conn: Connection, code: number, closeReason: string): void {
+    if (this.#conn !== conn) return;
+    this.#conn = null;
+    // Events received but not started are dropped: the relay hands them out again.
+    this.#queue = this.#queue.filter((item) => item.conn !== conn);
+    const failure = this.#whyClosed(conn, code, closeReason);
+    const reason = conn.errorFrame?.message || closeReason || conn.localReason || failure.message;
+
+    if (this.#stopping) {
+      if (conn.ready) this.#safeEmit('disconnected', { code, reason: 'closed by the client', willReconnect: false });
+      return;
+    }
+
+    const pending = this.#pending;
+    const fatal =
+      failure instanceof AuthenticationError ||
+      (pending !== null && failure instanceof ConnectionError && !failure.retryable);
+    const willReconnect = this.#reconnect && !fatal;
+    if (conn.ready) {
+      this.#info = null;
+      this.#safeEmit('disconnected', { code, reason, willReconnect, error: failure });
+    }
+    if (!willReconnect) {
+      this.#state = 'closed';
+      if (pending) this.#failPending(failure, false);
+      else if (fatal) this.#emitError(failure);
+      this.#rejectWaiters(failure);
+      return;
+    }
+    if (pending) pending.lastError = failure;
+    if (conn.ready) this.#backoff.connectionLasted(Date.now() - conn.readyAt);
+    if (code === 1012) this.#backoff.relayRestarting();
+    let delayMs = this.#backoff.next();
+    if (failure instanceof ConnectionError && failure.retryAfterMs !== undefined) {
+      delayMs = Math.max(delayMs, Math.min(failure.retryAfterMs, MAX_RETRY_AFTER_MS));
+    }
+    this.#retries++;
+    this.#state = pending ? 'connecting' : 'reconnecting';
+    const line = `${conn.ready ? 'connection lost' : 'could not connect'}: ${reason}; retrying in ${delayMs} ms`;
+    if (conn.ready) this.#log.warn?.(line);
+    else this.#log.info?.(line);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      if (!this.#stopping) this.#open();
+    }, delayMs);
+    this.#safeEmit('reconnecting', { attempt: this.#retries, delayMs, error: failure });
+  }
+
+  /** What a close means: an AuthenticationError (stop) or a ConnectionError. */
+  #whyClosed(conn: Connection, code: number, closeReason: string): RelayError {
+    if (conn.failure && !conn.ready) return conn.failure;
+    const frame = conn.errorFrame;
+    const said = frame?.message || closeReason;
+    const detail = said ? `: ${said}` : '';
+    switch (code) {
+      case 4001:
+        return new AuthenticationError(
+          `the relay refused the API key (close code 4001${detail}); check apiKey / LOBSTER_RELAY_API_KEY`,
+          frame?.code ?? 'unauthorized',
+          { closeCode: code },
+        );
+      case 4003:
+        return new AuthenticationError(
+          `this agent was revoked (close code 4003${detail}); ask the relay admin for a new agent and key`,
+          frame?.code ?? 'agent_revoked',
+          { closeCode: code },
+        );
+      case 1012:
+        return new ConnectionError(`the relay is restarting${detail}`, 'relay_restarting', { closeCode: code });
+      case 4008:
+        return new ConnectionError(`the relay reported a protocol violation (close code 4008${detail})`, frame?.code ?? 'protocol_violation', {
+          closeCode: code,
+        });
+      default:
+        if (conn.localReason) return new ConnectionError(conn.localReason, 'connection_dropped', { closeCode: code });
+        if (conn.failure) return conn.failure;
+        return new ConnectionError(
+          code === 1006 ? 'the connection to the relay was lost' : `the relay closed the connection (code ${code}${detail})`,
+          frame?.code ?? 'connection_lost',
+          { closeCode: code },
+        );
+    }
+  }
+
+  /** Rejects the pending `connect()` and stops trying. */
+  #failPending(error: RelayError, stopSocket = true): void {
+    const pending = this.#pending;
+    if (!pending) return;
+    this.#pending = null;
+    if (pending.timer) clearTimeout(pending.timer);
+    if (stopSocket) {
+      this.#clearReconnect();
+      const conn = this.#conn;
+      if (conn && !conn.ready) {
+        this.#conn = null;
+        conn.ws.terminate();
+      }
+      this.#state = 'closed';
+      this.#rejectWaiters(error);
+    }
+    pending.reject(error);
+  }
+
+  #clearReconnect(): void {
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+  }
+
+  // ---- events -----------------------------------------------------------
+
+  /** An event arrived: skip it if already handled, else queue it for a handler slot. */
+  #dispatch(event: WebhookEvent, conn: Connection): void {
+    if (this.#stopping || conn !== this.#conn) return; // not acked: the relay hands it out again
+    if (!event.replay) {
+      if (this.#handled.has(event.id)) {
+        this.#log.debug?.(`event ${event.id} (attempt ${event.attempt}) was already handled here; acking it again`);
+        this.#send(conn, { type: 'ack', id: event.id });
+        return;
+      }
+      const running = this.#inflight.get(event.id);
+      if (running) {
+        // A redelivery while the first run is still going (its session dropped):
+        // that run's outcome decides.
+        void running.then((ok) => {
+          if (conn !== this.#conn || this.#stopping) return;
+          if (ok) this.#send(conn, { type: 'ack', id: event.id });
+          else this.#enqueue(event, conn);
+        });
+        return;
+      }
+    }
+    this.#enqueue(event, conn);
+  }
+
+  #enqueue(event: WebhookEvent, conn: Connection): void {
+    this.#queue.push({ event, conn });
+    this.#pump();
+  }
+
+  /** Starts queued events while handler slots are free, in arrival order. */
+  #pump(): void {
+    while (this.#running < this.maxConcurrency && this.#queue.length > 0) {
+      const item = this.#queue.shift()!;
+      if (item.conn !== this.#conn) continue;
+      this.#running++;
+      const run = this.#handle(item.event, item.conn);
+      this.#inflight.set(item.event.id, run);
+      void run.finally(() => {
+        this.#running--;
+        if (this.#inflight.get(item.event.id) === run) this.#inflight.delete(item.event.id);
+        this.#pump();
+        if (this.#running === 0) {
+          const waiters = this.#idleWaiters;
+          this.#idleWaiters = [];
+          for (const wake of waiters) wake();
+        }
+      });
+    }
+  }
+
+  /**
+   * Runs every `webhook` listener on the event, then acks (all resolved) or
+   * nacks (one threw or rejected). Resolves with whether it was handled.
+   */
+  async #handle(event: WebhookEvent, conn: Connection): Promise<boolean> {
+    const listeners = this.rawListeners('webhook') as Array<(event: WebhookEvent) => unknown>;
+    const waiters = [...this.#waiters].filter((waiter) => matchesAny(waiter.patterns, event.type));
+    if (listeners.length === 0 && waiters.length === 0) {
+      const reason = "no 'webhook' listener in this process";
+      this.#log.warn?.(`event ${event.id} (${event.type}): ${reason}; nacked, the relay will retry it`);
+      this.#send(conn, { type: 'nack', id: event.id, reason });
+      return false;
+    }
+    const outcomes = await Promise.allSettled(listeners.map((listener) => callListener(listener, this, event)));
+    const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (failed) {
+      const reason = errorMessage(failed.reason).slice(0, MAX_REASON) || 'handler failed';
+      this.#send(conn, { type: 'nack', id: event.id, reason });
+      this.#emitError(
+        new HandlerError(
+          `webhook handler failed for ${event.id} (${event.type}, attempt ${event.attempt}): ${reason}; nacked, the relay will retry it`,
+          event.id,
+          event.attempt,
+          failed.reason,
+        ),
+      );
+      return false;
+    }
+    this.#handled.add(event.id);
+    if (!this.#send(conn, { type: 'ack', id: event.id })) {
+      this.#log.debug?.(`event ${event.id} handled, but its connection is gone: the relay will redeliver it and it will be acked then`);
+    }
+    for (const waiter of waiters) waiter.resolve(event);
+    return true;
+  }
+
+  /** Sends a frame on `conn` if it is still open; the ack of a dropped session is lost (the relay redelivers). */
+  #send(conn: Connection, frame: { type: 'ack'; id: string } | { type: 'nack'; id: string; reason: string }): boolean {
+    if (conn.ws.readyState !== WebSocket.OPEN) return false;
+    conn.ws.send(JSON.stringify(frame), (err) => {
+      if (err) this.#log.debug?.(`could not send ${frame.type} for ${frame.id}: ${err.message}`);
+    });
+    return true;
+  }
+
+  /** Resolves when no handler is running (or after `timeoutMs`). */
+  #whenIdle(timeoutMs?: number): Promise<void> {
+    if (this.#running === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake = () => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      };
+      this.#idleWaiters.push(wake);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.#idleWaiters = this.#idleWaiters.filter((w) => w !== wake);
+          this.#log.warn?.(`close(): ${this.#running} handler(s) still running after ${timeoutMs} ms; closing anyway`);
+          resolve();
+        }, timeoutMs);
+      }
+    });
+  }
+
+  /** Rejects pending `wait()` calls and `connect()` calls made while reconnecting. */
+  #rejectWaiters(error: Error): void {
+    for (const waiter of [...this.#waiters]) waiter.reject(error);
+    const followers = this.#followers;
+    this.#followers = [];
+    for (const follower of followers) follower.reject(error);
+  }
+
+  /** Emits `error` when someone listens (an unheard `error` would crash the process), else logs it. */
+  #emitError(error: RelayError): void {
+    if (this.listenerCount('error') > 0) this.#safeEmit('error', error);
+    else this.#log.error?.(error.message);
+  }
+
+  /** Emits an event; a listener that throws is logged instead of breaking the connection's bookkeeping. */
+  #safeEmit(name: 'connected' | 'disconnected' | 'reconnecting' | 'error', arg: unknown): void {
+    try {
+      this.emit(name, arg as never);
+    } catch (err) {
+      this.#log.error?.(`a '${name}' listener threw: ${errorMessage(err)}`);
+    }
+  }
+}
+
+function callListener(listener: (event: WebhookEvent) => unknown, self: WebhookRelay, event: WebhookEvent): Promise<unknown> {
+  try {
+    return Promise.resolve(listener.call(self, event));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  if (typeof err === 'string') return err;
+  try {
+    return JSON.stringify(err) ?? String(err);
+  } catch {
+    return String(err);
+  }
+}
+
+function rawToString(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+/** Reads at most 64 KiB of an error response, for 5 s at most. */
+function readSmallBody(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => finish(), 5_000);
+    const finish = () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    res.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= 64 * 1024) chunks.push(chunk);
+    });
+    res.on('end', finish);
+    res.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (!text) return undefined;
+  const seconds = Number(text.trim());
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+function positive(value: number, name: string, allowZeroOrMore = false): number {
+  // Timers take at most 2^31 - 1 ms (about 24.8 days).
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 2_147_483_647 || (!allowZeroOrMore && value === 0)) {
+    throw new ConfigurationError(`${name} must be a positive number (at most 2147483647) (got ${String(value)})`, 'invalid_option');
+  }
+  return value;
+}

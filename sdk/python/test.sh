@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The Python SDK's checks, self-contained, for CI and developers:
+#
+#   sdk/python/test.sh
+#
+# Makes (or reuses) a virtualenv in sdk/python/.venv, installs the SDK
+# (editable) with pytest, build and mypy from PyPI, type-checks it
+# (mypy --strict), then runs pytest: unit tests, the scenarios against a real
+# relay (each module starts its own on port 0 with a temp data dir), the
+# basic-python example, and the packaging test (python -m build, then the
+# wheel installed into a scratch virtualenv and imported). Artifacts stay in
+# sdk/python/dist/.
+#
+# Needs: python3 (3.9+) with the venv module (Debian: apt-get install
+# python3-venv), and the relay binary: LOBSTER_RELAY_BIN, else
+# target/debug/lobster-relay (cargo build -p lobster-relay). Extra arguments go
+# to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+sdk="$PWD"
+
+python="${PYTHON:-python3}"
+command -v "$python" >/dev/null || { echo "test.sh: $python not found on PATH (Python 3.9+ needed)" >&2; exit 1; }
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
+  { echo "test.sh: $("$python" --version 2>&1) is too old; the SDK needs Python 3.9+" >&2; exit 1; }
+"$python" -c 'import venv, ensurepip' 2>/dev/null ||
+  { echo "test.sh: $python lacks the venv/ensurepip modules (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
+
+export LOBSTER_RELAY_BIN="${LOBSTER_RELAY_BIN:-$sdk/../../target/debug/lobster-relay}"
+[ -x "$LOBSTER_RELAY_BIN" ] ||
+  { echo "test.sh: no relay binary at $LOBSTER_RELAY_BIN (cargo build -p lobster-relay, or set LOBSTER_RELAY_BIN)" >&2; exit 1; }
+
+# Reuse .venv when it was made by this same interpreter; else make it anew.
+want="$("$python" -c 'import sys; print(sys.version)')"
+if [ ! -x .venv/bin/python ] || [ "$(.venv/bin/python -c 'import sys; print(sys.version)' 2>/dev/null)" != "$want" ]; then
+  rm -rf .venv
+  "$python" -m venv .venv
+fi
+venv_py="$sdk/.venv/bin/python"
+"$venv_py" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$venv_py" -m pip install --quiet --disable-pip-version-check -e . "pytest>=7" "build>=1" "mypy>=1.10"
+
+echo "== mypy --strict"
+"$venv_py" -m mypy --strict src/powerlobster_webhook
+
+echo "== pytest (relay: $LOBSTER_RELAY_BIN)"
+export POWERLOBSTER_TEST_PACKAGING=1 POWERLOBSTER_DIST="$sdk/dist"
+# pytest's exit code is the script's; a run that collects nothing (5) fails too.
+exec "$venv_py" -m pytest -p no:cacheprovider "$@"
