@@ -40,10 +40,26 @@ pub struct ManArgs {
 
 /// Runs `completions`.
 pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
-    let mut out = Vec::new();
-    clap_complete::generate(args.shell, &mut Cli::command(), "lobster-relay", &mut out);
-    print_raw(&out)?;
+    print_raw(&completion_script(args.shell))?;
     Ok(())
+}
+
+/// The completion script for `shell`.
+///
+/// clap_complete's bash script names the top command `lobster__relay` when
+/// it tracks what was typed, but labels the cases below it
+/// `lobster__subcmd__relay__subcmd__...` (it splits the dash of the binary
+/// name like a subcommand), so nothing below the top level ever completed
+/// (`lobster-relay listen --f<TAB>`). The labels are renamed to match.
+pub fn completion_script(shell: Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "lobster-relay", &mut out);
+    if shell == Shell::Bash {
+        let text =
+            String::from_utf8_lossy(&out).replace("lobster__subcmd__relay__", "lobster__relay__");
+        return text.into_bytes();
+    }
+    out
 }
 
 /// Runs `man`.
@@ -70,12 +86,39 @@ mod tests {
 
     #[test]
     fn completions_know_the_commands() {
-        let mut out = Vec::new();
-        clap_complete::generate(Shell::Bash, &mut Cli::command(), "lobster-relay", &mut out);
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(completion_script(Shell::Bash)).unwrap();
         for command in ["login", "listen", "wait", "events", "trigger", "status"] {
             assert!(text.contains(command), "{command} missing");
         }
+    }
+
+    /// Sources the bash script in a real bash and drives its function the
+    /// way bash does on TAB, at the top level and below it.
+    #[test]
+    fn bash_completes_below_the_top_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("lobster-relay.bash");
+        std::fs::write(&script, completion_script(Shell::Bash)).unwrap();
+        let complete = |words: &str| {
+            let driver = format!(
+                "source '{}'; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+                 _lobster__relay lobster-relay \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+                 echo \"${{COMPREPLY[*]}}\"",
+                script.display()
+            );
+            let out = std::process::Command::new("bash")
+                .args(["-c", &driver])
+                .output()
+                .expect("bash runs");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        assert_eq!(complete("lobster-relay li"), "listen");
+        assert_eq!(
+            complete("lobster-relay listen --forw"),
+            "--forward --forward-timeout"
+        );
+        assert!(complete("lobster-relay events ''").contains("replay"));
+        assert_eq!(complete("lobster-relay admin create-a"), "create-agent");
     }
 
     #[test]
