@@ -74,6 +74,24 @@ impl TestCa {
     }
 }
 
+/// A self-signed certificate for `127.0.0.1` and `localhost` that is also
+/// marked as a CA, as `openssl req -x509 -newkey ... -subj /CN=localhost`
+/// makes one: written as `{name}.crt` / `{name}.key` into `dir`.
+pub fn self_signed_like_openssl(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key)?;
+    let crt = dir.join(format!("{name}.crt"));
+    let key_path = dir.join(format!("{name}.key"));
+    std::fs::write(&crt, cert.pem())?;
+    std::fs::write(&key_path, key.serialize_pem())?;
+    Ok((crt, key_path))
+}
+
 /// The DER of the leaf certificate `127.0.0.1:port` presents, verified
 /// against `ca_cert`.
 pub async fn served_cert(port: u16, ca_cert: &Path) -> anyhow::Result<Vec<u8>> {

@@ -279,3 +279,117 @@ async fn a_stalled_tls_handshake_is_cut_off_by_the_header_timeout() -> anyhow::R
     );
     Ok(())
 }
+
+/// The common self-signed one-liner marks its certificate as a CA, which
+/// WebPKI refuses as a server's certificate (`CaUsedAsEndEntity`). Passing
+/// exactly that certificate as `--ca-cert` must work for every connection
+/// the CLI makes to the relay: REST and the WebSocket.
+#[tokio::test]
+async fn a_self_signed_certificate_passed_as_ca_cert_is_trusted() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = lobster_e2e::pki::self_signed_like_openssl(dir.path(), "self")?;
+    let relay = Relay::start(RelayOpts {
+        tls: Some(TlsOpts {
+            cert: cert.clone(),
+            key,
+            ca_cert: cert.clone(),
+        }),
+        ..RelayOpts::default()
+    })
+    .await?;
+    let cert_arg = cert.display().to_string();
+    let user = CliUser::new()?;
+    let created = user
+        .run(&[
+            "admin",
+            "create-agent",
+            "pinned",
+            "--relay",
+            &relay.url(),
+            "--admin-token",
+            lobster_e2e::ADMIN_TOKEN,
+            "--ca-cert",
+            &cert_arg,
+            "--json",
+        ])
+        .await?;
+    let created = created.expect_code(0).json();
+    let api_key = created["api_key"].as_str().unwrap_or_default().to_owned();
+    let mut listener =
+        Listener::ready(&relay.url(), &api_key, &["--ca-cert", &cert_arg, "--print"]).await?;
+    let triggered = user
+        .run(&[
+            "trigger",
+            "pinned.hello",
+            "--relay",
+            &relay.url(),
+            "--api-key",
+            &api_key,
+            "--ca-cert",
+            &cert_arg,
+        ])
+        .await?;
+    let id = triggered.expect_code(0).stdout.trim().to_owned();
+    let line = listener.next_stdout_line(WAIT).await?;
+    let event: serde_json::Value = serde_json::from_str(&line)?;
+    assert_eq!(event["id"], id.as_str());
+
+    // Another self-signed certificate is still refused, and says it is TLS.
+    let (other, _) = lobster_e2e::pki::self_signed_like_openssl(dir.path(), "other")?;
+    let refused = user
+        .run(&[
+            "status",
+            "--relay",
+            &relay.url(),
+            "--api-key",
+            &api_key,
+            "--ca-cert",
+            &other.display().to_string(),
+        ])
+        .await?;
+    refused.expect_code(1);
+    assert!(refused.stderr.contains("certificate"), "{}", refused.stderr);
+    Ok(())
+}
+
+/// A local app on https with a self-signed certificate: without trust the
+/// event line says the TLS handshake failed (not "is your app running?");
+/// `--forward-insecure` forwards to it. The target here is a second relay
+/// serving TLS, which answers a POST to /healthz with 405.
+#[tokio::test]
+async fn forward_insecure_reaches_a_self_signed_local_app() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = lobster_e2e::pki::self_signed_like_openssl(dir.path(), "app")?;
+    let app = Relay::start(RelayOpts {
+        tls: Some(TlsOpts {
+            cert: cert.clone(),
+            key,
+            ca_cert: cert,
+        }),
+        ..RelayOpts::default()
+    })
+    .await?;
+    let target = format!("https://localhost:{}/healthz", app.port());
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "fwd").await?;
+    let sender = Sender::default();
+
+    let listener = Listener::ready(&relay.url(), &agent.api_key, &["--forward", &target]).await?;
+    accepted_id(&sender.post(&agent.webhook_url, b"{}", &[]).await?);
+    let line = listener.stderr().wait_for("nacked", WAIT).await?;
+    assert!(line.contains("TLS handshake"), "{line}");
+    assert!(
+        line.contains("--forward-insecure"),
+        "says what to do: {line}"
+    );
+    drop(listener);
+
+    let insecure = Listener::ready(
+        &relay.url(),
+        &agent.api_key,
+        &["--forward", &target, "--forward-insecure"],
+    )
+    .await?;
+    let line = insecure.stderr().wait_for("405 POST", WAIT).await?;
+    assert!(line.contains(&target), "{line}");
+    Ok(())
+}

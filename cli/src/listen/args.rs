@@ -100,6 +100,11 @@ pub struct ListenArgs {
     /// Give up on a forwarded request after this long and nack the event [default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub forward_timeout: Option<Duration>,
+
+    /// Accept any certificate from the --forward targets (a local app with a
+    /// self-signed certificate); never applies to the relay.
+    #[arg(long)]
+    pub forward_insecure: bool,
 }
 
 /// The flags with config.toml's `[listen]` defaults filled in.
@@ -120,6 +125,8 @@ pub enum Mode {
         routes: Vec<Route>,
         headers: Vec<ExtraHeader>,
         timeout: Duration,
+        /// `--forward-insecure`: skip certificate checks of the targets.
+        insecure: bool,
     },
     /// `sh -c CMD` per event.
     Exec { command: String },
@@ -153,8 +160,15 @@ impl ListenArgs {
                     .forward_timeout
                     .or(defaults.forward_timeout)
                     .unwrap_or(DEFAULT_FORWARD_TIMEOUT),
+                insecure: self.forward_insecure,
             }
         };
+        if self.forward_insecure && !matches!(mode, Mode::Forward { .. }) {
+            return Err(Fatal::usage(
+                "--forward-insecure only applies to forwarded requests",
+                "add --forward https://localhost:PORT, or drop --forward-insecure",
+            ));
+        }
         if !self.headers.is_empty() && !matches!(mode, Mode::Forward { .. }) {
             return Err(Fatal::usage(
                 "--header only applies to forwarded requests",
@@ -218,6 +232,7 @@ mod tests {
             routes,
             headers,
             timeout,
+            insecure,
         } = settings.mode
         else {
             panic!("not forward mode");
@@ -225,6 +240,7 @@ mod tests {
         assert_eq!(routes.len(), 2);
         assert_eq!(headers.len(), 1);
         assert_eq!(timeout, Duration::from_secs(2));
+        assert!(!insecure, "certificate checks stay on unless asked");
     }
 
     #[test]
@@ -241,6 +257,7 @@ mod tests {
             routes,
             headers,
             timeout,
+            ..
         } = &from_file.mode
         else {
             panic!("config forward ignored");

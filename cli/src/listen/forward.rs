@@ -25,15 +25,23 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// A forwarder over `routes`, adding `extra` headers, giving up after `timeout`.
+    /// A forwarder over `routes`, adding `extra` headers, giving up after
+    /// `timeout`; `insecure` accepts any certificate from the targets.
     pub fn new(
         routes: Vec<Route>,
         extra: Vec<ExtraHeader>,
         timeout: Duration,
+        insecure: bool,
         ui: Ui,
     ) -> anyhow::Result<Self> {
-        // `--ca-cert` applies here too: a local app on https with the same private CA.
-        let client = crate::trust::http_client()
+        // `--ca-cert` applies here too: a local app on https with the same
+        // private CA, or its own self-signed certificate.
+        let builder = if insecure {
+            reqwest::Client::builder().tls_danger_accept_invalid_certs(true)
+        } else {
+            crate::trust::http_client()
+        };
+        let client = builder
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -109,6 +117,13 @@ impl Forwarder {
                     short_duration(self.timeout)
                 ),
             },
+            Err(err) if err.is_connect() && is_tls(&err) => Outcome::Failed {
+                reason: format!(
+                    "TLS handshake with {} failed: {} (trust its certificate with --ca-cert FILE, or --forward-insecure for a local app)",
+                    route.url,
+                    root_cause(&err)
+                ),
+            },
             Err(err) if err.is_connect() => Outcome::Failed {
                 reason: format!(
                     "could not connect to {} (is your app running?): {}",
@@ -121,6 +136,32 @@ impl Forwarder {
             },
         }
     }
+}
+
+/// Whether a connect error came from the TLS handshake (a certificate the
+/// CLI does not trust, a protocol mismatch) rather than the TCP connect.
+fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        // io::Error's source() skips the error it wraps: look inside.
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        // Some layers keep only the text of the rustls error.
+        let text = err.to_string();
+        if text.contains("peer certificate") || text.contains("TLS") || text.contains("handshake") {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// The innermost error text, e.g. `Connection refused (os error 111)`.
@@ -183,7 +224,7 @@ mod tests {
     fn forwarder(target: &str, timeout: Duration) -> Forwarder {
         let routes = vec![Route::parse(target).unwrap()];
         let extra = vec![ExtraHeader::parse("X-Extra: yes").unwrap()];
-        Forwarder::new(routes, extra, timeout, Ui::silent()).unwrap()
+        Forwarder::new(routes, extra, timeout, false, Ui::silent()).unwrap()
     }
 
     fn frame(body: &[u8]) -> EventFrame {

@@ -73,7 +73,14 @@ impl Handler {
                 routes,
                 headers,
                 timeout,
-            } => Action::Forward(Forwarder::new(routes, headers, timeout, ui.clone())?),
+                insecure,
+            } => Action::Forward(Forwarder::new(
+                routes,
+                headers,
+                timeout,
+                insecure,
+                ui.clone(),
+            )?),
             Mode::Exec { command } => Action::Exec(Executor::new(command)),
         };
         Ok(Self {
