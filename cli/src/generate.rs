@@ -114,8 +114,8 @@ mod tests {
         };
         assert_eq!(complete("lobster-relay li"), "listen");
         assert_eq!(
-            complete("lobster-relay listen --forw"),
-            "--forward --forward-timeout"
+            complete("lobster-relay listen --forward-t"),
+            "--forward-timeout"
         );
         assert!(complete("lobster-relay events ''").contains("replay"));
         assert_eq!(complete("lobster-relay admin create-a"), "create-agent");
