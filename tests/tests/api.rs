@@ -224,3 +224,23 @@ async fn test_events_are_signed_rate_limited_and_capped() -> anyhow::Result<()> 
     assert!(statuses.contains(&429), "{statuses:?}");
     Ok(())
 }
+
+/// Every error is the JSON error body, query strings included: a repeated
+/// or malformed parameter used to get axum's plain text.
+#[tokio::test]
+async fn unreadable_query_strings_get_the_json_error_body() -> anyhow::Result<()> {
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "queries").await?;
+    for path in [
+        "/api/v1/agent/events?limit=1&limit=2",
+        "/api/v1/agent/events?limit=lots",
+        "/api/v1/agent/events?status=nope",
+    ] {
+        let answer = relay.agent_get(&agent.api_key, path).await?;
+        let code = answer.assert_error(400);
+        assert!(
+            ["invalid_query", "invalid_limit", "invalid_status"].contains(&code.as_str()),
+            "{path}: {code}"
+        );
+    }
+    Ok(())
+}

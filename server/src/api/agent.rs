@@ -1,7 +1,7 @@
 //! The agent API (contract section 4), authenticated by the agent's key.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -27,12 +27,13 @@ const SESSIONS_RETRY_AFTER_SECS: u64 = 10;
 pub async fn connect(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
-    query: Query<crate::session::ConnectParams>,
+    query: Result<Query<crate::session::ConnectParams>, QueryRejection>,
     upgrade: Result<
         axum::extract::ws::WebSocketUpgrade,
         axum::extract::ws::rejection::WebSocketUpgradeRejection,
     >,
 ) -> Result<axum::response::Response, ApiError> {
+    let query = query.map_err(bad_query)?;
     let max = state.config.max_sessions_per_agent as usize;
     let hub = state.bus.hub().clone();
     if !hub.try_reserve(&agent.agent_id, max) {
@@ -78,13 +79,20 @@ pub struct ListParams {
     before: Option<String>,
 }
 
+/// A query string the handler cannot read (a repeated or malformed
+/// parameter): the JSON error body, not axum's plain text.
+fn bad_query(rejection: QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_query", rejection.body_text())
+}
+
 const MAX_PAGE: usize = 500;
 
 pub async fn list_events(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
-    Query(params): Query<ListParams>,
+    params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(bad_query)?;
     let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(text) => Some(EventStatus::parse(text).ok_or_else(|| {
