@@ -6,7 +6,7 @@
 //! that costs latency, never events: sessions on a shared store re-scan the
 //! database on a timer, and revocations are also polled from the database.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -30,12 +30,17 @@ pub enum Bus {
 #[derive(Clone)]
 pub struct RedisBus {
     hub: Arc<Hub>,
-    publisher: ConnectionManager,
+    /// Set once Redis first answered; until then nothing is published (the
+    /// database re-scan carries wake-ups) and `/readyz` says Redis is down.
+    publisher: Arc<OnceLock<ConnectionManager>>,
 }
 
 impl Bus {
     /// With a Redis URL: connects, and subscribes in a background task that
-    /// lives until `shutdown`.
+    /// lives until `shutdown`. A malformed URL is a start-up error; Redis
+    /// being down is not: an instance restarted during a Redis outage must
+    /// come up and deliver (by the database re-scan) like a running one
+    /// does, and connects to Redis in the background once it answers.
     pub async fn connect(
         hub: Arc<Hub>,
         redis_url: Option<&str>,
@@ -47,16 +52,20 @@ impl Bus {
         let client = redis::Client::open(url).map_err(|e| {
             anyhow::anyhow!("--redis {url:?} is not a Redis URL ({e}): use redis://HOST:PORT")
         })?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(REDIS_TIMEOUT));
-        let publisher = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("Redis at {url} did not answer in 5 s"))?
-        .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {url}: {e}"))?;
+        let publisher = Arc::new(OnceLock::new());
+        match connect_publisher(&client).await {
+            Ok(manager) => {
+                let _ = publisher.set(manager);
+            }
+            Err(err) => {
+                tracing::warn!(redis = %url, error = %err, "Redis is not answering; starting without it: sessions find new work by re-scanning the database until it does");
+                tokio::spawn(connect_later(
+                    client.clone(),
+                    publisher.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        }
         tokio::spawn(subscribe_loop(client, hub.clone(), shutdown));
         Ok(Bus::Redis(RedisBus { hub, publisher }))
     }
@@ -87,7 +96,10 @@ impl Bus {
     /// For `/readyz`: `None` without Redis, else whether it answers.
     pub async fn ping(&self) -> Option<Result<(), String>> {
         let Bus::Redis(bus) = self else { return None };
-        let mut conn = bus.publisher.clone();
+        let Some(conn) = bus.publisher.get() else {
+            return Some(Err("not connected yet".into()));
+        };
+        let mut conn = conn.clone();
         let ping = redis::cmd("PING");
         Some(
             match tokio::time::timeout(REDIS_TIMEOUT, ping.query_async::<String>(&mut conn)).await {
@@ -102,7 +114,10 @@ impl Bus {
 impl RedisBus {
     /// Fire and forget: the caller (an HTTP answer) never waits on Redis.
     fn publish(&self, channel: &'static str, agent_id: &str) {
-        let mut conn = self.publisher.clone();
+        let Some(conn) = self.publisher.get() else {
+            return; // not connected yet: the database re-scan finds the work
+        };
+        let mut conn = conn.clone();
         let agent_id = agent_id.to_owned();
         tokio::spawn(async move {
             let mut publish = redis::cmd("PUBLISH");
@@ -113,6 +128,42 @@ impl RedisBus {
                 Err(_) => tracing::debug!(channel, "redis publish timed out"),
             }
         });
+    }
+}
+
+/// A connection manager (it reconnects by itself once made), or why Redis
+/// did not answer within 5 s.
+async fn connect_publisher(client: &redis::Client) -> anyhow::Result<ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(REDIS_TIMEOUT));
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_connection_manager_with_config(config),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer in 5 s"))?
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Tries again, with backoff, until Redis answers or the relay stops.
+async fn connect_later(
+    client: redis::Client,
+    publisher: Arc<OnceLock<ConnectionManager>>,
+    shutdown: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        if let Ok(manager) = connect_publisher(&client).await {
+            let _ = publisher.set(manager);
+            tracing::info!("connected to Redis");
+            return;
+        }
+        delay = (delay * 2).min(RESUBSCRIBE_MAX_DELAY);
     }
 }
 

@@ -233,6 +233,56 @@ async fn a_redis_outage_delays_delivery_but_loses_nothing() {
     assert_eq!(delivered, ids.into_iter().collect());
 }
 
+/// An instance (re)started while Redis is down comes up, delivers by the
+/// database re-scan, says Redis is down on /readyz, and connects to Redis
+/// once it answers. It used to exit 1 after 5 s and stay down.
+#[tokio::test]
+async fn an_instance_starts_while_redis_is_down_and_connects_when_it_returns() {
+    let database = fresh_database().await.unwrap();
+    let mut redis = Redis::start().await.unwrap();
+    redis.stop().await.unwrap();
+    let relay = Relay::start(opts(
+        &database,
+        Some(&redis),
+        &["--rescan-interval", "500ms"],
+    ))
+    .await
+    .expect("the relay starts without Redis");
+    let ready = relay
+        .request(reqwest::Method::GET, "/readyz", None, None)
+        .await
+        .unwrap();
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert_eq!(ready.json["redis"], "unreachable", "{}", ready.text);
+    assert_eq!(ready.json["storage"], "ok", "{}", ready.text);
+
+    let agent = relay.create_agent("no-redis").await.unwrap();
+    let sink = Sink::start().await.unwrap();
+    let _listener = Listener::ready(
+        &relay.url(),
+        &agent.api_key,
+        &["--forward", &sink.host_path("/in")],
+    )
+    .await
+    .unwrap();
+    let url = webhook_url(&relay, &agent);
+    let ids = post_n(&url, 3, "without-redis").await;
+    sink.wait_for(3, WAIT).await.unwrap();
+
+    redis.resume().await.unwrap();
+    eventually("/readyz to see Redis", WAIT, || async {
+        let ready = relay
+            .request(reqwest::Method::GET, "/readyz", None, None)
+            .await?;
+        anyhow::ensure!(ready.status == 200, "{}", ready.text);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let delivered: HashSet<String> = delivered_ids(&sink).into_iter().collect();
+    assert_eq!(delivered, ids.into_iter().collect());
+}
+
 #[tokio::test]
 async fn a_postgres_restart_answers_503_never_202_and_recovers_by_itself() {
     let pg = Postgres::start().await.unwrap();
