@@ -295,3 +295,44 @@ async fn listen_exits_1_at_once_when_the_first_connection_fails() -> anyhow::Res
     }
     Ok(())
 }
+
+/// The banner names the active `--events` filter and does not claim the
+/// whole queue is on its way; `-v` shows what the app answered on a
+/// failure (here the relay's own JSON 405 for a POST to /healthz).
+#[tokio::test]
+async fn the_banner_shows_the_filter_and_verbose_shows_the_apps_answer() -> anyhow::Result<()> {
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "banner").await?;
+    let sender = Sender::default();
+    accepted_id(
+        &sender
+            .post(&agent.webhook_url, br#"{"type":"other.kind"}"#, &[])
+            .await?,
+    );
+    let target = format!("{}/healthz", relay.url());
+    let listener = Listener::ready(
+        &relay.url(),
+        &agent.api_key,
+        &["--events", "message.*", "--forward", &target, "-v"],
+    )
+    .await?;
+    let filter_line = listener
+        .stderr()
+        .wait_for("Only events matching message.*", WAIT)
+        .await?;
+    assert!(filter_line.contains("--events"), "{filter_line}");
+    let queued = listener
+        .stderr()
+        .wait_for("1 event is queued", WAIT)
+        .await?;
+    assert!(queued.contains("matching the filter"), "{queued}");
+
+    accepted_id(
+        &sender
+            .post(&agent.webhook_url, br#"{"type":"message.received"}"#, &[])
+            .await?,
+    );
+    let answered = listener.stderr().wait_for("answered:", WAIT).await?;
+    assert!(answered.contains("405 POST"), "{answered}");
+    assert!(answered.contains("method_not_allowed"), "{answered}");
+    Ok(())
+}

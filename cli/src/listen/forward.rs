@@ -99,14 +99,22 @@ impl Forwarder {
         match request.send().await {
             Ok(response) => {
                 let status = response.status();
-                // Read the answer so the connection can be reused; its
-                // content does not matter, only the status does.
-                let _ = response.bytes().await;
+                // Read the answer so the connection can be reused; only the
+                // status decides, but with -v a failure shows what the app
+                // said (the first KiB, escaped).
+                let answer = response.bytes().await.unwrap_or_default();
                 // `200 POST http://localhost:3000/hooks`, as the event line shows it.
                 let line = format!("{} POST {}", status.as_u16(), route.url);
                 if status.is_success() {
                     Outcome::Done { status: line }
                 } else {
+                    if !answer.is_empty() {
+                        self.ui.detail(format!(
+                            "event {}: {line} answered: {}",
+                            frame.id,
+                            answer_excerpt(&answer)
+                        ));
+                    }
                     Outcome::Failed { reason: line }
                 }
             }
@@ -136,6 +144,19 @@ impl Forwarder {
             },
         }
     }
+}
+
+/// The first KiB of an app's answer, for a terminal line: lossy UTF-8,
+/// control characters made visible, `...` when cut.
+fn answer_excerpt(answer: &[u8]) -> String {
+    const EXCERPT: usize = 1024;
+    let cut = answer.len() > EXCERPT;
+    let text = String::from_utf8_lossy(&answer[..answer.len().min(EXCERPT)]);
+    let mut shown = crate::ui::printable(&text).into_owned();
+    if cut {
+        shown.push_str("...");
+    }
+    shown
 }
 
 /// Whether a connect error came from the TLS handshake (a certificate the

@@ -105,6 +105,11 @@ impl Handler {
         }
     }
 
+    /// The active `--events` filter (from the flag or config.toml), as typed.
+    pub fn filter_text(&self) -> Option<String> {
+        self.filter.as_ref().map(GlobList::to_query)
+    }
+
     /// True when the event is one this listener handles (`--events`).
     fn wants(&self, frame: &EventFrame) -> bool {
         self.filter

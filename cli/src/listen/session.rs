@@ -23,7 +23,7 @@ use super::close::{SessionEnd, on_close};
 use super::dispatch::Dispatch;
 use super::writer::{self, Outgoing};
 use crate::exit::{ExitCode, Fatal, error_chain};
-use crate::ui::{Ui, clock, paint, plural, short_duration};
+use crate::ui::{Ui, clock, paint, plural, printable, short_duration};
 
 /// Hearing nothing at all (no frame, ping or pong) this long drops the connection.
 pub const LIVENESS: Duration = Duration::from_secs(60);
@@ -75,7 +75,8 @@ where
     }
     let ready_at = Instant::now();
     ui.stop_spin();
-    let mut lines = ready_lines(&ready, info).into_iter();
+    let filter = dispatch.handler.filter_text();
+    let mut lines = ready_lines(&ready, info, filter.as_deref()).into_iter();
     if info.offline_since.is_none() {
         // The Ready line shows even with -q: it is the one thing a listener
         // must know.
@@ -122,9 +123,27 @@ pub fn check_protocol(ready: &Ready) -> Result<(), anyhow::Error> {
 }
 
 /// The lines that say the listener is connected, and what is arriving.
-fn ready_lines(ready: &Ready, info: SessionInfo) -> Vec<String> {
+fn ready_lines(ready: &Ready, info: SessionInfo, filter: Option<&str>) -> Vec<String> {
     let mut lines = Vec::new();
     let pending = info.backlog.map(|b| b.pending_events);
+    // The relay counts the agent's whole queue; with a filter only part of
+    // it is for this listener.
+    let delivered_now = match filter {
+        None => "being delivered now".to_owned(),
+        Some(_) => "queued; those matching the filter are delivered now".to_owned(),
+    };
+    let queued = |n: u64| match filter {
+        None => format!(
+            "{} queued for this agent {} {delivered_now}",
+            plural(n, "event"),
+            if n == 1 { "is" } else { "are" }
+        ),
+        Some(_) => format!(
+            "{} {} {delivered_now}",
+            plural(n, "event"),
+            if n == 1 { "is" } else { "are" }
+        ),
+    };
     match info.offline_since {
         None => {
             lines.push(format!(
@@ -132,12 +151,14 @@ fn ready_lines(ready: &Ready, info: SessionInfo) -> Vec<String> {
                 paint("Ready! Your webhook URL is").green().bold(),
                 ready.webhook_url
             ));
-            if let Some(n) = pending.filter(|n| *n > 0) {
+            if let Some(filter) = filter {
                 lines.push(format!(
-                    "{} queued for this agent {} being delivered now (retries when due).",
-                    plural(n, "event"),
-                    if n == 1 { "is" } else { "are" }
+                    "Only events matching {} are handled here (--events); the others stay queued for another listener.",
+                    printable(filter)
                 ));
+            }
+            if let Some(n) = pending.filter(|n| *n > 0) {
+                lines.push(format!("{} (retries when due).", queued(n)));
             }
             if let Some(others) = info.backlog.map(|b| b.online_sessions).filter(|n| *n > 0) {
                 lines.push(format!(
@@ -150,11 +171,7 @@ fn ready_lines(ready: &Ready, info: SessionInfo) -> Vec<String> {
         Some(since) => {
             let queued = match pending {
                 Some(0) => " Nothing was queued meanwhile.".to_owned(),
-                Some(n) => format!(
-                    " {} queued for this agent {} being delivered now.",
-                    plural(n, "event"),
-                    if n == 1 { "is" } else { "are" }
-                ),
+                Some(n) => format!(" {}.", queued(n)),
                 None => String::new(),
             };
             lines.push(format!(
