@@ -16,6 +16,32 @@ use super::close::SessionEnd;
 use crate::exit::{ExitCode, Fatal};
 use crate::ui::{Ui, clock, clock_in, paint, short_duration};
 
+/// While the relay stays unreachable with the same error, a line at most
+/// this often (a terminal also has the spinner).
+const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Decides which failed attempts get a line of their own.
+#[derive(Debug, Default)]
+struct Quiet {
+    last: Option<(String, Instant)>,
+}
+
+impl Quiet {
+    /// True for a lost connection, a new error, or the same error after
+    /// [`QUIET_FOR`] without a line; records what it allowed.
+    fn should_say(&mut self, reason: &str, lost: bool) -> bool {
+        let say = lost
+            || self
+                .last
+                .as_ref()
+                .is_none_or(|(said, at)| said != reason || at.elapsed() >= QUIET_FOR);
+        if say {
+            self.last = Some((reason.to_owned(), Instant::now()));
+        }
+        say
+    }
+}
+
 /// What the loop tells each session attempt.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Attempt {
@@ -43,6 +69,7 @@ where
     let mut backoff = Backoff::new();
     let mut attempt = Attempt::default();
     let mut ever_ready = false;
+    let mut quiet = Quiet::default();
     loop {
         let (reason, up_for, restarting) = match session(attempt).await {
             SessionEnd::Stopped => return Ok(()),
@@ -77,21 +104,27 @@ where
             backoff.relay_restarting();
         }
         let delay = backoff.next_delay();
-        let (what, again) = match up_for {
-            Some(_) => (paint("Connection lost:").red().bold(), "Reconnecting"),
-            None => (
-                paint("Could not connect to the relay:").yellow(),
-                "Retrying",
-            ),
-        };
-        ui.status(format!(
-            "{}  {what} {reason}. {again} in {} (next try at {})...",
-            paint(clock()).dim(),
-            short_duration(delay),
-            clock_in(delay)
-        ));
+        // One line when the connection is lost; while it stays down, a new
+        // line only when the error changes or every QUIET_FOR (a restart
+        // used to print a line per attempt). On a terminal the spinner
+        // below keeps saying when the next try is.
+        if quiet.should_say(&reason, up_for.is_some()) {
+            let (what, again) = match up_for {
+                Some(_) => (paint("Connection lost:").red().bold(), "Reconnecting"),
+                None => (
+                    paint("Could not connect to the relay:").yellow(),
+                    "Retrying",
+                ),
+            };
+            ui.status(format!(
+                "{}  {what} {reason}. {again} in {} (next try at {})...",
+                paint(clock()).dim(),
+                short_duration(delay),
+                clock_in(delay)
+            ));
+        }
         ui.spin(format!(
-            "Waiting to reconnect (next try at {})...",
+            "Waiting to reconnect: {reason} (next try at {})...",
             clock_in(delay)
         ));
         tokio::select! {
@@ -238,6 +271,27 @@ mod tests {
             gaps.iter().all(|gap| *gap <= RESTART_STEP),
             "each retry within {RESTART_STEP:?}: {gaps:?}"
         );
+    }
+
+    /// A relay restart used to print a line per attempt (22 in 5 s): now
+    /// the loss, then a line only for a new error or every 10 s.
+    #[tokio::test(start_paused = true)]
+    async fn repeated_failures_are_said_once_per_error_or_ten_seconds() {
+        let mut quiet = Quiet::default();
+        assert!(quiet.should_say("relay restarting", true), "the loss");
+        assert!(quiet.should_say("Connection refused", false), "a new error");
+        let mut said = 0;
+        for _ in 0..20 {
+            said += usize::from(quiet.should_say("Connection refused", false));
+            tokio::time::advance(Duration::from_millis(250)).await;
+        }
+        assert_eq!(said, 0, "the same error within 5 s: no new line");
+        tokio::time::advance(QUIET_FOR).await;
+        assert!(
+            quiet.should_say("Connection refused", false),
+            "after 10 s, a reminder"
+        );
+        assert!(quiet.should_say("HTTP 502", false), "the error changed");
     }
 
     #[tokio::test(start_paused = true)]
