@@ -46,7 +46,7 @@ refused the credentials (or none were found).";
 #[derive(Debug, Parser)]
 #[command(
     name = "lobster-relay",
-    version,
+    version = crate::version::LINE,
     propagate_version = true,
     after_help = EXAMPLES
 )]
@@ -190,6 +190,13 @@ Examples:
   lobster-relay healthcheck
   lobster-relay healthcheck --url https://relay.example.com/readyz --ca-cert ca.pem")]
     Healthcheck(crate::healthcheck::HealthcheckArgs),
+
+    /// Print the version, git commit, target and build date (`--json`: one JSON object).
+    #[command(after_help = "\
+Examples:
+  lobster-relay version
+  lobster-relay version --json")]
+    Version,
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
