@@ -11,6 +11,7 @@ pg_bindir() {
   if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
     pg_config --bindir
   else
+    # shellcheck disable=SC2012 # version directories: plain names, sorted by version
     ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
   fi
 }
@@ -26,8 +27,9 @@ as_pg() {
 start_postgres() {
   local dir="$1" bin port
   bin="$(pg_bindir)"
-  [ -n "$bin" ] && [ -x "$bin/initdb" ] || {
-    echo "PostgreSQL server binaries not found: apt-get install postgresql" >&2; return 1; }
+  if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    echo "PostgreSQL server binaries not found: apt-get install postgresql" >&2; return 1
+  fi
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
   as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 || {
@@ -42,5 +44,7 @@ start_postgres() {
 
 stop_postgres() {
   local dir="$1"
-  [ -d "$dir/data" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  if [ -d "$dir/data" ]; then
+    as_pg "$(pg_bindir)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  fi
 }
