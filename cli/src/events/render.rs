@@ -62,6 +62,9 @@ fn table(rows: &[Vec<String>]) -> String {
     out.trim_end().to_owned()
 }
 
+/// The widest event type `events list` shows.
+const MAX_TYPE_WIDTH: usize = 40;
+
 /// `events list`: one row per event.
 pub fn event_table(events: &[Value]) -> String {
     let mut rows = vec![
@@ -72,7 +75,9 @@ pub fn event_table(events: &[Value]) -> String {
     for event in events {
         rows.push(vec![
             field(event, "id"),
-            field(event, "event_type"),
+            // The sender picks the type: a long one must not push the
+            // other columns off the screen (`--json` has it whole).
+            console::truncate_str(&field(event, "event_type"), MAX_TYPE_WIDTH, "…").into_owned(),
             status(&field(event, "status")),
             local_time(&field(event, "received_at")),
             attempt_count(event).to_string(),
@@ -261,6 +266,22 @@ mod tests {
         let type_at = lines[0].find("TYPE").unwrap();
         assert_eq!(lines[2].find("ping"), Some(type_at), "{text}");
         assert!(lines[2].ends_with(" 20"), "{text}");
+    }
+
+    #[test]
+    fn a_long_event_type_is_cut_to_keep_the_columns_on_screen() {
+        let long = "x".repeat(500);
+        let events = [
+            json!({"id": "evt_1", "event_type": long, "status": "pending",
+                             "received_at": "2026-11-28T12:00:01Z", "attempts": 0}),
+        ];
+        let text = console::strip_ansi_codes(&event_table(&events)).to_string();
+        let row = text.lines().nth(1).unwrap();
+        assert!(
+            row.contains(&format!("{}…", "x".repeat(MAX_TYPE_WIDTH - 1))),
+            "{row}"
+        );
+        assert!(console::measure_text_width(row) < 120, "{row}");
     }
 
     #[test]
