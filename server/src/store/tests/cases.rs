@@ -299,11 +299,11 @@ pub async fn a_timed_out_lease_is_never_offered_again_to_its_session(db: TestDb)
     let first = insert(&store, 0).await;
     let second = insert(&store, 2).await;
     let held = store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
-    assert_eq!(ids(&held), [first.clone()]);
+    assert_eq!(ids(&held), [first.as_str()]);
     let again = store.claim(claim_req("ses_a", 5, 60_000)).await.unwrap();
     assert_eq!(
         ids(&again),
-        [second.clone()],
+        [second.as_str()],
         "only the event it never held"
     );
     store
@@ -321,7 +321,7 @@ pub async fn a_timed_out_lease_is_never_offered_again_to_its_session(db: TestDb)
         "nothing is due for ses_b: no busy loop"
     );
     let other = store.claim(claim_req("ses_c", 1, 60_000)).await.unwrap();
-    assert_eq!(ids(&other), [third.clone()]);
+    assert_eq!(ids(&other), [third.as_str()]);
     assert_eq!(other.deliveries[0].attempt, 2);
 }
 
