@@ -98,11 +98,11 @@ async fn ready(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    let storage = match state.store.ping().await {
-        Ok(()) => "ok".to_owned(),
+    let (storage, storage_error) = match state.store.ping().await {
+        Ok(()) => ("ok".to_owned(), None),
         Err(err) => {
             tracing::warn!(error = %err, "readiness: storage unreachable");
-            "unreachable".to_owned()
+            ("unreachable".to_owned(), Some(err.to_string()))
         }
     };
     let redis = state.bus.ping().await.map(|answer| match answer {
@@ -123,6 +123,10 @@ async fn ready(
         "storage": storage,
         "redis": redis,
     });
+    let mut body = body;
+    if let Some(error) = storage_error {
+        body["storage_error"] = serde_json::Value::String(error);
+    }
     (status, axum::Json(body)).into_response()
 }
 

@@ -280,7 +280,19 @@ impl SqliteStore {
         self.read(move |c| queries::revoked_since(c, since)).await
     }
 
+    /// Readable, and writable: after a failed commit (a full disk) a probe
+    /// that must write a page (the schema version, unchanged) is committed,
+    /// so `/readyz` reports the failure until space returns, and clears as
+    /// soon as a write would succeed again.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if self.writer.failing() {
+            self.writer
+                .submit(|c| {
+                    c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+                    Ok(())
+                })
+                .await?;
+        }
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }

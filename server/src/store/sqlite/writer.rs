@@ -1,5 +1,6 @@
 //! The single writer thread and its group commit.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -98,19 +99,30 @@ enum Msg {
 pub(super) struct Writer {
     msgs: mpsc::UnboundedSender<Msg>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// The last commit failed (a full disk, an I/O error); cleared by the
+    /// next one that succeeds.
+    failing: Arc<AtomicBool>,
 }
 
 impl Writer {
     pub(super) fn start(conn: Connection) -> Result<Writer, StoreError> {
         let (msgs, rx) = mpsc::unbounded_channel();
+        let failing = Arc::new(AtomicBool::new(false));
+        let health = failing.clone();
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx))
+            .spawn(move || write_loop(conn, rx, &health))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             msgs,
             thread: Arc::new(Mutex::new(Some(handle))),
+            failing,
         })
+    }
+
+    /// Whether the last commit failed.
+    pub(super) fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Queues `work` now (so jobs keep the caller's order) and resolves with
@@ -167,7 +179,7 @@ impl Writer {
     }
 }
 
-fn write_loop(conn: Connection, mut msgs: mpsc::UnboundedReceiver<Msg>) {
+fn write_loop(conn: Connection, mut msgs: mpsc::UnboundedReceiver<Msg>, failing: &AtomicBool) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(64);
     let mut stop = None;
     // The connection opens with `synchronous=FULL` (see `SqliteStore::open`).
@@ -197,6 +209,7 @@ fn write_loop(conn: Connection, mut msgs: mpsc::UnboundedReceiver<Msg>) {
         if durable && commit.is_ok() {
             crate::metrics::commit_batch(batch.len());
         }
+        failing.store(commit.is_err(), Ordering::Relaxed);
         for job in batch.drain(..) {
             job.finish(commit.clone());
         }
