@@ -131,6 +131,9 @@ pub struct ServerArgs {
     /// Undelivered events an agent may have stored; webhooks beyond get 429 [default: 100000].
     #[arg(long, env = "RELAY_AGENT_MAX_PENDING", value_name = "N")]
     pub agent_max_pending: Option<u64>,
+    /// Open connections at most, WebSockets included [default: the open-files limit minus a reserve].
+    #[arg(long, env = "RELAY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Time a client has to send a request's headers, and to finish a TLS handshake [default: 10s].
     #[arg(long, env = "RELAY_HEADER_TIMEOUT", value_name = "DURATION")]
     pub header_timeout: Option<String>,
@@ -213,6 +216,8 @@ struct FileConfig {
     max_sessions_per_agent: Option<u32>,
     #[serde(alias = "agent_max_pending")]
     agent_max_pending: Option<u64>,
+    #[serde(alias = "max_connections")]
+    max_connections: Option<usize>,
     #[serde(alias = "header_timeout")]
     header_timeout: Option<String>,
     #[serde(alias = "request_timeout")]
@@ -284,6 +289,8 @@ pub struct Config {
     pub max_sessions_per_agent: u32,
     /// Undelivered events one agent may have stored before ingest says 429.
     pub agent_max_pending: u64,
+    /// `--max-connections`; `None`: derived from the open-files limit.
+    pub max_connections: Option<usize>,
     /// Headers (and the TLS handshake) must arrive within this.
     pub header_timeout: Duration,
     /// Non-WebSocket requests must be answered within this.
@@ -374,6 +381,10 @@ impl Config {
             bail!(
                 "--max-sessions-per-agent must be between 1 and 10000, got {max_sessions_per_agent}"
             );
+        }
+        let max_connections = a.max_connections.or(f.max_connections);
+        if max_connections.is_some_and(|n| !(1..=1_000_000).contains(&n)) {
+            bail!("--max-connections must be between 1 and 1000000");
         }
         let agent_max_pending = a
             .agent_max_pending
@@ -468,6 +479,7 @@ impl Config {
             auth_failure_limit,
             max_sessions_per_agent,
             agent_max_pending,
+            max_connections,
             header_timeout,
             request_timeout,
         })

@@ -145,8 +145,12 @@ pub async fn run(
             None => None,
         },
         header_timeout: state.config.header_timeout,
+        max_connections: state
+            .config
+            .max_connections
+            .unwrap_or_else(serve::default_max_connections),
     };
-    tracing::info!(addr = %bound, url = %public_url, tls = certs.is_some(), "relay listening");
+    tracing::info!(addr = %bound, url = %public_url, tls = certs.is_some(), max_connections = serving.max_connections, "relay listening");
     let sessions = state.sessions.clone();
     serve::serve(listener, api::router(state), serving, shutdown.clone()).await;
     tracing::info!("draining: no new connections; closing sessions");

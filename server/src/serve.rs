@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,6 +36,43 @@ pub struct Serving {
     pub tls: Option<TlsAcceptor>,
     /// Request headers, and the TLS handshake, must arrive within this.
     pub header_timeout: Duration,
+    /// Open connections at most (`--max-connections`), WebSocket sessions
+    /// included.
+    pub max_connections: usize,
+}
+
+/// One of the `--max-connections` slots. Every request carries it; a
+/// WebSocket session keeps it after the upgrade (the socket outlives
+/// hyper's connection), so the slot is free only when the socket is closed.
+#[derive(Clone)]
+pub struct ConnectionSlot {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+/// How long a new connection waits for idle ones to be shed at the cap.
+const SHED_WAIT: Duration = Duration::from_millis(200);
+/// At most one "connection limit reached" line this often.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// The default `--max-connections`: the open-files limit minus a reserve
+/// for the database, logs and outgoing connections (a tenth of it, at
+/// least 32, at most 1024), so the relay sheds connections before accept
+/// fails for want of a file descriptor.
+pub fn default_max_connections() -> usize {
+    let soft = open_files_limit().unwrap_or(10_240);
+    let reserve = (soft / 10).clamp(32, 1024);
+    soft.saturating_sub(reserve).max(16)
+}
+
+/// The soft `RLIMIT_NOFILE`, from `/proc/self/limits` (Linux).
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Serves `app` on `listener` until `shutdown`, then drains requests.
@@ -54,6 +92,9 @@ pub async fn serve(
         .header_read_timeout(serving.header_timeout);
     let builder = Arc::new(builder);
     let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(serving.max_connections));
+    let shed = Arc::new(Notify::new());
+    let mut refusals = Refusals::default();
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -66,12 +107,33 @@ pub async fn serve(
                 }
             },
         };
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // At the cap: idle keep-alive connections close (busy ones
+                // after their request), and this one waits a moment for a
+                // slot they free; else it is closed at once.
+                shed.notify_waiters();
+                match tokio::time::timeout(SHED_WAIT, slots.clone().acquire_owned()).await {
+                    Ok(Ok(slot)) => slot,
+                    _ => {
+                        refusals.refused(serving.max_connections);
+                        drop(tcp);
+                        continue;
+                    }
+                }
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let connection = Connection {
             app: app.clone(),
             builder: builder.clone(),
             serving: serving.clone(),
             peer,
+            slot: ConnectionSlot {
+                _permit: Arc::new(slot),
+            },
+            shed: shed.clone(),
         };
         connections.spawn(connection.run(tcp, shutdown.clone()));
     }
@@ -90,6 +152,33 @@ struct Connection {
     builder: Arc<http1::Builder>,
     serving: Serving,
     peer: SocketAddr,
+    slot: ConnectionSlot,
+    shed: Arc<Notify>,
+}
+
+/// Counts connections refused at the cap and says so at most once a second.
+#[derive(Default)]
+struct Refusals {
+    last_said: Option<std::time::Instant>,
+    unsaid: u64,
+}
+
+impl Refusals {
+    fn refused(&mut self, max: usize) {
+        self.unsaid += 1;
+        if self
+            .last_said
+            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY)
+        {
+            tracing::warn!(
+                max_connections = max,
+                refused = self.unsaid,
+                "connection limit reached: refusing new connections (raise --max-connections, or the open-files limit)"
+            );
+            self.last_said = Some(std::time::Instant::now());
+            self.unsaid = 0;
+        }
+    }
 }
 
 impl Connection {
@@ -99,9 +188,12 @@ impl Connection {
             builder,
             serving,
             peer,
+            slot,
+            shed,
         } = self;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(slot.clone());
             let mut app = app.clone();
             async move { Ok::<_, Infallible>(app.call(request).await.unwrap_or_else(|e| match e {})) }
         });
@@ -111,7 +203,7 @@ impl Connection {
                     let conn = builder
                         .serve_connection(TokioIo::new(tcp), service)
                         .with_upgrades();
-                    until_drained(conn, &shutdown).await
+                    until_drained(conn, &shutdown, &shed).await
                 }
                 Some(acceptor) => {
                     let stream =
@@ -131,7 +223,7 @@ impl Connection {
                     let conn = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades();
-                    until_drained(conn, &shutdown).await
+                    until_drained(conn, &shutdown, &shed).await
                 }
             };
         if let Err(err) = result {
@@ -142,7 +234,7 @@ impl Connection {
 
 /// Runs a connection; once `shutdown` fires, lets its current request
 /// finish and closes it (an idle keep-alive connection closes at once).
-async fn until_drained<C>(conn: C, shutdown: &CancellationToken) -> hyper::Result<()>
+async fn until_drained<C>(conn: C, shutdown: &CancellationToken, shed: &Notify) -> hyper::Result<()>
 where
     C: Future<Output = hyper::Result<()>> + GracefulShutdown,
 {
@@ -150,6 +242,7 @@ where
     tokio::select! {
         result = conn.as_mut() => return result,
         _ = shutdown.cancelled() => {}
+        _ = shed.notified() => {}
     }
     conn.as_mut().shutdown_gracefully();
     conn.await

@@ -58,6 +58,7 @@ pub async fn connect(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
     Query(params): Query<ConnectParams>,
+    slot: Option<axum::Extension<crate::serve::ConnectionSlot>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let patterns = parse_patterns(params.events.as_deref().unwrap_or(""))?;
@@ -81,7 +82,13 @@ pub async fn connect(
         .max_message_size(MAX_AGENT_FRAME)
         .max_frame_size(MAX_AGENT_FRAME)
         .max_write_buffer_size(write_limit)
-        .on_upgrade(move |socket| sessions.track_future(run(socket, state, agent, patterns))))
+        .on_upgrade(move |socket| {
+            // The socket holds its --max-connections slot while it lives.
+            sessions.track_future(async move {
+                run(socket, state, agent, patterns).await;
+                drop(slot);
+            })
+        }))
 }
 
 /// Validates `?events=` globs: `*` and `?` wildcards over a safe alphabet.

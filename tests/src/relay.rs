@@ -140,6 +140,11 @@ impl Relay {
         self.proc.signal(signal)
     }
 
+    /// The current run's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

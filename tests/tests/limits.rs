@@ -3,6 +3,7 @@
 //! rate, an oversized WebSocket frame, and an API key in a query string.
 //! (Slow-loris, per-IP failure limits and the session cap: `abuse.rs`.)
 
+use anyhow::Context as _;
 use futures_util::{SinkExt as _, StreamExt as _};
 use lobster_e2e::{
     Agent, Relay, RelayOpts, Sender, WAIT, accepted_id, new_message_id, now_unix, relay_with_agent,
@@ -408,5 +409,41 @@ async fn the_relay_answers_an_agents_close_frame() -> anyhow::Result<()> {
     .await??;
     let code = answer.map(|frame| frame.code);
     assert_eq!(code, Some(CloseCode::Normal));
+    Ok(())
+}
+
+/// Idle connections cannot exhaust the relay's file descriptors: at
+/// `--max-connections` it sheds idle keep-alive connections to make room,
+/// so a webhook still gets its 202 at once. The relay's open-files limit is
+/// cut to 120 under it (prlimit) and idle connections are not timed out
+/// meanwhile (`--header-timeout 60s`): without the cap, accept fails
+/// (EMFILE) and the webhook waits for a descriptor that never comes.
+#[tokio::test]
+async fn idle_connections_are_shed_at_the_cap_so_webhooks_still_get_in() -> anyhow::Result<()> {
+    let opts = RelayOpts::default().args(["--max-connections", "32", "--header-timeout", "60s"]);
+    let (relay, agent) = relay_with_agent(opts, "crowded").await?;
+    relay
+        .wait_for_stderr("\"max_connections\":32", WAIT)
+        .await?;
+    let pid = relay.pid().context("the relay runs")?;
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=120:120"])
+        .status()
+        .context("prlimit (util-linux) is needed")?;
+    anyhow::ensure!(limited.success(), "prlimit failed");
+
+    let addr = format!("127.0.0.1:{}", relay.port());
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(TcpStream::connect(&addr).await?);
+    }
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        Sender::default().post(&agent.webhook_url, br#"{"type":"crowded"}"#, &[]),
+    )
+    .await
+    .context("the webhook timed out: no descriptor left to accept it")??;
+    accepted_id(&answer);
+    drop(idle);
     Ok(())
 }

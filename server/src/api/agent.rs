@@ -28,6 +28,7 @@ pub async fn connect(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
     query: Result<Query<crate::session::ConnectParams>, QueryRejection>,
+    slot: Option<axum::Extension<crate::serve::ConnectionSlot>>,
     upgrade: Result<
         axum::extract::ws::WebSocketUpgrade,
         axum::extract::ws::rejection::WebSocketUpgradeRejection,
@@ -49,7 +50,8 @@ pub async fn connect(
         return Err(err);
     }
     let agent_id = agent.agent_id.clone();
-    let answer = crate::session::connect(State(state), AuthedAgent(agent), query, upgrade).await;
+    let answer =
+        crate::session::connect(State(state), AuthedAgent(agent), query, slot, upgrade).await;
     if answer.is_err() {
         hub.unreserve(&agent_id);
     }
