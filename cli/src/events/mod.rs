@@ -131,7 +131,13 @@ pub async fn run(ctx: &Context, command: EventsCommand) -> anyhow::Result<()> {
                 });
                 return Ok(());
             }
-            print_data(render::event_table(&events))?;
+            let table = render::event_table(&events);
+            // On a terminal, each row fits its width; piped, rows stay whole.
+            let table = match console::Term::stdout().size_checked() {
+                Some((_, columns)) => render::fit_width(&table, usize::from(columns)),
+                None => table,
+            };
+            print_data(table)?;
             if let Some(next) = listed["next"].as_str() {
                 ctx.ui.status(format!(
                     "More: lobster-relay events list --limit {} --before {next}",

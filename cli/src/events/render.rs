@@ -86,6 +86,15 @@ pub fn event_table(events: &[Value]) -> String {
     table(&rows)
 }
 
+/// Each line of `text` cut to `columns` display columns (ANSI codes not
+/// counted), ending in `…` where cut, so a row never wraps.
+pub fn fit_width(text: &str, columns: usize) -> String {
+    text.lines()
+        .map(|line| console::truncate_str(line, columns.max(1), "…").into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn attempt_count(event: &Value) -> u64 {
     match &event["attempts"] {
         Value::Array(list) => list.len() as u64,
@@ -266,6 +275,21 @@ mod tests {
         let type_at = lines[0].find("TYPE").unwrap();
         assert_eq!(lines[2].find("ping"), Some(type_at), "{text}");
         assert!(lines[2].ends_with(" 20"), "{text}");
+    }
+
+    #[test]
+    fn rows_fit_the_terminal_width() {
+        let events = [
+            json!({"id": "evt_01JD0000000000000000000000", "event_type": "message.received",
+                             "status": "delivered", "received_at": "2026-11-28T12:00:01Z", "attempts": 1}),
+        ];
+        let table = event_table(&events);
+        let fitted = fit_width(&table, 30);
+        for line in fitted.lines() {
+            assert!(console::measure_text_width(line) <= 30, "{line:?}");
+        }
+        assert!(fitted.lines().nth(1).unwrap().ends_with('…'));
+        assert_eq!(fit_width(&table, 500), table, "wide enough: unchanged");
     }
 
     #[test]
