@@ -220,19 +220,7 @@ pub fn plural(n: u64, word: &str) -> String {
 /// start a line that looks like ours nor send terminal escape sequences.
 /// Printable text, non-ASCII included, is kept as it is.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() || is_bidi_control(c);
-    if !text.chars().any(unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if unsafe_char(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    escape_unless(text, |c| !c.is_control() && !is_bidi_control(c))
 }
 
 /// Marks and overrides that reorder what a terminal shows (U+200E, U+200F,
@@ -245,16 +233,22 @@ fn is_bidi_control(c: char) -> bool {
 /// (a webhook body) shown as such. Carriage returns, escape sequences and
 /// the rest are still made visible.
 pub fn printable_multiline(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
-    if !text.chars().any(unsafe_char) {
+    escape_unless(text, |c| {
+        matches!(c, '\n' | '\t') || (!c.is_control() && !is_bidi_control(c))
+    })
+}
+
+/// `text` with every character `keep` refuses written as its escape.
+fn escape_unless(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if text.chars().all(&keep) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if unsafe_char(c) {
-            out.extend(c.escape_default());
-        } else {
+        if keep(c) {
             out.push(c);
+        } else {
+            out.extend(c.escape_default());
         }
     }
     Cow::Owned(out)
