@@ -121,6 +121,62 @@ mod tests {
         assert_eq!(complete("lobster-relay admin create-a"), "create-agent");
     }
 
+    /// Runs `shell -c script`; `None` (with a line saying so) where the
+    /// shell is not installed (CI installs zsh and fish).
+    fn run_shell(shell: &str, script: &str) -> Option<String> {
+        match std::process::Command::new(shell)
+            .args(["-c", script])
+            .output()
+        {
+            Ok(out) => Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+            Err(_) => {
+                eprintln!("SKIPPED: {shell} is not installed; its completion script was not tried");
+                None
+            }
+        }
+    }
+
+    /// fish completes below the top level with the script as generated.
+    #[test]
+    fn fish_completes_below_the_top_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("lobster-relay.fish");
+        std::fs::write(&script, completion_script(Shell::Fish)).unwrap();
+        let complete = |line: &str| {
+            run_shell(
+                "fish",
+                &format!("source '{}'; complete -C '{line}'", script.display()),
+            )
+        };
+        let Some(top) = complete("lobster-relay ev") else {
+            return;
+        };
+        assert!(top.starts_with("events\t"), "{top}");
+        let below = complete("lobster-relay listen --forward-t").unwrap_or_default();
+        assert!(below.starts_with("--forward-timeout\t"), "{below}");
+    }
+
+    /// zsh loads the script under compinit and binds it to the command.
+    #[test]
+    fn zsh_loads_the_completion_for_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("_lobster-relay"),
+            completion_script(Shell::Zsh),
+        )
+        .unwrap();
+        let driver = format!(
+            "fpath=('{}' $fpath); autoload -U compinit; compinit -u -D; \
+             autoload -U _lobster-relay; _lobster-relay 2>/dev/null; \
+             print -- ${{_comps[lobster-relay]}} ${{+functions[_lobster-relay_commands]}}",
+            dir.path().display()
+        );
+        let Some(out) = run_shell("zsh", &driver) else {
+            return;
+        };
+        assert_eq!(out, "_lobster-relay 1", "{out}");
+    }
+
     #[test]
     fn man_pages_cover_every_visible_command() {
         let dir = tempfile::tempdir().unwrap();
