@@ -60,6 +60,20 @@ impl Fatal {
             next_step: Some(next_step.into()),
         }
     }
+
+    /// The first connection to `relay` could not be made (exit code 1):
+    /// `listen` and `wait` say so at once rather than retrying a relay that
+    /// may never have been there.
+    pub fn relay_unreachable(relay: &str, reason: &str) -> Self {
+        Self {
+            code: ExitCode::Failure,
+            message: format!("cannot reach the relay at {relay}: {reason}"),
+            next_step: Some(
+                "check --relay (or LOBSTER_RELAY_URL, or `lobster-relay login`) and that the relay is running"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// The exit code for an error, looking through its whole chain.

@@ -169,14 +169,7 @@ async fn next_event(
             SessionEnd::Fatal(err) => return Err(err),
             SessionEnd::Stopped => {}
             SessionEnd::Dropped { reason, .. } if !connected_once => {
-                return Err(Fatal {
-                    code: ExitCode::Failure,
-                    message: format!("cannot reach the relay at {}: {reason}", url.as_str()),
-                    next_step: Some(
-                        "check --relay (or LOBSTER_RELAY_URL) and that the relay is running".into(),
-                    ),
-                }
-                .into());
+                return Err(Fatal::relay_unreachable(url.as_str(), &reason).into());
             }
             SessionEnd::Dropped {
                 reason, restarting, ..

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::close::SessionEnd;
-use crate::exit::{ExitCode, Fatal};
+use crate::exit::Fatal;
 use crate::ui::{Ui, clock, clock_in, paint, short_duration};
 
 /// While the relay stays unreachable with the same error, a line at most
@@ -83,15 +83,7 @@ where
         ever_ready |= up_for.is_some();
         if !ever_ready && !stop.is_cancelled() {
             ui.stop_spin();
-            return Err(Fatal {
-                code: ExitCode::Failure,
-                message: format!("cannot reach the relay at {relay}: {reason}"),
-                next_step: Some(
-                    "check --relay (or LOBSTER_RELAY_URL, or `lobster-relay login`) and that the relay is running; once connected, listen reconnects by itself"
-                        .into(),
-                ),
-            }
-            .into());
+            return Err(Fatal::relay_unreachable(relay, &reason).into());
         }
         if stop.is_cancelled() {
             return Ok(());
@@ -143,7 +135,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::exit::Fatal;
+    use crate::exit::{ExitCode, Fatal};
     use crate::listen::backoff::{CAP, FIRST, RESTART_STEP, STABLE};
 
     /// Plays `script` as session outcomes, each session lasting its

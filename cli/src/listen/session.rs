@@ -128,21 +128,14 @@ fn ready_lines(ready: &Ready, info: SessionInfo, filter: Option<&str>) -> Vec<St
     let pending = info.backlog.map(|b| b.pending_events);
     // The relay counts the agent's whole queue; with a filter only part of
     // it is for this listener.
-    let delivered_now = match filter {
-        None => "being delivered now".to_owned(),
-        Some(_) => "queued; those matching the filter are delivered now".to_owned(),
-    };
-    let queued = |n: u64| match filter {
-        None => format!(
-            "{} queued for this agent {} {delivered_now}",
-            plural(n, "event"),
-            if n == 1 { "is" } else { "are" }
-        ),
-        Some(_) => format!(
-            "{} {} {delivered_now}",
-            plural(n, "event"),
-            if n == 1 { "is" } else { "are" }
-        ),
+    let queued = |n: u64| {
+        let (events, verb) = (plural(n, "event"), if n == 1 { "is" } else { "are" });
+        match filter {
+            None => format!("{events} queued for this agent {verb} being delivered now"),
+            Some(_) => {
+                format!("{events} {verb} queued; those matching the filter are delivered now")
+            }
+        }
     };
     match info.offline_since {
         None => {

@@ -111,12 +111,12 @@ impl Limits {
     pub fn refuse(&self, ip: Option<IpAddr>, what: &'static str) -> Option<ApiError> {
         if self.failure_log.check().is_ok() {
             let suppressed = self.failures_unlogged.swap(0, Ordering::Relaxed);
-            match ip {
-                Some(ip) => {
-                    tracing::warn!(client_ip = %ip, credential = what, suppressed, "authentication failed")
-                }
-                None => tracing::warn!(credential = what, suppressed, "authentication failed"),
-            }
+            tracing::warn!(
+                client_ip = ip.map(tracing::field::display),
+                credential = what,
+                suppressed,
+                "authentication failed"
+            );
         } else {
             self.failures_unlogged.fetch_add(1, Ordering::Relaxed);
         }

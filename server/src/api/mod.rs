@@ -118,12 +118,11 @@ async fn ready(
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
         "storage": storage,
         "redis": redis,
     });
-    let mut body = body;
     if let Some(error) = storage_error {
         body["storage_error"] = serde_json::Value::String(error);
     }
