@@ -266,3 +266,47 @@ async fn unreadable_query_strings_get_the_json_error_body() -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// Requests hyper cannot parse never reach the router: hyper answers them
+/// itself. They get the JSON error body too (they used to be empty).
+#[tokio::test]
+async fn unparsable_requests_get_the_json_error_body() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = Relay::start(RelayOpts::default()).await?;
+    let addr = relay.url().trim_start_matches("http://").to_owned();
+    let many_headers: String = (0..200).map(|n| format!("x-h{n}: y\r\n")).collect();
+    let cases = [
+        ("garbage".to_owned(), 400, "bad_request"),
+        (
+            "GET /healthz HTTP/1.1\r\nhost: x\r\nbad header: y\r\n\r\n".to_owned(),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000)),
+            414,
+            "uri_too_long",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{many_headers}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await?;
+        // hyper may answer (and close) before it has read it all.
+        let _ = socket.write_all(format!("{request}\r\n\r\n").as_bytes()).await;
+        let mut answer = Vec::new();
+        tokio::time::timeout(WAIT, socket.read_to_end(&mut answer))
+            .await
+            .context("no answer")??;
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").context("no head")?;
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let body: Value = serde_json::from_str(body).with_context(|| format!("{answer}"))?;
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    Ok(())
+}

@@ -3,7 +3,8 @@
 //!
 //! `axum::serve` cannot terminate TLS nor bound how long a client may take
 //! to send its headers; this loop does both. Each request carries the
-//! peer's address as `ConnectInfo<SocketAddr>` (per-IP limits). On shutdown
+//! peer's address as `ConnectInfo<SocketAddr>` (per-IP limits), and the
+//! answers hyper writes itself get the JSON error body ([`parse_errors`]). On shutdown
 //! the loop stops accepting and waits for in-flight requests; upgraded
 //! WebSockets are no longer hyper's and close through the session tracker.
 
@@ -23,6 +24,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service as _;
+
+mod parse_errors;
+use parse_errors::JsonParseErrors;
 
 /// How long in-flight requests get to finish once the drain starts.
 const REQUEST_DRAIN: Duration = Duration::from_secs(10);
@@ -201,7 +205,7 @@ impl Connection {
             match serving.tls {
                 None => {
                     let conn = builder
-                        .serve_connection(TokioIo::new(tcp), service)
+                        .serve_connection(TokioIo::new(JsonParseErrors::new(tcp)), service)
                         .with_upgrades();
                     until_drained(conn, &shutdown, &shed).await
                 }
@@ -221,7 +225,7 @@ impl Connection {
                             }
                         };
                     let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(JsonParseErrors::new(stream)), service)
                         .with_upgrades();
                     until_drained(conn, &shutdown, &shed).await
                 }
