@@ -296,7 +296,9 @@ async fn unparsable_requests_get_the_json_error_body() -> anyhow::Result<()> {
     for (request, status, code) in cases {
         let mut socket = tokio::net::TcpStream::connect(&addr).await?;
         // hyper may answer (and close) before it has read it all.
-        let _ = socket.write_all(format!("{request}\r\n\r\n").as_bytes()).await;
+        let _ = socket
+            .write_all(format!("{request}\r\n\r\n").as_bytes())
+            .await;
         let mut answer = Vec::new();
         tokio::time::timeout(WAIT, socket.read_to_end(&mut answer))
             .await

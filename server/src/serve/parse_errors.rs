@@ -127,14 +127,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<T> {
         ready!(self.poll_owed(cx))?;
         // hyper's own answer has no body: one non-empty slice.
         let mut non_empty = bufs.iter().filter(|b| !b.is_empty());
-        if let (Some(only), None) = (non_empty.next(), non_empty.next()) {
-            if let Some(answer) = rewrite(only) {
-                let len = only.len();
-                self.owed = answer;
-                self.written = 0;
-                let _ = self.poll_owed(cx)?;
-                return Poll::Ready(Ok(len));
-            }
+        if let (Some(only), None) = (non_empty.next(), non_empty.next())
+            && let Some(answer) = rewrite(only)
+        {
+            let len = only.len();
+            self.owed = answer;
+            self.written = 0;
+            let _ = self.poll_owed(cx)?;
+            return Poll::Ready(Ok(len));
         }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
