@@ -26,6 +26,7 @@ use tokio::time::{Instant, sleep_until};
 use tracing::Instrument as _;
 
 use crate::api::{ApiError, AppState, AuthedAgent, rfc3339};
+use crate::store::push::Port;
 use crate::store::{Agent, ClaimRequest, Delivery, Millis, now_ms};
 
 /// The relay pings this often.
@@ -48,6 +49,8 @@ const CLOSE_ECHO_WAIT: Duration = Duration::from_secs(1);
 const ACK_BATCH: usize = 256;
 /// Most queued agent frames handled before the loop looks at its other work.
 const MAX_DRAIN: usize = 1024;
+/// Most pushed events sent in one flush.
+const MAX_PUSH_BATCH: usize = 256;
 
 #[derive(Deserialize)]
 pub struct ConnectParams {
@@ -158,23 +161,31 @@ struct Session {
     patterns: Vec<String>,
     /// Event id -> when its lease runs out.
     in_flight: HashMap<String, Instant>,
+    /// Free delivery slots, and where new events arrive straight from
+    /// their commit (see `store::push`).
+    port: std::sync::Arc<Port>,
+    pushed: tokio::sync::mpsc::UnboundedReceiver<Delivery>,
     acks: Vec<String>,
 }
 
 impl Session {
     fn new(state: AppState, agent: Agent, session_id: String, patterns: Vec<String>) -> Self {
+        let (port, pushed) = Port::new(
+            &session_id,
+            !patterns.is_empty(),
+            state.config.ack_timeout.as_millis() as Millis,
+            state.config.max_in_flight as usize,
+        );
         Session {
             state,
             agent,
             session_id,
             patterns,
             in_flight: HashMap::new(),
+            port,
+            pushed,
             acks: Vec::new(),
         }
-    }
-
-    fn max_in_flight(&self) -> usize {
-        self.state.config.max_in_flight as usize
     }
 
     /// Frames are read here rather than in a task of their own: one task and
@@ -186,6 +197,9 @@ impl Session {
             .hub()
             .register(&self.agent.agent_id, &self.session_id);
         let mut wake = registration.wake.clone();
+        if let Some(ports) = self.state.store.ports() {
+            ports.attach(&self.agent.agent_id, self.port.clone());
+        }
         self.touch();
         // On a shared store a wake-up can be lost (another instance, Redis
         // down): look again on this timer. Never fires on SQLite.
@@ -200,7 +214,7 @@ impl Session {
         let mut next_due: Option<Instant> = None;
         let mut last_heard = Instant::now();
         loop {
-            if want_work && self.in_flight.len() < self.max_in_flight() {
+            if want_work && self.port.free() > 0 {
                 wake.borrow_and_update();
                 match self.lease_and_push(sink).await {
                     Ok((more, due)) => (want_work, next_due) = (more, due),
@@ -238,6 +252,11 @@ impl Session {
                     }
                     self.flush_acks();
                 }
+                Some(delivery) = self.pushed.recv() => {
+                    if let Err(reason) = self.push(sink, delivery).await {
+                        return Ending::Gone(reason);
+                    }
+                }
                 Ok(()) = wake.changed() => want_work = true,
                 _ = rescan.tick(), if rescan_every.is_some() => want_work = true,
                 _ = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
@@ -245,13 +264,13 @@ impl Session {
                 }
                 _ = sleep_until(lease_deadline.unwrap_or_else(Instant::now)), if lease_deadline.is_some() => {
                     let now = Instant::now();
-                    self.in_flight.retain(|_, until| {
-                        let live = *until > now;
-                        if !live {
-                            crate::metrics::event_ack_timeout();
-                        }
-                        live
-                    });
+                    let before = self.in_flight.len();
+                    self.in_flight.retain(|_, until| *until > now);
+                    let expired = before - self.in_flight.len();
+                    for _ in 0..expired {
+                        crate::metrics::event_ack_timeout();
+                    }
+                    self.port.give_back(expired);
                     want_work = true;
                 }
                 _ = ping.tick() => {
@@ -278,13 +297,12 @@ impl Session {
         })
     }
 
-    /// Leases what is due and pushes it. Returns whether more may be waiting
-    /// right now, and when something else comes due.
+    /// Leases what is due into the free slots and sends it. Returns whether
+    /// more may be waiting right now, and when something else comes due.
     async fn lease_and_push(
         &mut self,
         sink: &mut Sink,
     ) -> Result<(bool, Option<Instant>), LeaseError> {
-        let limit = self.max_in_flight() - self.in_flight.len();
         let ack_timeout = self.state.config.ack_timeout;
         let claim = self
             .state
@@ -292,33 +310,59 @@ impl Session {
             .claim(ClaimRequest {
                 agent_id: self.agent.agent_id.clone(),
                 session_id: self.session_id.clone(),
-                limit,
+                limit: 0,
                 lease_ms: ack_timeout.as_millis() as Millis,
                 patterns: self.patterns.clone(),
+                port: Some(self.port.clone()),
             })
             .await
             .map_err(|err| {
                 tracing::warn!(error = %err, "cannot lease events; retrying");
                 LeaseError::Store
             })?;
-        let more = claim.deliveries.len() == limit;
-        let deadline = Instant::now() + ack_timeout;
-        for delivery in claim.deliveries {
+        let more = claim.more;
+        let due = claim.next_due.map(|at| {
+            let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+            Instant::now() + wait
+        });
+        self.send_events(sink, claim.deliveries)
+            .await
+            .map_err(LeaseError::Socket)?;
+        Ok((more, due))
+    }
+
+    /// Sends an event pushed from its commit, with any others already
+    /// waiting, in one flush.
+    async fn push(&mut self, sink: &mut Sink, first: Delivery) -> Result<(), String> {
+        let mut batch = vec![first];
+        while batch.len() < MAX_PUSH_BATCH {
+            match self.pushed.try_recv() {
+                Ok(delivery) => batch.push(delivery),
+                Err(_) => break,
+            }
+        }
+        self.send_events(sink, batch).await
+    }
+
+    /// Sends leased events (their slots are taken) as event frames.
+    async fn send_events(
+        &mut self,
+        sink: &mut Sink,
+        deliveries: Vec<Delivery>,
+    ) -> Result<(), String> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.state.config.ack_timeout;
+        for delivery in deliveries {
             self.in_flight.insert(delivery.id.clone(), deadline);
             crate::metrics::event_delivered();
             let frame = event_frame(delivery).to_json();
             sink.feed(Message::Text(frame.into()))
                 .await
-                .map_err(|e| LeaseError::Socket(e.to_string()))?;
+                .map_err(|e| e.to_string())?;
         }
-        sink.flush()
-            .await
-            .map_err(|e| LeaseError::Socket(e.to_string()))?;
-        let due = claim.next_due.map(|at| {
-            let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
-            Instant::now() + wait
-        });
-        Ok((more, due))
+        sink.flush().await.map_err(|e| e.to_string())
     }
 
     /// Applies an ack or nack; returns whether capacity was freed. Acks are
@@ -330,11 +374,19 @@ impl Session {
                 crate::metrics::event_acked();
                 let freed = self.in_flight.remove(&id).is_some();
                 self.acks.push(id);
-                freed
+                if freed {
+                    self.port.give_back(1);
+                }
+                // A caught-up session gets new events pushed into the slot;
+                // only one that may have events waiting in the store asks.
+                freed && !self.port.is_caught_up()
             }
             AgentMessage::Nack { id, reason } => {
                 crate::metrics::event_nacked();
                 let freed = self.in_flight.remove(&id).is_some();
+                if freed {
+                    self.port.give_back(1);
+                }
                 tracing::debug!(event_id = %id, reason = ?reason, "nack");
                 self.flush_acks();
                 let nack =
@@ -421,6 +473,11 @@ impl Session {
             Ending::Shutdown => tracing::info!("session closed: relay shutting down"),
         }
         self.flush_acks();
+        // Before the release: no insert may lease to this session after it.
+        if let Some(ports) = self.state.store.ports() {
+            ports.detach(&self.agent.agent_id, &self.session_id);
+        }
+        self.pushed.close();
         let release = self
             .state
             .store

@@ -262,8 +262,9 @@ pub async fn test_event(
         body,
         dedup_key: None,
     };
-    state.store.insert_event(event).await?;
-    state.bus.wake(&agent.agent_id);
+    if let crate::store::Inserted::New(_) = state.store.insert_event(event).await? {
+        state.bus.wake(&agent.agent_id);
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
 }
 

@@ -67,9 +67,12 @@ pub async fn ingest(
         body,
         dedup_key: Some(verified.dedup_key),
     };
-    match state.store.insert_event(event).await? {
-        Inserted::New(id) => {
-            state.bus.wake(&agent.agent_id);
+    let inserted = state.store.insert_event(event).await?;
+    match &inserted {
+        Inserted::New(id) | Inserted::Pushed(id) => {
+            if matches!(inserted, Inserted::New(_)) {
+                state.bus.wake(&agent.agent_id);
+            }
             Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({"id": id, "duplicate": false})),

@@ -5,6 +5,7 @@
 //! leases in the database so that several relay instances can share it.
 
 mod postgres;
+pub mod push;
 pub(crate) mod sqlite;
 mod types;
 pub mod workspaces;
@@ -69,6 +70,29 @@ macro_rules! delegate_read {
     };
 }
 
+/// A PostgreSQL claim into a port's free slots. No insert takes slots on
+/// this backend, so taking them all for the claim's duration races with
+/// nothing but the session giving some back.
+fn claim_with_port(
+    store: &postgres::PostgresStore,
+    mut request: ClaimRequest,
+) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
+    let port = request.port.take();
+    if let Some(port) = &port {
+        request.limit = port.take_all();
+    }
+    let limit = request.limit;
+    let claim = store.claim(request);
+    async move {
+        let claim = claim.await;
+        if let Some(port) = port {
+            let leased = claim.as_ref().map_or(0, |c| c.deliveries.len());
+            port.give_back(limit - leased);
+        }
+        claim
+    }
+}
+
 impl Store {
     /// Opens (creating and migrating) the SQLite database at `path`.
     pub fn open_sqlite(path: &Path, retry: RetryPolicy) -> Result<Store, StoreError> {
@@ -105,12 +129,26 @@ impl Store {
         delegate!(self.insert_event(event))
     }
 
-    /// Leases up to `limit` due events of an agent to a session, oldest first.
+    /// Leases due events of an agent to a session, oldest first: up to
+    /// `limit`, or into the free slots of the request's port.
     pub fn claim(
         &self,
         request: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
-        delegate!(self.claim(request))
+        match self {
+            Store::Sqlite(s) => Either::Left(s.claim(request)),
+            Store::Postgres(p) => Either::Right(claim_with_port(p, request)),
+        }
+    }
+
+    /// The ports of this instance's sessions, where new events can be
+    /// pushed as they are stored; `None` where the backend does not push
+    /// (PostgreSQL: its sessions claim).
+    pub fn ports(&self) -> Option<&std::sync::Arc<push::Ports>> {
+        match self {
+            Store::Sqlite(s) => Some(s.ports()),
+            Store::Postgres(_) => None,
+        }
     }
 
     /// Marks events delivered. Ids of other agents or finished events are ignored.

@@ -60,6 +60,9 @@ pub enum Inserted {
     New(String),
     /// The original event's id.
     Duplicate(String),
+    /// Stored and leased to a live session of this instance, which has it
+    /// already (see [`super::push`]): nobody needs waking.
+    Pushed(String),
 }
 
 /// A session asking for work.
@@ -72,6 +75,9 @@ pub struct ClaimRequest {
     pub lease_ms: Millis,
     /// Glob patterns on `event_type`; empty means all.
     pub patterns: Vec<String>,
+    /// The session's port: the claim leases into its free slots (`limit`
+    /// is then ignored) and says whether the session is caught up.
+    pub port: Option<std::sync::Arc<super::push::Port>>,
 }
 
 /// One leased event, ready to become an `event` frame.
@@ -95,6 +101,8 @@ pub struct Claim {
     /// The earliest future time at which more of this agent's events become
     /// due (a retry or an expiring lease), if any.
     pub next_due: Option<Millis>,
+    /// The claim filled every slot it had: more may be due right now.
+    pub more: bool,
 }
 
 /// Event status (contract section 1).

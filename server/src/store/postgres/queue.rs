@@ -207,6 +207,7 @@ pub(super) async fn claim(
         .await?
         .get(0);
     Ok(Claim {
+        more: leased.len() == req.limit && req.limit > 0,
         deliveries: leased.into_iter().map(|(_, d)| d).collect(),
         next_due,
     })

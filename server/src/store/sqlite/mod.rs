@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::push::{Port, Ports};
 use super::*;
-use writer::{Durability, Writer};
+use writer::{Durability, Settle, Writer};
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     retry: RetryPolicy,
+    /// Live sessions a new event can be leased to as it is stored.
+    ports: Arc<Ports>,
     /// One relay per database file; released by `close` (or with the process).
     lock: Arc<Mutex<Option<files::DatabaseLock>>>,
 }
@@ -101,6 +104,7 @@ impl SqliteStore {
                 permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             }),
             retry,
+            ports: Arc::new(Ports::default()),
             lock: Arc::new(Mutex::new(Some(lock))),
         })
     }
@@ -127,21 +131,71 @@ impl SqliteStore {
         .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
     }
 
+    /// This instance's session ports (see [`super::push`]).
+    pub fn ports(&self) -> &Arc<Ports> {
+        &self.ports
+    }
+
+    /// Stores the event; if a session of its agent is caught up and has a
+    /// free slot, leased to it in the same insert and pushed to it once
+    /// committed.
     pub fn insert_event(
         &self,
         event: NewEvent,
     ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
-        self.writer
-            .submit(move |c| queries::insert_event(c, &event, now_ms()))
+        let ports = self.ports.clone();
+        self.writer.submit_settled(Durability::Fsync, move |c| {
+            let now = now_ms();
+            if let Some(id) = queries::duplicate_of(c, &event, now)? {
+                return Ok((Inserted::Duplicate(id), None));
+            }
+            let Some(port) = ports.take_slot(&event.agent_id) else {
+                queries::store_event(c, &event, now, None)?;
+                return Ok((Inserted::New(event.id), None));
+            };
+            let lease = (port.session_id(), now + port.lease_ms());
+            if let Err(err) = queries::store_event(c, &event, now, Some(lease)) {
+                port.give_back(1);
+                return Err(err);
+            }
+            let id = event.id.clone();
+            Ok((Inserted::Pushed(id), Some(push_when_committed(port, event))))
+        })
     }
 
+    /// Leases due events into the session's free slots (or up to `limit`
+    /// without a port).
     pub fn claim(
         &self,
         req: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
         let max_attempts = self.retry.max_attempts;
-        self.writer.submit_with(Durability::Relaxed, move |c| {
-            queries::claim(c, &req, max_attempts, now_ms())
+        self.writer.submit_settled(Durability::Relaxed, move |c| {
+            let now = now_ms();
+            let Some(port) = req.port.clone() else {
+                return Ok((queries::claim(c, &req, max_attempts, now)?, None));
+            };
+            let limit = port.take_all();
+            let claim = match queries::claim_up_to(c, &req, limit, max_attempts, now) {
+                Ok(claim) => claim,
+                Err(err) => {
+                    port.give_back(limit);
+                    return Err(err);
+                }
+            };
+            let leased = claim.deliveries.len();
+            port.give_back(limit - leased);
+            if limit > 0 {
+                port.set_caught_up(!claim.more);
+            }
+            // Rolled back: the slots it leased into are free after all.
+            let settle: Settle = Box::new(move |committed| {
+                if !committed {
+                    port.give_back(leased);
+                    port.set_caught_up(false);
+                }
+            });
+            Ok((claim, Some(settle)))
         })
     }
 
@@ -302,6 +356,26 @@ impl SqliteStore {
         // The writer is gone: another relay may have the database now.
         self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
+}
+
+/// After the commit, the session gets the event; after a rollback, its slot
+/// back.
+fn push_when_committed(port: Arc<Port>, event: NewEvent) -> Settle {
+    Box::new(move |committed| {
+        if !committed {
+            port.give_back(1);
+            return;
+        }
+        port.push(Delivery {
+            id: event.id,
+            event_type: event.event_type,
+            received_at: event.received_at,
+            attempt: 1,
+            headers: event.headers,
+            body: event.body.to_vec(),
+            replay: false,
+        });
+    })
 }
 
 impl Readers {

@@ -15,30 +15,58 @@ fn headers_from(text: &str) -> Vec<(String, String)> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-pub(super) fn insert_event(
+#[cfg(test)]
+fn insert_event(c: &Connection, e: &NewEvent, now: Millis) -> Result<Inserted, StoreError> {
+    if let Some(id) = duplicate_of(c, e, now)? {
+        return Ok(Inserted::Duplicate(id));
+    }
+    store_event(c, e, now, None)?;
+    Ok(Inserted::New(e.id.clone()))
+}
+
+/// The event `e` repeats (same dedup key within the window), if any.
+pub(super) fn duplicate_of(
     c: &Connection,
     e: &NewEvent,
     now: Millis,
-) -> Result<Inserted, StoreError> {
+) -> Result<Option<String>, StoreError> {
+    let Some(key) = &e.dedup_key else {
+        return Ok(None);
+    };
+    Ok(c.prepare_cached(
+        "SELECT event_id FROM dedup WHERE agent_id = ?1 AND key = ?2 AND expires_at > ?3",
+    )?
+    .query_row(params![e.agent_id, key, now], |r| r.get(0))
+    .optional()?)
+}
+
+/// Stores a new event (and its dedup key): `pending`, or with `lease`
+/// (session, lease end) already leased to a session as its first attempt.
+pub(super) fn store_event(
+    c: &Connection,
+    e: &NewEvent,
+    now: Millis,
+    lease: Option<(&str, Millis)>,
+) -> Result<(), StoreError> {
     if let Some(key) = &e.dedup_key {
-        let original: Option<String> = c
-            .prepare_cached(
-                "SELECT event_id FROM dedup WHERE agent_id = ?1 AND key = ?2 AND expires_at > ?3",
-            )?
-            .query_row(params![e.agent_id, key, now], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = original {
-            return Ok(Inserted::Duplicate(id));
-        }
         c.prepare_cached("INSERT OR REPLACE INTO dedup (agent_id, key, event_id, expires_at) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![e.agent_id, key, e.id, now + DEDUP_WINDOW_MS])?;
     }
-    c.prepare_cached(
-        "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status, next_attempt_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4)",
-    )?
-    .execute(params![e.id, e.agent_id, e.event_type, e.received_at, headers_json(&e.headers), &e.body[..]])?;
-    Ok(Inserted::New(e.id.clone()))
+    let headers = headers_json(&e.headers);
+    match lease {
+        None => c.prepare_cached(
+            "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status, next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4)",
+        )?
+        .execute(params![e.id, e.agent_id, e.event_type, e.received_at, headers, &e.body[..]])?,
+        Some((session_id, lease_until)) => c.prepare_cached(
+            "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
+                                 attempts, lease_session, lease_until, next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'delivering', 1, ?7, ?8, ?4, ?4)",
+        )?
+        .execute(params![e.id, e.agent_id, e.event_type, e.received_at, headers, &e.body[..], session_id, lease_until])?,
+    };
+    Ok(())
 }
 
 /// Returns expired leases of one agent to the queue (or fails them when the
@@ -89,12 +117,23 @@ pub(super) fn claim(
     max_attempts: u32,
     now: Millis,
 ) -> Result<Claim, StoreError> {
+    claim_up_to(c, req, req.limit, max_attempts, now)
+}
+
+/// Leases up to `limit` due events of the agent to the session.
+pub(super) fn claim_up_to(
+    c: &Connection,
+    req: &ClaimRequest,
+    limit: usize,
+    max_attempts: u32,
+    now: Millis,
+) -> Result<Claim, StoreError> {
     expire_leases(c, &req.agent_id, max_attempts, now)?;
     let mut stmt = c.prepare_cached(&claim_sql(&req.patterns))?;
     let lease_until = now + req.lease_ms;
-    let limit = req.limit as i64;
+    let window = limit as i64;
     let mut values: Vec<&dyn rusqlite::ToSql> =
-        vec![&req.agent_id, &req.session_id, &lease_until, &now, &limit];
+        vec![&req.agent_id, &req.session_id, &lease_until, &now, &window];
     for pattern in &req.patterns {
         values.push(pattern);
     }
@@ -117,6 +156,7 @@ pub(super) fn claim(
     rows.sort_by_key(|(seq, _)| *seq);
     let next_due = next_due(c, req, now)?;
     Ok(Claim {
+        more: rows.len() == limit && limit > 0,
         deliveries: rows.into_iter().map(|(_, d)| d).collect(),
         next_due,
     })
@@ -480,6 +520,7 @@ mod tests {
             limit,
             lease_ms: 30_000,
             patterns: Vec::new(),
+            port: None,
         };
         claim(c, &req, 5, 1_000).unwrap()
     }

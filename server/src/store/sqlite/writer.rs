@@ -34,17 +34,22 @@ trait Job: Send {
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
+/// Told, on the writer thread and in job order, whether the transaction
+/// holding a job's work committed: for effects outside the database that
+/// must follow it (a pushed event, slots to give back).
+pub(super) type Settle = Box<dyn FnOnce(bool) + Send>;
+
 struct TypedJob<T, F> {
     durability: Durability,
     work: Option<F>,
-    result: Option<Result<T, StoreError>>,
+    result: Option<Result<(T, Option<Settle>), StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
 impl<T, F> Job for TypedJob<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    F: FnOnce(&Connection) -> Result<(T, Option<Settle>), StoreError> + Send,
 {
     fn durability(&self) -> Durability {
         self.durability
@@ -58,7 +63,17 @@ where
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
         let answer = match (commit, self.result) {
-            (Ok(()), Some(result)) => result,
+            (Ok(()), Some(Ok((value, settle)))) => {
+                if let Some(settle) = settle {
+                    settle(true);
+                }
+                Ok(value)
+            }
+            (Err(err), Some(Ok((_, Some(settle))))) => {
+                settle(false);
+                Err(err)
+            }
+            (_, Some(Err(err))) => Err(err),
             (Err(err), _) => Err(err),
             (Ok(()), None) => Err(StoreError::Database("job was not run".into())),
         };
@@ -69,14 +84,19 @@ where
 /// One job's failure rolls back only that job, not the batch it shares.
 fn in_savepoint<T>(
     conn: &Connection,
-    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
+    work: impl FnOnce(&Connection) -> Result<(T, Option<Settle>), StoreError>,
+) -> Result<(T, Option<Settle>), StoreError> {
     run_cached(conn, "SAVEPOINT job")?;
     let result = work(conn);
     if result.is_err() {
         run_cached(conn, "ROLLBACK TO job")?;
     }
-    run_cached(conn, "RELEASE job")?;
+    if let Err(err) = run_cached(conn, "RELEASE job") {
+        if let Ok((_, Some(settle))) = result {
+            settle(false);
+        }
+        return Err(err);
+    }
     result
 }
 
@@ -148,6 +168,20 @@ impl Writer {
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit_settled(durability, move |c| work(c).map(|value| (value, None)))
+    }
+
+    /// Like [`Writer::submit_with`]; the [`Settle`] that `work` may return
+    /// learns whether its transaction committed before the caller does.
+    pub(super) fn submit_settled<T, F>(
+        &self,
+        durability: Durability,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<(T, Option<Settle>), StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {

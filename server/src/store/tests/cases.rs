@@ -36,6 +36,7 @@ pub fn claim_req(session: &str, limit: usize, lease_ms: Millis) -> ClaimRequest 
         limit,
         lease_ms,
         patterns: vec![],
+        port: None,
     }
 }
 

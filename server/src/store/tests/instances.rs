@@ -68,7 +68,7 @@ async fn concurrent_duplicates_on_two_instances_store_one_event() {
     let mut originals = HashSet::new();
     for task in inserts {
         match task.await.unwrap().unwrap() {
-            Inserted::New(id) => new.push(id),
+            Inserted::New(id) | Inserted::Pushed(id) => new.push(id),
             Inserted::Duplicate(id) => drop(originals.insert(id)),
         }
     }

@@ -9,6 +9,7 @@
 mod cases;
 mod fixture;
 mod instances;
+mod push;
 
 /// One `#[tokio::test]` per case and backend.
 macro_rules! on_every_backend {
