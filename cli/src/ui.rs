@@ -9,7 +9,7 @@
 //! program quietly.
 
 use std::borrow::Cow;
-use std::fmt::Display;
+use std::fmt::{Display, Write as _};
 use std::io::{self, Write as _};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -31,6 +31,29 @@ pub struct Ui {
     silent: bool,
     /// `None` when stderr is not a terminal or `-q` was given: no spinner.
     spinner: Option<SpinnerSlot>,
+    /// Event lines waiting to be written together; see [`Ui::batch_events`].
+    batch: Option<Arc<Mutex<String>>>,
+}
+
+/// How long event lines may wait in a batch before they are written.
+const BATCH_DELAY: Duration = Duration::from_millis(100);
+/// A batch this large is written at once, without waiting for the tick.
+const BATCH_BYTES: usize = 32 * 1024;
+
+/// Writes the batched event lines every [`BATCH_DELAY`] until dropped, then
+/// writes what is left.
+pub struct BatchGuard {
+    ui: Ui,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for BatchGuard {
+    fn drop(&mut self) {
+        if let Some(ticker) = self.ticker.take() {
+            ticker.abort();
+        }
+        self.ui.flush_events();
+    }
 }
 
 impl Ui {
@@ -43,6 +66,7 @@ impl Ui {
             verbose: global.verbose,
             silent: false,
             spinner,
+            batch: None,
         }
     }
 
@@ -54,6 +78,70 @@ impl Ui {
             verbose: 0,
             silent: true,
             spinner: None,
+            batch: None,
+        }
+    }
+
+    /// When stderr is not a terminal (a log file, a pipe, a service
+    /// manager), a copy whose [`Ui::event`] lines are written in batches,
+    /// at most [`BATCH_DELAY`] late, instead of one write per line: at
+    /// thousands of events a second the writes would cost more than the
+    /// forwarding. Any other line writes the batch first, so the order
+    /// holds. On a terminal, or with `-q`, a plain copy. Needs a runtime.
+    pub fn batch_events(&self) -> (Ui, BatchGuard) {
+        let mut ui = self.clone();
+        if self.quiet || self.silent || console::Term::stderr().is_term() {
+            let guard = BatchGuard {
+                ui: ui.clone(),
+                ticker: None,
+            };
+            return (ui, guard);
+        }
+        ui.batch = Some(Arc::new(Mutex::new(String::new())));
+        let flusher = ui.clone();
+        let ticker = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(BATCH_DELAY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                flusher.flush_events();
+            }
+        });
+        let guard = BatchGuard {
+            ui: ui.clone(),
+            ticker: Some(ticker),
+        };
+        (ui, guard)
+    }
+
+    /// A per-event line (`-->`, `<--`), hidden by `-q`; batched when
+    /// [`Ui::batch_events`] made this copy.
+    pub fn event(&self, line: impl Display) {
+        if self.quiet {
+            return;
+        }
+        let Some(batch) = &self.batch else {
+            self.eprint_line(line);
+            return;
+        };
+        let full = {
+            let mut batch = batch.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = writeln!(batch, "{line}");
+            batch.len() >= BATCH_BYTES
+        };
+        if full {
+            self.flush_events();
+        }
+    }
+
+    /// Writes the batched event lines now.
+    pub fn flush_events(&self) {
+        let Some(batch) = &self.batch else { return };
+        let mut batch = batch.lock().unwrap_or_else(PoisonError::into_inner);
+        if !batch.is_empty() {
+            // Under the batch lock, so batches are written in order.
+            let _ = io::stderr().lock().write_all(batch.as_bytes());
+            batch.clear();
         }
     }
 
@@ -114,8 +202,12 @@ impl Ui {
     }
 
     fn eprint_line(&self, line: impl Display) {
+        self.flush_events();
+        // One write per line: stderr is unbuffered, and `writeln!` would
+        // write the line and its newline separately.
+        let line = format!("{line}\n");
         let write = || {
-            let _ = writeln!(io::stderr().lock(), "{line}");
+            let _ = io::stderr().lock().write_all(line.as_bytes());
         };
         match &self.spinner {
             Some(slot) => {

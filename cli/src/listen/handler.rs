@@ -122,7 +122,7 @@ impl Handler {
     /// lines keep the relay's order whatever the concurrency.
     pub fn announce(&self, frame: &EventFrame) {
         if self.wants(frame) {
-            self.ui.status(arrival_line(frame));
+            self.ui.event(arrival_line(frame));
         }
     }
 
@@ -156,7 +156,7 @@ impl Handler {
         if let Some(line) = outcome_line(frame, &outcome, started.elapsed())
             && !quiet_success
         {
-            self.ui.status(line);
+            self.ui.event(line);
         }
         outcome.reply(&frame.id)
     }

@@ -57,7 +57,9 @@ const BACKLOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs `listen` until Ctrl-C (then `Ok`) or a fatal error.
 pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
-    let ui = &ctx.ui;
+    // Dropped last: writes the event lines still batched.
+    let (ui, _batch) = ctx.ui.batch_events();
+    let ui = &ui;
     let settings = args.settings(&ctx.config.listen)?;
     let (api_key, source) = ctx.api_key().await?;
     ui.detail(format!("API key from the {source}"));
