@@ -91,7 +91,7 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
             return ExitCode::Usage;
         }
         if let Some(api) = cause.downcast_ref::<ApiError>()
-            && api.is_auth()
+            && (api.is_auth() || matches!(api, ApiError::ProxyAuth { .. }))
         {
             return ExitCode::Auth;
         }

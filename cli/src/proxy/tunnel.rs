@@ -30,7 +30,7 @@ pub enum TunnelError {
     /// The proxy closed the connection without a full answer.
     #[error("the proxy closed the connection without answering CONNECT")]
     Closed,
-    /// 407: credentials missing or wrong.
+    /// 407 (or 401): credentials missing or wrong.
     #[error("the proxy wants authentication (HTTP 407 Proxy Authentication Required)")]
     AuthRequired,
     /// Any other answer than 2xx.
@@ -136,7 +136,9 @@ fn answer(head: &[u8]) -> Result<(), TunnelError> {
     let status = response.code.unwrap_or(0);
     match status {
         200..=299 => Ok(()),
-        407 => Err(TunnelError::AuthRequired),
+        // tinyproxy answers wrong credentials with 401 (and missing ones
+        // with 407); before the tunnel exists, either can only be the proxy.
+        401 | 407 => Err(TunnelError::AuthRequired),
         _ => Err(TunnelError::Refused {
             status,
             reason: response.reason.unwrap_or("").trim().to_owned(),
@@ -211,6 +213,13 @@ mod tests {
     #[tokio::test]
     async fn refusals_keep_their_status() {
         let (result, _) = against(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n", None).await;
+        assert!(
+            matches!(result, Err(TunnelError::AuthRequired)),
+            "{result:?}"
+        );
+        let wrong =
+            b"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"Tinyproxy\"\r\n\r\n";
+        let (result, _) = against(wrong, None).await;
         assert!(
             matches!(result, Err(TunnelError::AuthRequired)),
             "{result:?}"
