@@ -83,7 +83,7 @@ async fn listen_through_http_proxy_tunnels_the_websocket_and_sends_the_api_calls
     let target = format!("127.0.0.1:{relay_port}");
     assert_eq!(
         proxy.connects(),
-        [target.clone()],
+        std::slice::from_ref(&target),
         "one CONNECT tunnel to the relay carries the WebSocket; log:\n{}",
         proxy.log()
     );
