@@ -131,3 +131,120 @@ impl Tinyproxy {
             .collect()
     }
 }
+
+/// Whether `squid` is installed; as [`tinyproxy_installed`].
+pub fn squid_installed() -> bool {
+    std::process::Command::new("squid")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A private `squid` on `127.0.0.1:PORT` that tunnels CONNECT only to
+/// `connect_port` and forwards plain HTTP; no cache; killed when dropped.
+/// Its access log gets a tunnel's line when the tunnel closes.
+pub struct Squid {
+    port: u16,
+    dir: TempDir,
+    _child: Child,
+}
+
+impl Squid {
+    pub async fn start(connect_port: u16) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("lobster-e2e-squid")
+            .tempdir()?;
+        // Squid started as root writes its logs as its own user.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let d = dir.path().display();
+        let conf = format!(
+            "http_port 127.0.0.1:{port}\n\
+             pid_filename {d}/squid.pid\n\
+             access_log stdio:{d}/access.log squid\n\
+             cache_log {d}/cache.log\n\
+             coredump_dir {d}\n\
+             cache deny all\n\
+             cache_mem 8 MB\n\
+             pinger_enable off\n\
+             shutdown_lifetime 0 seconds\n\
+             acl relay_port port {connect_port}\n\
+             acl CONNECT method CONNECT\n\
+             acl loopback src 127.0.0.1/32\n\
+             http_access deny CONNECT !relay_port\n\
+             http_access allow loopback\n\
+             http_access deny all\n"
+        );
+        let conf_path = dir.path().join("squid.conf");
+        std::fs::write(&conf_path, conf)?;
+        let child = Command::new("squid")
+            .arg("-N")
+            .arg("-f")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting squid (apt-get install squid)")?;
+        let squid = Self {
+            port,
+            dir,
+            _child: child,
+        };
+        eventually(
+            "squid to accept connections",
+            Duration::from_secs(30),
+            || async {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .map(drop)
+                    .map_err(anyhow::Error::from)
+            },
+        )
+        .await
+        .with_context(|| {
+            let log = std::fs::read_to_string(squid.dir.path().join("cache.log"));
+            format!(
+                "squid did not start; cache.log:\n{}",
+                log.unwrap_or_default()
+            )
+        })?;
+        Ok(squid)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its access log so far.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    /// Waits until its access log has a line containing `needle`.
+    pub async fn wait_for_access(&self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+        eventually(
+            &format!("{needle:?} in squid's access log"),
+            timeout,
+            || {
+                let log = self.access_log();
+                async move {
+                    match log.lines().find(|line| line.contains(needle)) {
+                        Some(line) => Ok(line.to_owned()),
+                        None => bail!("not yet; log:\n{log}"),
+                    }
+                }
+            },
+        )
+        .await
+    }
+}

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use lobster_e2e::pki::TestCa;
-use lobster_e2e::proxies::{Tinyproxy, TinyproxyOpts, tinyproxy_installed};
+use lobster_e2e::proxies::{Squid, Tinyproxy, TinyproxyOpts, squid_installed, tinyproxy_installed};
 use lobster_e2e::{
     Agent, CliUser, Listener, Relay, RelayOpts, Sender, Sink, TlsOpts, WAIT, accepted_id,
     relay_with_agent,
@@ -394,5 +394,41 @@ async fn login_goes_through_the_proxy() -> anyhow::Result<()> {
             Duration::from_secs(5),
         )
         .await?;
+    Ok(())
+}
+
+/// Squid, the other common proxy: the WebSocket tunnel and the API calls
+/// go through it too. Its access log gets a tunnel's line once the tunnel
+/// closes, so the listener is stopped before looking.
+#[tokio::test]
+async fn listen_through_squid_delivers() -> anyhow::Result<()> {
+    if !squid_installed() {
+        eprintln!(
+            "SKIPPED listen_through_squid_delivers: squid is not installed (apt-get install squid)"
+        );
+        return Ok(());
+    }
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "squid").await?;
+    let squid = Squid::start(relay.port()).await?;
+    let sink = Sink::start().await?;
+    let forward = sink.url("/");
+    let mut listener = Listener::start_with_env(
+        &relay.url(),
+        &agent.api_key,
+        &["--forward", &forward],
+        &[("HTTP_PROXY", &squid.url())],
+    )
+    .await?;
+    listener.wait_ready().await?;
+    deliver_one(&agent, &Sender::default(), &sink, "squid.one").await?;
+    let target = format!("127.0.0.1:{}", relay.port());
+    squid
+        .wait_for_access(&format!("GET http://{target}/api/v1/agent/me"), WAIT)
+        .await?;
+    listener.kill9().await?;
+    let line = squid
+        .wait_for_access(&format!("CONNECT {target}"), WAIT)
+        .await?;
+    assert!(line.contains("TCP_TUNNEL/200"), "{line}");
     Ok(())
 }
