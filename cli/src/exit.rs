@@ -73,7 +73,7 @@ impl Fatal {
             next_step: Some(match via {
                 None => check.into(),
                 Some(proxy) => format!(
-                    "{check}; and the proxy {}, or bypass it with NO_PROXY",
+                    "{check}; and the proxy in {} too, or bypass it with NO_PROXY",
                     proxy.var
                 ),
             }),

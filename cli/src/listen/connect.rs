@@ -133,7 +133,7 @@ fn tunnel_failed(proxy: &Proxy, target: &str, err: TunnelError) -> ConnectError 
     let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
     let var = proxy.var;
     match err {
-        TunnelError::AuthRequired => {
+        TunnelError::AuthRequired(status) => {
             let with_user = format!(
                 "{var}=http://USER:PASSWORD@{} (percent-encode @ : / % in them)",
                 proxy.shown.trim_start_matches("http://")
@@ -150,8 +150,12 @@ fn tunnel_failed(proxy: &Proxy, target: &str, err: TunnelError) -> ConnectError 
             };
             ConnectError::Rejected(Fatal::auth(
                 format!(
-                    "the proxy {} {what} {var} (HTTP 407 Proxy Authentication Required)",
-                    proxy.shown
+                    "the proxy {} {what} {var} (HTTP {status} {})",
+                    proxy.shown,
+                    match status {
+                        407 => "Proxy Authentication Required",
+                        _ => "Unauthorized",
+                    }
                 ),
                 next_step,
             ))
@@ -257,7 +261,7 @@ mod tests {
     fn a_407_is_fatal_and_says_where_the_credentials_go_without_showing_them() {
         let with = proxy("me:hunter2@");
         let ConnectError::Rejected(fatal) =
-            tunnel_failed(&with, "relay.test:443", TunnelError::AuthRequired)
+            tunnel_failed(&with, "relay.test:443", TunnelError::AuthRequired(407))
         else {
             panic!("a 407 must be fatal");
         };
@@ -273,7 +277,7 @@ mod tests {
         );
         assert!(!text.contains("hunter2") && !text.contains("me:"), "{text}");
         let ConnectError::Rejected(fatal) =
-            tunnel_failed(&proxy(""), "relay.test:443", TunnelError::AuthRequired)
+            tunnel_failed(&proxy(""), "relay.test:443", TunnelError::AuthRequired(407))
         else {
             panic!("a 407 must be fatal");
         };

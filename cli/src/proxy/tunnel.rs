@@ -31,8 +31,8 @@ pub enum TunnelError {
     #[error("the proxy closed the connection without answering CONNECT")]
     Closed,
     /// 407 (or 401): credentials missing or wrong.
-    #[error("the proxy wants authentication (HTTP 407 Proxy Authentication Required)")]
-    AuthRequired,
+    #[error("the proxy wants authentication (HTTP {0})")]
+    AuthRequired(u16),
     /// Any other answer than 2xx.
     #[error("the proxy refused the tunnel: HTTP {status} {reason}")]
     Refused { status: u16, reason: String },
@@ -138,7 +138,7 @@ fn answer(head: &[u8]) -> Result<(), TunnelError> {
         200..=299 => Ok(()),
         // tinyproxy answers wrong credentials with 401 (and missing ones
         // with 407); before the tunnel exists, either can only be the proxy.
-        401 | 407 => Err(TunnelError::AuthRequired),
+        401 | 407 => Err(TunnelError::AuthRequired(status)),
         _ => Err(TunnelError::Refused {
             status,
             reason: response.reason.unwrap_or("").trim().to_owned(),
@@ -214,14 +214,14 @@ mod tests {
     async fn refusals_keep_their_status() {
         let (result, _) = against(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n", None).await;
         assert!(
-            matches!(result, Err(TunnelError::AuthRequired)),
+            matches!(result, Err(TunnelError::AuthRequired(_))),
             "{result:?}"
         );
         let wrong =
             b"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"Tinyproxy\"\r\n\r\n";
         let (result, _) = against(wrong, None).await;
         assert!(
-            matches!(result, Err(TunnelError::AuthRequired)),
+            matches!(result, Err(TunnelError::AuthRequired(_))),
             "{result:?}"
         );
         let (result, _) = against(b"HTTP/1.1 403 Access denied\r\n\r\n<html>", None).await;
