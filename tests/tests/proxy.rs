@@ -18,9 +18,19 @@ use lobster_e2e::{
 fn have_tinyproxy(test: &str) -> bool {
     let found = tinyproxy_installed();
     if !found {
-        eprintln!("SKIPPED {test}: tinyproxy is not installed (apt-get install tinyproxy)");
+        skipped(test, "tinyproxy");
     }
     found
+}
+
+/// The skip notice, written to the real stderr: the test harness hides
+/// what `eprintln!` prints in a passing test.
+fn skipped(test: &str, program: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {program} is not installed (apt-get install {program})"
+    );
 }
 
 fn opts(connect_ports: &[u16], auth: Option<(&str, &str)>) -> TinyproxyOpts {
@@ -406,9 +416,7 @@ async fn login_goes_through_the_proxy() -> anyhow::Result<()> {
 #[tokio::test]
 async fn listen_through_squid_delivers() -> anyhow::Result<()> {
     if !squid_installed() {
-        eprintln!(
-            "SKIPPED listen_through_squid_delivers: squid is not installed (apt-get install squid)"
-        );
+        skipped("listen_through_squid_delivers", "squid");
         return Ok(());
     }
     let (relay, agent) = relay_with_agent(RelayOpts::default(), "squid").await?;
