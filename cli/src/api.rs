@@ -32,6 +32,17 @@ pub enum ApiError {
         code: String,
         message: String,
     },
+    /// The proxy (not the relay) asked for credentials, or refused them.
+    #[error(
+        "the proxy {proxy} refused {method} {path} (HTTP {status}): its user and password are missing or wrong"
+    )]
+    ProxyAuth {
+        method: Method,
+        path: String,
+        status: StatusCode,
+        /// The proxy as shown to users (`http://host:port (from VAR)`).
+        proxy: String,
+    },
     /// The relay answered 2xx with a body that is not JSON.
     #[error("the relay sent an answer to {path} that is not JSON: {reason}")]
     BadBody { path: String, reason: String },
@@ -48,6 +59,10 @@ impl ApiError {
     pub fn next_step(&self) -> Option<&'static str> {
         match self {
             Self::Unreachable { .. } => Some("check --relay / LOBSTER_RELAY_URL and your network"),
+            Self::ProxyAuth { .. } => Some(
+                "set the proxy's user and password in its variable as \
+                 http://USER:PASSWORD@HOST:PORT (percent-encode @ : / % in them)",
+            ),
             Self::Status { path, .. } if self.is_auth() && path.contains("/admin/") => Some(
                 "check --admin-token / RELAY_ADMIN_TOKEN (the server prints it on first start)",
             ),
@@ -87,6 +102,9 @@ pub struct ApiClient {
     base: Url,
     token: Secret,
     timeout: Duration,
+    /// The proxy reqwest sends the calls through (from `HTTP_PROXY` and
+    /// friends), for error messages.
+    via: Option<String>,
 }
 
 impl ApiClient {
@@ -96,7 +114,13 @@ impl ApiClient {
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("lobster-relay/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let via = crate::proxy::env()
+            .proxy_for(&base)
+            .ok()
+            .flatten()
+            .map(|proxy| proxy.to_string());
         Ok(Self {
+            via,
             http,
             base,
             token,
@@ -167,11 +191,24 @@ impl ApiClient {
         }
         let unreachable = |err: reqwest::Error| ApiError::Unreachable {
             url: url.clone(),
-            reason: unreachable_reason(&err),
+            reason: match &self.via {
+                None => unreachable_reason(&err),
+                Some(proxy) => format!("{} (through the proxy {proxy})", unreachable_reason(&err)),
+            },
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;
+        if let Some(proxy) = &self.via
+            && is_proxy_auth(status, &bytes)
+        {
+            return Err(ApiError::ProxyAuth {
+                method,
+                path,
+                status,
+                proxy: proxy.clone(),
+            });
+        }
         if !status.is_success() {
             let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(body) => (body.error.code, body.error.message),
@@ -200,6 +237,14 @@ impl ApiClient {
 
 /// Why a request got no answer, without reqwest's "error sending request
 /// for url (...)" preamble: the URL is said once, by [`ApiError`].
+/// Through a proxy, a 407, or a 401 without the relay's JSON error body
+/// (tinyproxy answers wrong credentials so), is the proxy's refusal.
+fn is_proxy_auth(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+        || (status == StatusCode::UNAUTHORIZED
+            && serde_json::from_slice::<ErrorBody>(body).is_err())
+}
+
 fn unreachable_reason(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         return "no answer in time".to_owned();
@@ -236,6 +281,21 @@ mod tests {
             code: "x".into(),
             message: "y".into(),
         }
+    }
+
+    #[test]
+    fn through_a_proxy_407_and_a_401_without_the_relays_body_are_the_proxys() {
+        let relay = br#"{"error":{"code":"unauthorized","message":"bad key"}}"#;
+        assert!(is_proxy_auth(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            relay
+        ));
+        assert!(is_proxy_auth(
+            StatusCode::UNAUTHORIZED,
+            b"<html>Unauthorized</html>"
+        ));
+        assert!(!is_proxy_auth(StatusCode::UNAUTHORIZED, relay));
+        assert!(!is_proxy_auth(StatusCode::FORBIDDEN, b"<html>"));
     }
 
     #[test]

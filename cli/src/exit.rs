@@ -6,6 +6,7 @@
 use std::io::{self, Write as _};
 
 use crate::api::ApiError;
+use crate::proxy::Proxy;
 
 /// The process exit codes of contract section 7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,17 +62,21 @@ impl Fatal {
         }
     }
 
-    /// The first connection to `relay` could not be made (exit code 1):
-    /// `listen` and `wait` say so at once rather than retrying a relay that
-    /// may never have been there.
-    pub fn relay_unreachable(relay: &str, reason: &str) -> Self {
+    /// The first connection to `relay` (through the proxy `via`, if any)
+    /// could not be made (exit code 1): `listen` and `wait` say so at once
+    /// rather than retrying a relay that may never have been there.
+    pub fn relay_unreachable(relay: &str, reason: &str, via: Option<&Proxy>) -> Self {
+        let check = "check --relay (or LOBSTER_RELAY_URL, or `lobster-relay login`) and that the relay is running";
         Self {
             code: ExitCode::Failure,
             message: format!("cannot reach the relay at {relay}: {reason}"),
-            next_step: Some(
-                "check --relay (or LOBSTER_RELAY_URL, or `lobster-relay login`) and that the relay is running"
-                    .into(),
-            ),
+            next_step: Some(match via {
+                None => check.into(),
+                Some(proxy) => format!(
+                    "{check}; and the proxy in {} too, or bypass it with NO_PROXY",
+                    proxy.var
+                ),
+            }),
         }
     }
 }
@@ -86,7 +91,7 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
             return ExitCode::Usage;
         }
         if let Some(api) = cause.downcast_ref::<ApiError>()
-            && api.is_auth()
+            && (api.is_auth() || matches!(api, ApiError::ProxyAuth { .. }))
         {
             return ExitCode::Auth;
         }

@@ -19,6 +19,8 @@
 //! - [`api`]: the HTTP API client shared by the commands that call the relay.
 //! - [`trust`]: the platform trust store plus `--ca-cert`, for every
 //!   HTTP client and WebSocket connector.
+//! - [`proxy`]: `HTTPS_PROXY` and friends for the WebSocket (a CONNECT
+//!   tunnel), by the rules reqwest applies to the API calls.
 //! - [`healthcheck`]: `healthcheck`, one GET for container health checks.
 //! - [`version`]: `version` and `--version` (commit, target, build date).
 //! - [`glob`]: event type patterns for `--events` and forward routes.
@@ -44,6 +46,7 @@ pub mod glob;
 pub mod healthcheck;
 pub mod listen;
 pub mod login;
+pub mod proxy;
 pub mod status;
 pub mod trust;
 pub mod ui;

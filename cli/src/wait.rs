@@ -28,6 +28,7 @@ use crate::listen::backoff::Backoff;
 use crate::listen::close::{SessionEnd, on_close};
 use crate::listen::connect::{self, ConnectError, WsStream};
 use crate::listen::session::{LIVENESS, check_protocol, handshake};
+use crate::proxy::Proxy;
 use crate::ui::{Ui, paint, print_data, short_duration};
 
 /// How long to wait for the relay's side of the close after the ack.
@@ -60,8 +61,9 @@ pub struct WaitArgs {
 pub async fn run(ctx: &Context, args: WaitArgs) -> anyhow::Result<()> {
     let (key, _) = ctx.api_key().await?;
     let url = connect::connect_url(&ctx.relay, args.events.as_ref());
+    let via = crate::proxy::env().tunnel_for(&url)?;
     let ui = &ctx.ui;
-    let waiting = next_event(&url, &key, args.events.as_ref(), ui, &args);
+    let waiting = next_event(&url, &key, via.as_ref(), args.events.as_ref(), ui, &args);
     let found = if args.timeout.is_zero() {
         waiting.await
     } else {
@@ -130,6 +132,7 @@ async fn deliver(ws: &mut WsStream, frame: &EventFrame, ui: &Ui) -> anyhow::Resu
 async fn next_event(
     url: &Url,
     key: &Secret,
+    via: Option<&Proxy>,
     filter: Option<&GlobList>,
     ui: &Ui,
     args: &WaitArgs,
@@ -139,7 +142,10 @@ async fn next_event(
     let mut connected_once = false;
     loop {
         ui.spin("Connecting to the relay...");
-        let end = match connect::connect(url, key).await {
+        if let Some(proxy) = via {
+            ui.detail(format!("connecting to {url} via proxy {proxy}"));
+        }
+        let end = match connect::connect(url, key, via).await {
             Err(ConnectError::Rejected(fatal)) => return Err(fatal.into()),
             Err(ConnectError::Failed(reason)) => SessionEnd::failed(reason),
             Ok(mut ws) => match handshake(&mut ws, &never).await {
@@ -169,7 +175,7 @@ async fn next_event(
             SessionEnd::Fatal(err) => return Err(err),
             SessionEnd::Stopped => {}
             SessionEnd::Dropped { reason, .. } if !connected_once => {
-                return Err(Fatal::relay_unreachable(url.as_str(), &reason).into());
+                return Err(Fatal::relay_unreachable(url.as_str(), &reason, via).into());
             }
             SessionEnd::Dropped {
                 reason, restarting, ..

@@ -21,6 +21,7 @@
 //!   runs every relay of the suite on PostgreSQL.
 //! - [`balancer`]: a TCP proxy in front of several relays.
 //! - [`pki`]: a throw-away CA and server certificates for TLS tests.
+//! - [`proxies`]: a real `tinyproxy` on loopback, and its log.
 
 pub mod api;
 pub mod balancer;
@@ -30,6 +31,7 @@ pub mod listener;
 pub mod output;
 pub mod pki;
 pub mod process;
+pub mod proxies;
 pub mod relay;
 pub mod sender;
 pub mod services;

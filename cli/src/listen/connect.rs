@@ -1,7 +1,10 @@
 //! Opening the WebSocket: `GET /api/v1/agent/connect` upgraded, with the key.
 //!
-//! An HTTP 401 or 403 on the upgrade is fatal (exit code 3); every other
-//! failure is worth another try.
+//! An HTTP 401 or 403 on the upgrade is fatal (exit code 3), as is a proxy
+//! asking for credentials (407); every other failure is worth another try.
+//! With a proxy (see [`crate::proxy`]) the TCP connection is a CONNECT
+//! tunnel through it, and TLS (`--ca-cert` included) and the upgrade run
+//! inside the tunnel as they would on a direct connection.
 
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::cli::endpoint;
 use crate::exit::{Fatal, error_chain};
 use crate::glob::GlobList;
+use crate::proxy::{self, Proxy, TunnelError};
 
 /// The WebSocket of one session.
 pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -60,8 +64,12 @@ pub fn connect_url(relay: &Url, events: Option<&GlobList>) -> Url {
     url
 }
 
-/// Opens the WebSocket and completes the upgrade.
-pub async fn connect(url: &Url, api_key: &Secret) -> Result<WsStream, ConnectError> {
+/// Opens the WebSocket, directly or through `via`, and completes the upgrade.
+pub async fn connect(
+    url: &Url,
+    api_key: &Secret,
+    via: Option<&Proxy>,
+) -> Result<WsStream, ConnectError> {
     let mut request = url
         .as_str()
         .into_client_request()
@@ -82,15 +90,102 @@ pub async fn connect(url: &Url, api_key: &Secret) -> Result<WsStream, ConnectErr
         .max_frame_size(Some(MAX_MESSAGE));
     let connector = crate::trust::ws_connector()
         .map_err(|err| ConnectError::Failed(format!("cannot set up TLS: {err:#}")))?;
-    let connecting =
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector);
+    let connecting = async {
+        let Some(proxy) = via else {
+            return tokio_tungstenite::connect_async_tls_with_config(
+                request,
+                Some(config),
+                true,
+                connector,
+            )
+            .await
+            .map_err(classify);
+        };
+        let target = target(url);
+        let tunnel = proxy::open(proxy, &target, CONNECT_TIMEOUT)
+            .await
+            .map_err(|err| tunnel_failed(proxy, &target, err))?;
+        tokio_tungstenite::client_async_tls_with_config(request, tunnel, Some(config), connector)
+            .await
+            .map_err(classify)
+    };
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok((stream, _response))) => Ok(stream),
-        Ok(Err(err)) => Err(classify(err)),
+        Ok(Err(err)) => Err(err),
         Err(_) => Err(ConnectError::Failed(format!(
-            "no answer within {}s",
-            CONNECT_TIMEOUT.as_secs()
+            "no answer within {}s{}",
+            CONNECT_TIMEOUT.as_secs(),
+            via.map(|proxy| format!(" through the proxy {proxy}"))
+                .unwrap_or_default()
         ))),
+    }
+}
+
+/// `host:port` of the relay, as the CONNECT request names it.
+fn target(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    format!("{host}:{port}")
+}
+
+/// What a failed tunnel means, naming the proxy (never its credentials).
+fn tunnel_failed(proxy: &Proxy, target: &str, err: TunnelError) -> ConnectError {
+    let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
+    let var = proxy.var;
+    match err {
+        TunnelError::AuthRequired(status) => {
+            let with_user = format!(
+                "{var}=http://USER:PASSWORD@{} (percent-encode @ : / % in them)",
+                proxy.shown.trim_start_matches("http://")
+            );
+            let (what, next_step) = match proxy.auth {
+                Some(_) => (
+                    "refused the proxy user and password from",
+                    format!("check the user and password in {with_user}"),
+                ),
+                None => (
+                    "wants a user and password; none were set in",
+                    format!("set them as {with_user}"),
+                ),
+            };
+            ConnectError::Rejected(Fatal::auth(
+                format!(
+                    "the proxy {} {what} {var} (HTTP {status} {})",
+                    proxy.shown,
+                    match status {
+                        407 => "Proxy Authentication Required",
+                        _ => "Unauthorized",
+                    }
+                ),
+                next_step,
+            ))
+        }
+        TunnelError::Refused { status, reason } => {
+            let hint = match status {
+                403 => format!(
+                    "it may allow tunnels only to port 443, or not to this host: ask its admin, or set NO_PROXY={host} if the relay is reachable directly"
+                ),
+                400 | 405 | 501 => format!(
+                    "it does not seem to support CONNECT tunnels: use a proxy that does, or set NO_PROXY={host}"
+                ),
+                502..=504 => {
+                    "it could not reach the relay: check --relay and that the relay is running"
+                        .to_owned()
+                }
+                _ => format!("check the proxy, or set NO_PROXY={host} to bypass it"),
+            };
+            let reason = match reason.is_empty() {
+                true => String::new(),
+                false => format!(" {reason}"),
+            };
+            ConnectError::Failed(format!(
+                "the proxy {proxy} refused a tunnel to {target} (HTTP {status}{reason}); {hint}"
+            ))
+        }
+        TunnelError::Unreachable(err) => {
+            ConnectError::Failed(format!("cannot reach the proxy {proxy}: {err}"))
+        }
+        other => ConnectError::Failed(format!("through the proxy {proxy}: {other}")),
     }
 }
 
@@ -149,6 +244,90 @@ mod tests {
         let url = connect_url(&relay, Some(&odd));
         let (key, value) = url.query_pairs().next().unwrap();
         assert_eq!((key.as_ref(), value.as_ref()), ("events", "a+b,c&d=e,f g"));
+    }
+
+    fn proxy(userinfo: &str) -> Proxy {
+        let vars = [("HTTPS_PROXY", format!("http://{userinfo}proxy.corp:3128"))];
+        let env = crate::proxy::ProxyEnv::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        });
+        let url = Url::parse("wss://relay.test").unwrap();
+        env.tunnel_for(&url).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_407_is_fatal_and_says_where_the_credentials_go_without_showing_them() {
+        let with = proxy("me:hunter2@");
+        let ConnectError::Rejected(fatal) =
+            tunnel_failed(&with, "relay.test:443", TunnelError::AuthRequired(407))
+        else {
+            panic!("a 407 must be fatal");
+        };
+        assert_eq!(fatal.code, crate::exit::ExitCode::Auth);
+        let text = format!("{} / {}", fatal.message, fatal.next_step.clone().unwrap());
+        assert!(
+            text.contains("refused the proxy user and password"),
+            "{text}"
+        );
+        assert!(
+            text.contains("HTTPS_PROXY=http://USER:PASSWORD@proxy.corp:3128"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2") && !text.contains("me:"), "{text}");
+        let ConnectError::Rejected(fatal) =
+            tunnel_failed(&proxy(""), "relay.test:443", TunnelError::AuthRequired(407))
+        else {
+            panic!("a 407 must be fatal");
+        };
+        assert!(
+            fatal.message.contains("none were set in HTTPS_PROXY"),
+            "{}",
+            fatal.message
+        );
+    }
+
+    #[test]
+    fn other_refusals_and_an_unreachable_proxy_are_retried_with_the_status() {
+        let refused = |status| TunnelError::Refused {
+            status,
+            reason: "Forbidden".into(),
+        };
+        let ConnectError::Failed(reason) =
+            tunnel_failed(&proxy(""), "relay.test:8080", refused(403))
+        else {
+            panic!("a 403 is retried");
+        };
+        assert!(
+            reason.contains("http://proxy.corp:3128 (from HTTPS_PROXY)"),
+            "{reason}"
+        );
+        assert!(reason.contains("HTTP 403 Forbidden"), "{reason}");
+        assert!(reason.contains("NO_PROXY=relay.test"), "{reason}");
+        let ConnectError::Failed(reason) = tunnel_failed(&proxy(""), "r:1", refused(502)) else {
+            panic!("a 502 is retried");
+        };
+        assert!(reason.contains("could not reach the relay"), "{reason}");
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let ConnectError::Failed(reason) =
+            tunnel_failed(&proxy("u:p@"), "r:1", TunnelError::Unreachable(refused))
+        else {
+            panic!("an unreachable proxy is retried");
+        };
+        assert!(
+            reason.starts_with("cannot reach the proxy http://proxy.corp:3128"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn the_tunnel_target_is_host_and_port_with_the_scheme_default() {
+        let url = |s| Url::parse(s).unwrap();
+        assert_eq!(target(&url("wss://relay.test/x")), "relay.test:443");
+        assert_eq!(target(&url("ws://relay.test/x")), "relay.test:80");
+        assert_eq!(target(&url("ws://127.0.0.1:8080/x")), "127.0.0.1:8080");
+        assert_eq!(target(&url("wss://[::1]:9443/x")), "[::1]:9443");
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
     ui.detail(format!("API key from the {source}"));
     let client = ApiClient::new(ctx.relay.clone(), api_key.clone())?.timeout(BACKLOG_TIMEOUT);
     let url = connect::connect_url(&ctx.relay, settings.events.as_ref());
+    let via = crate::proxy::env().tunnel_for(&url)?;
     let stop = CancellationToken::new();
     // Lines on stdout come in arrival order: printing takes microseconds,
     // and a reader of `listen | jq` expects the relay's order.
@@ -84,6 +85,7 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
     let result = reconnect::run(
         |attempt: Attempt| {
             let (url, api_key, dispatch, client) = (&url, &api_key, &dispatch, &client);
+            let via = via.as_ref();
             async move {
                 ui.spin(match attempt.offline_since {
                     None => format!("Connecting to {}...", ctx.account()),
@@ -91,16 +93,19 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
                 });
                 let backlog = tokio::select! {
                     () = dispatch.stop.cancelled() => return SessionEnd::Stopped,
-                    backlog = backlog(client) => backlog,
+                    backlog = backlog(client, via.is_some()) => backlog,
                 };
                 let backlog = match backlog {
                     Ok(backlog) => backlog,
                     Err(end) => return end,
                 };
-                ui.detail(format!("connecting to {url}"));
+                match via {
+                    None => ui.detail(format!("connecting to {url}")),
+                    Some(proxy) => ui.detail(format!("connecting to {url} via proxy {proxy}")),
+                }
                 let connected = tokio::select! {
                     () = dispatch.stop.cancelled() => return SessionEnd::Stopped,
-                    connected = connect::connect(url, api_key) => connected,
+                    connected = connect::connect(url, api_key, via) => connected,
                 };
                 let info = SessionInfo {
                     offline_since: attempt.offline_since,
@@ -114,6 +119,7 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
             }
         },
         ctx.account(),
+        via.as_ref(),
         &stop,
         ui,
     )
@@ -132,8 +138,10 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
 /// What waits in the agent's queue, asked just before connecting, so the
 /// ready line can say how many events are arriving. A refused key is fatal;
 /// an unreachable relay is a failed attempt; anything else only means the
-/// count is unknown.
-async fn backlog(client: &ApiClient) -> Result<Option<Backlog>, SessionEnd> {
+/// count is unknown. Through a proxy, an unreachable relay is left to the
+/// WebSocket's attempt: its CONNECT tunnel says what the proxy answered
+/// (a 407, a 403), where reqwest reports only that the tunnel failed.
+async fn backlog(client: &ApiClient, via_proxy: bool) -> Result<Option<Backlog>, SessionEnd> {
     let err_is_auth = |status: reqwest::StatusCode| status == 401 || status == 403;
     match client.get(&["api", "v1", "agent", "me"]).await {
         Ok(me) => Ok(Some(Backlog {
@@ -148,6 +156,7 @@ async fn backlog(client: &ApiClient) -> Result<Option<Backlog>, SessionEnd> {
             )
             .into(),
         )),
+        Err(ApiError::Unreachable { .. }) if via_proxy => Ok(None),
         Err(ApiError::Unreachable { reason, .. }) => Err(SessionEnd::failed(reason)),
         Err(_) => Ok(None),
     }

@@ -59,6 +59,7 @@ pub struct Attempt {
 pub async fn run<F, Fut>(
     mut session: F,
     relay: &str,
+    via: Option<&crate::proxy::Proxy>,
     stop: &CancellationToken,
     ui: &Ui,
 ) -> anyhow::Result<()>
@@ -83,7 +84,7 @@ where
         ever_ready |= up_for.is_some();
         if !ever_ready && !stop.is_cancelled() {
             ui.stop_spin();
-            return Err(Fatal::relay_unreachable(relay, &reason).into());
+            return Err(Fatal::relay_unreachable(relay, &reason, via).into());
         }
         if stop.is_cancelled() {
             return Ok(());
@@ -167,6 +168,7 @@ mod tests {
                 }
             },
             "http://relay.test",
+            None,
             &stop,
             &Ui::silent(),
         )
@@ -316,6 +318,7 @@ mod tests {
                 }
             },
             "http://relay.test",
+            None,
             &stop,
             &Ui::silent(),
         )
