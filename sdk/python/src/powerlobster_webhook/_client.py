@@ -10,7 +10,9 @@ import json
 import logging
 import os
 import signal
+import ssl as ssl_module
 import time
+import urllib.parse
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -34,7 +36,13 @@ from typing import (
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidProxyMessage,
+    InvalidProxyStatus,
+    InvalidStatus,
+    WebSocketException,
+)
 
 from ._errors import (
     AuthenticationError,
@@ -42,6 +50,7 @@ from ._errors import (
     ConnectTimeoutError,
     HandlerError,
     ListenerError,
+    ProxyError,
     RelayClosedError,
     RelayConnectionError,
     RelayErrorFrame,
@@ -49,6 +58,7 @@ from ._errors import (
     WebhookRelayError,
 )
 from ._event import WebhookEvent
+from ._proxy import ProxyChoice, choose_proxy
 from ._types import ConnectedInfo, DisconnectedInfo, ReconnectingInfo
 from ._util import (
     DEFAULT_RELAY_URL,
@@ -182,6 +192,15 @@ class WebhookRelay:
             process handled successfully within ``dedupe_ttl`` seconds
             (default 600) are acked without calling the handlers again; at
             most ``dedupe_size`` ids (default 10,000) are remembered.
+        proxy: the HTTP proxy to tunnel through (HTTP CONNECT): a URL such
+            as ``http://user:pass@proxy.example.com:3128`` to force one,
+            ``False`` for none. Default (``None``): from the environment,
+            ``HTTPS_PROXY`` for ``wss://``, ``HTTP_PROXY`` for ``ws://``, else
+            ``ALL_PROXY`` (lowercase names first), unless ``NO_PROXY`` lists
+            the relay's host. Read once, here.
+        ssl: an :class:`ssl.SSLContext` for a ``wss://`` relay, e.g.
+            ``ssl.create_default_context(cafile="ca.pem")`` for a private CA;
+            inside a proxy tunnel it applies to the relay's TLS.
 
     Events (``relay.on(name, fn)`` or ``@relay.on(name)``): ``webhook``
     (:class:`WebhookEvent`), ``connected`` (:class:`ConnectedInfo`),
@@ -201,6 +220,8 @@ class WebhookRelay:
         connect_timeout: float = 30.0,
         dedupe_ttl: float = 600.0,
         dedupe_size: int = 10_000,
+        proxy: Union[None, bool, str] = None,
+        ssl: Optional[ssl_module.SSLContext] = None,
     ) -> None:
         if relay_url is None:
             relay_url = os.environ.get("LOBSTER_RELAY_URL") or DEFAULT_RELAY_URL
@@ -230,6 +251,15 @@ class WebhookRelay:
 
         self.events: List[str] = parse_patterns(events)
         self.url: str = connect_url(relay_url, self.events)
+        if ssl is not None:
+            if not isinstance(ssl, ssl_module.SSLContext):
+                raise ConfigurationError(f"ssl must be an ssl.SSLContext, not {type(ssl).__name__}")
+            if not self.url.startswith("wss://"):
+                raise ConfigurationError("ssl is for a wss:// (or https://) relay_url; this one is not TLS")
+        self._ssl = ssl
+        self._proxy: Optional[ProxyChoice] = choose_proxy(self.url, proxy)
+        #: The proxy connections go through, as ``scheme://host:port`` (no credentials), or ``None``.
+        self.proxy: Optional[str] = self._proxy.display if self._proxy else None
         self.relay_url: str = relay_url
         self.max_concurrency: int = max_concurrency
         self.reconnect: bool = reconnect
@@ -431,7 +461,7 @@ class WebhookRelay:
             raise ConnectTimeoutError(
                 f"could not connect to the relay at {redact_url(self.url)} within {timeout:g} s{last}",
                 code=getattr(self._last_connect_error, "code", None) or "connect_timeout",
-            )
+            ) from self._last_connect_error
         return first.result()
 
     _last_connect_error: Optional[BaseException] = None
@@ -654,6 +684,9 @@ class WebhookRelay:
                 except AuthenticationError:
                     raise
                 except RelayConnectionError as exc:
+                    if isinstance(exc, ProxyError) and exc.code in ("proxy_auth_failed", "proxy_auth_required"):
+                        raise  # retrying cannot change the proxy's mind, even after a session
+
                     self._last_connect_error = why = exc
                     connecting = self._first is not None and not self._first.done()
                     if not self.reconnect or (connecting and not exc.retryable):
@@ -763,6 +796,15 @@ class WebhookRelay:
         """Opens a WebSocket and waits for ``ready``."""
         headers = [("Authorization", f"Bearer {self._api_key}")]
         user_agent = f"powerlobster-webhook-python/{_version()} websockets/{_WS_VERSION}"
+        proxy = self._proxy
+        # websockets reads the proxy variables itself unless told: the SDK
+        # chose already (None: connect directly).
+        extra: Dict[str, Any] = {"proxy": proxy.url if proxy else None}
+        if self._ssl is not None:
+            extra["ssl"] = self._ssl
+        via = f" through the proxy {proxy.display}" if proxy else ""
+        if proxy:
+            self._log.debug("connecting to %s through the proxy %s (%s)", redact_url(self.url), proxy.display, proxy.source)
         try:
             ws = await ws_connect(
                 self.url,
@@ -774,13 +816,39 @@ class WebhookRelay:
                 close_timeout=5,
                 max_size=MAX_FRAME,
                 compression=None,
+                **extra,
             )
         except InvalidStatus as exc:
             raise self._refused(exc) from None
+        except InvalidProxyStatus as exc:
+            assert proxy is not None
+            raise self._tunnel_refused(proxy, exc) from None
+        except InvalidProxyMessage as exc:
+            assert proxy is not None
+            raise ProxyError(
+                f"the proxy {proxy.display} ({proxy.source}) did not answer the tunnel request with HTTP: {exc}; "
+                "is it an HTTP proxy?",
+                proxy=proxy.display,
+                code="proxy_refused",
+            ) from None
         except asyncio.TimeoutError:
-            raise RelayConnectionError(f"no answer from {redact_url(self.url)} within {HANDSHAKE_TIMEOUT:g} s") from None
-        except (OSError, WebSocketException) as exc:
+            raise RelayConnectionError(
+                f"no answer from {redact_url(self.url)}{via} within {HANDSHAKE_TIMEOUT:g} s"
+            ) from None
+        except ssl_module.SSLError as exc:
+            raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
+        except OSError as exc:
+            if proxy is not None:
+                # Raised before the tunnel was up: the proxy itself (a refusal
+                # of the tunnel is InvalidProxyStatus, TLS inside it SSLError).
+                raise ProxyError(
+                    f"could not reach the proxy {proxy.display} ({proxy.source}) on the way to the relay: {exc}",
+                    proxy=proxy.display,
+                    code="proxy_unreachable",
+                ) from exc
             raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}: {exc}") from exc
+        except WebSocketException as exc:
+            raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
         try:
             return await asyncio.wait_for(self._await_ready(ws), HANDSHAKE_TIMEOUT)
         except asyncio.TimeoutError:
@@ -823,6 +891,49 @@ class WebhookRelay:
             )
         return RelayConnectionError(
             text, status=status, code=code or f"http_{status}", retry_after=retry_after, retryable=retryable
+        )
+
+    def _tunnel_refused(self, proxy: ProxyChoice, exc: InvalidProxyStatus) -> ProxyError:
+        """What the proxy's refusal of the tunnel (its answer to CONNECT) means."""
+        status = exc.response.status_code
+        said = f"HTTP {status}{' ' + exc.response.reason_phrase if exc.response.reason_phrase else ''}"
+        # 407 is the standard answer; some proxies (tinyproxy) answer wrong credentials with 401.
+        if status in (401, 407):
+            if proxy.has_credentials:
+                return ProxyError(
+                    f"the proxy {proxy.display} refused the credentials in {proxy.source} ({said}); "
+                    "check the user name and password there",
+                    proxy=proxy.display,
+                    code="proxy_auth_failed",
+                    status=status,
+                    retryable=False,
+                )
+            return ProxyError(
+                f"the proxy {proxy.display} ({proxy.source}) wants credentials ({said}); "
+                "give them in the URL: http://user:password@host:port",
+                proxy=proxy.display,
+                code="proxy_auth_required",
+                status=status,
+                retryable=False,
+            )
+        url = urllib.parse.urlsplit(self.url)
+        host = f"[{url.hostname}]" if url.hostname and ":" in url.hostname else url.hostname
+        target = f"{host}:{url.port or (443 if url.scheme == 'wss' else 80)}"
+        if status >= 500 or status in (408, 429):
+            return ProxyError(
+                f"the proxy {proxy.display} could not open a tunnel to {target} ({said}); "
+                "is the relay up and reachable from the proxy?",
+                proxy=proxy.display,
+                code="proxy_refused",
+                status=status,
+            )
+        return ProxyError(
+            f"the proxy {proxy.display} refused a tunnel to {target} ({said}); "
+            "it may not allow CONNECT to that host or port",
+            proxy=proxy.display,
+            code="proxy_refused",
+            status=status,
+            retryable=False,
         )
 
     async def _await_ready(self, ws: ClientConnection) -> _Session:
