@@ -372,6 +372,56 @@ def test_wss_through_the_proxy_verifies_the_relay_with_the_ssl_option(
                 run(scenario())
 
 
+def test_an_https_proxy_is_reached_over_tls(
+    relay: RelayProcess, agent: Agent, open_proxy: TinyProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """https://proxy: TLS to the proxy (here a TLS front on tinyproxy), then CONNECT inside it."""
+    with tempfile.TemporaryDirectory(prefix="lobster-sdk-tls-") as tmp:
+        cert, key = _certificate(Path(tmp))
+        # The proxy's certificate is checked against the default CAs: here, the test's own.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        before = open_proxy.connects(target(relay))
+        handshakes: List[str] = []
+
+        async def scenario() -> None:
+            server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            server_ctx.load_cert_chain(str(cert), str(key))
+            pipes: List[asyncio.Task[None]] = []
+
+            async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                try:
+                    while data := await reader.read(65536):
+                        writer.write(data)
+                        await writer.drain()
+                except (OSError, asyncio.CancelledError):
+                    pass
+                finally:
+                    writer.close()
+
+            async def front(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                handshakes.append(str(writer.get_extra_info("ssl_object").version()))
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", open_proxy.port)
+                pipes.append(asyncio.ensure_future(pipe(reader, up_writer)))
+                pipes.append(asyncio.ensure_future(pipe(up_reader, writer)))
+
+            server = await asyncio.start_server(front, "127.0.0.1", 0, ssl=server_ctx)
+            port = server.sockets[0].getsockname()[1]
+            client = WebhookRelay(relay_url=ws_url(relay), api_key=agent["api_key"], proxy=f"https://127.0.0.1:{port}")
+            assert client.proxy == f"https://127.0.0.1:{port}"
+            try:
+                await delivers_one(relay, client)
+            finally:
+                await client.close()
+                server.close()
+                for task in pipes:
+                    task.cancel()
+                await asyncio.gather(*pipes, return_exceptions=True)
+
+        run(scenario())
+        assert handshakes and handshakes[0].startswith("TLS"), handshakes
+        assert open_proxy.connects(target(relay)) == before + 1, open_proxy.log()
+
+
 # -- the resolver, without a network ---------------------------------------
 
 from powerlobster_webhook import ConfigurationError  # noqa: E402
