@@ -198,6 +198,7 @@ def test_credentials_refused_during_a_session_stop_the_client(relay: RelayProces
             assert rec.of("disconnected")[0].will_reconnect is True
             with pytest.raises(ProxyError):
                 await client.run_forever()
+            assert client.state == "closed" and not client.connected
             retries = len(rec.of("reconnecting"))
             await asyncio.sleep(0.6)  # a further retry would come within the backoff ceiling
             assert len(rec.of("reconnecting")) == retries
