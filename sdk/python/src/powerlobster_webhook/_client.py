@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl as ssl_module
 import time
 import urllib.parse
@@ -58,7 +59,7 @@ from ._errors import (
     WebhookRelayError,
 )
 from ._event import WebhookEvent
-from ._proxy import ProxyChoice, choose_proxy
+from ._proxy import BadTunnelAnswer, ProxyChoice, TunnelRefused, choose_proxy, open_tunnel
 from ._types import ConnectedInfo, DisconnectedInfo, ReconnectingInfo
 from ._util import (
     DEFAULT_RELAY_URL,
@@ -799,37 +800,55 @@ class WebhookRelay:
         proxy = self._proxy
         # websockets reads the proxy variables itself unless told: the SDK
         # chose already (None: connect directly).
-        extra: Dict[str, Any] = {"proxy": proxy.url if proxy else None}
+        extra: Dict[str, Any] = {"proxy": None}
         if self._ssl is not None:
             extra["ssl"] = self._ssl
         via = f" through the proxy {proxy.display}" if proxy else ""
-        if proxy:
+        sock: Optional[socket.socket] = None
+        if proxy is not None:
             self._log.debug("connecting to %s through the proxy %s (%s)", redact_url(self.url), proxy.display, proxy.source)
+            if proxy.scheme == "http":
+                sock = extra["sock"] = await self._tunnel(proxy, user_agent)
+            else:
+                extra["proxy"] = proxy.url  # https://: TLS to the proxy, websockets tunnels
         try:
-            ws = await ws_connect(
-                self.url,
-                additional_headers=headers,
-                user_agent_header=user_agent,
-                open_timeout=HANDSHAKE_TIMEOUT,
-                ping_interval=PING_INTERVAL,
-                ping_timeout=PING_TIMEOUT,
-                close_timeout=5,
-                max_size=MAX_FRAME,
-                compression=None,
-                **extra,
-            )
+            try:
+                ws = await ws_connect(
+                    self.url,
+                    additional_headers=headers,
+                    user_agent_header=user_agent,
+                    open_timeout=HANDSHAKE_TIMEOUT,
+                    ping_interval=PING_INTERVAL,
+                    ping_timeout=PING_TIMEOUT,
+                    close_timeout=5,
+                    max_size=MAX_FRAME,
+                    compression=None,
+                    **extra,
+                )
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                raise
         except InvalidStatus as exc:
             raise self._refused(exc) from None
         except InvalidProxyStatus as exc:
             assert proxy is not None
-            raise self._tunnel_refused(proxy, exc) from None
+            raise self._tunnel_refused(proxy, exc.response.status_code, exc.response.reason_phrase) from None
         except InvalidProxyMessage as exc:
             assert proxy is not None
+            why = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
+            hint = (
+                "websockets before 16 (all Python 3.9 gets) refuses a proxy's HTTP/1.0 answer: "
+                "upgrade websockets, or use the proxy's http:// address"
+                if "HTTP/1.0" in why
+                else "is it an HTTP proxy?"
+            )
             raise ProxyError(
-                f"the proxy {proxy.display} ({proxy.source}) did not answer the tunnel request with HTTP: {exc}; "
-                "is it an HTTP proxy?",
+                f"the proxy {proxy.display} ({proxy.source}) gave an answer to the tunnel request that "
+                f"websockets {_WS_VERSION} cannot read ({why}); {hint}",
                 proxy=proxy.display,
                 code="proxy_refused",
+                retryable=False,
             ) from None
         except asyncio.TimeoutError:
             raise RelayConnectionError(
@@ -838,15 +857,15 @@ class WebhookRelay:
         except ssl_module.SSLError as exc:
             raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
         except OSError as exc:
-            if proxy is not None:
-                # Raised before the tunnel was up: the proxy itself (a refusal
-                # of the tunnel is InvalidProxyStatus, TLS inside it SSLError).
+            if proxy is not None and sock is None:
+                # websockets' connection to an https:// proxy (a refusal of the
+                # tunnel is InvalidProxyStatus, TLS inside it SSLError).
                 raise ProxyError(
                     f"could not reach the proxy {proxy.display} ({proxy.source}) on the way to the relay: {exc}",
                     proxy=proxy.display,
                     code="proxy_unreachable",
                 ) from exc
-            raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}: {exc}") from exc
+            raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
         except WebSocketException as exc:
             raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
         try:
@@ -893,10 +912,42 @@ class WebhookRelay:
             text, status=status, code=code or f"http_{status}", retry_after=retry_after, retryable=retryable
         )
 
-    def _tunnel_refused(self, proxy: ProxyChoice, exc: InvalidProxyStatus) -> ProxyError:
+    def _authority(self) -> str:
+        """The relay's ``host:port``, as a CONNECT names it."""
+        url = urllib.parse.urlsplit(self.url)
+        host = f"[{url.hostname}]" if url.hostname and ":" in url.hostname else url.hostname
+        return f"{host}:{url.port or (443 if url.scheme == 'wss' else 80)}"
+
+    async def _tunnel(self, proxy: ProxyChoice, user_agent: str) -> socket.socket:
+        """A socket tunnelled through the ``http://`` proxy to the relay."""
+        try:
+            return await asyncio.wait_for(open_tunnel(proxy, self._authority(), user_agent), HANDSHAKE_TIMEOUT)
+        except TunnelRefused as exc:
+            raise self._tunnel_refused(proxy, exc.status, exc.reason) from None
+        except BadTunnelAnswer as exc:
+            raise ProxyError(
+                f"the proxy {proxy.display} ({proxy.source}) did not answer the tunnel request with HTTP ({exc}); "
+                "is it an HTTP proxy?",
+                proxy=proxy.display,
+                code="proxy_refused",
+                retryable=exc.transient,
+            ) from None
+        except asyncio.TimeoutError:
+            raise ProxyError(
+                f"no answer from the proxy {proxy.display} ({proxy.source}) within {HANDSHAKE_TIMEOUT:g} s",
+                proxy=proxy.display,
+                code="proxy_unreachable",
+            ) from None
+        except OSError as exc:
+            raise ProxyError(
+                f"could not reach the proxy {proxy.display} ({proxy.source}) on the way to the relay: {exc}",
+                proxy=proxy.display,
+                code="proxy_unreachable",
+            ) from exc
+
+    def _tunnel_refused(self, proxy: ProxyChoice, status: int, reason: str) -> ProxyError:
         """What the proxy's refusal of the tunnel (its answer to CONNECT) means."""
-        status = exc.response.status_code
-        said = f"HTTP {status}{' ' + exc.response.reason_phrase if exc.response.reason_phrase else ''}"
+        said = f"HTTP {status}{' ' + reason if reason else ''}"
         # 407 is the standard answer; some proxies (tinyproxy) answer wrong credentials with 401.
         if status in (401, 407):
             if proxy.has_credentials:
@@ -916,9 +967,7 @@ class WebhookRelay:
                 status=status,
                 retryable=False,
             )
-        url = urllib.parse.urlsplit(self.url)
-        host = f"[{url.hostname}]" if url.hostname and ":" in url.hostname else url.hostname
-        target = f"{host}:{url.port or (443 if url.scheme == 'wss' else 80)}"
+        target = self._authority()
         if status >= 500 or status in (408, 429):
             return ProxyError(
                 f"the proxy {proxy.display} could not open a tunnel to {target} ({said}); "

@@ -8,22 +8,29 @@ is the fallback for both, lowercase names win over uppercase, and
 subdomains, IP addresses, CIDR blocks, each optionally with ``:port``).
 websockets' own reading of the environment (``urllib.request.getproxies``)
 knows no CIDR blocks and no ``ALL_PROXY`` for ``ws://``, so the SDK decides
-and hands websockets the proxy (or ``None``); websockets opens the CONNECT
-tunnel, with basic auth from ``user:pass@`` in the URL.
+and opens the CONNECT tunnel to an ``http://`` proxy itself (basic auth from
+``user:pass@`` in the URL), then hands websockets the tunnelled socket:
+websockets before 16 (all that Python 3.9 gets) refuses a proxy's
+``HTTP/1.0`` answer, which tinyproxy and others send. An ``https://`` proxy
+(TLS to the proxy, then TLS to the relay inside it) is left to websockets'
+own ``proxy=`` support.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import ipaddress
 import os
 import re
+import socket
 import urllib.parse
 from dataclasses import dataclass
-from typing import Mapping, Optional, Union
+from typing import Mapping, Optional, Tuple, Union
 
 from ._errors import ConfigurationError
 
-__all__ = ["ProxyChoice", "choose_proxy", "parse_proxy", "bypasses_proxy"]
+__all__ = ["ProxyChoice", "TunnelRefused", "bypasses_proxy", "choose_proxy", "open_tunnel", "parse_proxy"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,13 @@ class ProxyChoice:
     source: str
     #: True when the URL carries a user name or password.
     has_credentials: bool
+    #: ``http`` or ``https``.
+    scheme: str = "http"
+    host: str = ""
+    port: int = 0
+    #: The decoded credentials, when given.
+    user: str = ""
+    password: str = ""
 
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -116,7 +130,9 @@ def parse_proxy(text: str, source: str) -> ProxyChoice:
     display = f"{scheme}://{shown_host}:{port}"
     has_credentials = url.username is not None or url.password is not None
     if not has_credentials:
-        return ProxyChoice(url=display, display=display, source=source, has_credentials=False)
+        return ProxyChoice(
+            url=display, display=display, source=source, has_credentials=False, scheme=scheme, host=host, port=port
+        )
     try:
         user = urllib.parse.unquote(url.username or "", errors="strict")
         password = urllib.parse.unquote(url.password or "", errors="strict")
@@ -125,7 +141,15 @@ def parse_proxy(text: str, source: str) -> ProxyChoice:
     # Rebuilt with both parts (websockets wants a password, if only empty).
     quoted = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
     return ProxyChoice(
-        url=f"{scheme}://{quoted}@{shown_host}:{port}", display=display, source=source, has_credentials=True
+        url=f"{scheme}://{quoted}@{shown_host}:{port}",
+        display=display,
+        source=source,
+        has_credentials=True,
+        scheme=scheme,
+        host=host,
+        port=port,
+        user=user,
+        password=password,
     )
 
 
@@ -178,3 +202,88 @@ def _ip(text: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Addres
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+class TunnelRefused(Exception):
+    """The proxy answered the CONNECT with something other than 2xx."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status}{' ' + reason if reason else ''}")
+        self.status = status
+        self.reason = reason
+
+
+class BadTunnelAnswer(Exception):
+    """The proxy's answer to the CONNECT was not HTTP, or cut short
+    (``transient``: the connection closed, as when the proxy restarts)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+#: The largest answer header read from a proxy.
+MAX_ANSWER = 16 * 1024
+
+
+async def open_tunnel(proxy: ProxyChoice, authority: str, user_agent: str) -> socket.socket:
+    """Connects to the ``http://`` proxy, asks it for a tunnel to
+    ``authority`` (``host:port``) and returns the connected socket, ready for
+    the relay's bytes.
+
+    Raises ``OSError`` when the proxy cannot be reached, :class:`TunnelRefused`
+    when it answers with an error, :class:`BadTunnelAnswer` when its answer is
+    not HTTP.
+    """
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(proxy.host, proxy.port, type=socket.SOCK_STREAM)
+    sock: Optional[socket.socket] = None
+    error: Optional[OSError] = None
+    for family, kind, proto, _, address in infos:
+        candidate = socket.socket(family, kind, proto)
+        candidate.setblocking(False)
+        try:
+            await loop.sock_connect(candidate, address)
+        except OSError as exc:
+            candidate.close()
+            error = exc
+            continue
+        except BaseException:
+            candidate.close()
+            raise
+        sock = candidate
+        break
+    if sock is None:
+        raise error or OSError(f"no address for {proxy.host}")
+    try:
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", f"User-Agent: {user_agent}"]
+        if proxy.has_credentials:
+            token = base64.b64encode(f"{proxy.user}:{proxy.password}".encode()).decode()
+            lines.append(f"Proxy-Authorization: Basic {token}")
+        await loop.sock_sendall(sock, ("\r\n".join(lines) + "\r\n\r\n").encode())
+        status, reason = await _read_answer(loop, sock)
+    except BaseException:
+        sock.close()
+        raise
+    if not 200 <= status < 300:
+        sock.close()
+        raise TunnelRefused(status, reason)
+    return sock
+
+
+async def _read_answer(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Tuple[int, str]:
+    """Reads the proxy's answer header (HTTP/1.0 or 1.1), and no byte more:
+    the relay speaks only after the client, so nothing follows it yet."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        if len(data) > MAX_ANSWER:
+            raise BadTunnelAnswer(f"an answer header longer than {MAX_ANSWER} bytes")
+        chunk = await loop.sock_recv(sock, 1)
+        if not chunk:
+            raise BadTunnelAnswer("the connection closed before a complete answer" if data else "no answer", True)
+        data += chunk
+    status_line = data.split(b"\r\n", 1)[0].decode("latin-1")
+    match = re.fullmatch(r"HTTP/1\.[01] (\d{3})(?: (.*))?", status_line)
+    if not match:
+        raise BadTunnelAnswer(f"not an HTTP answer: {status_line[:80]!r}")
+    return int(match.group(1)), (match.group(2) or "").strip()
