@@ -8,7 +8,8 @@
 #
 # The relay binary: LOBSTER_RELAY_BIN, default ../../target/debug/lobster-relay
 # (cargo build -p lobster-relay). Needs node >= 18 and npm (the registry for
-# npm ci and the tarball's one dependency, ws).
+# npm ci and the tarball's dependencies, ws and https-proxy-agent), tinyproxy
+# and openssl (the proxy tests; TINYPROXY names another tinyproxy binary).
 set -euo pipefail
 cd "$(dirname "$0")"
 here="$PWD"
@@ -33,13 +34,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The proxy tests run a real tinyproxy (and make a TLS certificate with
+# openssl); a missing one fails the run rather than skipping them.
+export TINYPROXY="${TINYPROXY:-$(command -v tinyproxy || echo /usr/sbin/tinyproxy)}"
+[ -x "$TINYPROXY" ] ||
+  { echo "sdk/node/test.sh: tinyproxy not found; the proxy tests need it (Debian: apt-get install tinyproxy, or set TINYPROXY)" >&2; exit 1; }
+command -v openssl >/dev/null ||
+  { echo "sdk/node/test.sh: openssl not found; the proxy tests make a TLS certificate with it (Debian: apt-get install openssl)" >&2; exit 1; }
+# The suites choose their proxies themselves: none from the caller's
+# environment (npm itself keeps them, for the registry).
+without_proxies=(env -u HTTPS_PROXY -u https_proxy -u HTTP_PROXY -u http_proxy -u ALL_PROXY -u all_proxy -u NO_PROXY -u no_proxy)
+
 echo "== node $(node --version), npm $(npm --version), relay $("$LOBSTER_RELAY_BIN" --version)"
 
 echo "== npm ci"
 npm ci --no-audit --no-fund
 
 echo "== build and test (npm test)"
-npm test
+"${without_proxies[@]}" npm test
 
 echo "== npm pack, install the tarball into a scratch project"
 scratch="$run_dir/scratch"
@@ -69,7 +81,8 @@ cat > "$scratch/cjs.cjs" <<'JS'
 const assert = require('node:assert/strict');
 const sdk = require('@powerlobster/webhook');
 for (const name of ['WebhookRelay', 'WebhookEvent', 'WebhookHeaders', 'verifySignature', 'assertSignature', 'signStandardWebhook',
-  'RelayError', 'AuthenticationError', 'ConnectionError', 'ConfigurationError', 'TimeoutError', 'ClosedError', 'HandlerError', 'SignatureError', 'VERSION']) {
+  'RelayError', 'AuthenticationError', 'ConnectionError', 'ConfigurationError', 'TimeoutError', 'ClosedError', 'HandlerError', 'SignatureError',
+  'ProxyError', 'VERSION']) {
   assert.ok(name in sdk, `missing export ${name}`);
 }
 assert.throws(() => new sdk.WebhookRelay({ relayUrl: 'ftp://x', apiKey: 'lrk_x' }), { name: 'ConfigurationError' });
@@ -99,6 +112,6 @@ TS
 )
 
 echo "== examples against a relay"
-node test/support/check-examples.mjs "$scratch"
+"${without_proxies[@]}" node test/support/check-examples.mjs "$scratch"
 
 echo "== sdk/node: all checks passed"

@@ -12,9 +12,10 @@
 # sdk/python/dist/.
 #
 # Needs: python3 (3.9+) with the venv module (Debian: apt-get install
-# python3-venv), and the relay binary: LOBSTER_RELAY_BIN, else
-# target/debug/lobster-relay (cargo build -p lobster-relay). Extra arguments go
-# to pytest.
+# python3-venv), the relay binary: LOBSTER_RELAY_BIN, else
+# target/debug/lobster-relay (cargo build -p lobster-relay), and tinyproxy and
+# openssl for the proxy tests (TINYPROXY names another tinyproxy binary).
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 sdk="$PWD"
@@ -29,6 +30,14 @@ command -v "$python" >/dev/null || { echo "test.sh: $python not found on PATH (P
 export LOBSTER_RELAY_BIN="${LOBSTER_RELAY_BIN:-$sdk/../../target/debug/lobster-relay}"
 [ -x "$LOBSTER_RELAY_BIN" ] ||
   { echo "test.sh: no relay binary at $LOBSTER_RELAY_BIN (cargo build -p lobster-relay, or set LOBSTER_RELAY_BIN)" >&2; exit 1; }
+
+# The proxy tests run a real tinyproxy (and make a TLS certificate with
+# openssl); a missing one fails the run rather than skipping them.
+export TINYPROXY="${TINYPROXY:-$(command -v tinyproxy || echo /usr/sbin/tinyproxy)}"
+[ -x "$TINYPROXY" ] ||
+  { echo "test.sh: tinyproxy not found; the proxy tests need it (Debian: apt-get install tinyproxy, or set TINYPROXY)" >&2; exit 1; }
+command -v openssl >/dev/null ||
+  { echo "test.sh: openssl not found; the proxy tests make a TLS certificate with it (Debian: apt-get install openssl)" >&2; exit 1; }
 
 # Reuse .venv when it was made by this same interpreter; else make it anew.
 want="$("$python" -c 'import sys; print(sys.version)')"
@@ -46,4 +55,7 @@ echo "== mypy --strict"
 echo "== pytest (relay: $LOBSTER_RELAY_BIN)"
 export POWERLOBSTER_TEST_PACKAGING=1 POWERLOBSTER_DIST="$sdk/dist"
 # pytest's exit code is the script's; a run that collects nothing (5) fails too.
+# The tests choose their proxies themselves: tests/caller_proxies.py takes the
+# caller's proxy variables out of the environment (only the packaging test's
+# pip and build get them back, for the registry).
 exec "$venv_py" -m pytest -p no:cacheprovider "$@"

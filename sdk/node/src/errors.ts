@@ -80,6 +80,29 @@ export class ConnectionError extends RelayError {
   }
 }
 
+/**
+ * The HTTP proxy on the way to the relay failed: it could not be reached
+ * (`proxy_unreachable`, retried like an unreachable relay), refused the
+ * credentials (`proxy_auth_required` for HTTP 407 without credentials,
+ * `proxy_auth_failed` with them: never retried), or refused the tunnel
+ * (`proxy_refused`, e.g. 403 for a port it does not allow; 5xx answers,
+ * such as a relay the proxy cannot reach, are retried). `proxy` names it
+ * without credentials.
+ */
+export class ProxyError extends ConnectionError {
+  /** The proxy, as `scheme://host:port` (never with credentials). */
+  readonly proxy: string;
+
+  constructor(
+    message: string,
+    code: string,
+    details: { proxy: string; status?: number; retryable?: boolean; cause?: unknown },
+  ) {
+    super(message, code, { status: details.status, retryable: details.retryable, cause: details.cause });
+    this.proxy = details.proxy;
+  }
+}
+
 /** `wait()` (or another operation with a deadline) ran out of time. */
 export class TimeoutError extends RelayError {
   constructor(message: string) {

@@ -33,6 +33,7 @@ export {
   ConfigurationError,
   ConnectionError,
   HandlerError,
+  ProxyError,
   RelayError,
   SignatureError,
   TimeoutError,

@@ -17,12 +17,15 @@ import {
   ConfigurationError,
   ConnectionError,
   HandlerError,
+  ProxyError,
   RelayError,
   TimeoutError,
 } from './errors.js';
 import { WebhookEvent } from './event.js';
 import type { EventFrame } from './event.js';
 import { Backoff, DEFAULT_RELAY_URL, HandledIds, connectUrl, matchesAny, parsePatterns } from './internal.js';
+import { chooseProxy, tunnelAgent } from './proxy.js';
+import type { ProxyChoice, TunnelAnswer } from './proxy.js';
 import { VERSION } from './version.js';
 
 /** Where the SDK writes what it does. Any method may be left out. */
@@ -76,7 +79,15 @@ export interface WebhookRelayOptions {
   dedupeTtlMs?: number;
   /** How many handled ids are remembered at most; default 10 000. */
   dedupeMaxSize?: number;
-  /** Extra options for the `ws` client (e.g. `agent` for a proxy, `ca` for a private CA). */
+  /**
+   * The HTTP proxy to tunnel through (HTTP CONNECT): a URL such as
+   * `http://user:pass@proxy.example.com:3128` to force one, `false` (or
+   * `null`) for none. Default: from the environment, `HTTPS_PROXY` for
+   * `wss://`, `HTTP_PROXY` for `ws://`, else `ALL_PROXY`, unless `NO_PROXY`
+   * lists the relay's host (see docs/sdk.md, "Proxies").
+   */
+  proxy?: string | false | null;
+  /** Extra options for the `ws` client (e.g. `ca` for a private CA; it applies inside a proxy tunnel too). */
   webSocketOptions?: WebSocketOptions;
 }
 
@@ -86,7 +97,7 @@ export interface WebhookRelayOptions {
  * the declarations need no `@types/ws`.
  */
 export interface WebSocketOptions {
-  /** An HTTP(S) agent, e.g. a proxy agent. */
+  /** An HTTP(S) agent of your own; then the `proxy` option and the proxy variables are not used. */
   agent?: Agent;
   /** Extra request headers (Authorization and User-Agent are the SDK's). */
   headers?: Record<string, string>;
@@ -171,6 +182,8 @@ interface Connection {
   errorFrame?: { code: string; message: string };
   /** Why the SDK dropped it itself. */
   localReason?: string;
+  /** The proxy's answer to this connection's CONNECT, once it came. */
+  tunnel?: TunnelAnswer;
   /** Resolves when the socket has closed. */
   closed: Promise<void>;
   markClosed: () => void;
@@ -247,6 +260,8 @@ export class WebhookRelay extends EventEmitter {
   readonly events?: readonly string[];
   /** Most handlers running at once. */
   readonly maxConcurrency: number;
+  /** The proxy connections go through, as `scheme://host:port` (no credentials), or null for none. */
+  readonly proxy: string | null;
 
   readonly #apiKey: string;
   readonly #reconnect: boolean;
@@ -256,6 +271,7 @@ export class WebhookRelay extends EventEmitter {
   readonly #heartbeatMs: number;
   readonly #idleMs: number;
   readonly #wsOptions: WebSocketOptions;
+  readonly #proxy: ProxyChoice | null;
   readonly #handled: HandledIds;
 
   #state: RelayState = 'idle';
@@ -332,6 +348,12 @@ export class WebhookRelay extends EventEmitter {
     );
     this.#log = options.logger === null || options.logger === false ? {} : (options.logger ?? defaultLogger);
     this.#wsOptions = options.webSocketOptions ?? {};
+    if (this.#wsOptions.agent !== undefined && options.proxy !== undefined && options.proxy !== false && options.proxy !== null) {
+      throw new ConfigurationError('pass either proxy or webSocketOptions.agent, not both', 'invalid_proxy');
+    }
+    // An agent of the caller's own decides the route; else the option or the environment.
+    this.#proxy = this.#wsOptions.agent !== undefined ? null : chooseProxy(this.url, options.proxy);
+    this.proxy = this.#proxy?.display ?? null;
   }
 
   /** `idle` → `connecting` → `connected` (⇄ `reconnecting`) → `closing` → `closed`. */
@@ -374,13 +396,12 @@ export class WebhookRelay extends EventEmitter {
     pending.timer = setTimeout(() => {
       if (this.#pending !== pending) return;
       const last = pending.lastError;
+      const message =
+        `could not connect to the relay at ${this.url} within ${this.#connectTimeoutMs} ms` + (last ? `: ${last.message}` : '');
       this.#failPending(
-        new ConnectionError(
-          `could not connect to the relay at ${this.url} within ${this.#connectTimeoutMs} ms` +
-            (last ? `: ${last.message}` : ''),
-          last?.code ?? 'connect_timeout',
-          { cause: last, retryable: true },
-        ),
+        last instanceof ProxyError
+          ? new ProxyError(message, last.code, { proxy: last.proxy, status: last.status, retryable: true, cause: last })
+          : new ConnectionError(message, last?.code ?? 'connect_timeout', { cause: last, retryable: true }),
       );
     }, this.#connectTimeoutMs);
     this.#pending = pending;
@@ -492,16 +513,28 @@ export class WebhookRelay extends EventEmitter {
         'User-Agent': `powerlobster-webhook-node/${VERSION} node/${process.versions.node}`,
       },
     };
+    const proxy = this.#proxy;
+    let conn!: Connection;
+    if (proxy) options.agent = tunnelAgent(proxy, (answer) => (conn.tunnel = answer));
     const ws = new WebSocket(this.url, options);
-    const conn: Connection = { ws, ready: false, readyAt: 0, lastHeard: Date.now(), timers: [], closed, markClosed };
+    conn = { ws, ready: false, readyAt: 0, lastHeard: Date.now(), timers: [], closed, markClosed };
     this.#conn = conn;
-    this.#log.debug?.(`connecting to ${this.url}`);
+    this.#log.debug?.(`connecting to ${this.url}${proxy ? ` through the proxy ${proxy.display} (${proxy.source})` : ''}`);
 
     ws.on('unexpected-response', (_req, res) => {
       void this.#onRefused(conn, res);
     });
     ws.on('error', (err: Error) => {
-      conn.failure ??= new ConnectionError(`could not reach the relay at ${this.url}: ${err.message}`, 'connection_failed', {
+      if (proxy && !conn.tunnel) {
+        conn.failure ??= new ProxyError(
+          `could not reach the proxy ${proxy.display} (${proxy.source}) on the way to the relay: ${err.message}`,
+          'proxy_unreachable',
+          { proxy: proxy.display, cause: err },
+        );
+        return;
+      }
+      const via = proxy ? ` through the proxy ${proxy.display}` : '';
+      conn.failure ??= new ConnectionError(`could not reach the relay at ${this.url}${via}: ${err.message}`, 'connection_failed', {
         cause: err,
       });
     });
@@ -557,6 +590,13 @@ export class WebhookRelay extends EventEmitter {
   /** The relay answered the upgrade with an HTTP error: read why, then drop the socket. */
   async #onRefused(conn: Connection, res: IncomingMessage): Promise<void> {
     const status = res.statusCode ?? 0;
+    if (this.#proxy && conn.tunnel && conn.tunnel.statusCode !== 200) {
+      // The proxy's answer to CONNECT, replayed: the relay never saw the request.
+      res.resume();
+      conn.failure ??= this.#tunnelRefused(this.#proxy, conn.tunnel);
+      conn.ws.terminate();
+      return;
+    }
     const body = await readSmallBody(res).catch(() => '');
     let code: string | undefined;
     let said: string | undefined;
@@ -598,6 +638,40 @@ export class WebhookRelay extends EventEmitter {
     }
     conn.failure ??= failure;
     conn.ws.terminate();
+  }
+
+  /** What the proxy's refusal of a tunnel means. */
+  #tunnelRefused(proxy: ProxyChoice, answer: TunnelAnswer): ProxyError {
+    const status = answer.statusCode;
+    const said = `HTTP ${status}${answer.statusText ? ` ${answer.statusText}` : ''}`;
+    const details = { proxy: proxy.display, status, retryable: false };
+    // 407 is the standard answer; some proxies (tinyproxy) answer wrong credentials with 401.
+    if (status === 407 || status === 401) {
+      return proxy.hasCredentials
+        ? new ProxyError(
+            `the proxy ${proxy.display} refused the credentials in ${proxy.source} (${said}); check the user name and password there`,
+            'proxy_auth_failed',
+            details,
+          )
+        : new ProxyError(
+            `the proxy ${proxy.display} (${proxy.source}) wants credentials (${said}); give them in the URL: http://user:password@host:port`,
+            'proxy_auth_required',
+            details,
+          );
+    }
+    const target = new URL(this.url).host;
+    if (status >= 500 || status === 408 || status === 429) {
+      return new ProxyError(
+        `the proxy ${proxy.display} could not open a tunnel to ${target} (${said}); is the relay up and reachable from the proxy?`,
+        'proxy_refused',
+        { ...details, retryable: true },
+      );
+    }
+    return new ProxyError(
+      `the proxy ${proxy.display} refused a tunnel to ${target} (${said}); it may not allow CONNECT to that host or port`,
+      'proxy_refused',
+      details,
+    );
   }
 
   /** One frame from the relay. */
@@ -688,6 +762,7 @@ export class WebhookRelay extends EventEmitter {
     const pending = this.#pending;
     const fatal =
       failure instanceof AuthenticationError ||
+      isProxyAuthFailure(failure) ||
       (pending !== null && failure instanceof ConnectionError && !failure.retryable);
     const willReconnect = this.#reconnect && !fatal;
     if (conn.ready) {
@@ -919,6 +994,11 @@ export class WebhookRelay extends EventEmitter {
       this.#log.error?.(`a '${name}' listener threw: ${errorMessage(err)}`);
     }
   }
+}
+
+/** The proxy refused the credentials: retrying cannot help. */
+function isProxyAuthFailure(error: RelayError): boolean {
+  return error instanceof ProxyError && (error.code === 'proxy_auth_failed' || error.code === 'proxy_auth_required');
 }
 
 function callListener(listener: (event: WebhookEvent) => unknown, self: WebhookRelay, event: WebhookEvent): Promise<unknown> {

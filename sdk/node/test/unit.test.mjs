@@ -187,3 +187,83 @@ test('the package: version, CommonJS build, error classes', () => {
   assert.equal(err.status, 401);
   assert.ok(err instanceof Error);
 });
+
+test('proxy from the environment: HTTPS_PROXY for wss, HTTP_PROXY for ws, ALL_PROXY as fallback, lowercase first, NO_PROXY', async (t) => {
+  const names = ['HTTPS_PROXY', 'HTTP_PROXY', 'ALL_PROXY', 'NO_PROXY'].flatMap((n) => [n, n.toLowerCase()]);
+  const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+  t.after(() => {
+    for (const [n, v] of Object.entries(saved)) if (v === undefined) delete process.env[n]; else process.env[n] = v;
+  });
+  const proxyFor = (relayUrl, env, options = {}) => {
+    for (const n of names) delete process.env[n];
+    Object.assign(process.env, env);
+    return new WebhookRelay({ relayUrl, apiKey: 'lrk_x', ...options }).proxy;
+  };
+  const P = 'http://secure.proxy:3128';
+  const Q = 'http://plain.proxy:8080';
+  assert.equal(proxyFor('https://relay.example.com', {}), null);
+  assert.equal(proxyFor('https://relay.example.com', { HTTPS_PROXY: P, HTTP_PROXY: Q }), P);
+  assert.equal(proxyFor('wss://relay.example.com', { HTTPS_PROXY: P, HTTP_PROXY: Q }), P);
+  assert.equal(proxyFor('http://relay.example.com', { HTTPS_PROXY: P, HTTP_PROXY: Q }), Q);
+  assert.equal(proxyFor('http://relay.example.com', { HTTPS_PROXY: P }), null, 'ws:// does not take HTTPS_PROXY');
+  assert.equal(proxyFor('wss://relay.example.com', { ALL_PROXY: Q }), Q);
+  assert.equal(proxyFor('wss://relay.example.com', { https_proxy: P, HTTPS_PROXY: Q }), P, 'lowercase wins');
+  assert.equal(proxyFor('wss://relay.example.com', { https_proxy: '', HTTPS_PROXY: Q }), Q, 'empty counts as unset');
+  assert.equal(proxyFor('wss://relay.example.com', { HTTPS_PROXY: 'proxy.corp:3128' }), 'http://proxy.corp:3128', 'no scheme: http://');
+  assert.equal(proxyFor('wss://relay.example.com', { HTTPS_PROXY: 'https://u:p@proxy.corp' }), 'https://proxy.corp:443', 'credentials never shown');
+  assert.equal(proxyFor('wss://relay.example.com', { HTTPS_PROXY: 'http://proxy.corp' }), 'http://proxy.corp:80');
+
+  // NO_PROXY: *, exact host, domain suffix (with or without the dot or *.), IP, CIDR, :port.
+  const bypassed = (relayUrl, noProxy) => proxyFor(relayUrl, { HTTPS_PROXY: P, HTTP_PROXY: P, NO_PROXY: noProxy }) === null;
+  assert.ok(bypassed('https://relay.example.com', '*'));
+  assert.ok(bypassed('https://relay.example.com', 'other.org, relay.example.com'));
+  assert.ok(bypassed('https://relay.example.com', 'example.com'));
+  assert.ok(bypassed('https://relay.example.com', '.example.com'));
+  assert.ok(bypassed('https://relay.example.com', '*.example.com'));
+  assert.ok(bypassed('https://RELAY.Example.com', 'relay.EXAMPLE.com'));
+  assert.ok(!bypassed('https://relay.example.com', 'ample.com'));
+  assert.ok(!bypassed('https://relay.example.com', 'relay.example.co'));
+  assert.ok(bypassed('https://relay.example.com:8443', 'relay.example.com:8443'));
+  assert.ok(!bypassed('https://relay.example.com:8443', 'relay.example.com:443'));
+  assert.ok(bypassed('https://relay.example.com', 'relay.example.com:443'));
+  assert.ok(bypassed('http://10.1.2.3:8080', '10.1.2.3'));
+  assert.ok(bypassed('http://10.1.2.3:8080', '10.0.0.0/8'));
+  assert.ok(!bypassed('http://11.1.2.3:8080', '10.0.0.0/8'));
+  assert.ok(bypassed('http://[::1]:8080', '::1'));
+  assert.ok(bypassed('http://[::1]:8080', '[::1]:8080'));
+  assert.ok(bypassed('http://[fd00::5]:8080', 'fd00::/8'));
+  assert.ok(bypassed('http://localhost:8080', 'localhost,127.0.0.1'));
+  assert.ok(!bypassed('http://127.0.0.2:8080', 'localhost,127.0.0.1'));
+  assert.equal(proxyFor('https://relay.example.com', { HTTPS_PROXY: P, no_proxy: 'x.org', NO_PROXY: 'example.com' }), P, 'lowercase no_proxy wins');
+
+  // The option: a URL forces it (NO_PROXY aside), false or null disables it.
+  assert.equal(proxyFor('https://relay.example.com', { NO_PROXY: '*' }, { proxy: Q }), Q);
+  assert.equal(proxyFor('https://relay.example.com', { HTTPS_PROXY: P }, { proxy: false }), null);
+  assert.equal(proxyFor('https://relay.example.com', { HTTPS_PROXY: P }, { proxy: null }), null);
+  // An agent of one's own decides the route.
+  assert.equal(proxyFor('https://relay.example.com', { HTTPS_PROXY: P }, { webSocketOptions: { agent: new (await import('node:https')).Agent() } }), null);
+});
+
+test('bad proxy settings are ConfigurationErrors that do not print the password', () => {
+  const make = (proxy, extra = {}) => () => new WebhookRelay({ relayUrl: 'https://relay.example.com', apiKey: 'lrk_x', proxy, ...extra });
+  assert.throws(make('socks5://u:hunter2@127.0.0.1:1080'), (err) => {
+    assert.equal(err.name, 'ConfigurationError');
+    assert.equal(err.code, 'unsupported_proxy');
+    assert.match(err.message, /socks5:\/\/ proxy; the SDK tunnels only through HTTP proxies/);
+    assert.ok(!err.message.includes('hunter2'));
+    return true;
+  });
+  assert.throws(make('http://u:hunter2@[bad'), (err) => err.code === 'invalid_proxy' && !err.message.includes('hunter2'));
+  assert.throws(make('http://u:%zz@proxy:1'), { code: 'invalid_proxy', message: /malformed %-escape/ });
+  assert.throws(make(''), { code: 'invalid_proxy' });
+  assert.throws(make(42), { code: 'invalid_proxy' });
+  assert.throws(make('http://proxy:1', { webSocketOptions: { agent: {} } }), { code: 'invalid_proxy', message: /not both/ });
+  const saved = process.env.HTTPS_PROXY;
+  process.env.HTTPS_PROXY = 'ftp://u:hunter2@proxy';
+  try {
+    assert.throws(make(undefined), (err) => err.code === 'unsupported_proxy' && /HTTPS_PROXY is a ftp:\/\//.test(err.message) && !err.message.includes('hunter2'));
+  } finally {
+    if (saved === undefined) delete process.env.HTTPS_PROXY;
+    else process.env.HTTPS_PROXY = saved;
+  }
+});

@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import caller_proxies  # noqa: E402,F401  (first: takes the caller's proxy variables out)
 from relay_process import RelayProcess  # noqa: E402
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,8 @@ class RelayProcess:
         self.key = base64.b64decode(self.secret[len("whsec_") :])
         self.admin_token = "lra_test_" + secrets.token_hex(16)
         self.extra_args = list(extra_args)
+        #: Trusts the relay's certificate for the test's own HTTPS requests (a TLS relay).
+        self.ssl_context: Optional[ssl.SSLContext] = None
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.port: Optional[int] = None
         self.url = ""
@@ -202,8 +205,13 @@ class RelayProcess:
     ) -> Tuple[int, Any]:
         url = path_or_url if path_or_url.startswith("http") else self.url + path_or_url
         req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+        # Straight to the relay: never through a proxy from the environment
+        # (the proxy tests set HTTP_PROXY for the SDK, and may point it at nothing).
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self.ssl_context)
+        )
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with opener.open(req, timeout=timeout) as resp:
                 status, raw = resp.status, resp.read()
         except urllib.error.HTTPError as err:
             status, raw = err.code, err.read()

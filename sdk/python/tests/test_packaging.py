@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from caller_proxies import registry_env
 from relay_process import SDK_DIR
 
 pytestmark = pytest.mark.skipif(
@@ -34,6 +35,7 @@ def test_build_then_install_the_wheel_into_a_scratch_venv(tmp_path: Path) -> Non
         check=True,
         stdout=subprocess.DEVNULL,
         timeout=170,
+        env=registry_env(),
     )
     (wheel,) = dist.glob("powerlobster_webhook-*.whl")
     (sdist,) = dist.glob("powerlobster_webhook-*.tar.gz")
@@ -61,6 +63,7 @@ def test_build_then_install_the_wheel_into_a_scratch_venv(tmp_path: Path) -> Non
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)],
         check=True,
         timeout=170,
+        env=registry_env(),
     )
     check = (
         "import pathlib, powerlobster_webhook as p; "

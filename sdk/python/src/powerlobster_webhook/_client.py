@@ -10,7 +10,10 @@ import json
 import logging
 import os
 import signal
+import socket
+import ssl as ssl_module
 import time
+import urllib.parse
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -34,7 +37,13 @@ from typing import (
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidProxyMessage,
+    InvalidProxyStatus,
+    InvalidStatus,
+    WebSocketException,
+)
 
 from ._errors import (
     AuthenticationError,
@@ -42,6 +51,7 @@ from ._errors import (
     ConnectTimeoutError,
     HandlerError,
     ListenerError,
+    ProxyError,
     RelayClosedError,
     RelayConnectionError,
     RelayErrorFrame,
@@ -49,6 +59,7 @@ from ._errors import (
     WebhookRelayError,
 )
 from ._event import WebhookEvent
+from ._proxy import BadTunnelAnswer, ProxyChoice, TunnelRefused, choose_proxy, open_tunnel
 from ._types import ConnectedInfo, DisconnectedInfo, ReconnectingInfo
 from ._util import (
     DEFAULT_RELAY_URL,
@@ -182,6 +193,15 @@ class WebhookRelay:
             process handled successfully within ``dedupe_ttl`` seconds
             (default 600) are acked without calling the handlers again; at
             most ``dedupe_size`` ids (default 10,000) are remembered.
+        proxy: the HTTP proxy to tunnel through (HTTP CONNECT): a URL such
+            as ``http://user:pass@proxy.example.com:3128`` to force one,
+            ``False`` for none. Default (``None``): from the environment,
+            ``HTTPS_PROXY`` for ``wss://``, ``HTTP_PROXY`` for ``ws://``, else
+            ``ALL_PROXY`` (lowercase names first), unless ``NO_PROXY`` lists
+            the relay's host. Read once, here.
+        ssl: an :class:`ssl.SSLContext` for a ``wss://`` relay, e.g.
+            ``ssl.create_default_context(cafile="ca.pem")`` for a private CA;
+            inside a proxy tunnel it applies to the relay's TLS.
 
     Events (``relay.on(name, fn)`` or ``@relay.on(name)``): ``webhook``
     (:class:`WebhookEvent`), ``connected`` (:class:`ConnectedInfo`),
@@ -201,6 +221,8 @@ class WebhookRelay:
         connect_timeout: float = 30.0,
         dedupe_ttl: float = 600.0,
         dedupe_size: int = 10_000,
+        proxy: Union[None, bool, str] = None,
+        ssl: Optional[ssl_module.SSLContext] = None,
     ) -> None:
         if relay_url is None:
             relay_url = os.environ.get("LOBSTER_RELAY_URL") or DEFAULT_RELAY_URL
@@ -230,6 +252,15 @@ class WebhookRelay:
 
         self.events: List[str] = parse_patterns(events)
         self.url: str = connect_url(relay_url, self.events)
+        if ssl is not None:
+            if not isinstance(ssl, ssl_module.SSLContext):
+                raise ConfigurationError(f"ssl must be an ssl.SSLContext, not {type(ssl).__name__}")
+            if not self.url.startswith("wss://"):
+                raise ConfigurationError("ssl is for a wss:// (or https://) relay_url; this one is not TLS")
+        self._ssl = ssl
+        self._proxy: Optional[ProxyChoice] = choose_proxy(self.url, proxy)
+        #: The proxy connections go through, as ``scheme://host:port`` (no credentials), or ``None``.
+        self.proxy: Optional[str] = self._proxy.display if self._proxy else None
         self.relay_url: str = relay_url
         self.max_concurrency: int = max_concurrency
         self.reconnect: bool = reconnect
@@ -431,7 +462,7 @@ class WebhookRelay:
             raise ConnectTimeoutError(
                 f"could not connect to the relay at {redact_url(self.url)} within {timeout:g} s{last}",
                 code=getattr(self._last_connect_error, "code", None) or "connect_timeout",
-            )
+            ) from self._last_connect_error
         return first.result()
 
     _last_connect_error: Optional[BaseException] = None
@@ -654,6 +685,9 @@ class WebhookRelay:
                 except AuthenticationError:
                     raise
                 except RelayConnectionError as exc:
+                    if isinstance(exc, ProxyError) and exc.code in ("proxy_auth_failed", "proxy_auth_required"):
+                        raise  # retrying cannot change the proxy's mind, even after a session
+
                     self._last_connect_error = why = exc
                     connecting = self._first is not None and not self._first.done()
                     if not self.reconnect or (connecting and not exc.retryable):
@@ -763,24 +797,77 @@ class WebhookRelay:
         """Opens a WebSocket and waits for ``ready``."""
         headers = [("Authorization", f"Bearer {self._api_key}")]
         user_agent = f"powerlobster-webhook-python/{_version()} websockets/{_WS_VERSION}"
+        proxy = self._proxy
+        # websockets reads the proxy variables itself unless told: the SDK
+        # chose already (None: connect directly).
+        extra: Dict[str, Any] = {"proxy": None}
+        if self._ssl is not None:
+            extra["ssl"] = self._ssl
+        via = f" through the proxy {proxy.display}" if proxy else ""
+        sock: Optional[socket.socket] = None
+        if proxy is not None:
+            self._log.debug("connecting to %s through the proxy %s (%s)", redact_url(self.url), proxy.display, proxy.source)
+            if proxy.scheme == "http":
+                sock = extra["sock"] = await self._tunnel(proxy, user_agent)
+            else:
+                extra["proxy"] = proxy.url  # https://: TLS to the proxy, websockets tunnels
         try:
-            ws = await ws_connect(
-                self.url,
-                additional_headers=headers,
-                user_agent_header=user_agent,
-                open_timeout=HANDSHAKE_TIMEOUT,
-                ping_interval=PING_INTERVAL,
-                ping_timeout=PING_TIMEOUT,
-                close_timeout=5,
-                max_size=MAX_FRAME,
-                compression=None,
-            )
+            try:
+                ws = await ws_connect(
+                    self.url,
+                    additional_headers=headers,
+                    user_agent_header=user_agent,
+                    open_timeout=HANDSHAKE_TIMEOUT,
+                    ping_interval=PING_INTERVAL,
+                    ping_timeout=PING_TIMEOUT,
+                    close_timeout=5,
+                    max_size=MAX_FRAME,
+                    compression=None,
+                    **extra,
+                )
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                raise
         except InvalidStatus as exc:
             raise self._refused(exc) from None
+        except InvalidProxyStatus as exc:
+            assert proxy is not None
+            raise self._tunnel_refused(proxy, exc.response.status_code, exc.response.reason_phrase) from None
+        except InvalidProxyMessage as exc:
+            assert proxy is not None
+            why = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
+            hint = (
+                "websockets before 16 (all Python 3.9 gets) refuses a proxy's HTTP/1.0 answer: "
+                "upgrade websockets, or use the proxy's http:// address"
+                if "HTTP/1.0" in why
+                else "is it an HTTP proxy?"
+            )
+            raise ProxyError(
+                f"the proxy {proxy.display} ({proxy.source}) gave an answer to the tunnel request that "
+                f"websockets {_WS_VERSION} cannot read ({why}); {hint}",
+                proxy=proxy.display,
+                code="proxy_refused",
+                retryable=False,
+            ) from None
         except asyncio.TimeoutError:
-            raise RelayConnectionError(f"no answer from {redact_url(self.url)} within {HANDSHAKE_TIMEOUT:g} s") from None
-        except (OSError, WebSocketException) as exc:
-            raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}: {exc}") from exc
+            raise RelayConnectionError(
+                f"no answer from {redact_url(self.url)}{via} within {HANDSHAKE_TIMEOUT:g} s"
+            ) from None
+        except ssl_module.SSLError as exc:
+            raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
+        except OSError as exc:
+            if proxy is not None and sock is None:
+                # websockets' connection to an https:// proxy (a refusal of the
+                # tunnel is InvalidProxyStatus, TLS inside it SSLError).
+                raise ProxyError(
+                    f"could not reach the proxy {proxy.display} ({proxy.source}) on the way to the relay: {exc}",
+                    proxy=proxy.display,
+                    code="proxy_unreachable",
+                ) from exc
+            raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
+        except WebSocketException as exc:
+            raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
         try:
             return await asyncio.wait_for(self._await_ready(ws), HANDSHAKE_TIMEOUT)
         except asyncio.TimeoutError:
@@ -823,6 +910,79 @@ class WebhookRelay:
             )
         return RelayConnectionError(
             text, status=status, code=code or f"http_{status}", retry_after=retry_after, retryable=retryable
+        )
+
+    def _authority(self) -> str:
+        """The relay's ``host:port``, as a CONNECT names it."""
+        url = urllib.parse.urlsplit(self.url)
+        host = f"[{url.hostname}]" if url.hostname and ":" in url.hostname else url.hostname
+        return f"{host}:{url.port or (443 if url.scheme == 'wss' else 80)}"
+
+    async def _tunnel(self, proxy: ProxyChoice, user_agent: str) -> socket.socket:
+        """A socket tunnelled through the ``http://`` proxy to the relay."""
+        try:
+            return await asyncio.wait_for(open_tunnel(proxy, self._authority(), user_agent), HANDSHAKE_TIMEOUT)
+        except TunnelRefused as exc:
+            raise self._tunnel_refused(proxy, exc.status, exc.reason) from None
+        except BadTunnelAnswer as exc:
+            raise ProxyError(
+                f"the proxy {proxy.display} ({proxy.source}) did not answer the tunnel request with HTTP ({exc}); "
+                "is it an HTTP proxy?",
+                proxy=proxy.display,
+                code="proxy_refused",
+                retryable=exc.transient,
+            ) from None
+        except asyncio.TimeoutError:
+            raise ProxyError(
+                f"no answer from the proxy {proxy.display} ({proxy.source}) within {HANDSHAKE_TIMEOUT:g} s",
+                proxy=proxy.display,
+                code="proxy_unreachable",
+            ) from None
+        except OSError as exc:
+            raise ProxyError(
+                f"could not reach the proxy {proxy.display} ({proxy.source}) on the way to the relay: {exc}",
+                proxy=proxy.display,
+                code="proxy_unreachable",
+            ) from exc
+
+    def _tunnel_refused(self, proxy: ProxyChoice, status: int, reason: str) -> ProxyError:
+        """What the proxy's refusal of the tunnel (its answer to CONNECT) means."""
+        said = f"HTTP {status}{' ' + reason if reason else ''}"
+        # 407 is the standard answer; some proxies (tinyproxy) answer wrong credentials with 401.
+        if status in (401, 407):
+            if proxy.has_credentials:
+                return ProxyError(
+                    f"the proxy {proxy.display} refused the credentials in {proxy.source} ({said}); "
+                    "check the user name and password there",
+                    proxy=proxy.display,
+                    code="proxy_auth_failed",
+                    status=status,
+                    retryable=False,
+                )
+            return ProxyError(
+                f"the proxy {proxy.display} ({proxy.source}) wants credentials ({said}); "
+                "give them in the URL: http://user:password@host:port",
+                proxy=proxy.display,
+                code="proxy_auth_required",
+                status=status,
+                retryable=False,
+            )
+        target = self._authority()
+        if status >= 500 or status in (408, 429):
+            return ProxyError(
+                f"the proxy {proxy.display} could not open a tunnel to {target} ({said}); "
+                "is the relay up and reachable from the proxy?",
+                proxy=proxy.display,
+                code="proxy_refused",
+                status=status,
+            )
+        return ProxyError(
+            f"the proxy {proxy.display} refused a tunnel to {target} ({said}); "
+            "it may not allow CONNECT to that host or port",
+            proxy=proxy.display,
+            code="proxy_refused",
+            status=status,
+            retryable=False,
         )
 
     async def _await_ready(self, ws: ClientConnection) -> _Session:

@@ -77,6 +77,34 @@ class RelayConnectionError(WebhookRelayError, ConnectionError):
         return str(self.args[0]) if self.args else ""
 
 
+class ProxyError(RelayConnectionError):
+    """The HTTP proxy on the way to the relay failed.
+
+    ``code`` says how: ``proxy_unreachable`` (it could not be reached;
+    retried like an unreachable relay), ``proxy_auth_required`` (HTTP 407
+    and no credentials were given) or ``proxy_auth_failed`` (it refused the
+    credentials): never retried, even during a session; ``proxy_refused``
+    (it refused the tunnel, e.g. 403 for a port it does not allow; its 5xx
+    answers, such as a relay it cannot reach, are retried).
+
+    Attributes:
+        proxy: the proxy as ``scheme://host:port``, never with credentials.
+        status: the proxy's HTTP status, when it answered.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        proxy: str,
+        code: str,
+        status: Optional[int] = None,
+        retryable: bool = True,
+    ) -> None:
+        super().__init__(message, status=status, code=code, retryable=retryable)
+        self.proxy = proxy
+
+
 class ConnectTimeoutError(RelayConnectionError, TimeoutError):
     """:meth:`WebhookRelay.connect` did not get a session within its timeout."""
 
