@@ -19,11 +19,11 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::agent::Listener;
+use crate::comparison::{BASELINE, Comparison, LatencyRun, ThroughputRun};
 use crate::ingest::relay_log;
 use crate::load::{self, Load};
 use crate::rathole::{self, Rathole};
 use crate::relay::{Launch, Relay, RelayArgs};
-use crate::comparison::{BASELINE, Comparison, LatencyRun, ThroughputRun};
 use crate::sink::{self, Sink};
 use crate::stats::{Latency, Outcome, Recorder, Setup};
 use crate::wrk::Wrk;
@@ -150,7 +150,9 @@ impl Target {
             Kind::Relay(relay, listener) => {
                 let mut notes = Vec::new();
                 let (exit, (_, notable, first)) = listener.stop().await;
-                notes.push(format!("{label}: listen {exit}, {notable} stderr lines not `200 OK`"));
+                notes.push(format!(
+                    "{label}: listen {exit}, {notable} stderr lines other than a 200 answer"
+                ));
                 notes.extend(first.iter().map(|l| format!("{label}: listen said: {l}")));
                 let (_, text) = relay_log(&relay);
                 notes.extend(text.lines().map(|l| format!("{label}: {}", l.trim())));
@@ -164,15 +166,25 @@ impl Target {
     }
 }
 
-pub async fn run(relay_args: &RelayArgs, args: &CompareArgs, mut setup: Setup) -> anyhow::Result<Outcome> {
+pub async fn run(
+    relay_args: &RelayArgs,
+    args: &CompareArgs,
+    mut setup: Setup,
+) -> anyhow::Result<Outcome> {
     if relay_args.relay_url.is_some() {
-        bail!("compare starts its own relays from --relay-bin; --relay-url is for the other subcommands");
+        bail!(
+            "compare starts its own relays from --relay-bin; --relay-url is for the other subcommands"
+        );
     }
     if args.rounds == 0 || args.connections == 0 || args.threads == 0 {
         bail!("--rounds, --connections and --threads must be at least 1");
     }
     if args.connections < args.threads {
-        bail!("wrk needs at least one connection per thread: --connections {} < --threads {}", args.connections, args.threads);
+        bail!(
+            "wrk needs at least one connection per thread: --connections {} < --threads {}",
+            args.connections,
+            args.threads
+        );
     }
     if args.no_throughput && args.no_latency {
         bail!("--no-throughput and --no-latency together leave nothing to measure");
@@ -221,8 +233,11 @@ pub async fn run(relay_args: &RelayArgs, args: &CompareArgs, mut setup: Setup) -
         let mut launch = Launch::fresh();
         launch.extra = vec!["--signature-scheme".into(), "none".into()];
         let relay = Relay::spawn(bin, launch).await?;
-        let agent = relay.create_agent(&format!("bench-compare-{label}")).await?;
-        let listener = Listener::start(bin, &relay.url, &agent.api_key, &forward, args.concurrency).await?;
+        let agent = relay
+            .create_agent(&format!("bench-compare-{label}"))
+            .await?;
+        let listener =
+            Listener::start(bin, &relay.url, &agent.api_key, &forward, args.concurrency).await?;
         setup.add(&format!("relay {label}"), bin.display());
         targets.push(Target {
             label: label.clone(),
@@ -254,20 +269,28 @@ pub async fn run(relay_args: &RelayArgs, args: &CompareArgs, mut setup: Setup) -
     }
     let stray = sink.stop().await;
     if stray > 0 {
-        notes.push(format!("sink: {stray} requests to a path other than {}", sink::PATH));
+        notes.push(format!(
+            "sink: {stray} requests to a path other than {}",
+            sink::PATH
+        ));
     }
     measured?;
 
     let markdown = report.markdown(&setup);
     if let Some(path) = &args.markdown {
-        std::fs::write(path, &markdown).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, &markdown)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("compare: wrote {}", path.display());
     }
     let notes_text: String = notes.iter().map(|n| format!("  {n}\n")).collect();
     let table = format!(
         "{}{}\nmarkdown:\n\n{markdown}",
         report.tables(),
-        if notes.is_empty() { String::new() } else { format!("notes:\n{notes_text}") },
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!("notes:\n{notes_text}")
+        },
     );
     let mut results = report.to_json();
     results["notes"] = json!(notes);
@@ -284,11 +307,29 @@ fn describe(setup: &mut Setup, args: &CompareArgs, targets: &[Target]) {
     let labels: Vec<&str> = targets.iter().map(|t| t.label.as_str()).collect();
     setup
         .add("paths", labels.join(", "))
-        .add("rounds", format!("{} (each path once per measure and round, in this order)", args.rounds))
-        .add("body_size", format!("{} B JSON, distinct per request", args.body_size))
+        .add(
+            "rounds",
+            format!(
+                "{} (each path once per measure and round, in this order)",
+                args.rounds
+            ),
+        )
+        .add(
+            "body_size",
+            format!("{} B JSON, distinct per request", args.body_size),
+        )
         .add("sink", "in-process axum app, answers 200 at once")
-        .add("listen", format!("lobster-relay listen --forward SINK --concurrency {}", args.concurrency))
-        .add("relay_flags", "--signature-scheme none (wrk cannot sign); sqlite, synchronous=FULL");
+        .add(
+            "listen",
+            format!(
+                "lobster-relay listen --forward SINK --concurrency {}",
+                args.concurrency
+            ),
+        )
+        .add(
+            "relay_flags",
+            "--signature-scheme none (wrk cannot sign); sqlite, synchronous=FULL",
+        );
     if !args.no_throughput {
         setup.add(
             "throughput",
@@ -332,7 +373,11 @@ async fn measure(
                 eprintln!("compare: round {round}, wrk against {}...", target.label);
                 let script = wrk.script(scripts.path(), &label)?;
                 let result = throughput(wrk, target, &script, recorder, clock, args.settle).await?;
-                report.throughput.push(ThroughputRun { round, target: target.label.clone(), ..result });
+                report.throughput.push(ThroughputRun {
+                    round,
+                    target: target.label.clone(),
+                    ..result
+                });
             }
         }
         if args.no_latency {
@@ -340,7 +385,10 @@ async fn measure(
         }
         for &rate in &args.rates {
             for target in targets {
-                eprintln!("compare: round {round}, {rate}/s against {}...", target.label);
+                eprintln!(
+                    "compare: round {round}, {rate}/s against {}...",
+                    target.label
+                );
                 let load = Arc::new(Load {
                     client: client.clone(),
                     targets: vec![target.url.clone()],
@@ -351,7 +399,11 @@ async fn measure(
                     ok: target.ok,
                 });
                 let result = latency(load, rate, args, recorder).await;
-                report.latency.push(LatencyRun { round, target: target.label.clone(), ..result });
+                report.latency.push(LatencyRun {
+                    round,
+                    target: target.label.clone(),
+                    ..result
+                });
             }
         }
     }
@@ -374,7 +426,11 @@ async fn throughput(
     let answered = run.answered();
     let waited = settle_count(recorder, answered, settle).await;
     let seen = recorder.take();
-    let during = seen.first.values().filter(|(_, at)| *at >= start && *at <= end).count();
+    let during = seen
+        .first
+        .values()
+        .filter(|(_, at)| *at >= start && *at <= end)
+        .count();
     let last = seen.first.values().map(|(_, at)| *at).max().unwrap_or(end);
     let window = end.saturating_sub(start).as_secs_f64().max(1e-9);
     Ok(ThroughputRun {
@@ -394,13 +450,24 @@ async fn throughput(
     })
 }
 
-/// Waits until `expected` distinct events have reached the sink, `limit`
-/// has passed, or none arrived for 5 s; returns how long it waited.
+/// Waits until `expected` distinct events have reached the sink and then
+/// none for `QUIET` (wrk stops counting answers still in flight when its time
+/// is up, but the relay stored those events and delivers them: they must not
+/// land in the next run), or `limit` has passed, or none arrived for 5 s;
+/// returns how long it waited.
 async fn settle_count(recorder: &Recorder, expected: u64, limit: Duration) -> Duration {
     const STALL: Duration = Duration::from_secs(5);
+    const QUIET: Duration = Duration::from_millis(750);
     let started = Instant::now();
     let (mut count, mut moved) = (recorder.len(), Instant::now());
-    while (count as u64) < expected && started.elapsed() < limit && moved.elapsed() < STALL {
+    let waiting = |count: usize, moved: Instant| {
+        if (count as u64) < expected {
+            moved.elapsed() < STALL
+        } else {
+            moved.elapsed() < QUIET
+        }
+    };
+    while started.elapsed() < limit && waiting(count, moved) {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let now = recorder.len();
         if now != count {
@@ -411,13 +478,24 @@ async fn settle_count(recorder: &Recorder, expected: u64, limit: Duration) -> Du
 }
 
 /// One open-loop run at `rate`, latency from the scheduled send to the sink.
-async fn latency(load: Arc<Load>, rate: f64, args: &CompareArgs, recorder: &Recorder) -> LatencyRun {
+async fn latency(
+    load: Arc<Load>,
+    rate: f64,
+    args: &CompareArgs,
+    recorder: &Recorder,
+) -> LatencyRun {
     let _ = recorder.take();
     let tally = load::open_loop(load, rate, args.latency_duration, args.max_in_flight).await;
     let waited = recorder.settle(&tally.accepted, args.settle).await;
     let seen = recorder.take();
-    let delivered = tally.accepted.iter().filter(|s| seen.first.contains_key(s)).count() as u64;
-    let mut samples: Vec<Duration> = seen.first.values().map(|(l, _)| *l).collect();
+    // Only this run's events: a late arrival from an earlier run carries
+    // another sequence number and must not count as a sample.
+    let mut samples: Vec<Duration> = tally
+        .accepted
+        .iter()
+        .filter_map(|s| seen.first.get(s).map(|(l, _)| *l))
+        .collect();
+    let delivered = samples.len() as u64;
     LatencyRun {
         round: 0,
         target: String::new(),

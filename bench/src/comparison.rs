@@ -136,7 +136,7 @@ impl Comparison {
         headers.push("path".to_owned());
         if with_throughput {
             headers.extend([
-                "events/s at the sink, median (each round)".to_owned(),
+                "events/s at the sink, median (min–max)".to_owned(),
                 "× direct".to_owned(),
                 "answered/s, median".to_owned(),
             ]);
@@ -151,9 +151,15 @@ impl Comparison {
             .map(|s| {
                 let mut row = vec![s.label.clone()];
                 if with_throughput {
-                    let each: Vec<String> = s.sink_per_s.iter().map(|r| thousands(*r)).collect();
                     let med = median(&s.sink_per_s);
-                    row.push(format!("{} ({})", opt(med, thousands), each.join(", ")));
+                    let min = s.sink_per_s.iter().copied().reduce(f64::min);
+                    let max = s.sink_per_s.iter().copied().reduce(f64::max);
+                    row.push(format!(
+                        "{} ({}–{})",
+                        opt(med, thousands),
+                        opt(min, thousands),
+                        opt(max, thousands)
+                    ));
                     row.push(ratio(med, base_rate));
                     row.push(opt(median(&s.answered_per_s), thousands));
                 }
@@ -175,8 +181,17 @@ impl Comparison {
         let mut out = String::new();
         if !self.throughput.is_empty() {
             let headers = [
-                "round", "path", "answered", "answered/s", "sink/s", "delivered", "dups",
-                "errors", "drain", "answer p50", "answer p99",
+                "round",
+                "path",
+                "answered",
+                "answered/s",
+                "sink/s",
+                "delivered",
+                "dups",
+                "errors",
+                "drain",
+                "answer p50",
+                "answer p99",
             ];
             let rows: Vec<Vec<String>> = self
                 .throughput
@@ -205,15 +220,25 @@ impl Comparison {
         }
         if !self.latency.is_empty() {
             let headers = [
-                "round", "rate", "path", "sent", "taken", "delivered", "unsent", "p50", "p90",
-                "p99", "max",
+                "round",
+                "rate",
+                "path",
+                "sent",
+                "taken",
+                "delivered",
+                "unsent",
+                "p50",
+                "p90",
+                "p99",
+                "max",
             ];
             let rows: Vec<Vec<String>> = self
                 .latency
                 .iter()
                 .map(|r| {
                     let at = |f: fn(&Latency) -> Duration| {
-                        r.latency.map_or("-".into(), |l| format!("{:.2}", ms(f(&l))))
+                        r.latency
+                            .map_or("-".into(), |l| format!("{:.2}", ms(f(&l))))
                     };
                     vec![
                         r.round.to_string(),
@@ -238,7 +263,11 @@ impl Comparison {
         }
         let (headers, rows) = self.summary_rows();
         let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-        let _ = write!(out, "summary (medians over rounds; ratios against direct):\n{}", table(&headers, &rows));
+        let _ = write!(
+            out,
+            "summary (medians over rounds; ratios against direct):\n{}",
+            table(&headers, &rows)
+        );
         out
     }
 
@@ -379,12 +408,15 @@ mod tests {
         ];
         let (headers, rows) = c.summary_rows();
         assert_eq!(headers[2], "× direct");
-        assert_eq!(rows[0][1], "21,000 (20,000, 22,000)");
+        assert_eq!(rows[0][1], "21,000 (20,000–22,000)");
         assert_eq!(rows[0][2], "1.00×");
         assert_eq!(rows[1][2], "0.25×");
         assert!(c.worked());
         let md = c.markdown(&Setup::default());
         assert!(md.starts_with("| path | events/s at the sink"), "{md}");
-        assert!(md.contains("| after | 5,250 (5,000, 5,500) | 0.25× |"), "{md}");
+        assert!(
+            md.contains("| after | 5,250 (5,000, 5,500) | 0.25× |"),
+            "{md}"
+        );
     }
 }

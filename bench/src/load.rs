@@ -239,7 +239,10 @@ pub async fn closed_loop(load: Arc<Load>, senders: usize, duration: Duration) ->
                 let sent = load.clock.elapsed();
                 let result = load.send(seq, sent).await;
                 let took = load.clock.elapsed().saturating_sub(sent);
-                tally.lock().expect("tally lock").note(load.ok, seq, result, took);
+                tally
+                    .lock()
+                    .expect("tally lock")
+                    .note(load.ok, seq, result, took);
             }
         });
     }
@@ -276,7 +279,10 @@ pub async fn open_loop(
         tasks.spawn(async move {
             let result = load.send(seq, scheduled).await;
             let took = load.clock.elapsed().saturating_sub(scheduled);
-            tally.lock().expect("tally lock").note(load.ok, seq, result, took);
+            tally
+                .lock()
+                .expect("tally lock")
+                .note(load.ok, seq, result, took);
             drop(slot);
         });
         while tasks.try_join_next().is_some() {}

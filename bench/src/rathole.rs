@@ -162,7 +162,10 @@ mod tests {
     #[test]
     fn a_missing_binary_says_how_to_get_one() {
         let err = find(Some(Path::new("/nonexistent/rathole"))).unwrap_err();
-        assert!(err.contains("--rathole-bin /nonexistent/rathole: no such file"), "{err}");
+        assert!(
+            err.contains("--rathole-bin /nonexistent/rathole: no such file"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -172,6 +175,9 @@ mod tests {
         assert!(server.contains("[server.services.sink]\nbind_addr = \"127.0.0.1:7001\""));
         assert!(client.contains("[client.services.sink]\nlocal_addr = \"127.0.0.1:9000\""));
         assert!(client.contains("remote_addr = \"127.0.0.1:7000\""));
-        assert!(server.contains("default_token = \"t0k\"") && client.contains("default_token = \"t0k\""));
+        assert!(
+            server.contains("default_token = \"t0k\"")
+                && client.contains("default_token = \"t0k\"")
+        );
     }
 }

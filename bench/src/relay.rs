@@ -90,8 +90,10 @@ fn label_by_file_name(bins: Vec<PathBuf>) -> Vec<(String, PathBuf)> {
     let names: Vec<String> = bins
         .iter()
         .map(|b| {
-            b.file_name()
-                .map_or_else(|| b.display().to_string(), |n| n.to_string_lossy().into_owned())
+            b.file_name().map_or_else(
+                || b.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
         })
         .collect();
     names
@@ -442,11 +444,21 @@ mod tests {
 
     #[test]
     fn binaries_are_labelled_by_file_name() {
-        let bins = ["/a/lobster-relay-before", "/b/lobster-relay", "/c/lobster-relay"]
-            .map(PathBuf::from)
-            .to_vec();
-        let labels: Vec<String> = label_by_file_name(bins).into_iter().map(|(l, _)| l).collect();
-        assert_eq!(labels, ["lobster-relay-before", "lobster-relay", "lobster-relay#2"]);
+        let bins = [
+            "/a/lobster-relay-before",
+            "/b/lobster-relay",
+            "/c/lobster-relay",
+        ]
+        .map(PathBuf::from)
+        .to_vec();
+        let labels: Vec<String> = label_by_file_name(bins)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(
+            labels,
+            ["lobster-relay-before", "lobster-relay", "lobster-relay#2"]
+        );
     }
 
     #[test]

@@ -88,7 +88,12 @@ impl Wrk {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
-            bail!("wrk {url} failed ({}): {}{}", out.status, stderr.trim(), stdout.trim());
+            bail!(
+                "wrk {url} failed ({}): {}{}",
+                out.status,
+                stderr.trim(),
+                stdout.trim()
+            );
         }
         stdout
             .lines()
@@ -100,7 +105,8 @@ impl Wrk {
 /// The padding that makes a body about `body_size` bytes (sequence numbers
 /// vary in width by a few bytes).
 fn pad_len(label: &str, body_size: usize) -> usize {
-    let bare = format!(r#"{{"type":"bench","seq":1000000001,"sent_ns":0,"run":"{label}","pad":""}}"#);
+    let bare =
+        format!(r#"{{"type":"bench","seq":1000000001,"sent_ns":0,"run":"{label}","pad":""}}"#);
     body_size.saturating_sub(bare.len())
 }
 
@@ -143,7 +149,15 @@ fn parse_result(line: &str) -> Option<WrkRun> {
         .map(str::parse)
         .collect::<Result<_, _>>()
         .ok()?;
-    let [requests, bad_status, socket_errors, duration_us, p50_us, p99_us] = n[..] else {
+    let [
+        requests,
+        bad_status,
+        socket_errors,
+        duration_us,
+        p50_us,
+        p99_us,
+    ] = n[..]
+    else {
         return None;
     };
     Some(WrkRun {
@@ -179,6 +193,9 @@ mod tests {
             "x".repeat(pad_len(label, 1024))
         );
         assert_eq!(body.len(), 1024);
-        assert!(lua_script(label, 1024).contains(&format!("string.rep(\"x\", {})", pad_len(label, 1024))));
+        assert!(
+            lua_script(label, 1024)
+                .contains(&format!("string.rep(\"x\", {})", pad_len(label, 1024)))
+        );
     }
 }
