@@ -415,7 +415,7 @@ mod tests {
         let md = c.markdown(&Setup::default());
         assert!(md.starts_with("| path | events/s at the sink"), "{md}");
         assert!(
-            md.contains("| after | 5,250 (5,000, 5,500) | 0.25× |"),
+            md.contains("| after | 5,250 (5,000–5,500) | 0.25× |"),
             "{md}"
         );
     }
