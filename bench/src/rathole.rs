@@ -16,8 +16,8 @@ use crate::relay::{LogWatch, stop_child};
 
 const READY_LIMIT: Duration = Duration::from_secs(15);
 
-/// `--rathole-bin`, else `rathole` on PATH; `None` (with the reason) when
-/// there is none.
+/// `--rathole-bin`, else `rathole` on PATH, else in `cargo install`'s bin
+/// dir; the reason when there is none.
 pub fn find(given: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(bin) = given {
         return if bin.is_file() {
@@ -27,11 +27,18 @@ pub fn find(given: Option<&Path>) -> Result<PathBuf, String> {
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .map(|home| home.join("bin"));
     std::env::split_paths(&path)
+        .chain(cargo_bin)
         .map(|dir| dir.join("rathole"))
         .find(|bin| bin.is_file())
         .ok_or_else(|| {
-            "no rathole on PATH (`cargo install rathole --no-default-features --features server,client`, then pass --rathole-bin PATH)".to_owned()
+            // rathole 0.5.0's lockfile pins a `time` that current Rust
+            // rejects, so `--locked` fails to build.
+            "no rathole on PATH or in ~/.cargo/bin (`cargo install rathole --no-default-features --features server,client`, without --locked; or pass --rathole-bin PATH)".to_owned()
         })
 }
 
