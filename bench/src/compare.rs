@@ -238,7 +238,10 @@ pub async fn run(
             .await?;
         let listener =
             Listener::start(bin, &relay.url, &agent.api_key, &forward, args.concurrency).await?;
-        setup.add(&format!("relay {label}"), bin.display());
+        setup.add(
+            &format!("relay {label}"),
+            format!("{} ({})", bin.display(), version(bin).await),
+        );
         targets.push(Target {
             label: label.clone(),
             url: agent.webhook_url.clone(),
@@ -301,6 +304,23 @@ pub async fn run(
         table,
         worked: report.worked(),
     })
+}
+
+/// The first line of `BIN --version` (its commit), or why there is none.
+async fn version(bin: &std::path::Path) -> String {
+    match tokio::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .await
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("no --version output")
+            .trim()
+            .to_owned(),
+        Err(err) => format!("--version failed: {err}"),
+    }
 }
 
 fn describe(setup: &mut Setup, args: &CompareArgs, targets: &[Target]) {
