@@ -66,7 +66,14 @@ impl Rathole {
         std::fs::write(&server_toml, server_config(control, public, &token))?;
         std::fs::write(&client_toml, client_config(control, local, &token))?;
         let log = Arc::new(LogWatch::default());
-        let server = spawn(bin, "--server", &server_toml, &log)?;
+        let mut server = spawn(bin, "--server", &server_toml, &log)?;
+        // A client started before the server listens logs an error and
+        // retries: harmless, but it would show up in every run's notes.
+        if let Err(err) = wait_listening(control, &mut server).await {
+            let _ = stop_child(&mut server, "TERM").await;
+            let (_, _, lines) = log.snapshot();
+            bail!("{err:#}; rathole said:\n  {}", lines.join("\n  "));
+        }
         let client = spawn(bin, "--client", &client_toml, &log)?;
         let rathole = Rathole {
             addr: format!("127.0.0.1:{public}"),
@@ -122,6 +129,37 @@ impl Rathole {
     }
 }
 
+/// Polls until a socket listens on 127.0.0.1:`port`, or the server exits.
+/// It reads `/proc/net/tcp` rather than connecting: a connection that sends
+/// no hello makes the server log an error.
+async fn wait_listening(port: u16, server: &mut Child) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let table =
+            std::fs::read_to_string("/proc/net/tcp").context("cannot read /proc/net/tcp")?;
+        if listens(&table, port) {
+            return Ok(());
+        }
+        if let Some(status) = server.try_wait()? {
+            bail!("the rathole server exited ({status}) before listening on port {port}");
+        }
+        if started.elapsed() > READY_LIMIT {
+            bail!("the rathole server did not listen on port {port} within {READY_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `/proc/net/tcp` shows a socket listening (state `0A`) on
+/// 127.0.0.1:`port`.
+fn listens(table: &str, port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        fields.next() == Some(local.as_str()) && fields.nth(1) == Some("0A")
+    })
+}
+
 fn spawn(bin: &Path, mode: &str, config: &Path, log: &Arc<LogWatch>) -> anyhow::Result<Child> {
     let mut child = Command::new(bin)
         .arg(mode)
@@ -173,6 +211,27 @@ mod tests {
             err.contains("--rathole-bin /nonexistent/rathole: no such file"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn reads_listening_sockets_from_proc() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue\n   \
+            0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n   \
+            1: 0100007F:1F91 0100007F:C350 01 00000000:00000000 00:00000000 00000000\n";
+        assert!(listens(table, 8080));
+        assert!(!listens(table, 8081), "established, not listening");
+        assert!(!listens(table, 9000));
+    }
+
+    #[test]
+    fn a_real_listener_shows_up() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        assert!(listens(&table, port));
+        drop(listener);
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        assert!(!listens(&table, port));
     }
 
     #[test]
