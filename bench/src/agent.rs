@@ -145,13 +145,17 @@ impl Listener {
             .await
             .context("`lobster-relay listen` did not say Ready! within 15 s")??;
         let log = Arc::new(LogWatch::default());
-        // Two lines per forwarded event (`-->` on arrival, `<-- 200 OK` when
-        // the sink answered); the sink always answers 200, so any other line
-        // (nacks, reconnects, warnings) is worth showing.
+        // A line or two per forwarded event (`-->` on arrival, `<-- 200 POST
+        // URL (3 ms)` or, in older builds, `<-- 200 OK` when the sink
+        // answered); the sink always answers 200, so any other line (nacks,
+        // reconnects, warnings) is worth showing.
         let drained = log.clone().drain(lines, |line| {
             !line.contains(" 200 OK ")
+                && !line.contains("<-- 200 ")
                 && !line.contains("  --> ")
                 && !line.starts_with("Forwarding events to")
+                && !line.starts_with("Stopping: ")
+                && !line.starts_with("Stopped. ")
         });
         Ok(Listener {
             child,

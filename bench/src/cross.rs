@@ -280,6 +280,7 @@ async fn measure(
         body_size: args.body_size,
         clock,
         run_id: rand::random(),
+        ok: reqwest::StatusCode::ACCEPTED,
     });
     eprintln!(
         "cross {}: posting to B for {}...",

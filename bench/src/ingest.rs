@@ -56,6 +56,7 @@ pub fn load_for(
         body_size,
         clock,
         run_id: rand::random(),
+        ok: reqwest::StatusCode::ACCEPTED,
     }))
 }
 

@@ -42,6 +42,9 @@ pub struct Load {
     pub clock: Instant,
     /// Makes `webhook-id`s unique across runs against one relay.
     pub run_id: u64,
+    /// The status that means "taken": `202` from a relay; `compare` also
+    /// posts straight to the sink, which answers `200`.
+    pub ok: StatusCode,
 }
 
 /// The JSON body each request carries.
@@ -110,9 +113,9 @@ pub struct Tally {
     pub statuses: BTreeMap<u16, u64>,
     pub errors: BTreeMap<&'static str, u64>,
     pub error_sample: Option<String>,
-    /// Latencies of the 202s.
+    /// Latencies of the answers with `Load::ok` (202 from a relay).
     pub latencies: Vec<Duration>,
-    /// Sequence numbers answered with 202.
+    /// Sequence numbers answered with `Load::ok`.
     pub accepted: Vec<u64>,
     /// Open loop: requests never sent because the schedule ran too late.
     pub unsent: u64,
@@ -121,10 +124,16 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn note(&mut self, seq: u64, result: Result<StatusCode, reqwest::Error>, took: Duration) {
+    fn note(
+        &mut self,
+        ok: StatusCode,
+        seq: u64,
+        result: Result<StatusCode, reqwest::Error>,
+        took: Duration,
+    ) {
         self.sent += 1;
         match result {
-            Ok(StatusCode::ACCEPTED) => {
+            Ok(status) if status == ok => {
                 self.latencies.push(took);
                 self.accepted.push(seq);
             }
@@ -230,7 +239,10 @@ pub async fn closed_loop(load: Arc<Load>, senders: usize, duration: Duration) ->
                 let sent = load.clock.elapsed();
                 let result = load.send(seq, sent).await;
                 let took = load.clock.elapsed().saturating_sub(sent);
-                tally.lock().expect("tally lock").note(seq, result, took);
+                tally
+                    .lock()
+                    .expect("tally lock")
+                    .note(load.ok, seq, result, took);
             }
         });
     }
@@ -267,7 +279,10 @@ pub async fn open_loop(
         tasks.spawn(async move {
             let result = load.send(seq, scheduled).await;
             let took = load.clock.elapsed().saturating_sub(scheduled);
-            tally.lock().expect("tally lock").note(seq, result, took);
+            tally
+                .lock()
+                .expect("tally lock")
+                .note(load.ok, seq, result, took);
             drop(slot);
         });
         while tasks.try_join_next().is_some() {}

@@ -9,20 +9,26 @@
 //! percentiles and prints tables and JSON. `agents` holds many idle agents
 //! through `fleet`, which runs `swarm` client processes of this binary.
 //! `cross` times delivery between two relay instances on PostgreSQL, with
-//! and without Redis, using the services in `backing`.
+//! and without Redis, using the services in `backing`. `compare` runs one
+//! `wrk` load (`wrk`) against a direct POST to the sink, the relay through
+//! `listen`, and `rathole`, and prints ratios (`comparison`).
 
 mod agent;
 mod agents;
 mod backing;
+mod compare;
+mod comparison;
 mod cross;
 mod e2e;
 mod fleet;
 mod ingest;
 mod load;
+mod rathole;
 mod relay;
 mod sink;
 mod stats;
 mod swarm;
+mod wrk;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -59,6 +65,9 @@ enum Command {
     Agents(agents::AgentsArgs),
     /// Two relays on one PostgreSQL: time from a POST on B to an agent on A, with and without Redis
     Cross(cross::CrossArgs),
+    /// The same wrk load, alternated, against a direct POST to a local app, each
+    /// --relay-bin through `listen --forward`, and rathole when found; prints ratios
+    Compare(compare::CompareArgs),
     /// One client process of `agents` (internal)
     #[command(hide = true)]
     Swarm(swarm::SwarmArgs),
@@ -70,6 +79,9 @@ async fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Swarm(args) => swarm::main(args).await.map(|()| true),
         Command::Cross(args) => cross::run(&cli.relay, args, common_setup())
+            .await
+            .map(|outcome| report(&cli, &[outcome])),
+        Command::Compare(args) => compare::run(&cli.relay, args, common_setup())
             .await
             .map(|outcome| report(&cli, &[outcome])),
         _ => run(cli).await,
@@ -125,8 +137,8 @@ async fn commands(cli: &Cli, relay: &mut Relay) -> anyhow::Result<Vec<Outcome>> 
         Command::Ingest(args) => vec![ingest::run(relay, args, setup).await?],
         Command::E2e(args) => vec![e2e::run(relay, &cli.relay, args, setup).await?],
         Command::Agents(args) => vec![agents::run(relay, args, setup).await?],
-        Command::Swarm(_) | Command::Cross(_) => {
-            unreachable!("swarm and cross start no shared relay")
+        Command::Swarm(_) | Command::Cross(_) | Command::Compare(_) => {
+            unreachable!("swarm, cross and compare start no shared relay")
         }
         Command::Smoke => {
             let ingest_args = IngestArgs {
@@ -147,12 +159,31 @@ async fn commands(cli: &Cli, relay: &mut Relay) -> anyhow::Result<Vec<Outcome>> 
                 settle: Duration::from_secs(5),
                 max_in_flight: 2048,
             };
-            vec![
+            let mut outcomes = vec![
                 ingest::run(relay, &ingest_args, setup.clone()).await?,
                 e2e::run(relay, &cli.relay, &e2e_args, setup).await?,
-            ]
+            ];
+            if let Some(args) = smoke_compare(&cli.relay).await {
+                outcomes.push(compare::run(&cli.relay, &args, common_setup()).await?);
+            }
+            outcomes
         }
     })
+}
+
+/// A one-round, one-second `compare` without rathole, when wrk is there
+/// and the relay is this harness's own; `None` (with a note) otherwise.
+async fn smoke_compare(relay: &RelayArgs) -> Option<compare::CompareArgs> {
+    let args = compare::CompareArgs::smoke();
+    if relay.relay_url.is_some() {
+        eprintln!("smoke: compare skipped (it starts its own relays, not --relay-url)");
+        return None;
+    }
+    if let Err(err) = args.wrk().check().await {
+        eprintln!("smoke: compare skipped: {err:#}");
+        return None;
+    }
+    Some(args)
 }
 
 /// What every run prints first: the code and the relay it measured.

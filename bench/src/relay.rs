@@ -23,9 +23,10 @@ const STOP_LIMIT: Duration = Duration::from_secs(5);
 /// Where the relay comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
-    /// The `lobster-relay` binary [default: next to this one]
+    /// The `lobster-relay` binary [default: next to this one]; `compare`
+    /// takes it more than once (each meets the same load, labelled by file name)
     #[arg(long, global = true, value_name = "PATH")]
-    pub relay_bin: Option<PathBuf>,
+    pub relay_bin: Vec<PathBuf>,
     /// Use this running relay instead of starting one
     #[arg(long, global = true, value_name = "URL", requires_all = ["admin_token", "webhook_secret"])]
     pub relay_url: Option<String>,
@@ -40,11 +41,10 @@ pub struct RelayArgs {
 impl RelayArgs {
     /// The `lobster-relay` binary to run (the server, or `listen`).
     pub fn bin(&self) -> anyhow::Result<PathBuf> {
-        if let Some(bin) = &self.relay_bin {
-            if !bin.is_file() {
-                bail!("--relay-bin {}: no such file", bin.display());
-            }
-            return Ok(bin.clone());
+        match &self.relay_bin[..] {
+            [] => {}
+            [bin] => return given_bin(bin),
+            _ => bail!("--relay-bin more than once is for `compare`; give one binary here"),
         }
         let exe = std::env::current_exe().context("cannot find this executable's path")?;
         let bin = exe.with_file_name("lobster-relay");
@@ -62,6 +62,53 @@ impl RelayArgs {
         }
         Ok(bin)
     }
+
+    /// `compare`'s binaries, each with a label: its file name, numbered when
+    /// two share one; the default binary alone when none was given.
+    pub fn labelled_bins(&self) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        let bins = if self.relay_bin.is_empty() {
+            vec![self.bin()?]
+        } else {
+            self.relay_bin
+                .iter()
+                .map(|b| given_bin(b))
+                .collect::<anyhow::Result<_>>()?
+        };
+        Ok(label_by_file_name(bins))
+    }
+}
+
+fn given_bin(bin: &Path) -> anyhow::Result<PathBuf> {
+    if !bin.is_file() {
+        bail!("--relay-bin {}: no such file", bin.display());
+    }
+    Ok(bin.to_owned())
+}
+
+/// Labels paths by file name, `name#2`, `name#3`... for repeats.
+fn label_by_file_name(bins: Vec<PathBuf>) -> Vec<(String, PathBuf)> {
+    let names: Vec<String> = bins
+        .iter()
+        .map(|b| {
+            b.file_name().map_or_else(
+                || b.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let before = names[..i].iter().filter(|n| *n == name).count();
+            if before == 0 {
+                name.clone()
+            } else {
+                format!("{name}#{}", before + 1)
+            }
+        })
+        .zip(bins)
+        .collect()
 }
 
 /// A created agent, with the key that is shown only once.
@@ -394,6 +441,25 @@ impl LogWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binaries_are_labelled_by_file_name() {
+        let bins = [
+            "/a/lobster-relay-before",
+            "/b/lobster-relay",
+            "/c/lobster-relay",
+        ]
+        .map(PathBuf::from)
+        .to_vec();
+        let labels: Vec<String> = label_by_file_name(bins)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(
+            labels,
+            ["lobster-relay-before", "lobster-relay", "lobster-relay#2"]
+        );
+    }
 
     #[test]
     fn finds_the_port_in_the_json_line() {

@@ -19,6 +19,9 @@ use crate::stats::Recorder;
 
 /// The path the sink answers on; everything else gets 404 and is counted.
 pub const PATH: &str = "/hook";
+/// A path that answers 200 and records nothing: for probes such as
+/// `compare`'s check that a tunnel is up.
+pub const HEALTH_PATH: &str = "/healthz";
 
 #[derive(Clone)]
 struct Shared {
@@ -48,6 +51,7 @@ impl Sink {
         };
         let app = Router::new()
             .route(PATH, any(receive))
+            .route(HEALTH_PATH, any(|| async { StatusCode::OK }))
             .fallback(stray_request)
             .with_state(shared);
         let stop = CancellationToken::new();

@@ -121,6 +121,11 @@ impl Setup {
         Value::Object(map)
     }
 
+    /// The pairs in the order they were noted.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn lines(&self) -> String {
         let mut out = String::from("setup:\n");
         for (k, v) in &self.0 {
@@ -201,6 +206,11 @@ impl Recorder {
         seqs.iter()
             .filter(|s| arrivals.first.contains_key(s))
             .count()
+    }
+
+    /// How many distinct events have arrived.
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("recorder lock").first.len()
     }
 
     /// Waits until all of `seqs` have arrived or `limit` has passed,
