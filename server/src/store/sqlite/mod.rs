@@ -1,8 +1,9 @@
 //! SQLite backend: one writer thread with group commit, a pool of readers.
 //!
 //! Every write is a job sent to the writer thread. The thread takes whatever
-//! jobs are queued (no fixed wait), runs each inside a savepoint of one
-//! `BEGIN IMMEDIATE` transaction, commits once with `synchronous=FULL`, and
+//! jobs are queued (no fixed wait), runs them in one `BEGIN IMMEDIATE`
+//! transaction (each inside a savepoint of its own, except the hot path's:
+//! see `writer::Undo`), commits once with `synchronous=FULL`, and
 //! only then answers each job. So a burst of N webhooks costs one fsync, and
 //! no caller hears "stored" before its commit is on disk. A batch holding
 //! only leases, acks and `last_seen` commits without the fsync (a power cut
@@ -23,7 +24,7 @@ use rusqlite::Connection;
 
 use super::push::{Port, Ports};
 use super::*;
-use writer::{Durability, Settle, Writer};
+use writer::{Durability, Settle, Undo, Writer};
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
@@ -92,6 +93,7 @@ impl SqliteStore {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
+             PRAGMA temp_store = MEMORY;
              PRAGMA busy_timeout = 5000;",
         )?;
         migrate(&mut conn)?;
@@ -144,23 +146,24 @@ impl SqliteStore {
         event: NewEvent,
     ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
         let ports = self.ports.clone();
-        self.writer.submit_settled(Durability::Fsync, move |c| {
-            let now = now_ms();
-            if let Some(id) = queries::duplicate_of(c, &event, now)? {
-                return Ok((Inserted::Duplicate(id), None));
-            }
-            let Some(port) = ports.take_slot(&event.agent_id) else {
-                queries::store_event(c, &event, now, None)?;
-                return Ok((Inserted::New(event.id), None));
-            };
-            let lease = (port.session_id(), now + port.lease_ms());
-            if let Err(err) = queries::store_event(c, &event, now, Some(lease)) {
-                port.give_back(1);
-                return Err(err);
-            }
-            let id = event.id.clone();
-            Ok((Inserted::Pushed(id), Some(push_when_committed(port, event))))
-        })
+        self.writer
+            .submit_settled(Durability::Fsync, Undo::Batch, move |c| {
+                let now = now_ms();
+                if let Some(id) = queries::duplicate_of(c, &event, now)? {
+                    return Ok((Inserted::Duplicate(id), None));
+                }
+                let Some(port) = ports.take_slot(&event.agent_id) else {
+                    queries::store_event(c, &event, now, None)?;
+                    return Ok((Inserted::New(event.id), None));
+                };
+                let lease = (port.session_id(), now + port.lease_ms());
+                if let Err(err) = queries::store_event(c, &event, now, Some(lease)) {
+                    port.give_back(1);
+                    return Err(err);
+                }
+                let id = event.id.clone();
+                Ok((Inserted::Pushed(id), Some(push_when_committed(port, event))))
+            })
     }
 
     /// Leases due events into the session's free slots (or up to `limit`
@@ -170,33 +173,34 @@ impl SqliteStore {
         req: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
         let max_attempts = self.retry.max_attempts;
-        self.writer.submit_settled(Durability::Relaxed, move |c| {
-            let now = now_ms();
-            let Some(port) = req.port.clone() else {
-                return Ok((queries::claim(c, &req, max_attempts, now)?, None));
-            };
-            let limit = port.take_all();
-            let claim = match queries::claim_up_to(c, &req, limit, max_attempts, now) {
-                Ok(claim) => claim,
-                Err(err) => {
-                    port.give_back(limit);
-                    return Err(err);
+        self.writer
+            .submit_settled(Durability::Relaxed, Undo::Batch, move |c| {
+                let now = now_ms();
+                let Some(port) = req.port.clone() else {
+                    return Ok((queries::claim(c, &req, max_attempts, now)?, None));
+                };
+                let limit = port.take_all();
+                let claim = match queries::claim_up_to(c, &req, limit, max_attempts, now) {
+                    Ok(claim) => claim,
+                    Err(err) => {
+                        port.give_back(limit);
+                        return Err(err);
+                    }
+                };
+                let leased = claim.deliveries.len();
+                port.give_back(limit - leased);
+                if limit > 0 {
+                    port.set_caught_up(!claim.more);
                 }
-            };
-            let leased = claim.deliveries.len();
-            port.give_back(limit - leased);
-            if limit > 0 {
-                port.set_caught_up(!claim.more);
-            }
-            // Rolled back: the slots it leased into are free after all.
-            let settle: Settle = Box::new(move |committed| {
-                if !committed {
-                    port.give_back(leased);
-                    port.set_caught_up(false);
-                }
-            });
-            Ok((claim, Some(settle)))
-        })
+                // Rolled back: the slots it leased into are free after all.
+                let settle: Settle = Box::new(move |committed| {
+                    if !committed {
+                        port.give_back(leased);
+                        port.set_caught_up(false);
+                    }
+                });
+                Ok((claim, Some(settle)))
+            })
     }
 
     pub fn ack(
@@ -206,7 +210,7 @@ impl SqliteStore {
         ids: Vec<String>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
-        self.writer.submit_with(Durability::Relaxed, move |c| {
+        self.writer.submit_hot(Durability::Relaxed, move |c| {
             queries::ack(c, &agent_id, &session_id, &ids, now_ms())
         })
     }
@@ -273,7 +277,7 @@ impl SqliteStore {
         agent_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let agent_id = agent_id.to_owned();
-        self.writer.submit_with(Durability::Relaxed, move |c| {
+        self.writer.submit_hot(Durability::Relaxed, move |c| {
             queries::touch_agent(c, &agent_id, now_ms())
         })
     }

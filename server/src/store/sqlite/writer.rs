@@ -25,11 +25,28 @@ pub(super) enum Durability {
     Relaxed,
 }
 
+/// What a job's failure undoes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Undo {
+    /// Only the job's own writes: it runs inside a savepoint, so a failure
+    /// that is an answer (a name taken, a row missing) leaves the rest of
+    /// the batch to commit. A savepoint has SQLite copy every page the job
+    /// changes into its statement journal first.
+    Job,
+    /// The whole batch: no savepoint. For the hot path (an event stored, a
+    /// lease, acks), whose writes fail only when the database does (a full
+    /// disk, an I/O error), when the batch would not commit anyway. Every
+    /// job in the batch then fails and its settle hears `false`.
+    Batch,
+}
+
 /// A write waiting for the writer thread.
 trait Job: Send {
     fn durability(&self) -> Durability;
     /// Runs inside the open transaction; the result is kept until commit.
-    fn run(&mut self, conn: &Connection);
+    /// `Err` means the batch must be rolled back: the job has no savepoint
+    /// and failed halfway.
+    fn run(&mut self, conn: &Connection) -> Result<(), StoreError>;
     /// Answers the caller once the transaction's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
@@ -41,6 +58,7 @@ pub(super) type Settle = Box<dyn FnOnce(bool) + Send>;
 
 struct TypedJob<T, F> {
     durability: Durability,
+    undo: Undo,
     work: Option<F>,
     result: Option<Result<(T, Option<Settle>), StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
@@ -55,10 +73,20 @@ where
         self.durability
     }
 
-    fn run(&mut self, conn: &Connection) {
-        if let Some(work) = self.work.take() {
-            self.result = Some(in_savepoint(conn, work));
-        }
+    fn run(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let Some(work) = self.work.take() else {
+            return Ok(());
+        };
+        let result = match self.undo {
+            Undo::Job => in_savepoint(conn, work),
+            Undo::Batch => work(conn),
+        };
+        let poisoned = match (&result, self.undo) {
+            (Err(err), Undo::Batch) => Err(err.clone()),
+            _ => Ok(()),
+        };
+        self.result = Some(result);
+        poisoned
     }
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
@@ -169,14 +197,34 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit_settled(durability, move |c| work(c).map(|value| (value, None)))
+        self.submit_settled(durability, Undo::Job, move |c| {
+            work(c).map(|value| (value, None))
+        })
     }
 
-    /// Like [`Writer::submit_with`]; the [`Settle`] that `work` may return
-    /// learns whether its transaction committed before the caller does.
+    /// Like [`Writer::submit_with`], for the hot path: without a savepoint
+    /// of its own (see [`Undo::Batch`]).
+    pub(super) fn submit_hot<T, F>(
+        &self,
+        durability: Durability,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit_settled(durability, Undo::Batch, move |c| {
+            work(c).map(|value| (value, None))
+        })
+    }
+
+    /// Like [`Writer::submit_with`], with the scope of a failure chosen by
+    /// `undo`; the [`Settle`] that `work` may return learns whether its
+    /// transaction committed before the caller does.
     pub(super) fn submit_settled<T, F>(
         &self,
         durability: Durability,
+        undo: Undo,
         work: F,
     ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
     where
@@ -186,6 +234,7 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
             durability,
+            undo,
             work: Some(work),
             result: None,
             reply,
@@ -288,7 +337,12 @@ impl SyncMode {
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     run_cached(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
-        job.run(conn);
+        if let Err(err) = job.run(conn) {
+            tracing::error!(error = %err, jobs = batch.len(), "a write failed; the batch is rolled back");
+            // The failure may have ended the transaction already.
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(err);
+        }
     }
     if let Err(err) = run_cached(conn, "COMMIT") {
         tracing::error!(error = %err, jobs = batch.len(), "commit failed; the batch is rolled back");
@@ -296,4 +350,111 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreE
         return Err(err);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer over a fresh table `t(v)`, and a way to read it back.
+    fn writer() -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL)")
+            .unwrap();
+        (Writer::start(conn).unwrap(), dir)
+    }
+
+    fn values(dir: &tempfile::TempDir) -> Vec<i64> {
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        let mut stmt = conn.prepare("SELECT v FROM t ORDER BY v").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn insert(v: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> {
+        move |c| {
+            c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+            Ok(())
+        }
+    }
+
+    /// Writes `v`, then fails halfway (NULL into a NOT NULL column).
+    fn insert_then_fail(v: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> {
+        move |c| {
+            insert(v)(c)?;
+            c.execute("INSERT INTO t (v) VALUES (NULL)", [])?;
+            Ok(())
+        }
+    }
+
+    type Work = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
+
+    /// Runs `jobs` as one batch: the writer is held inside a first job
+    /// until all of them are queued (they join its batch or make the next
+    /// one; either way they share one).
+    async fn one_batch(writer: &Writer, jobs: Vec<(Undo, Work)>) -> Vec<Result<(), StoreError>> {
+        let (queued, wait) = std::sync::mpsc::channel::<()>();
+        let gate = writer.submit(move |_| {
+            let _ = wait.recv();
+            Ok(())
+        });
+        let answers: Vec<_> = jobs
+            .into_iter()
+            .map(|(undo, work)| {
+                writer.submit_settled(Durability::Fsync, undo, move |c| {
+                    work(c).map(|()| ((), None))
+                })
+            })
+            .collect();
+        queued.send(()).unwrap();
+        // The gate shares a batch with the jobs if the writer took them
+        // before it started the gate: then it fails with them.
+        let _ = gate.await;
+        futures_util::future::join_all(answers).await
+    }
+
+    #[tokio::test]
+    async fn a_hot_job_that_fails_rolls_back_its_whole_batch() {
+        let (writer, dir) = writer();
+        let answers = one_batch(
+            &writer,
+            vec![
+                (Undo::Batch, Box::new(insert(1))),
+                (Undo::Batch, Box::new(insert_then_fail(2))),
+                (Undo::Job, Box::new(insert(3))),
+            ],
+        )
+        .await;
+        assert!(answers.iter().all(Result::is_err), "{answers:?}");
+        assert_eq!(values(&dir), Vec::<i64>::new());
+        // The writer goes on with the next batch.
+        writer.submit(insert(4)).await.unwrap();
+        assert_eq!(values(&dir), vec![4]);
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_job_with_a_savepoint_fails_alone() {
+        let (writer, dir) = writer();
+        let answers = one_batch(
+            &writer,
+            vec![
+                (Undo::Batch, Box::new(insert(1))),
+                (Undo::Job, Box::new(insert_then_fail(2))),
+                (Undo::Batch, Box::new(insert(3))),
+            ],
+        )
+        .await;
+        let ok: Vec<bool> = answers.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, vec![true, false, true]);
+        assert_eq!(
+            values(&dir),
+            vec![1, 3],
+            "the failed job's own write is undone"
+        );
+        writer.close().await;
+    }
 }
