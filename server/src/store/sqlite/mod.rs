@@ -7,7 +7,8 @@
 //! only then answers each job. So a burst of N webhooks costs one fsync, and
 //! no caller hears "stored" before its commit is on disk. A batch holding
 //! only leases, acks and `last_seen` commits without the fsync (a power cut
-//! could undo it, which means redelivery, never loss). Jobs run in the
+//! could undo it, which means redelivery, never loss), and one of only acks
+//! and `last_seen` first waits a few ms to join other jobs. Jobs run in the
 //! order they were submitted, which the session loop relies on (an ack is
 //! applied before the claim that follows it).
 
@@ -210,7 +211,7 @@ impl SqliteStore {
         ids: Vec<String>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
-        self.writer.submit_hot(Durability::Relaxed, move |c| {
+        self.writer.submit_hot(Durability::Lazy, move |c| {
             queries::ack(c, &agent_id, &session_id, &ids, now_ms())
         })
     }
@@ -277,7 +278,7 @@ impl SqliteStore {
         agent_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let agent_id = agent_id.to_owned();
-        self.writer.submit_hot(Durability::Relaxed, move |c| {
+        self.writer.submit_hot(Durability::Lazy, move |c| {
             queries::touch_agent(c, &agent_id, now_ms())
         })
     }
