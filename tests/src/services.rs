@@ -38,18 +38,27 @@ async fn create_database(base: &str) -> anyhow::Result<String> {
         "e2e_{}",
         lobster_shared::ids::session_id()[4..].to_lowercase()
     );
-    let out = Command::new("psql")
-        .arg(base)
-        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .await
-        .context("running psql (apt-get install postgresql-client)")?;
-    if !out.status.success() {
-        bail!(
-            "CREATE DATABASE failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    // Tests create their databases at the same moment; a busy server may
+    // refuse one for a moment, so try a few times before failing.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let out = Command::new("psql")
+            .arg(base)
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output()
+            .await
+            .context("running psql (apt-get install postgresql-client)")?;
+        if out.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if attempt >= 5 || stderr.contains("already exists") {
+            bail!("CREATE DATABASE failed (attempt {attempt}): {stderr}");
+        }
+        eprintln!("CREATE DATABASE failed (attempt {attempt}), retrying: {stderr}");
+        tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
     }
     let (prefix, _) = base.rsplit_once('/').context("database URL has no path")?;
     Ok(format!("{prefix}/{name}"))
