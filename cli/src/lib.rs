@@ -46,6 +46,7 @@ pub mod glob;
 pub mod healthcheck;
 pub mod listen;
 pub mod login;
+pub mod printed;
 pub mod proxy;
 pub mod status;
 pub mod trust;

@@ -4,6 +4,8 @@
 //! the relay cannot be reached.
 //!
 //! A dropped connection within the timeout is retried like `listen` does.
+//! An event an earlier `wait` printed in the last ten minutes (its ack was
+//! lost) is acked again without being printed (see [`crate::printed`]).
 //! The event is acked only after its line reached stdout; when stdout is
 //! closed the event stays unacked and the relay delivers it again. Other
 //! events the relay sends along (up to its in-flight limit) are left
@@ -28,6 +30,7 @@ use crate::listen::backoff::Backoff;
 use crate::listen::close::{SessionEnd, on_close};
 use crate::listen::connect::{self, ConnectError, WsStream};
 use crate::listen::session::{LIVENESS, check_protocol, handshake};
+use crate::printed::Printed;
 use crate::proxy::Proxy;
 use crate::ui::{Ui, paint, print_data, short_duration};
 
@@ -63,7 +66,8 @@ pub async fn run(ctx: &Context, args: WaitArgs) -> anyhow::Result<()> {
     let url = connect::connect_url(&ctx.relay, args.events.as_ref());
     let via = crate::proxy::env().tunnel_for(&url)?;
     let ui = &ctx.ui;
-    let waiting = next_event(&url, &key, via.as_ref(), args.events.as_ref(), ui, &args);
+    let mut printed = Printed::load(&ctx.dir);
+    let waiting = next_event(&url, &key, via.as_ref(), ui, &args, &printed);
     let found = if args.timeout.is_zero() {
         waiting.await
     } else {
@@ -89,12 +93,17 @@ pub async fn run(ctx: &Context, args: WaitArgs) -> anyhow::Result<()> {
     };
     ui.stop_spin();
     let (mut ws, frame) = found?;
-    deliver(&mut ws, &frame, ui).await
+    deliver(&mut ws, &frame, ui, &mut printed).await
 }
 
 /// Prints the event, then acks it and closes the connection politely, so
 /// the relay has the ack before it sees the close.
-async fn deliver(ws: &mut WsStream, frame: &EventFrame, ui: &Ui) -> anyhow::Result<()> {
+async fn deliver(
+    ws: &mut WsStream,
+    frame: &EventFrame,
+    ui: &Ui,
+    printed: &mut Printed,
+) -> anyhow::Result<()> {
     let line = RelayMessage::Event(frame.clone()).to_json();
     if let Err(err) = print_data(line) {
         let err = anyhow::Error::new(err);
@@ -103,6 +112,12 @@ async fn deliver(ws: &mut WsStream, frame: &EventFrame, ui: &Ui) -> anyhow::Resu
         }
         // Nobody reads stdout: leave the event for the relay to redeliver.
         return Err(err);
+    }
+    if let Err(err) = printed.record(&frame.id) {
+        ui.detail(format!(
+            "could not note {} as printed ({err:#}); if its ack is lost too, the next wait prints it again",
+            frame.id
+        ));
     }
     let ack = AgentMessage::Ack {
         id: frame.id.clone(),
@@ -133,10 +148,11 @@ async fn next_event(
     url: &Url,
     key: &Secret,
     via: Option<&Proxy>,
-    filter: Option<&GlobList>,
     ui: &Ui,
     args: &WaitArgs,
+    printed: &Printed,
 ) -> anyhow::Result<(WsStream, EventFrame)> {
+    let filter = args.events.as_ref();
     let never = CancellationToken::new();
     let mut backoff = Backoff::new();
     let mut connected_once = false;
@@ -164,7 +180,7 @@ async fn next_event(
                     };
                     ui.detail(format!("connected; webhook URL {}", ready.webhook_url));
                     ui.spin(format!("Waiting for {what}{until}..."));
-                    match read_until_event(&mut ws, filter).await {
+                    match read_until_event(&mut ws, filter, printed, ui).await {
                         Ok(frame) => return Ok((ws, frame)),
                         Err(end) => end,
                     }
@@ -199,6 +215,8 @@ async fn next_event(
 async fn read_until_event(
     ws: &mut WsStream,
     filter: Option<&GlobList>,
+    printed: &Printed,
+    ui: &Ui,
 ) -> Result<EventFrame, SessionEnd> {
     let mut last_error = None;
     loop {
@@ -213,6 +231,16 @@ async fn read_until_event(
                 return Err(on_close(frame.as_ref(), last_error.as_ref()));
             }
             Some(Ok(Message::Text(text))) => match RelayMessage::from_json(&text) {
+                Ok(RelayMessage::Event(frame)) if !frame.replay && printed.contains(&frame.id) => {
+                    ui.detail(format!(
+                        "{} was printed by an earlier wait; acking it again",
+                        frame.id
+                    ));
+                    let ack = AgentMessage::Ack { id: frame.id };
+                    if let Err(err) = ws.send(Message::text(ack.to_json())).await {
+                        return Err(SessionEnd::failed(error_chain(&err)));
+                    }
+                }
                 Ok(RelayMessage::Event(frame))
                     if filter.is_none_or(|f| f.matches(&frame.event_type)) =>
                 {

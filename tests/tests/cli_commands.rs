@@ -182,6 +182,50 @@ async fn events_list_show_and_replay_round_trip() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A `wait` whose ack was lost printed its event, and the relay hands the
+/// event to the next `wait`: that one acks it without printing it again and
+/// goes on to the next event. (The lost ack is staged by writing down the
+/// id in `wait-printed`, as the first `wait` does before its ack.)
+#[tokio::test]
+async fn wait_does_not_print_again_what_an_earlier_wait_printed() -> anyhow::Result<()> {
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "wait-twice").await?;
+    let user = CliUser::new()?
+        .env("LOBSTER_RELAY_URL", &relay.url())
+        .env("LOBSTER_RELAY_API_KEY", &agent.api_key);
+    let trigger = |event_type: &'static str| {
+        let user = &user;
+        async move {
+            let run = user.run(&["trigger", event_type]).await?;
+            anyhow::Ok(run.expect_code(0).stdout.trim().to_owned())
+        }
+    };
+    let first = trigger("order.first").await?;
+    let second = trigger("order.second").await?;
+
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    std::fs::create_dir_all(user.config_dir())?;
+    std::fs::write(
+        user.config_dir().join("wait-printed"),
+        format!("{now_ms} {first}\n"),
+    )?;
+    let waited = user.run(&["wait", "--timeout", "20s", "-v"]).await?;
+    let line = parse_line(&waited.expect_code(0).stdout);
+    assert_eq!(
+        line["id"],
+        second.as_str(),
+        "the first was not printed again"
+    );
+    relay
+        .wait_event_status(&agent.api_key, &first, "delivered", WAIT)
+        .await?;
+    // The printed one is written down for the next wait.
+    let printed = std::fs::read_to_string(user.config_dir().join("wait-printed"))?;
+    assert!(printed.contains(&second), "{printed}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn trigger_reaches_a_running_listener() -> anyhow::Result<()> {
     let (relay, agent) = relay_with_agent(RelayOpts::default(), "trigger").await?;
