@@ -310,6 +310,10 @@ impl Spawned {
                 listen,
                 "--agent-rate-limit",
                 "1000000/s",
+                // The ingest benchmark stores events no agent takes: past
+                // the default cap of 100,000 the relay would answer 429.
+                "--agent-max-pending",
+                "1000000000",
             ])
             .arg("--data-dir")
             .arg(self.data_dir.path())
