@@ -473,3 +473,43 @@ async fn listen_survives_a_relay_restart_and_says_so() -> anyhow::Result<()> {
     assert!(listener.try_exit().is_none(), "still listening");
     Ok(())
 }
+
+/// Durations too large to be meant (a typo, a unit mix-up) are usage
+/// errors naming the flag, never a wrap-around: a negative retention once
+/// made the sweep delete every event.
+#[tokio::test]
+async fn absurd_durations_are_usage_errors() -> anyhow::Result<()> {
+    let user = CliUser::new()?;
+    let data = tempfile::tempdir()?;
+    let server = user
+        .run(&[
+            "server",
+            "--data-dir",
+            data.path().to_str().unwrap_or_default(),
+            "--listen",
+            "127.0.0.1:0",
+            "--signature-scheme",
+            "none",
+            "--retention",
+            "300000000000d",
+            "--admin-token",
+            "e2e-admin-token-0123456789",
+        ])
+        .await?;
+    server.expect_code(2);
+    assert!(server.stderr.contains("--retention"), "{}", server.stderr);
+    let wait = user
+        .run(&[
+            "wait",
+            "--timeout",
+            "300000000000d",
+            "--relay",
+            "http://127.0.0.1:9",
+            "--api-key",
+            "lr_live_whatever",
+        ])
+        .await?;
+    wait.expect_code(2);
+    assert!(wait.stderr.contains("--timeout"), "{}", wait.stderr);
+    Ok(())
+}

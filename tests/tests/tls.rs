@@ -391,5 +391,46 @@ async fn forward_insecure_reaches_a_self_signed_local_app() -> anyhow::Result<()
     .await?;
     let line = insecure.stderr().wait_for("405 POST", WAIT).await?;
     assert!(line.contains(&target), "{line}");
+    drop(insecure);
+
+    // The same certificate passed as --ca-cert is trusted for the local
+    // app too, without --forward-insecure.
+    let cert = dir.path().join("app.crt");
+    let cert = cert.to_str().unwrap_or_default();
+    let trusted = Listener::ready(
+        &relay.url(),
+        &agent.api_key,
+        &["--forward", &target, "--ca-cert", cert],
+    )
+    .await?;
+    trusted.stderr().wait_for("405 POST", WAIT).await?;
+    Ok(())
+}
+
+/// `--forward-insecure` is for the local app only: it never makes the CLI
+/// accept a relay certificate it cannot verify.
+#[tokio::test]
+async fn forward_insecure_does_not_apply_to_the_relay() -> anyhow::Result<()> {
+    let ca = TestCa::new("untrusted CA")?;
+    let (relay, agent) = tls_relay(&ca, &[]).await?;
+    let listener = Listener::start(
+        &relay.url(),
+        &agent.api_key,
+        &[
+            "--forward",
+            "https://localhost:9/hooks",
+            "--forward-insecure",
+        ],
+    )
+    .await?;
+    let line = listener
+        .stderr()
+        .wait_for("certificate", WAIT)
+        .await
+        .map_err(|e| e.context("listen should refuse the relay's certificate"))?;
+    assert!(
+        line.contains("UnknownIssuer") || line.contains("issuer"),
+        "{line}"
+    );
     Ok(())
 }
