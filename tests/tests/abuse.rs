@@ -138,6 +138,7 @@ async fn failed_authentications_get_one_ip_429_with_retry_after() -> anyhow::Res
         "127.0.0.1/32,::1",
     ]);
     let (relay, agent) = relay_with_agent(opts, "limited").await?;
+    let started = std::time::Instant::now();
     let attacker = "203.0.113.7";
     // A burst of twice the rate is allowed: 4 plain 401s.
     for _ in 0..4 {
@@ -194,10 +195,26 @@ async fn failed_authentications_get_one_ip_429_with_retry_after() -> anyhow::Res
         )
         .await?;
     accepted_id(&valid);
-    // The attacker is logged with its address, at most a line a second.
+    // The attacker is logged with its address, at most a line a second,
+    // and so is its lockout.
     relay.wait_for_stderr("authentication failed", WAIT).await?;
     assert!(relay.stderr_contains(attacker), "the client IP is logged");
     assert!(!relay.stderr_contains("lr_wrong"), "never the key itself");
+    let lockout = relay
+        .wait_for_stderr("too many failed authentications", WAIT)
+        .await?;
+    assert!(lockout.contains(attacker), "{lockout}");
+    let failure_lines = relay
+        .stderr()
+        .lines()
+        .iter()
+        .filter(|l| l.contains("authentication failed"))
+        .count();
+    let seconds = started.elapsed().as_secs() as usize;
+    assert!(
+        failure_lines <= seconds + 1,
+        "{failure_lines} lines for 6 failures in {seconds} s: at most one a second"
+    );
     Ok(())
 }
 
