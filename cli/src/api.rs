@@ -1,4 +1,4 @@
-//! A small client for the relay's HTTP API (contract sections 4 and 5).
+//! A small client for the relay's HTTP API (`docs/api-reference.md`, "Agent API" and "Admin API").
 //!
 //! Every request carries `Authorization: Bearer <token>` and expects JSON
 //! back. Error answers (`{"error":{"code","message"}}`) become

@@ -58,7 +58,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags accepted by every command (contract section 7).
+/// Flags accepted by every command (`docs/cli.md`).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {

@@ -1,14 +1,15 @@
 //! Exit codes and the errors that choose them.
 //!
 //! Commands return `anyhow::Result`; [`report`] turns an error into the
-//! one-or-two-line message on stderr and the exit code of contract section 7.
+//! one-or-two-line message on stderr and the exit code listed in
+//! `docs/cli.md` ("Output and exit codes").
 
 use std::io::{self, Write as _};
 
 use crate::api::ApiError;
 use crate::proxy::Proxy;
 
-/// The process exit codes of contract section 7.
+/// The process exit codes (`docs/cli.md`, "Output and exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// Everything went as asked.

@@ -25,7 +25,7 @@ use crate::retry::RetryPolicy;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Flags of `lobster-relay server` (contract section 8).
+/// Flags of `lobster-relay server` (`docs/api-reference.md`, "Server configuration").
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServerArgs {
     /// TOML file with the same settings (flags and env win over it).

@@ -6,6 +6,8 @@
 //! - [`config`]: flags, env and TOML file, validated into a [`Config`].
 //! - [`crypto`]: AES-256-GCM for workspace secrets at rest.
 //! - [`store`]: the durable store (SQLite with group commit, or PostgreSQL).
+//! - [`agent_cache`]: agents by relay id and key hash, kept in memory until
+//!   a revocation.
 //! - [`hub`]: in-memory wake-ups and revocation for live sessions.
 //! - [`bus`]: the same across instances, over Redis pub/sub.
 //! - [`api`]: the HTTP routes and the JSON error edge.
@@ -16,9 +18,9 @@
 //! - `serve`: the accept loop (plain or TLS, header and handshake timeouts).
 //! - [`tls`]: the served certificate, reloaded on SIGHUP and file change.
 //!
-//! [`run`] takes a bound listener and a shutdown token, so tests can bind
-//! port 0 and stop the relay when they like; [`main`] is what the
-//! `lobster-relay server` command calls.
+//! [`main`] is what the `lobster-relay server` command calls; it binds the
+//! socket and hands it to [`run`] with a shutdown token (the end-to-end
+//! tests run the real binary on port 0 instead of calling [`run`]).
 
 pub mod agent_cache;
 pub mod api;

@@ -129,7 +129,7 @@ fn describe() {
     metrics::gauge!(SESSIONS).increment(0.0);
 }
 
-/// `GET /metrics`: no authentication (contract section 5). Mount it where
+/// `GET /metrics`: no authentication (`docs/api-reference.md`, "Operations"). Mount it where
 /// only the scraper can reach it if the figures are sensitive.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     // Install the recorder now: counts made before the first scrape would

@@ -1,4 +1,4 @@
-//! The retry policy: exponential backoff with jitter (contract section 2).
+//! The retry policy: exponential backoff with jitter (`docs/api-reference.md`, "Events and delivery").
 
 use std::time::Duration;
 

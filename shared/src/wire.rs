@@ -1,4 +1,4 @@
-//! The WebSocket protocol, version 1 (contract section 6).
+//! The WebSocket protocol, version 1 (`docs/api-reference.md`, "WebSocket sessions").
 //!
 //! Frames are JSON text objects tagged by `type`. [`RelayMessage`] flows from
 //! the relay to the agent, [`AgentMessage`] from the agent to the relay.

@@ -54,7 +54,7 @@ impl Default for Sender {
 
 impl Sender {
     /// `whsec_<base64>` secrets use the decoded bytes as the key; others
-    /// their raw bytes (contract section 3).
+    /// their raw bytes (`docs/security.md`, "Signatures").
     pub fn new(secret: &str) -> Self {
         let key = match secret.strip_prefix("whsec_") {
             Some(encoded) => BASE64.decode(encoded).expect("whsec_ secret is base64"),

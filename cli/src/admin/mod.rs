@@ -1,5 +1,5 @@
 //! `lobster-relay admin ...`: manage agents and workspaces on a relay you
-//! run (contract section 5).
+//! run (`docs/api-reference.md`, "Admin API").
 //!
 //! With `--json` each command prints the API's answer on stdout as it came;
 //! without, a rendering for people (see `render`).

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use keyring::{Entry, Error};
 
-/// The keyring service name of every entry (contract section 7).
+/// The keyring service name of every entry (`docs/cli.md`, "Where the relay and the key come from").
 pub const SERVICE: &str = "lobster-relay";
 
 /// How long a keyring call may take, unlock prompt included.

@@ -1,5 +1,5 @@
 //! `events list | show ID | replay ID` and `trigger`: this agent's events
-//! through the agent API (contract section 4).
+//! through the agent API (`docs/api-reference.md`, "Agent API").
 //!
 //! With `--json` each command prints the relay's answer as it came; without,
 //! a rendering for people (see `render`).

@@ -1,4 +1,4 @@
-//! The flags of `lobster-relay listen` (contract section 7).
+//! The flags of `lobster-relay listen` (`docs/cli.md`, "Commands").
 
 use std::time::Duration;
 

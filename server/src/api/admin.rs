@@ -1,4 +1,4 @@
-//! The admin API (contract section 5), authenticated by the admin token.
+//! The admin API (`docs/api-reference.md`, "Admin API"), authenticated by the admin token.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;

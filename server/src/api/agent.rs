@@ -1,4 +1,4 @@
-//! The agent API (contract section 4), authenticated by the agent's key.
+//! The agent API (`docs/api-reference.md`, "Agent API"), authenticated by the agent's key.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};

@@ -43,7 +43,7 @@ pub struct Limits {
     failures_unlogged: AtomicU64,
 }
 
-/// Rate `count/per`, with a burst of twice the count (contract section 8).
+/// Rate `count/per`, with a burst of twice the count (`docs/api-reference.md`, "Server configuration").
 fn quota(rate: Rate) -> Quota {
     let count = NonZeroU32::new(rate.count).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(rate.count.saturating_mul(2)).unwrap_or(count);

@@ -105,7 +105,7 @@ pub struct Claim {
     pub more: bool,
 }
 
-/// Event status (contract section 1).
+/// Event status (`docs/api-reference.md`, "Events and delivery").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventStatus {
     Pending,

@@ -1,4 +1,4 @@
-//! Signing and verifying webhooks (contract section 3).
+//! Signing and verifying webhooks (`docs/security.md`, "Signatures"; `docs/api-reference.md`, "Webhook ingest").
 //!
 //! Three schemes, all HMAC-SHA256: Standard Webhooks, GitHub and Stripe, plus
 //! `none` for development. [`verify`] is what the relay runs on every ingest
