@@ -86,11 +86,16 @@ pub async fn connect(
         .max_frame_size(MAX_AGENT_FRAME)
         .max_write_buffer_size(write_limit)
         .on_upgrade(move |socket| {
+            // Everything is built here, outside the task's future: an async
+            // fn keeps a copy of each argument moved into it, so every level
+            // of nesting would add the session's state again to the memory
+            // an idle agent costs.
+            let session_id = ids::session_id();
+            let span = tracing::info_span!("session", agent_id = %agent.agent_id, session_id = %session_id);
+            let session = Session::new(state, agent, session_id, patterns);
+            let (sink, stream) = socket.split();
             // The socket holds its --max-connections slot while it lives.
-            sessions.track_future(async move {
-                run(socket, state, agent, patterns).await;
-                drop(slot);
-            })
+            sessions.track_future(session.run(sink, stream, slot).instrument(span))
         }))
 }
 
@@ -128,22 +133,6 @@ enum Inbound {
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
-async fn run(socket: WebSocket, state: AppState, agent: Agent, patterns: Vec<String>) {
-    let session_id = ids::session_id();
-    let span = tracing::info_span!("session", agent_id = %agent.agent_id, session_id = %session_id);
-    async move {
-        let (mut sink, mut stream) = socket.split();
-        let mut session = Session::new(state, agent, session_id, patterns);
-        tracing::info!("session opened");
-        crate::metrics::session_opened();
-        let ending = session.serve(&mut sink, &mut stream).await;
-        session.finish(&mut sink, ending).await;
-        crate::metrics::session_closed();
-    }
-    .instrument(span)
-    .await
-}
-
 /// How a session ended.
 enum Ending {
     Revoked,
@@ -164,13 +153,25 @@ struct Session {
     /// Free delivery slots, and where new events arrive straight from
     /// their commit (see `store::push`).
     port: std::sync::Arc<Port>,
-    pushed: tokio::sync::mpsc::UnboundedReceiver<Delivery>,
     acks: Vec<String>,
 }
 
 impl Session {
+    /// The session from its first frame to its last; `slot` (the socket's
+    /// `--max-connections` slot) is held until then.
+    async fn run<T>(mut self, mut sink: Sink, mut stream: Stream, slot: T) {
+        tracing::info!("session opened");
+        crate::metrics::session_opened();
+        let ending = self.serve(&mut sink, &mut stream).await;
+        // Boxed: the goodbye is only needed once, so an idle session's
+        // future need not be as large as it.
+        Box::pin(self.finish(&mut sink, ending)).await;
+        crate::metrics::session_closed();
+        drop(slot);
+    }
+
     fn new(state: AppState, agent: Agent, session_id: String, patterns: Vec<String>) -> Self {
-        let (port, pushed) = Port::new(
+        let port = Port::new(
             &session_id,
             !patterns.is_empty(),
             state.config.ack_timeout.as_millis() as Millis,
@@ -183,7 +184,6 @@ impl Session {
             patterns,
             in_flight: HashMap::new(),
             port,
-            pushed,
             acks: Vec::new(),
         }
     }
@@ -197,6 +197,7 @@ impl Session {
             .hub()
             .register(&self.agent.agent_id, &self.session_id);
         let mut wake = registration.wake.clone();
+        let port = self.port.clone();
         if let Some(ports) = self.state.store.ports() {
             ports.attach(&self.agent.agent_id, self.port.clone());
         }
@@ -252,8 +253,8 @@ impl Session {
                     }
                     self.flush_acks();
                 }
-                Some(delivery) = self.pushed.recv() => {
-                    if let Err(reason) = self.push(sink, delivery).await {
+                batch = port.pushed(MAX_PUSH_BATCH) => {
+                    if let Err(reason) = self.send_events(sink, batch).await {
                         return Ending::Gone(reason);
                     }
                 }
@@ -329,19 +330,6 @@ impl Session {
             .await
             .map_err(LeaseError::Socket)?;
         Ok((more, due))
-    }
-
-    /// Sends an event pushed from its commit, with any others already
-    /// waiting, in one flush.
-    async fn push(&mut self, sink: &mut Sink, first: Delivery) -> Result<(), String> {
-        let mut batch = vec![first];
-        while batch.len() < MAX_PUSH_BATCH {
-            match self.pushed.try_recv() {
-                Ok(delivery) => batch.push(delivery),
-                Err(_) => break,
-            }
-        }
-        self.send_events(sink, batch).await
     }
 
     /// Sends leased events (their slots are taken) as event frames.
@@ -477,7 +465,7 @@ impl Session {
         if let Some(ports) = self.state.store.ports() {
             ports.detach(&self.agent.agent_id, &self.session_id);
         }
-        self.pushed.close();
+        self.port.close();
         let release = self
             .state
             .store

@@ -22,7 +22,7 @@ fn port_claim(port: &std::sync::Arc<Port>) -> ClaimRequest {
 async fn a_caught_up_session_gets_new_events_from_their_commit_in_order() {
     let db = TestDb::sqlite().await;
     let store = db.open().await;
-    let (port, mut pushed) = Port::new("ses_a", false, 30_000, 2);
+    let port = Port::new("ses_a", false, 30_000, 2);
     store.ports().unwrap().attach("agt_1", port.clone());
     let older = insert(&store, 0).await;
     // Not caught up yet: the event waits for the session's first claim.
@@ -36,7 +36,7 @@ async fn a_caught_up_session_gets_new_events_from_their_commit_in_order() {
     let Inserted::Pushed(id) = store.insert_event(event(1, None)).await.unwrap() else {
         panic!("a caught-up session with a free slot takes it")
     };
-    let delivery = pushed.try_recv().expect("pushed after the commit");
+    let delivery = port.take_pushed(1).pop().expect("pushed after the commit");
     assert_eq!((delivery.id.as_str(), delivery.attempt), (id.as_str(), 1));
     assert_eq!(delivery.body, vec![1, 0xff]);
     assert_eq!(status(&store, &id).await, ("delivering".into(), 1));
@@ -65,18 +65,22 @@ async fn a_caught_up_session_gets_new_events_from_their_commit_in_order() {
 async fn a_closed_session_returns_pushed_events_to_the_queue() {
     let db = TestDb::sqlite().await;
     let store = db.open().await;
-    let (port, pushed) = Port::new("ses_a", false, 30_000, 4);
+    let port = Port::new("ses_a", false, 30_000, 4);
     store.ports().unwrap().attach("agt_1", port.clone());
     store.claim(port_claim(&port)).await.unwrap();
     let Inserted::Pushed(id) = store.insert_event(event(0, None)).await.unwrap() else {
         panic!("pushed")
     };
     // The session ends without reading it: detach, then release.
-    drop(pushed);
     store.ports().unwrap().detach("agt_1", "ses_a");
+    port.close();
+    assert!(
+        port.take_pushed(10).is_empty(),
+        "a closed port holds nothing"
+    );
     store.release("agt_1", "ses_a").await.unwrap();
     assert_eq!(status(&store, &id).await, ("pending".into(), 1));
-    let (other, _rx) = Port::new("ses_b", false, 30_000, 4);
+    let other = Port::new("ses_b", false, 30_000, 4);
     let claim = store.claim(port_claim(&other)).await.unwrap();
     assert_eq!(claim.deliveries[0].id, id);
     assert_eq!(claim.deliveries[0].attempt, 2);
@@ -86,7 +90,7 @@ async fn a_closed_session_returns_pushed_events_to_the_queue() {
 async fn filtered_sessions_and_duplicates_are_not_pushed() {
     let db = TestDb::sqlite().await;
     let store = db.open().await;
-    let (port, mut pushed) = Port::new("ses_f", true, 30_000, 4);
+    let port = Port::new("ses_f", true, 30_000, 4);
     store.ports().unwrap().attach("agt_1", port.clone());
     store.claim(port_claim(&port)).await.unwrap();
     assert!(matches!(
@@ -97,6 +101,6 @@ async fn filtered_sessions_and_duplicates_are_not_pushed() {
         store.insert_event(event(1, Some("k"))).await.unwrap(),
         Inserted::Duplicate(_)
     ));
-    assert!(pushed.try_recv().is_err());
+    assert!(port.take_pushed(10).is_empty());
     assert_eq!(port.free(), 4);
 }
