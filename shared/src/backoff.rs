@@ -13,6 +13,11 @@
 //! does. So the next [`RESTART_TRIES`] retries each wait within
 //! [`RESTART_STEP`] instead, without growing the backoff; a refused
 //! connect costs the relay's host next to nothing.
+//!
+//! A stable connection that drops without that word (the relay was killed,
+//! its host rebooted, the network blinked) most often comes back as soon:
+//! the next [`DROP_TRIES`] retries each wait within [`FIRST`], again
+//! without growing, before the doubling starts.
 
 use std::time::Duration;
 
@@ -29,14 +34,21 @@ pub const RESTART_STEP: Duration = Duration::from_millis(500);
 /// five seconds of them on average, then the usual backoff.
 pub const RESTART_TRIES: u32 = 20;
 
+/// Retries at [`FIRST`] after a stable connection dropped: about a second
+/// and a half of them on average, then the doubling.
+pub const DROP_TRIES: u32 = 12;
+
 /// The retry counter behind the delays.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     first: Duration,
     cap: Duration,
     retries: u32,
-    /// Short retries left after a restart announced by the relay.
-    restart_tries: u32,
+    /// Retries left that wait within `flat_step` and do not grow the
+    /// backoff: after a restart announced by the relay, or a stable
+    /// connection dropped.
+    flat_tries: u32,
+    flat_step: Duration,
 }
 
 impl Default for Backoff {
@@ -58,14 +70,15 @@ impl Backoff {
             first,
             cap,
             retries: 0,
-            restart_tries: 0,
+            flat_tries: 0,
+            flat_step: first,
         }
     }
 
     /// The ceiling of the next delay.
     pub fn ceiling(&self) -> Duration {
-        if self.restart_tries > 0 {
-            return RESTART_STEP;
+        if self.flat_tries > 0 {
+            return self.flat_step.min(self.cap);
         }
         let factor = 1u32.checked_shl(self.retries.min(16)).unwrap_or(u32::MAX);
         self.first.saturating_mul(factor).min(self.cap)
@@ -74,8 +87,8 @@ impl Backoff {
     /// The next delay, with `fraction` in `[0, 1)` as the jitter.
     pub fn next_with(&mut self, fraction: f64) -> Duration {
         let delay = self.ceiling().mul_f64(fraction.clamp(0.0, 1.0));
-        if self.restart_tries > 0 {
-            self.restart_tries -= 1;
+        if self.flat_tries > 0 {
+            self.flat_tries -= 1;
         } else {
             self.retries = self.retries.saturating_add(1);
         }
@@ -85,7 +98,8 @@ impl Backoff {
     /// The relay closed the session saying it is restarting: retry at short
     /// intervals for a while (see the module's documentation).
     pub fn relay_restarting(&mut self) {
-        self.restart_tries = RESTART_TRIES;
+        self.flat_tries = RESTART_TRIES;
+        self.flat_step = RESTART_STEP;
     }
 
     /// The next delay, with random jitter.
@@ -96,14 +110,17 @@ impl Backoff {
     /// Starts over from the first delay.
     pub fn reset(&mut self) {
         self.retries = 0;
-        self.restart_tries = 0;
+        self.flat_tries = 0;
     }
 
-    /// Accounts for a connection that stayed up `up_for` after `ready`:
-    /// long enough, and the next drop is treated as the first.
+    /// Accounts for a connection that stayed up `up_for` after `ready` and
+    /// then dropped: long enough, and the backoff starts over with
+    /// [`DROP_TRIES`] quick retries (see the module's documentation).
     pub fn connection_lasted(&mut self, up_for: Duration) {
         if up_for >= STABLE {
             self.reset();
+            self.flat_tries = DROP_TRIES;
+            self.flat_step = self.first;
         }
     }
 }
@@ -175,5 +192,22 @@ mod tests {
         assert_eq!(backoff.ceiling(), CAP);
         backoff.connection_lasted(STABLE);
         assert_eq!(backoff.ceiling(), FIRST);
+    }
+
+    #[test]
+    fn a_dropped_stable_connection_retries_quickly_then_doubles_from_the_first() {
+        let mut backoff = Backoff::new();
+        for _ in 0..7 {
+            backoff.next_delay();
+        }
+        backoff.connection_lasted(STABLE);
+        let ceilings = ceilings_ms(&mut backoff, DROP_TRIES as usize + 3);
+        let (quick, after) = ceilings.split_at(DROP_TRIES as usize);
+        assert!(quick.iter().all(|c| *c == 250), "{ceilings:?}");
+        assert_eq!(after, [250, 500, 1_000]);
+        // A restart announced on that drop takes precedence.
+        backoff.connection_lasted(STABLE);
+        backoff.relay_restarting();
+        assert_eq!(backoff.ceiling(), RESTART_STEP);
     }
 }
