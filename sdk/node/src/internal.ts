@@ -118,15 +118,27 @@ export interface BackoffLimits {
 const RESTART_STEP_MS = 500;
 /** Retries at RESTART_STEP_MS after a 1012: about five seconds of them, then the usual backoff. */
 const RESTART_TRIES = 20;
+/**
+ * Retries within the first ceiling (`initialDelayMs`) after a stable
+ * connection dropped without a 1012: about a second and a half of them, then
+ * the doubling.
+ */
+const DROP_TRIES = 12;
 
 /**
  * Exponential backoff with full jitter: the n-th retry (from 0) waits a
- * uniformly random time in `[0, min(max, initial * 2^n))`. After a 1012 close
- * the next retries each wait under 500 ms without growing the backoff.
+ * uniformly random time in `[0, min(max, initial * 2^n))`. Some retries are
+ * "flat": each waits within a fixed step and does not grow the backoff. After
+ * a 1012 close the next 20 wait under 500 ms; after a stable connection
+ * (`stableAfterMs`) dropped without one, the backoff starts over and the next
+ * 12 wait under `initialDelayMs`, then the doubling from `initialDelayMs`
+ * resumes. A 1012 on that drop takes precedence.
  */
 export class Backoff {
   #retries = 0;
-  #restartTries = 0;
+  /** Retries left that wait within #flatStepMs and do not grow the backoff. */
+  #flatTries = 0;
+  #flatStepMs = 0;
 
   constructor(
     private readonly limits: BackoffLimits,
@@ -135,31 +147,39 @@ export class Backoff {
 
   /** The ceiling of the next delay. */
   ceiling(): number {
-    if (this.#restartTries > 0) return Math.min(RESTART_STEP_MS, this.limits.maxDelayMs);
+    if (this.#flatTries > 0) return Math.min(this.#flatStepMs, this.limits.maxDelayMs);
     return Math.min(this.limits.maxDelayMs, this.limits.initialDelayMs * 2 ** Math.min(this.#retries, 30));
   }
 
   /** The next delay in ms, and counts it. */
   next(): number {
     const delay = Math.floor(this.ceiling() * Math.min(Math.max(this.random(), 0), 0.999999));
-    if (this.#restartTries > 0) this.#restartTries--;
+    if (this.#flatTries > 0) this.#flatTries--;
     else this.#retries++;
     return delay;
   }
 
   /** The relay closed the session saying it is restarting: retry quickly for a while. */
   relayRestarting(): void {
-    this.#restartTries = RESTART_TRIES;
+    this.#flatTries = RESTART_TRIES;
+    this.#flatStepMs = RESTART_STEP_MS;
   }
 
-  /** A session stayed up `upForMs` after `ready`: long enough, and the next drop counts as the first. */
+  /**
+   * A session stayed up `upForMs` after `ready`, then dropped: long enough,
+   * and the backoff starts over with DROP_TRIES quick retries.
+   */
   connectionLasted(upForMs: number): void {
-    if (upForMs >= this.limits.stableAfterMs) this.reset();
+    if (upForMs >= this.limits.stableAfterMs) {
+      this.reset();
+      this.#flatTries = DROP_TRIES;
+      this.#flatStepMs = this.limits.initialDelayMs;
+    }
   }
 
   reset(): void {
     this.#retries = 0;
-    this.#restartTries = 0;
+    this.#flatTries = 0;
   }
 }
 

@@ -267,3 +267,49 @@ test('bad proxy settings are ConfigurationErrors that do not print the password'
     else process.env.HTTPS_PROXY = saved;
   }
 });
+
+// The reconnect backoff, as the CLI's (shared/src/backoff.rs). Internal: from the build.
+const { Backoff } = require('../dist/cjs/internal.js');
+const LIMITS = { initialDelayMs: 250, maxDelayMs: 10_000, stableAfterMs: 10_000 };
+const ceilings = (backoff, n) => Array.from({ length: n }, () => {
+  const ceiling = backoff.ceiling();
+  backoff.next();
+  return ceiling;
+});
+
+test('backoff: ceilings double from 250 ms up to 10 s, delays stay below them', () => {
+  assert.deepEqual(ceilings(new Backoff(LIMITS, () => 0.5), 9), [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+  const top = new Backoff(LIMITS, () => 1);
+  assert.deepEqual([top.next(), top.next()], [249, 499]);
+  assert.equal(new Backoff(LIMITS, () => 0).next(), 0);
+});
+
+test('backoff: a short connection does not reset, a 1012 retries within 500 ms 20 times without growing', () => {
+  const backoff = new Backoff(LIMITS, () => 0.5);
+  ceilings(backoff, 7);
+  backoff.connectionLasted(9_999);
+  assert.equal(backoff.ceiling(), 10_000);
+  const fresh = new Backoff(LIMITS, () => 0.5);
+  ceilings(fresh, 2);
+  fresh.relayRestarting();
+  assert.deepEqual(ceilings(fresh, 22), [...Array(20).fill(500), 1000, 2000]);
+});
+
+test('backoff: a dropped stable connection retries 12 times within 250 ms, then doubles from 250 ms', () => {
+  const backoff = new Backoff(LIMITS, () => 0.999);
+  ceilings(backoff, 7);
+  backoff.connectionLasted(10_000);
+  const delays = Array.from({ length: 12 }, () => backoff.next());
+  assert.ok(delays.every((d) => d >= 240 && d < 250), `${delays}`);
+  assert.deepEqual(ceilings(backoff, 3), [250, 500, 1000]);
+
+  const again = new Backoff(LIMITS, () => 0.5);
+  ceilings(again, 7);
+  again.connectionLasted(60_000);
+  assert.deepEqual(ceilings(again, 15), [...Array(12).fill(250), 250, 500, 1000]);
+  // A 1012 on that drop takes precedence: 20 tries within 500 ms, then the doubling from 250 ms.
+  ceilings(again, 4);
+  again.connectionLasted(10_000);
+  again.relayRestarting();
+  assert.deepEqual(ceilings(again, 23), [...Array(20).fill(500), 250, 500, 1000]);
+});

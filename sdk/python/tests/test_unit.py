@@ -22,7 +22,10 @@ from powerlobster_webhook import (
 )
 from powerlobster_webhook._event import parse_rfc3339
 from powerlobster_webhook._util import (
+    DROP_TRIES,
     MAX_DELAY,
+    RESTART_TRIES,
+    STABLE_AFTER,
     Backoff,
     RecentIds,
     compile_patterns,
@@ -268,6 +271,14 @@ def test_on_as_decorator_and_call_returns_the_function() -> None:
 # -- backoff, dedupe memory ---------------------------------------------------------
 
 
+def _ceilings(backoff: Backoff, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        out.append(backoff.ceiling())
+        backoff.next_delay()
+    return out
+
+
 def test_backoff_bounds_and_reset() -> None:
     top = Backoff(rand=lambda: 0.999999)
     ceilings = [top.next_delay() for _ in range(10)]
@@ -277,12 +288,41 @@ def test_backoff_bounds_and_reset() -> None:
     assert top.next_delay() > 9.9  # a short connection does not reset
     top.connection_lasted(10)
     assert top.next_delay() < 0.25
-    top.relay_restarting()
-    assert all(top.next_delay() < 0.5 for _ in range(20))
-    top.next_delay()
-    assert top.next_delay() > 0.99  # then the usual backoff again, where it was
     zero = Backoff(rand=lambda: 0.0)
     assert zero.next_delay() == 0.0
+    assert _ceilings(Backoff(), 9) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+
+
+def test_backoff_after_a_1012_retries_within_half_a_second_without_growing() -> None:
+    backoff = Backoff(rand=lambda: 0.999999)
+    backoff.next_delay()
+    backoff.next_delay()
+    backoff.relay_restarting()
+    assert backoff.restarting
+    assert all(0.49 < backoff.next_delay() < 0.5 for _ in range(RESTART_TRIES))
+    assert not backoff.restarting
+    assert _ceilings(backoff, 2) == [1.0, 2.0]  # then the usual backoff again, where it was
+
+
+def test_backoff_after_a_stable_connection_dropped_retries_quickly_then_doubles() -> None:
+    backoff = Backoff(rand=lambda: 0.999999)
+    for _ in range(7):
+        backoff.next_delay()
+    backoff.connection_lasted(STABLE_AFTER)
+    assert not backoff.restarting
+    assert all(0.24 < backoff.next_delay() < 0.25 for _ in range(DROP_TRIES))
+    assert _ceilings(backoff, 3) == [0.25, 0.5, 1.0]
+
+    again = Backoff()
+    _ceilings(again, 7)
+    again.connection_lasted(60)
+    assert _ceilings(again, DROP_TRIES + 3) == [0.25] * 12 + [0.25, 0.5, 1.0]
+    # A 1012 on that drop takes precedence: 20 tries within 0.5 s, then the doubling from 0.25 s.
+    _ceilings(again, 4)
+    again.connection_lasted(10)
+    again.relay_restarting()
+    assert again.restarting
+    assert _ceilings(again, RESTART_TRIES + 3) == [0.5] * 20 + [0.25, 0.5, 1.0]
 
 
 def test_recent_ids_bounded() -> None:

@@ -692,7 +692,7 @@ class WebhookRelay:
                     connecting = self._first is not None and not self._first.done()
                     if not self.reconnect or (connecting and not exc.retryable):
                         raise
-                    if exc.code == "relay_restarting" and backoff.restart_tries == 0:
+                    if exc.code == "relay_restarting" and not backoff.restarting:
                         backoff.relay_restarting()
                     delay = backoff.next_delay()
                     if exc.retry_after is not None:

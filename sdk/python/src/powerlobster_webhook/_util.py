@@ -108,13 +108,19 @@ MAX_DELAY = 10.0  # ceiling of every delay
 STABLE_AFTER = 10.0  # a connection up this long resets the backoff
 RESTART_STEP = 0.5  # ceiling of each delay after the relay said it restarts (1012)
 RESTART_TRIES = 20
+DROP_TRIES = 12  # delays within the first ceiling after a stable connection dropped
 
 
 class Backoff:
     """Exponential backoff with full jitter: the n-th retry (from 0) waits a
     uniformly random time in ``[0, min(MAX_DELAY, FIRST_DELAY * 2**n))``.
-    After a 1012 close the next ``RESTART_TRIES`` waits are each within
-    ``RESTART_STEP``."""
+
+    Some retries are flat: each waits within a fixed step and does not grow
+    the backoff. After a 1012 close the next ``RESTART_TRIES`` waits are each
+    within ``RESTART_STEP``. When a connection that stayed up
+    ``STABLE_AFTER`` drops without one, the backoff starts over and the next
+    ``DROP_TRIES`` waits are each within the first ceiling, then the doubling
+    from it resumes; a 1012 on that drop takes precedence."""
 
     def __init__(
         self,
@@ -125,32 +131,47 @@ class Backoff:
         self.first = first
         self.cap = cap
         self.retries = 0
-        self.restart_tries = 0
+        self.flat_tries = 0  # retries left that wait within flat_step, not growing
+        self.flat_step = first
+        self._restart = False  # the flat tries are the ones after a 1012
         self._rand = rand
 
+    @property
+    def restarting(self) -> bool:
+        """Whether the retries after a 1012 close are under way."""
+        return self._restart and self.flat_tries > 0
+
     def ceiling(self) -> float:
-        if self.restart_tries > 0:
-            return min(RESTART_STEP, self.cap)
+        if self.flat_tries > 0:
+            return min(self.flat_step, self.cap)
         return float(min(self.cap, self.first * float(2 ** min(self.retries, 16))))
 
     def next_delay(self) -> float:
         delay = self.ceiling() * min(max(self._rand(), 0.0), 1.0)
-        if self.restart_tries > 0:
-            self.restart_tries -= 1
+        if self.flat_tries > 0:
+            self.flat_tries -= 1
         else:
             self.retries += 1
         return min(delay, self.cap)
 
     def relay_restarting(self) -> None:
-        self.restart_tries = RESTART_TRIES
+        self.flat_tries = RESTART_TRIES
+        self.flat_step = RESTART_STEP
+        self._restart = True
 
     def reset(self) -> None:
         self.retries = 0
-        self.restart_tries = 0
+        self.flat_tries = 0
+        self._restart = False
 
     def connection_lasted(self, seconds: float) -> None:
+        """A connection stayed up ``seconds`` after ``ready``, then dropped:
+        long enough, and the backoff starts over with ``DROP_TRIES`` quick
+        retries."""
         if seconds >= STABLE_AFTER:
             self.reset()
+            self.flat_tries = DROP_TRIES
+            self.flat_step = self.first
 
 
 # --------------------------------------------------------------------------
