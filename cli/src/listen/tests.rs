@@ -61,6 +61,17 @@ fn ready(protocol: u32) -> Message {
     )
 }
 
+/// Waits until the test command has created `path`: the handler started.
+async fn appears(path: &std::path::Path) {
+    timeout(Duration::from_secs(10), async {
+        while !path.exists() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the handler starts");
+}
+
 /// An event whose type is how long the test command sleeps.
 fn event(id: &str, event_type: &str) -> Message {
     let (body, body_encoding) = EventFrame::encode_body(b"{}");
@@ -168,14 +179,22 @@ async fn events_run_concurrently_and_answer_as_each_finishes() {
 #[tokio::test]
 async fn stop_finishes_in_flight_events_then_closes_normally() {
     let (agent, mut relay) = pair().await;
-    let dispatch = dispatch("sleep \"$LOBSTER_EVENT_TYPE\"", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let dispatch = dispatch(
+        &format!(
+            "touch '{}'; sleep \"$LOBSTER_EVENT_TYPE\"",
+            started.display()
+        ),
+        10,
+    );
     let stop = dispatch.stop.clone();
     let session = tokio::spawn(async move {
         session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
     });
     relay.send(ready(1)).await.unwrap();
     relay.send(event("in_flight", "0.4")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    appears(&started).await;
     stop.cancel();
     relay.send(event("too_late", "0")).await.unwrap();
     assert_eq!(
@@ -257,8 +276,10 @@ async fn events_not_started_when_the_connection_drops_are_dropped_not_handled() 
     let (agent, mut relay) = pair().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("handled");
+    let started = dir.path().join("started");
     let command = format!(
-        "sleep 0.3; echo \"$LOBSTER_EVENT_ID\" >> '{}'",
+        "touch '{}'; sleep 0.3; echo \"$LOBSTER_EVENT_ID\" >> '{}'",
+        started.display(),
         log.display()
     );
     let dispatch = dispatch(&command, 1);
@@ -272,7 +293,7 @@ async fn events_not_started_when_the_connection_drops_are_dropped_not_handled() 
     }
     // evt_0 runs (0.3 s); evt_1 and evt_2 wait for the one permit. The
     // connection drops meanwhile: the relay will hand those two out again.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    appears(&started).await;
     drop(relay);
     let end = timeout(Duration::from_secs(5), session)
         .await
