@@ -3,7 +3,7 @@
 //! An agent that never connects, or one key posting test events, must not
 //! fill the disk for every other agent. Counting an agent's queue on every
 //! webhook would cost a query each; the count is cached per agent for
-//! [`FRESH`] instead, so the cap may be overshot by what one agent's rate
+//! `FRESH` instead, so the cap may be overshot by what one agent's rate
 //! limit lets through in that time (2,000 at the default 1000/s).
 
 use std::collections::HashMap;
