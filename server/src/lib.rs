@@ -11,6 +11,7 @@
 //! - [`hub`]: in-memory wake-ups and revocation for live sessions.
 //! - [`bus`]: the same across instances, over Redis pub/sub.
 //! - [`api`]: the HTTP routes and the JSON error edge.
+//! - [`dashboard`]: the admin dashboard at `/dashboard`.
 //! - [`metrics`]: `GET /metrics` and the figures behind it.
 //! - [`session`]: one agent's WebSocket session.
 //! - [`retry`]: the retry policy.
@@ -27,6 +28,7 @@ pub mod api;
 pub mod bus;
 pub mod config;
 pub mod crypto;
+pub mod dashboard;
 pub mod hub;
 pub mod metrics;
 pub mod retry;

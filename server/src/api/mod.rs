@@ -1,8 +1,8 @@
 //! The HTTP surface: routes, shared state, and the JSON error edge.
 
-mod admin;
+pub(crate) mod admin;
 mod agent;
-mod auth;
+pub(crate) mod auth;
 pub mod backlog;
 mod error;
 mod limits;
@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .merge(crate::metrics::router())
+        .merge(crate::dashboard::router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
