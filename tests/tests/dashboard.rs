@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use lobster_e2e::browser::{Browser, Page};
-use lobster_e2e::{ADMIN_TOKEN, Listener, Relay, RelayOpts, Sink, WAIT, accepted_id, post_signed};
+use lobster_e2e::{
+    ADMIN_TOKEN, Listener, Relay, RelayOpts, Sender, Sink, WAIT, accepted_id, post_signed,
+};
 use serde_json::json;
 
 fn screenshot_dir() -> (PathBuf, Option<tempfile::TempDir>) {
@@ -106,7 +108,6 @@ async fn an_operator_logs_in_follows_an_event_replays_it_and_logs_out() -> anyho
         .expect("a session cookie");
     assert_eq!(cookie["httpOnly"], true, "{cookie}");
     assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
-    page.screenshot(&shots.join("overview.png")).await?;
 
     // The agent the test created is listed, its name shown as text.
     page.goto(&format!("{}/dashboard/agents", relay.url()))
@@ -224,6 +225,16 @@ async fn an_operator_logs_in_follows_an_event_replays_it_and_logs_out() -> anyho
     page.screenshot(&shots.join("event-phone.png")).await?;
     page.viewport(None).await?;
 
+    // The overview counts what happened.
+    page.goto(&format!("{}/dashboard", relay.url())).await?;
+    page.wait_for(
+        "document.querySelector('[data-stat=ingested_total]').textContent === '1' \
+         && document.querySelector('[data-stat=delivery_rate]').textContent !== '…'",
+        WAIT,
+    )
+    .await?;
+    page.screenshot(&shots.join("overview.png")).await?;
+
     // A state-changing request without the session's CSRF token is refused.
     let session = format!(
         "lobster_dashboard={}",
@@ -330,5 +341,60 @@ async fn creating_an_agent_shows_its_key_once_and_first_load_is_small() -> anyho
     );
     let me = relay.agent_get(&key, "/api/v1/agent/me").await?;
     assert_eq!(me.status, 401, "{}", me.text);
+    Ok(())
+}
+
+/// A measurement, not a check: `cargo test -p lobster-e2e --test dashboard
+/// -- --ignored --nocapture` prints how long the pages take to first paint
+/// with 10,000 events in the database (docs/dashboard.md, "Figures").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn first_render_with_10000_events() -> anyhow::Result<()> {
+    use futures_util::StreamExt as _;
+    const EVENTS: usize = 10_000;
+    let relay = Relay::start(RelayOpts::default().args(["--agent-rate-limit", "100000/s"])).await?;
+    let agent = relay.create_agent("busy").await?;
+    let started = Instant::now();
+    let sender = Sender::default();
+    let posts = futures_util::stream::iter(0..EVENTS)
+        .map(|i| {
+            let (url, sender) = (agent.webhook_url.clone(), &sender);
+            async move {
+                let kind = if i % 2 == 0 { "invoice.paid" } else { "push" };
+                let body = format!(r#"{{"type":"{kind}","n":{i}}}"#);
+                sender.post(&url, body.as_bytes(), &[]).await
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    for answer in posts {
+        accepted_id(&answer?);
+    }
+    eprintln!("stored {EVENTS} events in {:?}", started.elapsed());
+
+    let browser = Browser::start().await?;
+    let page = browser.new_page().await?;
+    login(&page, &relay, ADMIN_TOKEN).await?;
+    for path in [
+        "/dashboard",
+        "/dashboard/events",
+        "/dashboard/events?status=pending&type=push",
+        "/dashboard/agents",
+        "/dashboard/tail",
+    ] {
+        page.call("Network.setCacheDisabled", json!({"cacheDisabled": true}))
+            .await?;
+        page.goto(&format!("{}{path}", relay.url())).await?;
+        let timing = page
+            .eval(
+                "(() => { const n = performance.getEntriesByType('navigation')[0]; \
+                 const p = performance.getEntriesByName('first-contentful-paint')[0]; \
+                 return {response: n.responseEnd - n.startTime, fcp: p ? p.startTime : null, \
+                 load: n.loadEventEnd - n.startTime, bytes: n.transferSize}; })()",
+            )
+            .await?;
+        eprintln!("{path}: {timing}");
+    }
     Ok(())
 }

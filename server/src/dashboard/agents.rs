@@ -90,7 +90,7 @@ pub async fn create(
     op: Operator,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = op.check(form.get("csrf")) {
+    if let Some(refused) = op.forged(form.get("csrf")) {
         return refused;
     }
     let request = json!({
@@ -107,24 +107,25 @@ pub async fn create(
         Err(err) => Err(format!("invalid form: {err}")),
     };
     let top = match created {
-        Ok(agent) => created_notice(&agent),
+        Ok(agent) => created_notice(&agent, &state.app.public_url),
         Err(message) => notice("error", &message),
     };
     render(&state, &op, top).await.into_response()
 }
 
-fn created_notice(agent: &Value) -> String {
+fn created_notice(agent: &Value, relay: &str) -> String {
     let s = |k: &str| esc(agent[k].as_str().unwrap_or_default());
     format!(
         "<div class=\"notice ok created\" role=\"status\"><p>Agent <strong>{name}</strong> created. \
          Its API key is shown <strong>only now</strong>: copy it.</p>\
          <p><code id=\"api-key\" class=\"secret\">{key}</code></p>\
          <p>Webhook URL: <code>{url}</code></p>\
-         <p class=\"hint\">Start it with <code>lobster-relay login --relay-url … --api-key …</code>, then \
-         <code>lobster-relay listen</code>.</p></div>",
+         <p class=\"hint\">On the agent's machine: <code>lobster-relay login --relay {relay}</code> \
+         (paste the key when asked), then <code>lobster-relay listen</code>.</p></div>",
         name = s("name"),
         key = s("api_key"),
         url = s("webhook_url"),
+        relay = esc(relay),
     )
 }
 
@@ -134,7 +135,7 @@ pub async fn revoke(
     Path(agent_id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = op.check(form.get("csrf")) {
+    if let Some(refused) = op.forged(form.get("csrf")) {
         return refused;
     }
     let top =

@@ -100,11 +100,11 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Checks a form's CSRF token against the session's.
-    pub fn check(&self, form_csrf: Option<&String>) -> Result<(), Response> {
+    /// The refusal of a form whose CSRF token is not the session's, if so.
+    pub fn forged(&self, form_csrf: Option<&String>) -> Option<Response> {
         match form_csrf {
-            Some(token) if ids::constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) => Ok(()),
-            _ => Err((
+            Some(token) if ids::constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) => None,
+            _ => Some((
                 StatusCode::FORBIDDEN,
                 bare(
                     "Refused",
@@ -197,7 +197,7 @@ pub async fn logout(
     operator: Operator,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = operator.check(form.get("csrf")) {
+    if let Some(refused) = operator.forged(form.get("csrf")) {
         return refused;
     }
     state.sessions.remove(&operator.session);

@@ -211,7 +211,7 @@ pub async fn replay_failed(
     op: Operator,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = op.check(form.get("csrf")) {
+    if let Some(refused) = op.forged(form.get("csrf")) {
         return refused;
     }
     let mut filter = form.clone();
@@ -252,7 +252,7 @@ pub async fn replay(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = op.check(form.get("csrf")) {
+    if let Some(refused) = op.forged(form.get("csrf")) {
         return refused;
     }
     let top = match state.app.store.event_agent(&id).await {

@@ -76,7 +76,7 @@ pub async fn rotate(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = op.check(form.get("csrf")) {
+    if let Some(refused) = op.forged(form.get("csrf")) {
         return refused;
     }
     let secrets: Vec<String> = form

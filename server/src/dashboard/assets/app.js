@@ -34,7 +34,8 @@ function followOverview(section) {
       // The next tick tries again.
     }
   };
-  tick();
+  // A second reading soon after the first gives the rates at once.
+  tick().then(() => setTimeout(tick, 1000));
   setInterval(tick, 3000);
 }
 
