@@ -12,13 +12,12 @@ use axum::response::{IntoResponse, Response};
 use super::DashState;
 use super::auth::Operator;
 use super::html::{bare, csrf_field, esc, notice, page, time, url_part};
+use crate::api::replay::{BULK_MAX, replay_failed as replay_all, time_bound};
 use crate::store::dashboard::AdminEventQuery;
-use crate::store::{EventStatus, ReplayOutcome, StoreError, now_ms};
+use crate::store::{EventStatus, ReplayOutcome, StoreError};
 
 /// Rows on one listing page.
 const PAGE: usize = 100;
-/// Most events one bulk replay queues.
-const BULK_MAX: usize = 1000;
 /// The fields a filter is made of, in the order the form shows them.
 const FILTER_FIELDS: [&str; 6] = ["agent", "status", "type", "since", "until", "id"];
 
@@ -35,21 +34,6 @@ pub fn store_failed(err: StoreError) -> Response {
         ),
     )
         .into_response()
-}
-
-/// A time bound: a duration back from now (`2h`) or an RFC 3339 time.
-fn time_bound(text: &str) -> Result<i64, String> {
-    if let Ok(d) = humantime::parse_duration(text) {
-        return Ok(now_ms() - d.as_millis().min(i64::MAX as u128) as i64);
-    }
-    humantime::parse_rfc3339_weak(text)
-        .map(|t| {
-            t.duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64)
-        })
-        .map_err(|_| {
-            format!("{text:?} is neither a duration (2h) nor a time (2026-12-04T10:00:00Z)")
-        })
 }
 
 /// The store query a filter form means.
@@ -221,19 +205,19 @@ pub async fn replay_failed(
         Ok(q) => q,
         Err(message) => return render_list(&state, &op, &filter, notice("error", &message)).await,
     };
-    let rows = match state.app.store.admin_events(query).await {
-        Ok(rows) => rows,
+    let done = match replay_all(&state.app, query).await {
+        Ok(done) => done,
         Err(err) => return store_failed(err),
     };
-    let mut queued = 0;
-    for r in &rows {
-        match replay_one(&state, &r.agent_id, &r.summary.id).await {
-            Ok(ReplayOutcome::Queued) => queued += 1,
-            Ok(_) => {}
-            Err(err) => return store_failed(err),
-        }
-    }
-    let message = format!("queued {queued} of {} failed event(s) again", rows.len());
+    let more = if done.truncated {
+        "; more matched: replay again for the rest"
+    } else {
+        ""
+    };
+    let message = format!(
+        "queued {} of {} failed event(s) again{more}",
+        done.queued, done.matched
+    );
     filter.remove("status");
     render_list(&state, &op, &filter, notice("ok", &message)).await
 }
@@ -373,7 +357,7 @@ mod tests {
         assert_eq!(q.type_glob.as_deref(), Some("push*"));
         assert_eq!(q.agent_id, None);
         let since = query_of(&f(&[("since", "2h")]), 5).unwrap().since.unwrap();
-        assert!((now_ms() - since - 7_200_000).abs() < 5_000);
+        assert!((crate::store::now_ms() - since - 7_200_000).abs() < 5_000);
         assert!(query_of(&f(&[("since", "yesterday-ish")]), 5).is_err());
         assert!(query_of(&f(&[("status", "lost")]), 5).is_err());
         let at = query_of(&f(&[("until", "2026-12-04T10:00:00Z")]), 5)
