@@ -58,6 +58,8 @@ use crate::store::Store;
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// How often a shared store is polled for revocations made elsewhere.
 const REVOCATION_POLL: Duration = Duration::from_secs(2);
+/// How often the queue depth gauge is refreshed from the store.
+const QUEUE_GAUGE_EVERY: Duration = Duration::from_secs(5);
 /// How often retention and the dedup window are enforced.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -137,6 +139,7 @@ pub async fn run(
         sessions: TaskTracker::new(),
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
+    let gauge = tokio::spawn(gauge_queue(state.clone()));
     if state.store.is_shared() {
         tokio::spawn(watch_revocations(state.clone()));
     }
@@ -166,6 +169,7 @@ pub async fn run(
         tracing::warn!("some sessions did not close in time");
     }
     sweeper.abort();
+    gauge.abort();
     store.close().await;
     tracing::info!("relay stopped");
     Ok(())
@@ -219,6 +223,21 @@ async fn sweep(state: AppState) {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "retention sweep"),
             Err(err) => tracing::warn!(error = %err, "retention sweep failed"),
+        }
+    }
+}
+
+/// Keeps `lobster_queue_depth` current: one count query every few seconds.
+async fn gauge_queue(state: AppState) {
+    let mut every = tokio::time::interval(QUEUE_GAUGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match state.store.queue_depth().await {
+            Ok(depth) => metrics::queue_depth(depth),
+            Err(err) => tracing::debug!(error = %err, "cannot count the queue"),
         }
     }
 }

@@ -82,6 +82,17 @@ async fn failed_events_are_replayed_by_filter_from_the_cli_and_the_admin_api() -
         relay.event(&agent.api_key, &ids[2]).await?["status"],
         "failed"
     );
+    // The queue depth gauge counts the two queued again.
+    eventually("lobster_queue_depth 2", WAIT, || async {
+        let metrics = relay.request(Method::GET, "/metrics", None, None).await?;
+        anyhow::ensure!(
+            metrics.text.contains("\nlobster_queue_depth 2\n"),
+            "{}",
+            metrics.text
+        );
+        Ok(())
+    })
+    .await?;
 
     // The admin API takes the rest; a listener that succeeds gets all three.
     let answer = relay

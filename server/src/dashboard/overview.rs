@@ -59,8 +59,8 @@ pub fn figures(text: &str) -> Figures {
 
 async fn snapshot(state: &DashState) -> Result<Value, crate::store::StoreError> {
     let figures = figures(&metrics::handle().render());
-    let agents = state.app.store.list_agents().await?;
-    let queue: u64 = agents.iter().map(|a| a.pending_events).sum();
+    let agents = state.app.store.agent_count().await?;
+    let queue = state.app.store.queue_depth().await?;
     let failed_hour = state.app.store.failed_since(now_ms() - 3_600_000).await?;
     Ok(json!({
         "at_ms": now_ms(),
@@ -70,7 +70,7 @@ async fn snapshot(state: &DashState) -> Result<Value, crate::store::StoreError> 
         "nacked_total": figures.nacked,
         "sessions_online": figures.sessions,
         "queue_depth": queue,
-        "agents": agents.len(),
+        "agents": agents,
         "failed_last_hour": failed_hour,
     }))
 }

@@ -76,6 +76,14 @@ impl Store {
         }
     }
 
+    /// Events not yet delivered (pending or being delivered), all agents.
+    pub async fn queue_depth(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.queue_depth().await,
+            Store::Postgres(p) => p.queue_depth().await,
+        }
+    }
+
     /// Events that became `failed` at or after `since`.
     pub async fn failed_since(&self, since: Millis) -> Result<u64, StoreError> {
         match self {

@@ -91,4 +91,16 @@ impl PostgresStore {
         })?;
         Ok(row.get::<_, i64>(0) as u64)
     }
+
+    pub async fn queue_depth(&self) -> Result<u64, StoreError> {
+        let row = statement!(&self.pool, QUICK, |c| async {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM events WHERE status IN ('pending', 'delivering')",
+                )
+                .await?;
+            c.query_one(&stmt, &[]).await
+        })?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
 }

@@ -85,4 +85,14 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub async fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT COUNT(*) FROM events WHERE status IN ('pending', 'delivering')",
+            )?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64)
+        })
+        .await
+    }
 }
