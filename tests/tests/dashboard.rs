@@ -398,3 +398,70 @@ async fn first_render_with_10000_events() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The login's `Set-Cookie` and a page's headers, without a browser.
+async fn login_headers(
+    relay: &Relay,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<(String, String)> {
+    let mut client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(ca) = ca_cert {
+        let pem = std::fs::read(ca)?;
+        client = client.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem)?);
+    }
+    let client = client.build()?;
+    let page = client
+        .get(format!("{}/dashboard/login", relay.url()))
+        .send()
+        .await?;
+    let csp = page.headers()["content-security-policy"]
+        .to_str()?
+        .to_owned();
+    let login = client
+        .post(format!("{}/dashboard/login", relay.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN_TOKEN}"))
+        .send()
+        .await?;
+    assert_eq!(login.status(), 303, "a login redirects to the overview");
+    let cookie = login.headers()["set-cookie"].to_str()?.to_owned();
+    Ok((cookie, csp))
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_over_tls_and_pages_forbid_inline_script() -> anyhow::Result<()> {
+    use lobster_e2e::TlsOpts;
+    use lobster_e2e::pki::TestCa;
+    let plain = Relay::start(RelayOpts::default()).await?;
+    let (cookie, csp) = login_headers(&plain, None).await?;
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("Max-Age=43200") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+
+    let ca = TestCa::new("dashboard CA")?;
+    let (cert, key) = ca.write("relay", &ca.server_cert(1)?)?;
+    let tls = Relay::start(RelayOpts {
+        tls: Some(TlsOpts {
+            cert,
+            key,
+            ca_cert: ca.ca_cert.clone(),
+        }),
+        ..RelayOpts::default()
+    })
+    .await?;
+    let (cookie, _) = login_headers(&tls, Some(&ca.ca_cert)).await?;
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    Ok(())
+}
