@@ -465,3 +465,59 @@ async fn the_cookie_is_secure_over_tls_and_pages_forbid_inline_script() -> anyho
     assert!(cookie.contains("; Secure"), "{cookie}");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_event_listing_pages_through_older_events() -> anyhow::Result<()> {
+    use futures_util::StreamExt as _;
+    let relay = Relay::start(RelayOpts::default()).await?;
+    let agent = relay.create_agent("pager").await?;
+    let sender = Sender::default();
+    let answers = futures_util::stream::iter(0..105)
+        .map(|i| {
+            let (url, sender) = (agent.webhook_url.clone(), &sender);
+            async move {
+                let body = format!(r#"{{"type":"page","n":{i}}}"#);
+                sender.post(&url, body.as_bytes(), &[]).await
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let mut ids: Vec<String> = answers
+        .into_iter()
+        .map(|a| a.map(|a| accepted_id(&a)))
+        .collect::<Result<_, _>>()?;
+    ids.sort();
+
+    let (cookie, _) = login_headers(&relay, None).await?;
+    let session = cookie.split(';').next().unwrap_or_default().to_owned();
+    let get = |path: String| {
+        let (client, session, url) = (relay.http_client(), session.clone(), relay.url());
+        async move {
+            client
+                .get(format!("{url}{path}"))
+                .header("cookie", session)
+                .send()
+                .await?
+                .text()
+                .await
+        }
+    };
+    let first = get("/dashboard/events?type=page".into()).await?;
+    let shown = |page: &str| ids.iter().filter(|id| page.contains(id.as_str())).count();
+    assert_eq!(shown(&first), 100, "{first}");
+    let at = first.find("id=\"older\"").expect("an Older link");
+    let href_start = first[..at].rfind("href=\"").expect("its href") + 6;
+    let href = first[href_start..at]
+        .trim_end_matches("\" ")
+        .replace("&amp;", "&");
+    let second = get(href).await?;
+    assert_eq!(shown(&second), 5, "{second}");
+    assert!(!second.contains("id=\"older\""));
+    // Together they show every event once.
+    assert!(
+        ids.iter()
+            .all(|id| first.contains(id.as_str()) != second.contains(id.as_str()))
+    );
+    Ok(())
+}

@@ -56,6 +56,13 @@ fn query_of(filter: &HashMap<String, String>, limit: usize) -> Result<AdminEvent
         until: field("until").map(|s| time_bound(&s)).transpose()?,
         id: field("id"),
         after_seq: None,
+        before_seq: match field("before") {
+            None => None,
+            Some(b) => Some(
+                b.parse()
+                    .map_err(|_| format!("{b:?} is not a page cursor"))?,
+            ),
+        },
         limit,
     })
 }
@@ -116,6 +123,22 @@ async fn render_list(
     if rows.is_empty() {
         top += "<p class=\"hint\">No events match.</p>";
     }
+    let older = match rows.last() {
+        Some(last) if rows.len() == PAGE => {
+            let mut link = String::from("/dashboard/events?");
+            for k in FILTER_FIELDS {
+                if let Some(v) = filter.get(k) {
+                    let _ = write!(link, "{k}={}&", url_part(v));
+                }
+            }
+            format!(
+                "<p><a href=\"{}before={}\" id=\"older\">Older events →</a></p>",
+                esc(&link),
+                last.seq
+            )
+        }
+        _ => String::new(),
+    };
     let value = |k: &str| esc(filter.get(k).map(String::as_str).unwrap_or_default());
     let mut agents: Vec<_> = names.iter().collect();
     agents.sort_by(|a, b| a.1.cmp(b.1));
@@ -166,7 +189,7 @@ async fn render_list(
          {csrf}{hidden}<button type=\"submit\">Replay the failed events of this filter</button></form>\
          <table class=\"cards\"><thead><tr><th>Received</th><th>Id</th><th>Agent</th><th>Type</th>\
          <th>Status</th><th>Attempts</th></tr></thead><tbody>{table}</tbody></table>\
-         <p class=\"hint\">Newest first, at most {PAGE}; narrow the filter to see older ones.</p>",
+         <p class=\"hint\">Newest first, {PAGE} a page.</p>{older}",
         ty = value("type"),
         since = value("since"),
         until = value("until"),
@@ -360,6 +383,11 @@ mod tests {
         assert!((crate::store::now_ms() - since - 7_200_000).abs() < 5_000);
         assert!(query_of(&f(&[("since", "yesterday-ish")]), 5).is_err());
         assert!(query_of(&f(&[("status", "lost")]), 5).is_err());
+        assert_eq!(
+            query_of(&f(&[("before", "42")]), 5).unwrap().before_seq,
+            Some(42)
+        );
+        assert!(query_of(&f(&[("before", "x")]), 5).is_err());
         let at = query_of(&f(&[("until", "2026-12-04T10:00:00Z")]), 5)
             .unwrap()
             .until;

@@ -19,6 +19,8 @@ pub struct AdminEventQuery {
     /// Only events accepted after this sequence number, oldest first (the
     /// live tail); otherwise newest first.
     pub after_seq: Option<i64>,
+    /// Only events accepted before this sequence number (the next page).
+    pub before_seq: Option<i64>,
     pub limit: usize,
 }
 

@@ -15,7 +15,7 @@ impl PostgresStore {
              WHERE ($1::text IS NULL OR agent_id = $1::text) AND ($2::text IS NULL OR status = $2::text)
                AND ($3::text IS NULL OR event_type LIKE $3::text) AND ($4::bigint IS NULL OR received_at >= $4::bigint)
                AND ($5::bigint IS NULL OR received_at < $5::bigint) AND ($6::text IS NULL OR id = $6::text)
-               AND seq > $7
+               AND seq > $7 AND ($9::bigint IS NULL OR seq < $9::bigint)
              ORDER BY seq {order} LIMIT $8"
         );
         let status = q.status.map(EventStatus::as_str);
@@ -35,6 +35,7 @@ impl PostgresStore {
                     &q.id,
                     &after,
                     &limit,
+                    &q.before_seq,
                 ],
             )
             .await

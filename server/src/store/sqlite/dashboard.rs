@@ -15,7 +15,7 @@ impl SqliteStore {
                  WHERE (?1 IS NULL OR agent_id = ?1) AND (?2 IS NULL OR status = ?2)
                    AND (?3 IS NULL OR event_type GLOB ?3) AND (?4 IS NULL OR received_at >= ?4)
                    AND (?5 IS NULL OR received_at < ?5) AND (?6 IS NULL OR id = ?6)
-                   AND seq > ?7
+                   AND seq > ?7 AND (?9 IS NULL OR seq < ?9)
                  ORDER BY seq {order} LIMIT ?8"
             );
             let mut stmt = c.prepare_cached(&sql)?;
@@ -29,7 +29,8 @@ impl SqliteStore {
                         q.until,
                         q.id,
                         q.after_seq.unwrap_or(0),
-                        q.limit as i64
+                        q.limit as i64,
+                        q.before_seq
                     ],
                     |r| {
                         Ok(AdminEventRow {
