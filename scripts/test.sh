@@ -7,7 +7,7 @@
 # python3 >= 3.9 with venv). LOBSTER_SKIP_SDKS=1 skips those two.
 #
 # Needs PostgreSQL and Redis server binaries (Debian: postgresql,
-# redis-server). A private PostgreSQL cluster is started for the run unless
+# redis-server), and chromium for the dashboard's browser tests. A private PostgreSQL cluster is started for the run unless
 # LOBSTER_TEST_POSTGRES_URL already points at one; tests start their own
 # redis-server processes.
 set -euo pipefail

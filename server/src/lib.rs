@@ -11,6 +11,7 @@
 //! - [`hub`]: in-memory wake-ups and revocation for live sessions.
 //! - [`bus`]: the same across instances, over Redis pub/sub.
 //! - [`api`]: the HTTP routes and the JSON error edge.
+//! - [`dashboard`]: the admin dashboard at `/dashboard`.
 //! - [`metrics`]: `GET /metrics` and the figures behind it.
 //! - [`session`]: one agent's WebSocket session.
 //! - [`retry`]: the retry policy.
@@ -27,6 +28,7 @@ pub mod api;
 pub mod bus;
 pub mod config;
 pub mod crypto;
+pub mod dashboard;
 pub mod hub;
 pub mod metrics;
 pub mod retry;
@@ -56,6 +58,8 @@ use crate::store::Store;
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// How often a shared store is polled for revocations made elsewhere.
 const REVOCATION_POLL: Duration = Duration::from_secs(2);
+/// How often the queue depth gauge is refreshed from the store.
+const QUEUE_GAUGE_EVERY: Duration = Duration::from_secs(5);
 /// How often retention and the dedup window are enforced.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -135,6 +139,7 @@ pub async fn run(
         sessions: TaskTracker::new(),
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
+    let gauge = tokio::spawn(gauge_queue(state.clone()));
     if state.store.is_shared() {
         tokio::spawn(watch_revocations(state.clone()));
     }
@@ -164,6 +169,7 @@ pub async fn run(
         tracing::warn!("some sessions did not close in time");
     }
     sweeper.abort();
+    gauge.abort();
     store.close().await;
     tracing::info!("relay stopped");
     Ok(())
@@ -217,6 +223,21 @@ async fn sweep(state: AppState) {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "retention sweep"),
             Err(err) => tracing::warn!(error = %err, "retention sweep failed"),
+        }
+    }
+}
+
+/// Keeps `lobster_queue_depth` current: one count query every few seconds.
+async fn gauge_queue(state: AppState) {
+    let mut every = tokio::time::interval(QUEUE_GAUGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match state.store.queue_depth().await {
+            Ok(depth) => metrics::queue_depth(depth),
+            Err(err) => tracing::debug!(error = %err, "cannot count the queue"),
         }
     }
 }

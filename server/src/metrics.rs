@@ -39,6 +39,8 @@ pub const EVENTS_ACK_TIMEOUTS: &str = "lobster_events_ack_timeouts_total";
 pub const SESSIONS: &str = "lobster_sessions";
 /// Sessions opened since start.
 pub const SESSIONS_OPENED: &str = "lobster_sessions_opened_total";
+/// Undelivered events in the store, every agent's (refreshed every few seconds).
+pub const QUEUE_DEPTH: &str = "lobster_queue_depth";
 /// Events per durable commit (group commit batch sizes).
 pub const COMMIT_BATCH: &str = "lobster_commit_batch_size";
 
@@ -115,6 +117,10 @@ fn describe() {
     describe_gauge!(SESSIONS, "Live WebSocket sessions on this instance.");
     describe_counter!(SESSIONS_OPENED, "WebSocket sessions opened.");
     describe_histogram!(COMMIT_BATCH, "Events made durable per commit.");
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Events stored and not yet delivered (pending or being delivered), all agents."
+    );
     // Present from the first scrape, so rate() and alerts see a zero, not
     // a missing series.
     for name in [
@@ -198,6 +204,11 @@ pub fn session_opened() {
 /// A WebSocket session ended, for whatever reason.
 pub fn session_closed() {
     metrics::gauge!(SESSIONS).decrement(1.0);
+}
+
+/// The store holds `events` undelivered events.
+pub fn queue_depth(events: u64) {
+    metrics::gauge!(QUEUE_DEPTH).set(events as f64);
 }
 
 /// One durable commit made `events` events durable.

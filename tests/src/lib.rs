@@ -6,6 +6,7 @@
 //! are killed when their handle drops, so a failed test leaves nothing behind.
 //!
 //! Layout:
+//! - [`browser`]: headless Chromium over the DevTools protocol.
 //! - [`binary`]: finds the binary, building it once per test process.
 //! - [`output`]: a child's stdout/stderr drained into a searchable log.
 //! - [`process`]: spawning the binary with a clean environment; signals.
@@ -26,6 +27,7 @@
 pub mod api;
 pub mod balancer;
 pub mod binary;
+pub mod browser;
 pub mod cli;
 pub mod listener;
 pub mod output;

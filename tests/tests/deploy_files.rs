@@ -374,7 +374,12 @@ fn compose_variables_are_documented_in_env_example() {
         })
         .collect();
     let (server, compose_only) = env_example();
-    for name in &used {
+    // Group commit is SQLite's: on PostgreSQL the batch histogram stays empty.
+    let postgres = lobster_e2e::services::e2e_backend_is_postgres();
+    for name in used
+        .iter()
+        .filter(|n| !(postgres && n.starts_with("lobster_commit_batch_size")))
+    {
         assert!(
             server.contains_key(name) || compose_only.contains_key(name),
             "docker-compose.yml uses ${{{name}}}, which .env.example does not document"
@@ -528,4 +533,68 @@ fn the_image_runs_the_server_unprivileged_with_a_shell_free_healthcheck() {
             .any(|l| l.trim().trim_end_matches('/') == "target"),
         ".dockerignore keeps target/ out of the build context"
     );
+}
+
+/// `deploy/grafana/lobster-relay.json` is valid JSON whose every query
+/// names a series a real relay exports, and `docs/deployment.md` lists
+/// every metric the relay exports.
+#[tokio::test]
+async fn the_grafana_board_and_the_docs_use_the_relays_metric_names() -> anyhow::Result<()> {
+    use lobster_e2e::{RelayOpts, accepted_id, eventually, post_signed, relay_with_agent};
+    let board: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/lobster-relay.json"))?;
+    let mut used = BTreeSet::new();
+    for panel in board["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            used.extend(metric_names(target["expr"].as_str().expect("expr")));
+        }
+    }
+    assert!(used.len() >= 10, "{used:?}");
+
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "grafana").await?;
+    accepted_id(&post_signed(&agent.webhook_url, br#"{"type":"x"}"#, &[]).await?);
+    let exported = eventually("the queue depth gauge", lobster_e2e::WAIT, || async {
+        let text = relay
+            .request(reqwest::Method::GET, "/metrics", None, None)
+            .await?
+            .text;
+        let names = metric_names(&text);
+        anyhow::ensure!(names.contains("lobster_queue_depth"), "{text}");
+        Ok(names)
+    })
+    .await?;
+    // Group commit is SQLite's: on PostgreSQL the batch histogram stays empty.
+    let postgres = lobster_e2e::services::e2e_backend_is_postgres();
+    for name in used
+        .iter()
+        .filter(|n| !(postgres && n.starts_with("lobster_commit_batch_size")))
+    {
+        assert!(
+            exported.contains(name),
+            "the board uses {name}, which the relay does not export"
+        );
+    }
+    let docs = read("docs/deployment.md");
+    for name in exported
+        .iter()
+        .filter(|n| !n.ends_with("_bucket") && !n.ends_with("_sum") && !n.ends_with("_count"))
+    {
+        assert!(
+            docs.contains(name.as_str()),
+            "docs/deployment.md does not name {name}"
+        );
+    }
+    Ok(())
+}
+
+/// The `lobster_...` metric names in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    text.match_indices("lobster_")
+        .map(|(at, _)| {
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect()
+        })
+        .collect()
 }

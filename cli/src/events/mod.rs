@@ -54,15 +54,30 @@ Examples:
         pretty: bool,
     },
 
-    /// Queue an event for delivery again (same id, the attempt count goes on).
+    /// Queue an event for delivery again (same id, the attempt count goes
+    /// on), or with --failed every failed event (the dead letters).
     #[command(after_help = "\
 Examples:
   lobster-relay events replay evt_01JD...
-  lobster-relay events list --status failed --json | jq -r '.events[].id' \\
-    | xargs -n1 lobster-relay events replay")]
+  lobster-relay events replay --failed
+  lobster-relay events replay --failed --since 2h --type 'invoice.*'")]
     Replay {
         /// The event id (`evt_...`).
-        id: String,
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<String>,
+
+        /// Replay every failed event of this agent (up to 1000 a run).
+        #[arg(long)]
+        failed: bool,
+
+        /// With --failed: only events received since then, a duration
+        /// back from now (`2h`, `1d`) or an RFC 3339 time.
+        #[arg(long, requires = "failed", value_name = "WHEN")]
+        since: Option<String>,
+
+        /// With --failed: only events whose type matches this glob.
+        #[arg(long = "type", requires = "failed", value_name = "GLOB")]
+        event_type: Option<String>,
     },
 }
 
@@ -159,7 +174,39 @@ pub async fn run(ctx: &Context, command: EventsCommand) -> anyhow::Result<()> {
             print_data(render::event_detail(&event, pretty))?;
             Ok(())
         }
-        EventsCommand::Replay { id } => {
+        EventsCommand::Replay {
+            id: None,
+            since,
+            event_type,
+            ..
+        } => {
+            let mut path = EVENTS.to_vec();
+            path.push("replay-failed");
+            let mut filter = json!({});
+            if let Some(since) = since {
+                filter["since"] = json!(since);
+            }
+            if let Some(event_type) = event_type {
+                filter["type"] = json!(event_type);
+            }
+            let answer = client.post(&path, &filter).await?;
+            if ctx.global.json {
+                return print_json(&answer);
+            }
+            let queued = answer["queued"].as_u64().unwrap_or(0);
+            let matched = answer["matched"].as_u64().unwrap_or(0);
+            print_data(queued.to_string())?;
+            ctx.ui.status(format!(
+                "Queued {queued} of {matched} failed event(s) for delivery again.{}",
+                if answer["truncated"] == true {
+                    " More matched: run it again for the rest."
+                } else {
+                    ""
+                }
+            ));
+            Ok(())
+        }
+        EventsCommand::Replay { id: Some(id), .. } => {
             let mut path = EVENTS.to_vec();
             path.extend([id.as_str(), "replay"]);
             let answer = client.post(&path, &json!({})).await?;

@@ -1,11 +1,12 @@
 //! The HTTP surface: routes, shared state, and the JSON error edge.
 
-mod admin;
+pub(crate) mod admin;
 mod agent;
-mod auth;
+pub(crate) mod auth;
 pub mod backlog;
 mod error;
 mod limits;
+pub mod replay;
 mod webhook;
 pub mod workspaces;
 
@@ -58,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/connect", get(agent::connect))
         .route("/api/v1/agent/events", get(agent::list_events))
         .route("/api/v1/agent/events/{id}", get(agent::event_detail))
+        .route("/api/v1/agent/events/replay-failed", post(replay::agent))
+        .route("/api/v1/admin/events/replay-failed", post(replay::admin))
         .route("/api/v1/agent/events/{id}/replay", post(agent::replay))
         .route("/api/v1/agent/test-event", post(agent::test_event))
         .route(
@@ -79,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .merge(crate::metrics::router())
+        .merge(crate::dashboard::router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

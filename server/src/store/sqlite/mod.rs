@@ -12,6 +12,7 @@
 //! order they were submitted, which the session loop relies on (an ack is
 //! applied before the claim that follows it).
 
+mod dashboard;
 pub(crate) mod files;
 mod queries;
 mod workspaces;

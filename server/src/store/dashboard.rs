@@ -1,0 +1,108 @@
+//! Reads across agents for the admin dashboard (`crate::dashboard`): the
+//! agent API's queries are scoped to one agent, an operator's are not.
+
+use super::{EventStatus, EventSummary, Millis, Store, StoreError};
+
+/// A filter over every agent's events. Every field narrows; `None` is "any".
+#[derive(Debug, Clone, Default)]
+pub struct AdminEventQuery {
+    pub agent_id: Option<String>,
+    pub status: Option<EventStatus>,
+    /// A glob on `event_type` (`*` and `?`).
+    pub type_glob: Option<String>,
+    /// Received at or after.
+    pub since: Option<Millis>,
+    /// Received before.
+    pub until: Option<Millis>,
+    /// One event by id.
+    pub id: Option<String>,
+    /// Only events accepted after this sequence number, oldest first (the
+    /// live tail); otherwise newest first.
+    pub after_seq: Option<i64>,
+    /// Only events accepted before this sequence number (the next page).
+    pub before_seq: Option<i64>,
+    pub limit: usize,
+}
+
+/// A line of the dashboard's event listing.
+#[derive(Debug, Clone)]
+pub struct AdminEventRow {
+    /// Acceptance order, the live tail's cursor.
+    pub seq: i64,
+    pub agent_id: String,
+    pub summary: EventSummary,
+}
+
+/// Turns a `*`/`?` glob into a SQL `LIKE` pattern with `\` as the escape.
+pub fn glob_to_like(glob: &str) -> String {
+    let mut like = String::with_capacity(glob.len());
+    for c in glob.chars() {
+        match c {
+            '*' => like.push('%'),
+            '?' => like.push('_'),
+            '%' | '_' | '\\' => {
+                like.push('\\');
+                like.push(c);
+            }
+            c => like.push(c),
+        }
+    }
+    like
+}
+
+impl Store {
+    /// Events of any agent matching `query`.
+    pub async fn admin_events(
+        &self,
+        query: AdminEventQuery,
+    ) -> Result<Vec<AdminEventRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.admin_events(query).await,
+            Store::Postgres(p) => p.admin_events(query).await,
+        }
+    }
+
+    /// The agent an event belongs to, if the event exists.
+    pub async fn event_agent(&self, id: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.event_agent(id).await,
+            Store::Postgres(p) => p.event_agent(id).await,
+        }
+    }
+
+    /// Failed events per agent id.
+    pub async fn failed_by_agent(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.failed_by_agent().await,
+            Store::Postgres(p) => p.failed_by_agent().await,
+        }
+    }
+
+    /// Events not yet delivered (pending or being delivered), all agents.
+    pub async fn queue_depth(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.queue_depth().await,
+            Store::Postgres(p) => p.queue_depth().await,
+        }
+    }
+
+    /// Events that became `failed` at or after `since`.
+    pub async fn failed_since(&self, since: Millis) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.failed_since(since).await,
+            Store::Postgres(p) => p.failed_since(since).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_to_like;
+
+    #[test]
+    fn globs_become_escaped_like_patterns() {
+        assert_eq!(glob_to_like("push*"), "push%");
+        assert_eq!(glob_to_like("a?c"), "a_c");
+        assert_eq!(glob_to_like("100%_x\\"), "100\\%\\_x\\\\");
+    }
+}
