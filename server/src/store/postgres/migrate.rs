@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, super::workspaces::SCHEMA),
     (3, DUE_INDEX),
     (4, REPLAY_FLAG),
+    (5, RETRY_BASE),
 ];
 
 /// Version 3: finding an agent's next retry or lease expiry is an index seek,
@@ -27,6 +28,11 @@ const DUE_INDEX: &str =
 /// next event frame (`"replay": true`) until it is acked.
 const REPLAY_FLAG: &str =
     "ALTER TABLE events ADD COLUMN IF NOT EXISTS replay BOOLEAN NOT NULL DEFAULT FALSE;";
+
+/// Version 5: a replay gives the event a fresh retry budget; the attempts
+/// before it (`retry_base`) no longer count against it.
+const RETRY_BASE: &str =
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS retry_base INTEGER NOT NULL DEFAULT 0;";
 
 /// This build's schema version: the last migration's.
 const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -87,7 +87,7 @@ const EXPIRE_LEASES: &str = "
         FOR UPDATE SKIP LOCKED),
     expired AS (
         UPDATE events e
-        SET status = CASE WHEN e.attempts >= $3 THEN 'failed' ELSE 'pending' END,
+        SET status = CASE WHEN e.attempts - e.retry_base >= $3 THEN 'failed' ELSE 'pending' END,
             lease_until = NULL, next_attempt_at = $2, updated_at = $2,
             last_error = 'not acked within the ack timeout'
         FROM old WHERE e.seq = old.seq
@@ -247,7 +247,7 @@ pub(super) async fn nack(
 ) -> Result<(), Error> {
     let leased = c
         .prepare_cached(
-            "SELECT attempts FROM events
+            "SELECT attempts, retry_base FROM events
              WHERE id = $1 AND agent_id = $2 AND status = 'delivering' AND lease_session = $3
              FOR UPDATE",
         )
@@ -256,7 +256,9 @@ pub(super) async fn nack(
         return Ok(());
     };
     let attempts: i32 = row.get(0);
-    let (status, next) = match retry.next_delay(attempts as u32) {
+    let retry_base: i32 = row.get(1);
+    // A replay gave the event a fresh budget: count from it.
+    let (status, next) = match retry.next_delay(attempts.saturating_sub(retry_base).max(0) as u32) {
         Some(delay) => ("pending", now + delay.as_millis() as Millis),
         None => ("failed", now),
     };
@@ -323,7 +325,7 @@ pub(super) async fn replay(
             let queue = c
                 .prepare_cached(
                     "UPDATE events SET status = 'pending', next_attempt_at = $2, updated_at = $2,
-                         lease_session = NULL, replay = TRUE
+                         lease_session = NULL, replay = TRUE, retry_base = attempts
                      WHERE id = $1",
                 )
                 .await?;

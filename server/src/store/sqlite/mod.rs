@@ -51,7 +51,7 @@ struct Readers {
 
 /// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes;
 /// 4: the same as partial indexes.
-const SCHEMA_VERSION: i32 = 5;
+const SCHEMA_VERSION: i32 = 6;
 const MAX_READERS: usize = 8;
 /// Prepared statements kept per connection. rusqlite's default (16) is
 /// fewer than the writer uses, so its least recently used statements were
@@ -440,6 +440,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             // Schema 5: an event queued again by an explicit replay says so
             // in its next event frame (`"replay": true`) until it is acked.
             tx.execute_batch("ALTER TABLE events ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;")?;
+        }
+        if version < 6 {
+            // Schema 6: a replay gives the event a fresh retry budget; the
+            // attempts before it (`retry_base`) no longer count against it,
+            // while the attempt number itself goes on.
+            tx.execute_batch(
+                "ALTER TABLE events ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0;",
+            )?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;

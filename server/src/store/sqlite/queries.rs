@@ -90,7 +90,7 @@ fn expire_leases(
     )?
     .execute(params![agent_id, now])?;
     c.prepare_cached(
-        "UPDATE events SET status = CASE WHEN attempts >= ?3 THEN 'failed' ELSE 'pending' END,
+        "UPDATE events SET status = CASE WHEN attempts - retry_base >= ?3 THEN 'failed' ELSE 'pending' END,
              lease_until = NULL, next_attempt_at = ?2, updated_at = ?2,
              last_error = 'not acked within the ack timeout'
          WHERE agent_id = ?1 AND status = 'delivering' AND lease_until <= ?2",
@@ -233,17 +233,20 @@ pub(super) fn nack(
     retry: &RetryPolicy,
     now: Millis,
 ) -> Result<(), StoreError> {
-    let attempts: Option<u32> = c
+    let attempts: Option<(u32, u32)> = c
         .prepare_cached(
-            "SELECT attempts FROM events
+            "SELECT attempts, retry_base FROM events
              WHERE id = ?1 AND agent_id = ?2 AND status = 'delivering' AND lease_session = ?3",
         )?
-        .query_row(params![id, agent_id, session_id], |r| r.get(0))
+        .query_row(params![id, agent_id, session_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
-    let Some(attempts) = attempts else {
+    let Some((attempts, retry_base)) = attempts else {
         return Ok(());
     };
-    let (status, next) = match retry.next_delay(attempts) {
+    // A replay gave the event a fresh budget: count from it.
+    let (status, next) = match retry.next_delay(attempts.saturating_sub(retry_base)) {
         Some(delay) => ("pending", now + delay.as_millis() as Millis),
         None => ("failed", now),
     };
@@ -313,7 +316,7 @@ pub(super) fn replay(
         Some(_) => {
             c.prepare_cached(
                 "UPDATE events SET status = 'pending', next_attempt_at = ?2, updated_at = ?2,
-                     lease_session = NULL, replay = 1
+                     lease_session = NULL, replay = 1, retry_base = attempts
                  WHERE id = ?1",
             )?
             .execute(params![id, now])?;
@@ -608,7 +611,7 @@ mod tests {
         let version: i32 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         // Schema 5's replay column arrived with the upgrade.
         let replay: i64 = c
             .query_row(

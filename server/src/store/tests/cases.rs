@@ -200,6 +200,63 @@ pub async fn leases_that_keep_timing_out_fail_after_the_last_attempt(db: TestDb)
     assert_eq!(status(&store, &id).await, ("failed".into(), 3));
 }
 
+/// Dead letters: a replay gives a failed event the whole retry budget again
+/// (by nacks or by timeouts), while its attempt number goes on.
+pub async fn a_replayed_failed_event_gets_a_fresh_retry_budget(db: TestDb) {
+    let store = db.open().await;
+    let id = insert(&store, 0).await;
+    for attempt in 1..=3 {
+        let session = format!("ses_{attempt}");
+        let claim = store.claim(claim_req(&session, 1, 0)).await.unwrap();
+        assert_eq!(claim.deliveries[0].attempt, attempt);
+    }
+    assert!(
+        store
+            .claim(claim_req("ses_x", 1, 0))
+            .await
+            .unwrap()
+            .deliveries
+            .is_empty()
+    );
+    assert_eq!(status(&store, &id).await, ("failed".into(), 3));
+
+    store.replay("agt_1", &id).await.unwrap();
+    // Three more attempts, by nacks this time: attempt 4 and 5 are retried,
+    // attempt 6 uses the new budget up.
+    for attempt in 4..=6 {
+        let mut delivery = None;
+        for _ in 0..250 {
+            let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+            delivery = claim.deliveries.into_iter().next();
+            if delivery.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await; // the 1 ms retry delay
+        }
+        let delivery = delivery.expect("the replayed event is retried within its new budget");
+        assert_eq!(delivery.attempt, attempt, "the attempt number goes on");
+        store.nack("agt_1", "ses_a", &id, "500").await.unwrap();
+    }
+    assert_eq!(status(&store, &id).await, ("failed".into(), 6));
+
+    // And again, by timeouts.
+    store.replay("agt_1", &id).await.unwrap();
+    for attempt in 7..=9 {
+        let session = format!("ses_t{attempt}");
+        let claim = store.claim(claim_req(&session, 1, 0)).await.unwrap();
+        assert_eq!(claim.deliveries[0].attempt, attempt);
+    }
+    assert!(
+        store
+            .claim(claim_req("ses_y", 1, 0))
+            .await
+            .unwrap()
+            .deliveries
+            .is_empty()
+    );
+    assert_eq!(status(&store, &id).await, ("failed".into(), 9));
+}
+
 /// A session fires its acks off without awaiting them, then releases its
 /// leases when it closes: the release must not overtake the acks.
 pub async fn unawaited_writes_of_a_session_apply_in_call_order(db: TestDb) {
