@@ -119,6 +119,9 @@ pub struct ServerArgs {
     /// How long events are kept [default: 7d].
     #[arg(long, env = "RELAY_RETENTION", value_name = "DURATION")]
     pub retention: Option<String>,
+    /// How long failed events (dead letters) are kept [default: 30d].
+    #[arg(long, env = "RELAY_FAILED_RETENTION", value_name = "DURATION")]
+    pub failed_retention: Option<String>,
     /// Trust X-Forwarded-For only from these proxies, e.g. 10.0.0.0/8,::1 [default: none].
     #[arg(long, env = "RELAY_TRUSTED_PROXIES", value_name = "CIDR,...")]
     pub trusted_proxies: Option<String>,
@@ -206,6 +209,8 @@ struct FileConfig {
     #[serde(alias = "retry_max_attempts")]
     retry_max_attempts: Option<u32>,
     retention: Option<String>,
+    #[serde(alias = "failed_retention")]
+    failed_retention: Option<String>,
     #[serde(alias = "rescan_interval")]
     rescan_interval: Option<String>,
     #[serde(alias = "trusted_proxies")]
@@ -280,6 +285,8 @@ pub struct Config {
     pub ack_timeout: Duration,
     pub retry: RetryPolicy,
     pub retention: Duration,
+    /// How long failed events are kept, for inspection and replay.
+    pub failed_retention: Duration,
     /// `None`: plain HTTP (behind a proxy that terminates TLS).
     pub tls: Option<TlsFiles>,
     /// Peers whose `X-Forwarded-For` names the client.
@@ -474,6 +481,11 @@ impl Config {
             ack_timeout,
             retry,
             retention: duration("retention", a.retention.or(f.retention), "7d")?,
+            failed_retention: duration(
+                "failed-retention",
+                a.failed_retention.or(f.failed_retention),
+                "30d",
+            )?,
             tls,
             trusted_proxies,
             auth_failure_limit,
@@ -695,6 +707,7 @@ mod tests {
         assert_eq!(c.retry.max_delay, Duration::from_secs(600));
         assert_eq!(c.retry.max_attempts, 20);
         assert_eq!(c.retention, Duration::from_secs(7 * 86400));
+        assert_eq!(c.failed_retention, Duration::from_secs(30 * 86400));
         assert_eq!(
             c.agent_rate_limit,
             Some(Rate {
@@ -731,6 +744,10 @@ mod tests {
             (
                 |a| a.retention = Some("600000000y".into()),
                 "at most 100 years",
+            ),
+            (
+                |a| a.failed_retention = Some("a month".into()),
+                "--failed-retention",
             ),
             (
                 |a| a.ack_timeout = Some("9999999999999s".into()),

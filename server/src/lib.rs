@@ -219,7 +219,12 @@ async fn sweep(state: AppState) {
         }
         state.limits.trim();
         state.backlog.trim();
-        match state.store.sweep(state.config.retention).await {
+        let config = &state.config;
+        match state
+            .store
+            .sweep(config.retention, config.failed_retention)
+            .await
+        {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "retention sweep"),
             Err(err) => tracing::warn!(error = %err, "retention sweep failed"),

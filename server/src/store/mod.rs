@@ -248,12 +248,14 @@ impl Store {
         delegate_read!(self.agent_count())
     }
 
-    /// Expires, deletes and forgets what is past retention; returns rows changed.
+    /// Expires, deletes and forgets what is past retention (`failed`
+    /// events after `failed_retention`); returns rows changed.
     pub fn sweep(
         &self,
         retention: Duration,
+        failed_retention: Duration,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send + use<> {
-        delegate!(self.sweep(retention))
+        delegate!(self.sweep(retention, failed_retention))
     }
 
     /// A cheap round trip through the database, for `/readyz`.

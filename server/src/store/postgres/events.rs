@@ -101,9 +101,11 @@ pub(super) async fn pending_count(c: &impl GenericClient, agent_id: &str) -> Res
 pub(super) async fn sweep(
     c: &impl GenericClient,
     retention_ms: Millis,
+    failed_ms: Millis,
     now: Millis,
 ) -> Result<u64, Error> {
     let cutoff = now - retention_ms;
+    let failed_cutoff = now - failed_ms;
     let mut changed = c
         .execute(
             "UPDATE events SET status = 'expired', lease_session = NULL, lease_until = NULL,
@@ -115,16 +117,17 @@ pub(super) async fn sweep(
     changed += c
         .execute(
             "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events
-                 WHERE status IN ('delivered', 'failed', 'expired', 'skipped')
-                   AND updated_at < $1)",
-            &[&cutoff],
+                 WHERE (status IN ('delivered', 'expired', 'skipped') AND updated_at < $1)
+                    OR (status = 'failed' AND updated_at < $2))",
+            &[&cutoff, &failed_cutoff],
         )
         .await?;
     changed += c
         .execute(
             "DELETE FROM events
-             WHERE status IN ('delivered', 'failed', 'expired', 'skipped') AND updated_at < $1",
-            &[&cutoff],
+             WHERE (status IN ('delivered', 'expired', 'skipped') AND updated_at < $1)
+                OR (status = 'failed' AND updated_at < $2)",
+            &[&cutoff, &failed_cutoff],
         )
         .await?;
     changed += c

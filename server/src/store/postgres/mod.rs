@@ -225,14 +225,17 @@ impl PostgresStore {
     pub fn sweep(
         &self,
         retention: Duration,
+        failed_retention: Duration,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send + use<> {
         let pool = self.pool.clone();
         let retention_ms = retention.as_millis() as Millis;
+        let failed_ms = failed_retention.as_millis() as Millis;
         self.spawn(async move {
             let now = now_ms();
             transaction!(&pool, SWEEP_LIMIT, |tx| events::sweep(
                 tx,
                 retention_ms,
+                failed_ms,
                 now
             ))
         })

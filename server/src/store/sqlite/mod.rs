@@ -287,10 +287,12 @@ impl SqliteStore {
     pub fn sweep(
         &self,
         retention: Duration,
+        failed_retention: Duration,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send + use<> {
         let retention_ms = retention.as_millis() as Millis;
+        let failed_ms = failed_retention.as_millis() as Millis;
         self.writer
-            .submit(move |c| queries::sweep(c, retention_ms, now_ms()))
+            .submit(move |c| queries::sweep(c, retention_ms, failed_ms, now_ms()))
     }
 
     pub async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {

@@ -481,8 +481,14 @@ pub(super) fn pending_count(c: &Connection, agent_id: &str) -> Result<u64, Store
     Ok(n as u64)
 }
 
-pub(super) fn sweep(c: &Connection, retention_ms: Millis, now: Millis) -> Result<u64, StoreError> {
+pub(super) fn sweep(
+    c: &Connection,
+    retention_ms: Millis,
+    failed_ms: Millis,
+    now: Millis,
+) -> Result<u64, StoreError> {
     let cutoff = now - retention_ms;
+    let failed_cutoff = now - failed_ms;
     let mut changed = c.execute(
         "UPDATE events SET status = 'expired', lease_session = NULL, lease_until = NULL, updated_at = ?2
          WHERE status IN ('pending', 'delivering') AND received_at < ?1",
@@ -490,12 +496,15 @@ pub(super) fn sweep(c: &Connection, retention_ms: Millis, now: Millis) -> Result
     )?;
     changed += c.execute(
         "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events
-             WHERE status IN ('delivered', 'failed', 'expired', 'skipped') AND updated_at < ?1)",
-        params![cutoff],
+             WHERE (status IN ('delivered', 'expired', 'skipped') AND updated_at < ?1)
+                OR (status = 'failed' AND updated_at < ?2))",
+        params![cutoff, failed_cutoff],
     )?;
     changed += c.execute(
-        "DELETE FROM events WHERE status IN ('delivered', 'failed', 'expired', 'skipped') AND updated_at < ?1",
-        params![cutoff],
+        "DELETE FROM events
+         WHERE (status IN ('delivered', 'expired', 'skipped') AND updated_at < ?1)
+            OR (status = 'failed' AND updated_at < ?2)",
+        params![cutoff, failed_cutoff],
     )?;
     changed += c.execute("DELETE FROM dedup WHERE expires_at <= ?1", params![now])?;
     Ok(changed as u64)

@@ -468,6 +468,38 @@ pub async fn listings_page_newest_first_and_filter_by_status(db: TestDb) {
     assert!(other.await.unwrap().is_empty());
 }
 
+/// Dead letters outlive delivered events: `--failed-retention` is their own.
+pub async fn failed_events_are_kept_for_their_own_retention(db: TestDb) {
+    let store = db.open().await;
+    let failed = insert(&store, 0).await;
+    for attempt in 1..=3 {
+        let session = format!("ses_{attempt}");
+        store.claim(claim_req(&session, 1, 0)).await.unwrap();
+    }
+    store.claim(claim_req("ses_x", 1, 0)).await.unwrap();
+    assert_eq!(status(&store, &failed).await.0, "failed");
+    let delivered = insert(&store, 1).await;
+    store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    store
+        .ack("agt_1", "ses_a", vec![delivered.clone()])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let day = Duration::from_secs(86_400);
+    store.sweep(Duration::ZERO, day).await.unwrap();
+    let gone = |id: String| {
+        let store = store.clone();
+        async move { store.event_detail("agt_1", &id).await.unwrap().is_none() }
+    };
+    assert!(gone(delivered).await, "delivered: past --retention");
+    assert!(
+        !gone(failed.clone()).await,
+        "failed: kept for --failed-retention"
+    );
+    store.sweep(day, Duration::ZERO).await.unwrap();
+    assert!(gone(failed).await, "failed: past --failed-retention");
+}
+
 pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
     let store = db.open().await;
     let delivered = match store.insert_event(event(0, Some("k0"))).await.unwrap() {
@@ -483,7 +515,10 @@ pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     // Expires one, forgets the delivered event and its attempt; the dedup
     // key stays for its own window.
-    assert_eq!(store.sweep(Duration::ZERO).await.unwrap(), 3);
+    assert_eq!(
+        store.sweep(Duration::ZERO, Duration::ZERO).await.unwrap(),
+        3
+    );
     assert_eq!(status(&store, &undelivered).await.0, "expired");
     assert!(
         store
@@ -495,7 +530,10 @@ pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
     let again = store.insert_event(event(0, Some("k0"))).await.unwrap();
     assert_eq!(again, Inserted::Duplicate(delivered));
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(store.sweep(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(
+        store.sweep(Duration::ZERO, Duration::ZERO).await.unwrap(),
+        1
+    );
     assert!(
         store
             .event_detail("agt_1", &undelivered)

@@ -49,6 +49,7 @@ on_every_backend!(
     a_timed_out_lease_is_never_offered_again_to_its_session,
     replays_are_marked_until_acked,
     a_replayed_failed_event_gets_a_fresh_retry_budget,
+    failed_events_are_kept_for_their_own_retention,
     a_restart_releases_leases_only_on_an_unshared_store,
     listings_page_newest_first_and_filter_by_status,
     sweeps_expire_then_forget_old_events,
