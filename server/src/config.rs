@@ -314,16 +314,16 @@ impl Config {
         Self::from_layers(args, file)
     }
 
-    fn from_layers(a: ServerArgs, f: FileConfig) -> anyhow::Result<Config> {
-        let data_dir = match a.data_dir.or(f.data_dir) {
+    fn from_layers(flags: ServerArgs, file: FileConfig) -> anyhow::Result<Config> {
+        let data_dir = match flags.data_dir.or(file.data_dir) {
             Some(dir) => dir,
             None => default_data_dir()?,
         };
-        let database = match a.database.or(f.database) {
+        let database = match flags.database.or(file.database) {
             None => Database::Sqlite(data_dir.join("relay.db")),
             Some(url) => parse_database_url(&url)?,
         };
-        let redis_url = a.redis.or(f.redis).filter(|u| !u.trim().is_empty());
+        let redis_url = flags.redis.or(file.redis).filter(|u| !u.trim().is_empty());
         if redis_url.is_some() && matches!(database, Database::Sqlite(_)) {
             bail!(
                 "--redis carries wake-ups between relay instances sharing PostgreSQL; with SQLite there is one instance: remove --redis / REDIS_URL, or use --database postgres://..."
@@ -335,13 +335,13 @@ impl Config {
                 let default = if redis_url.is_some() { "5s" } else { "1s" };
                 let every = duration(
                     "rescan-interval",
-                    a.rescan_interval.or(f.rescan_interval),
+                    flags.rescan_interval.or(file.rescan_interval),
                     default,
                 )?;
                 Some(every).filter(|d| !d.is_zero())
             }
         };
-        let encryption_key = match a.encryption_key.or(f.encryption_key) {
+        let encryption_key = match flags.encryption_key.or(file.encryption_key) {
             None => None,
             Some(hex) if hex.expose().trim().is_empty() => None,
             Some(hex) => Some(EncryptionKey::from_hex(hex.expose()).map_err(|err| {
@@ -350,14 +350,17 @@ impl Config {
                 )
             })?),
         };
-        let tls = match (a.tls_cert.or(f.tls_cert), a.tls_key.or(f.tls_key)) {
+        let tls = match (
+            flags.tls_cert.or(file.tls_cert),
+            flags.tls_key.or(file.tls_key),
+        ) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
                 key,
                 reload_every: positive(
                     "tls-reload-interval",
-                    a.tls_reload_interval.or(f.tls_reload_interval),
+                    flags.tls_reload_interval.or(file.tls_reload_interval),
                     "5s",
                 )?,
             }),
@@ -366,92 +369,103 @@ impl Config {
             ),
         };
         let trusted_proxies = parse_cidrs(
-            a.trusted_proxies
-                .or(f.trusted_proxies)
+            flags
+                .trusted_proxies
+                .or(file.trusted_proxies)
                 .as_deref()
                 .unwrap_or(""),
         )?;
         let auth_failure_limit = rate(
             "auth-failure-limit",
             Some(
-                a.auth_failure_limit
-                    .or(f.auth_failure_limit)
+                flags
+                    .auth_failure_limit
+                    .or(file.auth_failure_limit)
                     .unwrap_or_else(|| "10/m".into()),
             ),
         )?
         .expect("a value was given");
-        let max_sessions_per_agent = a
+        let max_sessions_per_agent = flags
             .max_sessions_per_agent
-            .or(f.max_sessions_per_agent)
+            .or(file.max_sessions_per_agent)
             .unwrap_or(10);
         if !(1..=10_000).contains(&max_sessions_per_agent) {
             bail!(
                 "--max-sessions-per-agent must be between 1 and 10000, got {max_sessions_per_agent}"
             );
         }
-        let max_connections = a.max_connections.or(f.max_connections);
+        let max_connections = flags.max_connections.or(file.max_connections);
         if max_connections.is_some_and(|n| !(1..=1_000_000).contains(&n)) {
             bail!("--max-connections must be between 1 and 1000000");
         }
-        let agent_max_pending = a
+        let agent_max_pending = flags
             .agent_max_pending
-            .or(f.agent_max_pending)
+            .or(file.agent_max_pending)
             .unwrap_or(100_000);
         if !(1..=1_000_000_000).contains(&agent_max_pending) {
             bail!("--agent-max-pending must be between 1 and 1000000000, got {agent_max_pending}");
         }
         let header_timeout = positive(
             "header-timeout",
-            a.header_timeout.or(f.header_timeout),
+            flags.header_timeout.or(file.header_timeout),
             "10s",
         )?;
         let request_timeout = positive(
             "request-timeout",
-            a.request_timeout.or(f.request_timeout),
+            flags.request_timeout.or(file.request_timeout),
             "30s",
         )?;
-        let scheme = a
+        let scheme = flags
             .signature_scheme
-            .or(f.signature_scheme)
+            .or(file.signature_scheme)
             .unwrap_or_default();
-        let secrets = if a.webhook_secret.is_empty() {
-            f.webhook_secret
+        let secrets = if flags.webhook_secret.is_empty() {
+            file.webhook_secret
                 .map(OneOrMany::into_vec)
                 .unwrap_or_default()
         } else {
-            a.webhook_secret
+            flags.webhook_secret
         };
-        let previous = a.webhook_secret_previous.or(f.webhook_secret_previous);
+        let previous = flags
+            .webhook_secret_previous
+            .or(file.webhook_secret_previous);
         let (signing_keys, webhook_secrets) =
             parse_secrets(secrets.into_iter().chain(previous).collect(), scheme)?;
         let retry = RetryPolicy {
-            initial: duration("retry-initial", a.retry_initial.or(f.retry_initial), "1s")?,
+            initial: duration(
+                "retry-initial",
+                flags.retry_initial.or(file.retry_initial),
+                "1s",
+            )?,
             max_delay: duration(
                 "retry-max-delay",
-                a.retry_max_delay.or(f.retry_max_delay),
+                flags.retry_max_delay.or(file.retry_max_delay),
                 "10m",
             )?,
-            max_attempts: a.retry_max_attempts.or(f.retry_max_attempts).unwrap_or(20),
+            max_attempts: flags
+                .retry_max_attempts
+                .or(file.retry_max_attempts)
+                .unwrap_or(20),
         };
         if retry.max_attempts == 0 {
             bail!("--retry-max-attempts must be at least 1");
         }
-        let max_in_flight = a.max_in_flight.or(f.max_in_flight).unwrap_or(100);
+        let max_in_flight = flags.max_in_flight.or(file.max_in_flight).unwrap_or(100);
         if !(1..=10_000).contains(&max_in_flight) {
             bail!("--max-in-flight must be between 1 and 10000, got {max_in_flight}");
         }
-        let ack_timeout = duration("ack-timeout", a.ack_timeout.or(f.ack_timeout), "30s")?;
+        let ack_timeout = duration("ack-timeout", flags.ack_timeout.or(file.ack_timeout), "30s")?;
         if ack_timeout < Duration::from_millis(100) {
             bail!("--ack-timeout must be at least 100ms");
         }
         Ok(Config {
-            listen: a
+            listen: flags
                 .listen
-                .or(f.listen)
+                .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:8080".into()),
-            public_url: a
+            public_url: flags
                 .public_url
-                .or(f.public_url)
+                .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
             database,
             redis_url,
@@ -460,30 +474,31 @@ impl Config {
             scheme,
             signing_keys,
             webhook_secrets,
-            admin_token: a
+            admin_token: flags
                 .admin_token
-                .or(f.admin_token)
+                .or(file.admin_token)
                 .filter(|t| !t.expose().is_empty()),
             encryption_key,
-            max_body: size("max-body", a.max_body.or(f.max_body), "1MiB")?,
+            max_body: size("max-body", flags.max_body.or(file.max_body), "1MiB")?,
             agent_rate_limit: rate(
                 "agent-rate-limit",
-                a.agent_rate_limit
-                    .or(f.agent_rate_limit)
+                flags
+                    .agent_rate_limit
+                    .or(file.agent_rate_limit)
                     .or(Some("1000/s".into())),
             )?,
             global_rate_limit: rate(
                 "global-rate-limit",
-                a.global_rate_limit.or(f.global_rate_limit),
+                flags.global_rate_limit.or(file.global_rate_limit),
             )?,
-            log_format: a.log_format.or(f.log_format),
+            log_format: flags.log_format.or(file.log_format),
             max_in_flight,
             ack_timeout,
             retry,
-            retention: duration("retention", a.retention.or(f.retention), "7d")?,
+            retention: duration("retention", flags.retention.or(file.retention), "7d")?,
             failed_retention: duration(
                 "failed-retention",
-                a.failed_retention.or(f.failed_retention),
+                flags.failed_retention.or(file.failed_retention),
                 "30d",
             )?,
             tls,
