@@ -133,6 +133,7 @@ pub async fn run(
         config: Arc::new(config),
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
+        http_sessions: Default::default(),
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
     if state.store.is_shared() {
