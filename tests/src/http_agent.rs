@@ -70,7 +70,7 @@ impl SseReader {
 fn parse_block(block: &str) -> SseMessage {
     let mut message = SseMessage::default();
     let mut data = Vec::new();
-    for line in block.lines() {
+    for line in block.lines().filter(|line| !line.is_empty()) {
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
@@ -110,8 +110,18 @@ impl HttpSession {
         transport: Transport,
         query: &str,
     ) -> anyhow::Result<Self> {
-        let http = relay.http_client();
-        let base = relay.url();
+        Self::open_at(relay.http_client(), relay.url(), api_key, transport, query).await
+    }
+
+    /// [`Self::open`] by the relay's URL and client (to reopen while the
+    /// relay is being restarted elsewhere).
+    pub async fn open_at(
+        http: reqwest::Client,
+        base: String,
+        api_key: &str,
+        transport: Transport,
+        query: &str,
+    ) -> anyhow::Result<Self> {
         let mut session = HttpSession {
             http,
             base,

@@ -170,8 +170,13 @@ pub async fn post_answers(
     body: Result<Json<Answers>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(answers) = body.map_err(|rejection| {
+        // Wrong JSON types are malformed batches too (axum says 422).
+        let status = match rejection.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::BAD_REQUEST,
+        };
         ApiError::new(
-            rejection.status(),
+            status,
             "invalid_batch",
             format!(
                 "{}; send {{\"acks\": [{{\"id\": \"evt_...\"}}], \"nacks\": [{{\"id\": \"evt_...\", \"reason\": \"...\"}}]}}",
