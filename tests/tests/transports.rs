@@ -38,6 +38,7 @@ both_transports!(competing_sessions_share_the_queue_without_duplicates);
 both_transports!(the_events_filter_holds_back_other_types);
 both_transports!(no_accepted_event_is_lost_when_the_relay_is_killed);
 both_transports!(bad_answers_and_unknown_sessions_get_clear_errors);
+both_transports!(a_relay_shutdown_ends_the_session_with_relay_restarting);
 
 async fn post(agent_url: &str, body: &str) -> anyhow::Result<String> {
     Ok(accepted_id(
@@ -171,32 +172,7 @@ async fn revocation_ends_the_session_with_the_error(t: Transport) -> anyhow::Res
             "the stream ends after the error"
         );
     } else {
-        // Two polls on one session: the later one answers the earlier at
-        // once, so when one of them returns the other is surely waiting.
-        let poll = || {
-            let (http, key) = (relay.http_client(), agent.api_key.clone());
-            let url = format!(
-                "{}/api/v1/agent/poll?wait=30&session_id={}",
-                relay.url(),
-                session.session_id
-            );
-            tokio::spawn(async move {
-                let resp = http.get(url).bearer_auth(key).send().await?;
-                lobster_e2e::Answer::read(resp).await
-            })
-        };
-        let (mut p0, mut p1) = (poll(), poll());
-        let (first, waiting) = tokio::select! {
-            first = &mut p0 => (first, p1),
-            first = &mut p1 => (first, p0),
-        };
-        let first = first??;
-        assert_eq!(
-            (first.status, first.json["events"].clone()),
-            (200, json!([])),
-            "{}",
-            first.text
-        );
+        let waiting = waiting_poll(&relay, &agent.api_key, &session.session_id).await?;
         relay.revoke(&agent.agent_id).await?;
         let answer = tokio::time::timeout(WAIT, waiting).await???;
         assert_eq!(answer.assert_error(403), "agent_revoked");
@@ -548,5 +524,84 @@ async fn a_poll_answers_at_most_max_events_or_nothing_after_wait() -> anyhow::Re
     session.poll_max = Some(10);
     let rest = session.events(3, WAIT).await?;
     assert_eq!(rest.iter().map(event_id).collect::<Vec<_>>(), sent[2..]);
+    Ok(())
+}
+
+/// A poll on `session_id` that is surely waiting in the relay: two polls
+/// on one session, the later answers the earlier at once, so when one of
+/// them returns the other is waiting.
+async fn waiting_poll(
+    relay: &Relay,
+    api_key: &str,
+    session_id: &str,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<lobster_e2e::Answer>>> {
+    let poll = || {
+        let (http, key) = (relay.http_client(), api_key.to_owned());
+        let url = format!(
+            "{}/api/v1/agent/poll?wait=30&session_id={session_id}",
+            relay.url()
+        );
+        tokio::spawn(async move {
+            let resp = http.get(url).bearer_auth(key).send().await?;
+            lobster_e2e::Answer::read(resp).await
+        })
+    };
+    let (mut p0, mut p1) = (poll(), poll());
+    let (first, waiting) = tokio::select! {
+        first = &mut p0 => (first, p1),
+        first = &mut p1 => (first, p0),
+    };
+    let first = first??;
+    ensure!(
+        first.status == 200 && first.json["events"] == json!([]),
+        "the replaced poll answers empty: {} {}",
+        first.status,
+        first.text
+    );
+    Ok(waiting)
+}
+
+async fn a_relay_shutdown_ends_the_session_with_relay_restarting(
+    t: Transport,
+) -> anyhow::Result<()> {
+    let (mut relay, agent) = relay_with_agent(RelayOpts::default(), "drain").await?;
+    let mut session = HttpSession::open(&relay, &agent.api_key, t, "").await?;
+    if t == Transport::Sse {
+        relay.terminate()?;
+        let frame = session
+            .next_frame(WAIT)
+            .await?
+            .context("the stream ended without an error")?;
+        assert_eq!(frame["code"], "relay_restarting", "{frame}");
+        assert!(session.next_frame(WAIT).await?.is_none());
+    } else {
+        let waiting = waiting_poll(&relay, &agent.api_key, &session.session_id).await?;
+        relay.terminate()?;
+        let answer = tokio::time::timeout(WAIT, waiting).await???;
+        assert_eq!(answer.assert_error(503), "relay_restarting");
+    }
+    let status = relay.wait_exit(WAIT).await?;
+    assert!(status.success(), "the relay drains and exits 0: {status}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn http_sessions_count_against_the_session_cap() -> anyhow::Result<()> {
+    let opts = RelayOpts::default().args(["--max-sessions-per-agent", "1"]);
+    let (relay, agent) = relay_with_agent(opts, "capped").await?;
+    let stream = HttpSession::open(&relay, &agent.api_key, Transport::Sse, "").await?;
+    let again = relay
+        .agent_get(&agent.api_key, "/api/v1/agent/stream")
+        .await?;
+    assert_eq!(again.assert_error(429), "too_many_sessions");
+    let poll = relay
+        .agent_get(&agent.api_key, "/api/v1/agent/poll?wait=0")
+        .await?;
+    assert_eq!(poll.assert_error(429), "too_many_sessions");
+    drop(stream);
+    eventually("the place to free up", WAIT, || async {
+        HttpSession::open(&relay, &agent.api_key, Transport::Poll, "").await
+    })
+    .await?;
     Ok(())
 }
