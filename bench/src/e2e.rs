@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{AgentEnd, Listener, protocol_agent};
+use crate::http_agent::{Transport, http_agent};
 use crate::ingest::{self, relay_log};
 use crate::load;
 use crate::relay::{Agent, Relay, RelayArgs};
@@ -21,6 +22,10 @@ pub enum Mode {
     Protocol,
     /// Real `lobster-relay listen --forward` processes and a local HTTP sink
     Listen,
+    /// In-process agents on a Server-Sent Events stream, acking by POST
+    Sse,
+    /// In-process long-polling agents, acking by POST
+    Poll,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -64,13 +69,18 @@ impl Consumers {
         recorder: &Arc<Recorder>,
         clock: Instant,
     ) -> anyhow::Result<Consumers> {
-        if args.mode == Mode::Protocol {
+        if args.mode != Mode::Listen {
             let stop = CancellationToken::new();
             let mut handles = Vec::new();
             for agent in agents {
                 let rec = recorder.clone();
                 let s = stop.clone();
-                handles.push(protocol_agent(&relay.url, &agent.api_key, rec, clock, s).await?);
+                let (url, key) = (&relay.url, &agent.api_key);
+                handles.push(match args.mode {
+                    Mode::Sse => http_agent(Transport::Sse, url, key, rec, clock, s).await?,
+                    Mode::Poll => http_agent(Transport::Poll, url, key, rec, clock, s).await?,
+                    _ => protocol_agent(url, key, rec, clock, s).await?,
+                });
             }
             return Ok(Consumers::Protocol(stop, handles));
         }
@@ -129,6 +139,8 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     let mode = match args.mode {
         Mode::Protocol => "protocol (in-process WebSocket agents, ack at once)".to_owned(),
+        Mode::Sse => "sse (in-process Server-Sent Events agents, acks batched by POST)".to_owned(),
+        Mode::Poll => "poll (in-process long-poll agents, acks batched by POST)".to_owned(),
         Mode::Listen => format!(
             "listen (lobster-relay listen --concurrency {})",
             args.concurrency

@@ -4,7 +4,8 @@
 //! Layout: `relay` starts a relay (or finds a running one) and creates
 //! agents; `load` generates signed webhooks in closed or open loop; `ingest`
 //! and `e2e` are the subcommands built on it; `agent` holds the consumers
-//! (in-process WebSocket agents, `lobster-relay listen` children); `sink` is
+//! (in-process WebSocket agents, `lobster-relay listen` children), and
+//! `http_agent` the in-process SSE and long-poll ones; `sink` is
 //! the local HTTP app that `listen` forwards to; `stats` computes
 //! percentiles and prints tables and JSON. `agents` holds many idle agents
 //! through `fleet`, which runs `swarm` client processes of this binary.
@@ -21,6 +22,7 @@ mod comparison;
 mod cross;
 mod e2e;
 mod fleet;
+mod http_agent;
 mod ingest;
 mod load;
 mod rathole;

@@ -137,6 +137,7 @@ pub async fn run(
         config: Arc::new(config),
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
+        http_sessions: Default::default(),
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
     let gauge = tokio::spawn(gauge_queue(state.clone()));

@@ -36,7 +36,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub(crate) async fn read(resp: reqwest::Response) -> anyhow::Result<Self> {
+    pub async fn read(resp: reqwest::Response) -> anyhow::Result<Self> {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.context("reading the answer's body")?;

@@ -16,6 +16,7 @@
 //! - [`sender`]: a Standard Webhooks sender, signing on its own.
 //! - [`sink`]: the local app a listener forwards to, recording requests.
 //! - [`listener`]: `lobster-relay listen` as a child process.
+//! - [`http_agent`]: an agent session over SSE or long-poll, by hand.
 //! - [`cli`]: the other agent commands run to completion, per user
 //!   ([`CliUser`]: own config dir, OS keyring off or unreachable).
 //! - [`services`]: PostgreSQL and Redis; `LOBSTER_E2E_BACKEND=postgres`
@@ -29,6 +30,7 @@ pub mod balancer;
 pub mod binary;
 pub mod browser;
 pub mod cli;
+pub mod http_agent;
 pub mod listener;
 pub mod output;
 pub mod pki;

@@ -35,20 +35,8 @@ pub async fn connect(
     >,
 ) -> Result<axum::response::Response, ApiError> {
     let query = query.map_err(bad_query)?;
-    let max = state.config.max_sessions_per_agent as usize;
+    reserve_session(&state, &agent.agent_id)?;
     let hub = state.bus.hub().clone();
-    if !hub.try_reserve(&agent.agent_id, max) {
-        tracing::info!(agent_id = %agent.agent_id, max, "session refused: too many sessions");
-        let mut err = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_sessions",
-            format!(
-                "this agent already has {max} live sessions on this relay; close one, or ask the relay admin to raise --max-sessions-per-agent"
-            ),
-        );
-        err.retry_after_secs = Some(SESSIONS_RETRY_AFTER_SECS);
-        return Err(err);
-    }
     let agent_id = agent.agent_id.clone();
     let answer =
         crate::session::connect(State(state), AuthedAgent(agent), query, slot, upgrade).await;
@@ -56,6 +44,26 @@ pub async fn connect(
         hub.unreserve(&agent_id);
     }
     answer
+}
+
+/// Reserves a session place for the agent (taken when the session
+/// registers with the hub), or `429 too_many_sessions` when it already has
+/// `--max-sessions-per-agent` sessions on this instance.
+pub fn reserve_session(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
+    let max = state.config.max_sessions_per_agent as usize;
+    if state.bus.hub().try_reserve(agent_id, max) {
+        return Ok(());
+    }
+    tracing::info!(agent_id = %agent_id, max, "session refused: too many sessions");
+    let mut err = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_sessions",
+        format!(
+            "this agent already has {max} live sessions on this relay; close one, or ask the relay admin to raise --max-sessions-per-agent"
+        ),
+    );
+    err.retry_after_secs = Some(SESSIONS_RETRY_AFTER_SECS);
+    Err(err)
 }
 
 pub async fn me(

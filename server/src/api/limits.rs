@@ -231,13 +231,17 @@ pub fn forwarded_client(
 }
 
 /// Answers non-WebSocket requests that take too long (a body trickled in
-/// byte by byte) with `408`; an upgrade answers at once, so live sessions
-/// are not affected.
+/// byte by byte) with `408`; an upgrade or an event stream answers at
+/// once, so live sessions are not affected. A long-poll waits by design: it
+/// reads no body and its own cap bounds it (a minute).
 pub async fn request_deadline(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
+    if request.uri().path() == "/api/v1/agent/poll" {
+        return next.run(request).await;
+    }
     let limit = state.config.request_timeout;
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,

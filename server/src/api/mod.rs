@@ -18,6 +18,7 @@ use lobster_shared::Secret;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use agent::reserve_session;
 pub use auth::AuthedAgent;
 pub use error::ApiError;
 pub use limits::{ClientIp, Limits};
@@ -42,8 +43,10 @@ pub struct AppState {
     pub workspaces: Arc<workspaces::Workspaces>,
     /// Cancelled when the relay drains; sessions close with 1012.
     pub shutdown: CancellationToken,
-    /// Live WebSocket sessions, awaited on shutdown.
+    /// Live sessions, awaited on shutdown.
     pub sessions: TaskTracker,
+    /// This instance's SSE and long-poll sessions, by id.
+    pub http_sessions: Arc<crate::session::HttpSessions>,
 }
 
 impl AppState {
@@ -57,6 +60,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/webhook/{relay_id}", post(webhook::ingest))
         .route("/api/v1/agent/me", get(agent::me))
         .route("/api/v1/agent/connect", get(agent::connect))
+        .route("/api/v1/agent/stream", get(crate::session::stream))
+        .route(
+            "/api/v1/agent/stream/{session_id}/acks",
+            post(crate::session::post_answers),
+        )
+        .route("/api/v1/agent/poll", get(crate::session::poll))
         .route("/api/v1/agent/events", get(agent::list_events))
         .route("/api/v1/agent/events/{id}", get(agent::event_detail))
         .route("/api/v1/agent/events/replay-failed", post(replay::agent))

@@ -1,0 +1,453 @@
+//! The session loop: leases, pushes, answers, timeouts.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use lobster_shared::wire::{AgentMessage, EventFrame, PROTOCOL_VERSION, Ready, RelayMessage};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tracing::Instrument as _;
+
+use super::link::{AnswerBatch, BatchOutcome, Ending, Inbound, Link};
+use super::poll;
+use crate::api::{AppState, rfc3339};
+use crate::store::push::Port;
+use crate::store::{Agent, ClaimRequest, Delivery, Millis, now_ms};
+
+/// How long to wait before asking a failing store again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+/// Most acks stored in one write.
+const ACK_BATCH: usize = 256;
+/// Most queued agent frames handled before the loop looks at its other work.
+const MAX_DRAIN: usize = 1024;
+/// Most pushed events sent in one flush.
+const MAX_PUSH_BATCH: usize = 256;
+
+/// One session over `link`, to run until it ends; it then hands its leases
+/// back. The session is built here, outside the future: an async fn keeps
+/// a copy of each argument moved into it for its whole life, so every level
+/// of nesting would store the session's state again, for as long as an
+/// idle agent stays connected (6 KB a session before, 2 KB now).
+pub(super) fn run<L: Link + 'static>(
+    link: L,
+    state: AppState,
+    agent: Agent,
+    session_id: String,
+    patterns: Vec<String>,
+    transport: &'static str,
+) -> impl Future<Output = ()> + Send + 'static {
+    let span = tracing::info_span!("session", agent_id = %agent.agent_id, session_id = %session_id);
+    let session = Session::new::<L>(state, agent, session_id, patterns);
+    session.run(link, transport).instrument(span)
+}
+
+struct Session {
+    state: AppState,
+    agent: Agent,
+    session_id: String,
+    patterns: Vec<String>,
+    /// Event id -> when its lease runs out.
+    in_flight: HashMap<String, Instant>,
+    /// Free delivery slots, and where new events arrive straight from
+    /// their commit (see `store::push`).
+    port: std::sync::Arc<Port>,
+    acks: Vec<String>,
+}
+
+impl Session {
+    fn new<L: Link>(
+        state: AppState,
+        agent: Agent,
+        session_id: String,
+        patterns: Vec<String>,
+    ) -> Self {
+        // A filtered port takes no pushes: the session claims everything.
+        let port = Port::new(
+            &session_id,
+            !patterns.is_empty() || L::PULL,
+            state.config.ack_timeout.as_millis() as Millis,
+            state.config.max_in_flight as usize,
+        );
+        Session {
+            state,
+            agent,
+            session_id,
+            patterns,
+            in_flight: HashMap::new(),
+            port,
+            acks: Vec::new(),
+        }
+    }
+
+    async fn run<L: Link>(mut self, mut link: L, transport: &'static str) {
+        tracing::info!(transport, "session opened");
+        crate::metrics::session_opened();
+        let ending = self.serve(&mut link).await;
+        // Boxed: the goodbye runs once, so an idle session's future need
+        // not be as large as it.
+        Box::pin(async move {
+            link.finish(&ending).await;
+            self.finish(ending).await;
+        })
+        .await;
+        crate::metrics::session_closed();
+    }
+
+    /// Agent answers are read here rather than in a task of their own: one
+    /// task and no channel per session keeps an idle agent's footprint small.
+    async fn serve<L: Link>(&mut self, link: &mut L) -> Ending {
+        let registration = self
+            .state
+            .bus
+            .hub()
+            .register(&self.agent.agent_id, &self.session_id);
+        let mut wake = registration.wake.clone();
+        let port = self.port.clone();
+        if let Some(ports) = self.state.store.ports() {
+            ports.attach(&self.agent.agent_id, self.port.clone());
+        }
+        self.touch();
+        // On a shared store a wake-up can be lost (another instance, Redis
+        // down): look again on this timer. Never fires on SQLite.
+        let rescan_every = self.state.config.rescan;
+        let mut rescan = tokio::time::interval(rescan_every.unwrap_or(Duration::from_secs(3600)));
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if let Err(reason) = link.send(&self.ready()).await {
+            return Ending::Gone(reason);
+        }
+        let mut want_work = true;
+        let mut next_due: Option<Instant> = None;
+        loop {
+            if want_work && self.capacity(link) > 0 {
+                wake.borrow_and_update();
+                match self.lease_and_push(link).await {
+                    Ok((more, due)) => (want_work, next_due) = (more, due),
+                    Err(LeaseError::Store) => {
+                        (want_work, next_due) = (false, Some(Instant::now() + STORE_RETRY))
+                    }
+                    Err(LeaseError::Link(reason)) => return Ending::Gone(reason),
+                }
+            }
+            let lease_deadline = self.in_flight.values().min().copied();
+            let away_until = self.away_until(link);
+            tokio::select! {
+                _ = registration.revoked.cancelled() => return Ending::Revoked,
+                _ = self.state.shutdown.cancelled() => return Ending::Shutdown,
+                inbound = link.next() => {
+                    // Take every answer already here before leasing again, so
+                    // one lease fills all the slots they freed (one store
+                    // round trip per batch of acks, not per ack).
+                    let mut next = Some(inbound);
+                    for _ in 0..MAX_DRAIN {
+                        let Some(inbound) = next else { break };
+                        match inbound {
+                            Some(Inbound::Message(message)) => {
+                                want_work |= self.apply(message).await;
+                                if self.acks.len() >= ACK_BATCH {
+                                    self.flush_acks();
+                                }
+                            }
+                            Some(Inbound::Batch(batch)) => want_work |= self.apply_batch(batch).await,
+                            Some(Inbound::Wants) => want_work = true,
+                            Some(Inbound::Violation(reason)) => return Ending::Violation(reason),
+                            Some(Inbound::Closed) => return Ending::ClosedByAgent,
+                            Some(Inbound::Gone(reason)) => return Ending::Gone(reason),
+                            None => {}
+                        }
+                        next = link.try_next();
+                    }
+                    self.flush_acks();
+                }
+                batch = port.pushed(MAX_PUSH_BATCH) => {
+                    if let Err(reason) = self.send_events(link, batch).await {
+                        return Ending::Gone(reason);
+                    }
+                }
+                Ok(()) = wake.changed() => want_work = true,
+                _ = rescan.tick(), if rescan_every.is_some() => want_work = true,
+                _ = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                    (want_work, next_due) = (true, None);
+                }
+                _ = sleep_until(lease_deadline.unwrap_or_else(Instant::now)), if lease_deadline.is_some() => {
+                    self.expire(link);
+                    want_work = true;
+                }
+                _ = sleep_until(away_until.unwrap_or_else(Instant::now)), if away_until.is_some() => {
+                    return Ending::Gone("the agent stopped polling".into());
+                }
+            }
+        }
+    }
+
+    /// How many events to lease now.
+    fn capacity<L: Link>(&self, link: &L) -> usize {
+        let free = self.port.free();
+        link.demand().map_or(free, |want| want.min(free))
+    }
+
+    /// When a transport whose agent is away ends the session: after
+    /// [`poll::AWAY_LIMIT`], and not before the last of its leases ran out
+    /// (an agent still handling an event is not away).
+    fn away_until<L: Link>(&self, link: &L) -> Option<Instant> {
+        let since = link.away_since()?;
+        let last_lease = self.in_flight.values().max().copied();
+        Some((since + poll::AWAY_LIMIT).max(last_lease.unwrap_or(since)))
+    }
+
+    /// Frees the slots of events whose lease ran out.
+    fn expire<L: Link>(&mut self, link: &mut L) {
+        let now = Instant::now();
+        let before = self.in_flight.len();
+        if L::PULL {
+            let ids: Vec<String> = self
+                .in_flight
+                .iter()
+                .filter(|(_, until)| **until <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &ids {
+                self.in_flight.remove(id);
+            }
+            link.expired(&ids);
+        } else {
+            self.in_flight.retain(|_, until| *until > now);
+        }
+        let expired = before - self.in_flight.len();
+        for _ in 0..expired {
+            crate::metrics::event_ack_timeout();
+        }
+        self.port.give_back(expired);
+    }
+
+    fn ready(&self) -> RelayMessage {
+        RelayMessage::Ready(Ready {
+            session_id: self.session_id.clone(),
+            agent_id: self.agent.agent_id.clone(),
+            relay_id: self.agent.relay_id.clone(),
+            webhook_url: self.state.webhook_url(&self.agent.relay_id),
+            max_in_flight: self.state.config.max_in_flight,
+            ack_timeout_ms: self.state.config.ack_timeout.as_millis() as u64,
+            protocol: PROTOCOL_VERSION,
+        })
+    }
+
+    /// Leases what is due into the free slots (or what the transport asks
+    /// for) and sends it. Returns whether more may be waiting right now, and
+    /// when something else comes due.
+    async fn lease_and_push<L: Link>(
+        &mut self,
+        link: &mut L,
+    ) -> Result<(bool, Option<Instant>), LeaseError> {
+        let ack_timeout = self.state.config.ack_timeout;
+        // A pull transport's port takes no pushes, so its slots change only
+        // here and in this loop: taking `limit` of them cannot race.
+        let demand = link.demand();
+        let (port, limit) = match demand {
+            None => (Some(self.port.clone()), 0),
+            Some(want) => {
+                let free = self.port.take_all();
+                let limit = want.min(free);
+                self.port.give_back(free - limit);
+                (None, limit)
+            }
+        };
+        let claim = self
+            .state
+            .store
+            .claim(ClaimRequest {
+                agent_id: self.agent.agent_id.clone(),
+                session_id: self.session_id.clone(),
+                limit,
+                lease_ms: ack_timeout.as_millis() as Millis,
+                patterns: self.patterns.clone(),
+                port,
+            })
+            .await;
+        let leased = claim.as_ref().map_or(0, |c| c.deliveries.len());
+        if demand.is_some() {
+            self.port.give_back(limit - leased);
+        }
+        let claim = claim.map_err(|err| {
+            tracing::warn!(error = %err, "cannot lease events; retrying");
+            LeaseError::Store
+        })?;
+        let more = claim.more;
+        let due = claim.next_due.map(|at| {
+            let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+            Instant::now() + wait
+        });
+        self.send_events(link, claim.deliveries)
+            .await
+            .map_err(LeaseError::Link)?;
+        Ok((more, due))
+    }
+
+    /// Sends leased events (their slots are taken) as event frames.
+    async fn send_events<L: Link>(
+        &mut self,
+        link: &mut L,
+        deliveries: Vec<Delivery>,
+    ) -> Result<(), String> {
+        if deliveries.is_empty() {
+            // A pull transport may answer a request with nothing.
+            return if L::PULL { link.flush().await } else { Ok(()) };
+        }
+        let deadline = Instant::now() + self.state.config.ack_timeout;
+        for delivery in deliveries {
+            let id = delivery.id.clone();
+            crate::metrics::event_delivered();
+            let frame = event_frame(delivery).to_json();
+            link.feed_event(&id, frame).await?;
+            self.in_flight.insert(id, deadline);
+        }
+        link.flush().await
+    }
+
+    /// Applies an ack or nack; returns whether capacity was freed. Acks are
+    /// batched and not awaited (a lost ack only means a redelivery); a nack
+    /// is awaited so that the next lease sees its retry time.
+    async fn apply(&mut self, message: AgentMessage) -> bool {
+        match message {
+            AgentMessage::Ack { id } => self.ack(id),
+            AgentMessage::Nack { id, reason } => self.nack(id, reason).await.0,
+        }
+    }
+
+    fn ack(&mut self, id: String) -> bool {
+        crate::metrics::event_acked();
+        let freed = self.in_flight.remove(&id).is_some();
+        self.acks.push(id);
+        if freed {
+            self.port.give_back(1);
+        }
+        // A caught-up session gets new events pushed into the slot;
+        // only one that may have events waiting in the store asks.
+        // (A pull transport's port is never caught up: it claims with no
+        // port.)
+        freed && !self.port.is_caught_up()
+    }
+
+    /// Returns whether capacity was freed and whether the nack was stored.
+    async fn nack(&mut self, id: String, reason: String) -> (bool, bool) {
+        crate::metrics::event_nacked();
+        let freed = self.in_flight.remove(&id).is_some();
+        if freed {
+            self.port.give_back(1);
+        }
+        tracing::debug!(event_id = %id, reason = ?reason, "nack");
+        self.flush_acks();
+        let nack = self
+            .state
+            .store
+            .nack(&self.agent.agent_id, &self.session_id, &id, &reason);
+        (freed, log_failure(nack, "nack").await)
+    }
+
+    /// Applies a posted batch, acks first, and answers it with the acks'
+    /// store write to await.
+    async fn apply_batch(&mut self, batch: AnswerBatch) -> bool {
+        let (acked, nacked) = (batch.acks.len(), batch.nacks.len());
+        let mut freed = false;
+        self.flush_acks();
+        for id in batch.acks {
+            freed |= self.ack(id);
+        }
+        let acks_stored = self.store_acks();
+        let mut nacks_stored = true;
+        for (id, reason) in batch.nacks {
+            let (nack_freed, stored) = self.nack(id, reason).await;
+            freed |= nack_freed;
+            nacks_stored &= stored;
+        }
+        let _ = batch.reply.send(BatchOutcome {
+            acked,
+            nacked,
+            acks_stored,
+            nacks_stored,
+        });
+        freed
+    }
+
+    /// Records `last_seen` in the background.
+    fn touch(&self) {
+        let touch = self.state.store.touch_agent(&self.agent.agent_id);
+        self.state.sessions.spawn(log_failure(touch, "last seen"));
+    }
+
+    fn flush_acks(&mut self) {
+        self.store_acks();
+    }
+
+    /// Stores the pending acks in the background; the handle says whether
+    /// they were stored.
+    fn store_acks(&mut self) -> Option<JoinHandle<bool>> {
+        if self.acks.is_empty() {
+            return None;
+        }
+        let ids = std::mem::take(&mut self.acks);
+        let ack = self
+            .state
+            .store
+            .ack(&self.agent.agent_id, &self.session_id, ids);
+        Some(self.state.sessions.spawn(log_failure(ack, "ack")))
+    }
+
+    /// Hands leased events back once the transport said goodbye.
+    async fn finish(mut self, ending: Ending) {
+        match &ending {
+            Ending::Violation(detail) | Ending::Gone(detail) => {
+                tracing::info!(reason = ?detail, "session closed")
+            }
+            Ending::ClosedByAgent => tracing::info!("session closed by the agent"),
+            Ending::Revoked => tracing::info!("session closed: agent revoked"),
+            Ending::Shutdown => tracing::info!("session closed: relay shutting down"),
+        }
+        self.flush_acks();
+        // Before the release: no insert may lease to this session after it.
+        if let Some(ports) = self.state.store.ports() {
+            ports.detach(&self.agent.agent_id, &self.session_id);
+        }
+        self.port.close();
+        let release = self
+            .state
+            .store
+            .release(&self.agent.agent_id, &self.session_id);
+        self.touch();
+        if let Err(err) = release.await {
+            tracing::warn!(error = %err, "could not release leases; they return when the ack timeout passes");
+        }
+    }
+}
+
+enum LeaseError {
+    Store,
+    Link(String),
+}
+
+/// Runs a store job; returns whether it succeeded.
+async fn log_failure(
+    job: impl Future<Output = Result<(), crate::store::StoreError>>,
+    what: &'static str,
+) -> bool {
+    match job.await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "{what} not stored; the event will be delivered again");
+            false
+        }
+    }
+}
+
+fn event_frame(d: Delivery) -> RelayMessage {
+    let (body, body_encoding) = EventFrame::encode_body(&d.body);
+    RelayMessage::Event(EventFrame {
+        id: d.id,
+        event_type: d.event_type,
+        received_at: rfc3339(d.received_at),
+        attempt: d.attempt,
+        headers: d.headers,
+        body,
+        body_encoding,
+        replay: d.replay,
+    })
+}

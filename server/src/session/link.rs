@@ -1,0 +1,94 @@
+//! What a transport and the session loop say to each other.
+
+use lobster_shared::wire::{AgentMessage, RelayMessage};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// What a transport gives the session loop.
+pub(crate) enum Inbound {
+    /// One frame from the agent.
+    Message(AgentMessage),
+    /// Acks and nacks posted over HTTP; answered once applied.
+    Batch(AnswerBatch),
+    /// The transport can take events now (a poll arrived).
+    Wants,
+    Violation(String),
+    /// The agent closed the session itself.
+    Closed,
+    Gone(String),
+}
+
+/// Acks and nacks from `POST .../acks`, and where their outcome goes.
+pub(crate) struct AnswerBatch {
+    pub acks: Vec<String>,
+    /// `(id, reason)`.
+    pub nacks: Vec<(String, String)>,
+    pub reply: oneshot::Sender<BatchOutcome>,
+}
+
+/// What the session did with an [`AnswerBatch`].
+pub(crate) struct BatchOutcome {
+    pub acked: usize,
+    pub nacked: usize,
+    /// The acks' store write; `true` once stored.
+    pub acks_stored: Option<JoinHandle<bool>>,
+    pub nacks_stored: bool,
+}
+
+/// A transport, as the session loop sees it. Futures from [`Link::next`]
+/// are dropped when another branch of the loop wins, so it must be cancel
+/// safe.
+pub(crate) trait Link: Send {
+    /// A pull transport leases only what the agent asks for
+    /// ([`Link::demand`]) and takes no events pushed from their commit.
+    const PULL: bool = false;
+
+    /// Queues an event frame; [`Link::flush`] sends what is queued.
+    fn feed_event(
+        &mut self,
+        id: &str,
+        json: String,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    fn flush(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Sends one frame at once (`ready`).
+    fn send(&mut self, message: &RelayMessage) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// What the agent says next; `None` for something that needs nothing
+    /// from the loop (a ping answered, a keep-alive sent).
+    fn next(&mut self) -> impl Future<Output = Option<Inbound>> + Send;
+
+    /// What the agent already said, without waiting: `None` when nothing
+    /// is there.
+    fn try_next(&mut self) -> Option<Option<Inbound>>;
+
+    /// How many events the transport can take now; `None`: as many as the
+    /// session's free slots.
+    fn demand(&self) -> Option<usize> {
+        None
+    }
+
+    /// Since when the agent has been away, for transports that outlive
+    /// their requests (long-poll); `None` while it is there.
+    fn away_since(&self) -> Option<Instant> {
+        None
+    }
+
+    /// These events' leases ran out: never hand them on.
+    fn expired(&mut self, _ids: &[String]) {}
+
+    /// Says goodbye as the transport does for `ending`.
+    fn finish(&mut self, ending: &Ending) -> impl Future<Output = ()> + Send;
+}
+
+/// How a session ended.
+pub(crate) enum Ending {
+    Revoked,
+    Shutdown,
+    Violation(String),
+    /// The agent closed (a WebSocket Close frame).
+    ClosedByAgent,
+    Gone(String),
+}
