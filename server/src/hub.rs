@@ -32,7 +32,8 @@ pub const RESERVATION_TTL: Duration = Duration::from_secs(10);
 
 struct AgentRoute {
     wake: watch::Sender<u64>,
-    sessions: HashMap<String, CancellationToken>,
+    /// Session id -> its revocation token and transport.
+    sessions: HashMap<String, (CancellationToken, &'static str)>,
     /// Upgrades answered whose sessions have not registered yet.
     reserved: VecDeque<Instant>,
 }
@@ -63,7 +64,14 @@ pub struct Registration {
 }
 
 impl Hub {
-    pub fn register(self: &Arc<Self>, agent_id: &str, session_id: &str) -> Registration {
+    /// Registers a session; `transport` is how it is connected
+    /// (`websocket`, `sse`, `poll`), for the admin views.
+    pub fn register(
+        self: &Arc<Self>,
+        agent_id: &str,
+        session_id: &str,
+        transport: &'static str,
+    ) -> Registration {
         let mut agents = self.lock();
         let route = agents
             .entry(agent_id.to_owned())
@@ -72,7 +80,7 @@ impl Hub {
         let revoked = CancellationToken::new();
         route
             .sessions
-            .insert(session_id.to_owned(), revoked.clone());
+            .insert(session_id.to_owned(), (revoked.clone(), transport));
         Registration {
             hub: self.clone(),
             agent_id: agent_id.to_owned(),
@@ -132,7 +140,7 @@ impl Hub {
     pub fn revoke(&self, agent_id: &str) {
         self.cache.invalidate();
         if let Some(route) = self.lock().get(agent_id) {
-            for token in route.sessions.values() {
+            for (token, _) in route.sessions.values() {
                 token.cancel();
             }
         }
@@ -145,6 +153,17 @@ impl Hub {
 
     pub fn online_sessions(&self, agent_id: &str) -> usize {
         self.lock().get(agent_id).map_or(0, |r| r.sessions.len())
+    }
+
+    /// The transports of the agent's sessions, sorted (one per session).
+    pub fn session_transports(&self, agent_id: &str) -> Vec<&'static str> {
+        let mut transports: Vec<&'static str> = self
+            .lock()
+            .get(agent_id)
+            .map(|r| r.sessions.values().map(|(_, t)| *t).collect())
+            .unwrap_or_default();
+        transports.sort_unstable();
+        transports
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AgentRoute>> {
@@ -171,9 +190,10 @@ mod tests {
     #[test]
     fn wakes_reach_registered_sessions_and_revoke_cancels_them() {
         let hub = Arc::new(Hub::default());
-        let mut a = hub.register("agt_1", "ses_a");
-        let b = hub.register("agt_1", "ses_b");
+        let mut a = hub.register("agt_1", "ses_a", "websocket");
+        let b = hub.register("agt_1", "ses_b", "sse");
         assert_eq!(hub.online_sessions("agt_1"), 2);
+        assert_eq!(hub.session_transports("agt_1"), ["sse", "websocket"]);
         hub.wake("agt_1");
         assert!(a.wake.has_changed().unwrap());
         a.wake.borrow_and_update();
@@ -197,14 +217,14 @@ mod tests {
             hub.try_reserve("agt_2", 2),
             "other agents have their own cap"
         );
-        let a = hub.register("agt_1", "ses_a");
+        let a = hub.register("agt_1", "ses_a", "websocket");
         assert!(
             !hub.try_reserve("agt_1", 2),
             "one session and one reservation"
         );
         hub.unreserve("agt_1");
         assert!(hub.try_reserve("agt_1", 2));
-        let b = hub.register("agt_1", "ses_b");
+        let b = hub.register("agt_1", "ses_b", "sse");
         assert!(!hub.try_reserve("agt_1", 2));
         drop(a);
         assert!(hub.try_reserve("agt_1", 2));

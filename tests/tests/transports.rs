@@ -456,6 +456,33 @@ async fn closing_the_stream_hands_its_events_back_at_once() -> anyhow::Result<()
     Ok(())
 }
 
+/// The admin's agent list says how each online session is connected.
+#[tokio::test]
+async fn the_admin_api_lists_each_sessions_transport() -> anyhow::Result<()> {
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "transports").await?;
+    let _stream = HttpSession::open(&relay, &agent.api_key, Transport::Sse, "").await?;
+    let transports = || async {
+        let answer = relay
+            .request(
+                reqwest::Method::GET,
+                "/api/v1/admin/agents",
+                Some(lobster_e2e::ADMIN_TOKEN),
+                None,
+            )
+            .await?;
+        let listed = answer.json["agents"]
+            .as_array()
+            .and_then(|agents| agents.iter().find(|a| a["agent_id"] == agent.agent_id))
+            .context("the agent is listed")?;
+        anyhow::Ok((
+            listed["online_sessions"].clone(),
+            listed["session_transports"].clone(),
+        ))
+    };
+    assert_eq!(transports().await?, (json!(1), json!(["sse"])));
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_idle_stream_gets_a_keep_alive_comment() -> anyhow::Result<()> {
     let (relay, agent) = relay_with_agent(RelayOpts::default(), "quiet").await?;

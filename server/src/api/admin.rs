@@ -87,6 +87,7 @@ pub async fn list_agents(State(state): State<AppState>, _: Admin) -> Result<Json
                 "created_at": rfc3339(s.created_at),
                 "last_seen": s.last_seen.map(rfc3339),
                 "online_sessions": state.bus.hub().online_sessions(&s.agent.agent_id),
+                "session_transports": state.bus.hub().session_transports(&s.agent.agent_id),
                 "pending_events": s.pending_events,
             })
         })

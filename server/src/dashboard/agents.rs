@@ -46,7 +46,7 @@ async fn render(state: &DashState, op: &Operator, top: String) -> Html<String> {
              {csrf}<button type=\"submit\" class=\"danger\">Revoke</button></form></td></tr>",
             name = esc(a["name"].as_str().unwrap_or_default()),
             ws = esc(a["workspace"].as_str().unwrap_or_default()),
-            online = a["online_sessions"].as_u64().unwrap_or(0),
+            online = online(a),
             seen = esc(a["last_seen"].as_str().unwrap_or("never")),
             pending = a["pending_events"].as_u64().unwrap_or(0),
             qid = esc(&url_part(id)),
@@ -144,4 +144,17 @@ pub async fn revoke(
             Err(err) => notice("error", &err.message),
         };
     render(&state, &op, top).await.into_response()
+}
+
+/// `2 (sse, websocket)`: the agent's online sessions and how they connect.
+fn online(agent: &serde_json::Value) -> String {
+    let count = agent["online_sessions"].as_u64().unwrap_or(0);
+    let transports: Vec<&str> = agent["session_transports"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|t| t.as_str()).collect())
+        .unwrap_or_default();
+    if transports.is_empty() {
+        return count.to_string();
+    }
+    esc(&format!("{count} ({})", transports.join(", ")))
 }

@@ -82,7 +82,7 @@ impl Session {
     async fn run<L: Link>(mut self, mut link: L, transport: &'static str) {
         tracing::info!(transport, "session opened");
         crate::metrics::session_opened();
-        let ending = self.serve(&mut link).await;
+        let ending = self.serve(&mut link, transport).await;
         // Boxed: the goodbye runs once, so an idle session's future need
         // not be as large as it.
         Box::pin(async move {
@@ -95,12 +95,12 @@ impl Session {
 
     /// Agent answers are read here rather than in a task of their own: one
     /// task and no channel per session keeps an idle agent's footprint small.
-    async fn serve<L: Link>(&mut self, link: &mut L) -> Ending {
-        let registration = self
-            .state
-            .bus
-            .hub()
-            .register(&self.agent.agent_id, &self.session_id);
+    async fn serve<L: Link>(&mut self, link: &mut L, transport: &'static str) -> Ending {
+        let registration =
+            self.state
+                .bus
+                .hub()
+                .register(&self.agent.agent_id, &self.session_id, transport);
         let mut wake = registration.wake.clone();
         let port = self.port.clone();
         if let Some(ports) = self.state.store.ports() {
