@@ -194,6 +194,7 @@ fn acker(
 struct SseData {
     resp: reqwest::Response,
     buf: Vec<u8>,
+    ready: std::collections::VecDeque<String>,
 }
 
 impl SseData {
@@ -201,28 +202,36 @@ impl SseData {
         SseData {
             resp,
             buf: Vec::new(),
+            ready: std::collections::VecDeque::new(),
         }
     }
 
     /// The next message with data (comments skipped); `None` at the end.
     async fn next(&mut self) -> anyhow::Result<Option<String>> {
         loop {
-            while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-                let block = std::str::from_utf8(&block).context("the stream is UTF-8")?;
+            if let Some(data) = self.ready.pop_front() {
+                return Ok(Some(data));
+            }
+            match self.resp.chunk().await? {
+                Some(bytes) => self.buf.extend_from_slice(&bytes),
+                None => return Ok(None),
+            }
+            // Every complete message in one pass, then one shift of the rest.
+            let mut start = 0;
+            while let Some(end) = self.buf[start..].windows(2).position(|w| w == b"\n\n") {
+                let block = std::str::from_utf8(&self.buf[start..start + end])
+                    .context("the stream is UTF-8")?;
                 let data: Vec<&str> = block
                     .lines()
                     .filter_map(|line| line.strip_prefix("data:"))
                     .map(|d| d.strip_prefix(' ').unwrap_or(d))
                     .collect();
                 if !data.is_empty() {
-                    return Ok(Some(data.join("\n")));
+                    self.ready.push_back(data.join("\n"));
                 }
+                start += end + 2;
             }
-            match self.resp.chunk().await? {
-                Some(bytes) => self.buf.extend_from_slice(&bytes),
-                None => return Ok(None),
-            }
+            self.buf.drain(..start);
         }
     }
 }
