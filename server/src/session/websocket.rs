@@ -67,10 +67,10 @@ pub async fn connect(
             let session_id = ids::session_id();
             let session = super::run(link, state, agent, session_id, patterns, "websocket");
             // The socket holds its --max-connections slot while it lives.
-            sessions.track_future(async move {
-                session.await;
-                drop(slot);
-            })
+            // `map`, not an `async move` block: awaiting a captured future
+            // moves it into a second slot, and the task would hold the
+            // session's future twice.
+            sessions.track_future(session.map(move |()| drop(slot)))
         }))
 }
 
