@@ -13,7 +13,8 @@
 //! - [`api`]: the HTTP routes and the JSON error edge.
 //! - [`dashboard`]: the admin dashboard at `/dashboard`.
 //! - [`metrics`]: `GET /metrics` and the figures behind it.
-//! - [`session`]: one agent's WebSocket session.
+//! - [`session`]: one agent's session, over a WebSocket, Server-Sent Events
+//!   or long-poll.
 //! - [`retry`]: the retry policy.
 //! - `startup`: logging, the admin token, the listening socket.
 //! - `serve`: the accept loop (plain or TLS, header and handshake timeouts).
@@ -22,6 +23,11 @@
 //! [`main`] is what the `lobster-relay server` command calls; it binds the
 //! socket and hands it to [`run`] with a shutdown token (the end-to-end
 //! tests run the real binary on port 0 instead of calling [`run`]).
+
+// Module docs link to the private modules and types they describe: the
+// links resolve in `cargo doc --document-private-items`, the view meant
+// for the engineers of this crate.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod agent_cache;
 pub mod api;
