@@ -8,15 +8,7 @@ use std::fmt::Write as _;
 use reqwest::Url;
 use serde_json::Value;
 
-/// A field of a JSON object as display text: strings bare, `null` or
-/// missing as `-`, anything else as JSON.
-pub(super) fn field(value: &Value, name: &str) -> String {
-    match value.get(name) {
-        None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
-}
+use crate::ui::{field, table};
 
 /// The answer to `POST /api/v1/admin/agents`, with the key shown once and
 /// the `login` and `listen` lines to paste.
@@ -86,32 +78,7 @@ pub fn agent_table(agents: &[Value]) -> String {
     let rows = agents
         .iter()
         .map(|agent| COLUMNS.iter().map(|(_, key)| field(agent, key)).collect());
-    padded_table(std::iter::once(titles).chain(rows).collect())
-}
-
-/// Rows (the first one the titles) as lines, each column padded to its
-/// widest cell, two spaces between columns.
-pub(super) fn padded_table(rows: Vec<Vec<String>>) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|i| {
-            rows.iter()
-                .filter_map(|row| row.get(i))
-                .map(|cell| cell.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
-    out
+    table(&std::iter::once(titles).chain(rows).collect::<Vec<_>>())
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::render::{field, padded_table};
 use crate::api::{ApiClient, ApiError};
 use crate::cli::endpoint;
+use crate::ui::field;
 
 pub(super) const WORKSPACES: [&str; 4] = ["api", "v1", "admin", "workspaces"];
 
@@ -149,7 +149,11 @@ pub(super) fn table(listed: &Value) -> String {
             fingerprints(w),
         ]
     });
-    padded_table(std::iter::once(titles.to_vec()).chain(rows).collect())
+    crate::ui::table(
+        &std::iter::once(titles.to_vec())
+            .chain(rows)
+            .collect::<Vec<_>>(),
+    )
 }
 
 #[cfg(test)]

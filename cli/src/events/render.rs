@@ -6,20 +6,10 @@
 
 use std::fmt::Write as _;
 
-use console::{measure_text_width, pad_str, style};
+use console::style;
 use serde_json::Value;
 
-use crate::ui::{local_time, printable, printable_multiline};
-
-/// A field as text for a terminal: sender-chosen strings (event types) are
-/// escaped with [`printable`].
-fn field(value: &Value, name: &str) -> String {
-    match value.get(name) {
-        None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(text)) => printable(text).into_owned(),
-        Some(other) => other.to_string(),
-    }
-}
+use crate::ui::{field, local_time, printable, printable_multiline, table};
 
 /// A status, coloured by what it means for the user.
 fn status(text: &str) -> String {
@@ -31,35 +21,6 @@ fn status(text: &str) -> String {
         _ => styled.dim(),
     }
     .to_string()
-}
-
-/// Rows padded to the widest cell of each column (ANSI codes not counted).
-fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|row| row.get(c))
-                .map(|cell| measure_text_width(cell))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&pad_str(cell, widths[c], console::Alignment::Left, None));
-                line.push_str("  ");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out.trim_end().to_owned()
 }
 
 /// The widest event type `events list` shows.

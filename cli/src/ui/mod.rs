@@ -8,6 +8,9 @@
 //! report them); writes to stdout return them, so a closed pipe can end the
 //! program quietly.
 
+mod table;
+pub use table::{field, table};
+
 use std::borrow::Cow;
 use std::fmt::{Display, Write as _};
 use std::io::{self, Write as _};
