@@ -205,35 +205,13 @@ pub async fn leases_that_keep_timing_out_fail_after_the_last_attempt(db: TestDb)
 pub async fn a_replayed_failed_event_gets_a_fresh_retry_budget(db: TestDb) {
     let store = db.open().await;
     let id = insert(&store, 0).await;
-    for attempt in 1..=3 {
-        let session = format!("ses_{attempt}");
-        let claim = store.claim(claim_req(&session, 1, 0)).await.unwrap();
-        assert_eq!(claim.deliveries[0].attempt, attempt);
-    }
-    assert!(
-        store
-            .claim(claim_req("ses_x", 1, 0))
-            .await
-            .unwrap()
-            .deliveries
-            .is_empty()
-    );
-    assert_eq!(status(&store, &id).await, ("failed".into(), 3));
+    time_out_until_failed(&store, &id, 1..=3).await;
 
     store.replay("agt_1", &id).await.unwrap();
     // Three more attempts, by nacks this time: attempt 4 and 5 are retried,
     // attempt 6 uses the new budget up.
     for attempt in 4..=6 {
-        let mut delivery = None;
-        for _ in 0..250 {
-            let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
-            delivery = claim.deliveries.into_iter().next();
-            if delivery.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await; // the 1 ms retry delay
-        }
-        let delivery = delivery.expect("the replayed event is retried within its new budget");
+        let delivery = claim_when_due(&store, "ses_a").await;
         assert_eq!(delivery.attempt, attempt, "the attempt number goes on");
         store.nack("agt_1", "ses_a", &id, "500").await.unwrap();
     }
@@ -241,20 +219,33 @@ pub async fn a_replayed_failed_event_gets_a_fresh_retry_budget(db: TestDb) {
 
     // And again, by timeouts.
     store.replay("agt_1", &id).await.unwrap();
-    for attempt in 7..=9 {
+    time_out_until_failed(&store, &id, 7..=9).await;
+}
+
+/// Leases the agent's only event to a new session per attempt in
+/// `attempts`, each lease running out at once, until it is `failed`.
+async fn time_out_until_failed(store: &Store, id: &str, attempts: std::ops::RangeInclusive<u32>) {
+    let last = *attempts.end();
+    for attempt in attempts {
         let session = format!("ses_t{attempt}");
         let claim = store.claim(claim_req(&session, 1, 0)).await.unwrap();
         assert_eq!(claim.deliveries[0].attempt, attempt);
     }
-    assert!(
-        store
-            .claim(claim_req("ses_y", 1, 0))
-            .await
-            .unwrap()
-            .deliveries
-            .is_empty()
-    );
-    assert_eq!(status(&store, &id).await, ("failed".into(), 9));
+    let after = store.claim(claim_req("ses_after", 1, 0)).await.unwrap();
+    assert!(after.deliveries.is_empty(), "no attempt after the budget");
+    assert_eq!(status(store, id).await, ("failed".into(), last));
+}
+
+/// The next delivery for `session`, once its retry time (1 ms) has come.
+async fn claim_when_due(store: &Store, session: &str) -> Delivery {
+    for _ in 0..250 {
+        let claim = store.claim(claim_req(session, 1, 60_000)).await.unwrap();
+        if let Some(delivery) = claim.deliveries.into_iter().next() {
+            return delivery;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("nothing came due for {session} within 1.25 s")
 }
 
 /// A session fires its acks off without awaiting them, then releases its
@@ -396,16 +387,7 @@ pub async fn replays_are_marked_until_acked(db: TestDb) {
     assert!(claim.deliveries[0].replay);
     store.nack("agt_1", "ses_a", &id, "later").await.unwrap();
     // The retry comes due after the policy's 1 ms backoff.
-    let mut retry = None;
-    for _ in 0..250 {
-        let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
-        retry = claim.deliveries.into_iter().next();
-        if retry.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let retry = retry.expect("the nacked replay comes due again within 5 s");
+    let retry = claim_when_due(&store, "ses_a").await;
     assert!(retry.replay, "a retried replay is still a replay");
     store.ack("agt_1", "ses_a", vec![id.clone()]).await.unwrap();
     let other = insert(&store, 2).await;
@@ -472,12 +454,7 @@ pub async fn listings_page_newest_first_and_filter_by_status(db: TestDb) {
 pub async fn failed_events_are_kept_for_their_own_retention(db: TestDb) {
     let store = db.open().await;
     let failed = insert(&store, 0).await;
-    for attempt in 1..=3 {
-        let session = format!("ses_{attempt}");
-        store.claim(claim_req(&session, 1, 0)).await.unwrap();
-    }
-    store.claim(claim_req("ses_x", 1, 0)).await.unwrap();
-    assert_eq!(status(&store, &failed).await.0, "failed");
+    time_out_until_failed(&store, &failed, 1..=3).await;
     let delivered = insert(&store, 1).await;
     store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     store
