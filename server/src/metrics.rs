@@ -35,7 +35,7 @@ pub const EVENTS_ACKED: &str = "lobster_events_acked_total";
 pub const EVENTS_NACKED: &str = "lobster_events_nacked_total";
 /// Leases that ran out before an ack or nack arrived.
 pub const EVENTS_ACK_TIMEOUTS: &str = "lobster_events_ack_timeouts_total";
-/// Live WebSocket sessions on this instance.
+/// Live agent sessions on this instance, every transport.
 pub const SESSIONS: &str = "lobster_sessions";
 /// Sessions opened since start.
 pub const SESSIONS_OPENED: &str = "lobster_sessions_opened_total";
@@ -114,8 +114,11 @@ fn describe() {
         EVENTS_ACK_TIMEOUTS,
         "Deliveries neither acked nor nacked within the ack timeout."
     );
-    describe_gauge!(SESSIONS, "Live WebSocket sessions on this instance.");
-    describe_counter!(SESSIONS_OPENED, "WebSocket sessions opened.");
+    describe_gauge!(
+        SESSIONS,
+        "Live agent sessions on this instance (WebSocket, SSE, long-poll)."
+    );
+    describe_counter!(SESSIONS_OPENED, "Agent sessions opened (every transport).");
     describe_histogram!(COMMIT_BATCH, "Events made durable per commit.");
     describe_gauge!(
         QUEUE_DEPTH,
@@ -195,13 +198,13 @@ pub fn event_ack_timeout() {
     metrics::counter!(EVENTS_ACK_TIMEOUTS).increment(1);
 }
 
-/// A WebSocket session started; pair with [`session_closed`].
+/// An agent session started; pair with [`session_closed`].
 pub fn session_opened() {
     metrics::gauge!(SESSIONS).increment(1.0);
     metrics::counter!(SESSIONS_OPENED).increment(1);
 }
 
-/// A WebSocket session ended, for whatever reason.
+/// An agent session ended, for whatever reason.
 pub fn session_closed() {
     metrics::gauge!(SESSIONS).decrement(1.0);
 }

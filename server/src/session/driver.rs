@@ -197,26 +197,18 @@ impl Session {
     /// Frees the slots of events whose lease ran out.
     fn expire<L: Link>(&mut self, link: &mut L) {
         let now = Instant::now();
-        let before = self.in_flight.len();
-        if L::PULL {
-            let ids: Vec<String> = self
-                .in_flight
-                .iter()
-                .filter(|(_, until)| **until <= now)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &ids {
-                self.in_flight.remove(id);
-            }
-            link.expired(&ids);
-        } else {
-            self.in_flight.retain(|_, until| *until > now);
-        }
-        let expired = before - self.in_flight.len();
-        for _ in 0..expired {
+        let expired: Vec<String> = self
+            .in_flight
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            self.in_flight.remove(id);
             crate::metrics::event_ack_timeout();
         }
-        self.port.give_back(expired);
+        link.expired(&expired);
+        self.port.give_back(expired.len());
     }
 
     fn ready(&self) -> RelayMessage {

@@ -133,7 +133,7 @@ impl Port {
     /// already waiting. Cancel-safe: nothing is taken until it returns.
     pub async fn pushed(&self, max: usize) -> Vec<Delivery> {
         loop {
-            let batch = self.take_pushed(max);
+            let batch = self.take_pushed(max.max(1));
             if !batch.is_empty() {
                 return batch;
             }
