@@ -405,8 +405,14 @@ impl Session {
             .store
             .release(&self.agent.agent_id, &self.session_id);
         self.touch();
-        if let Err(err) = release.await {
-            tracing::warn!(error = %err, "could not release leases; they return when the ack timeout passes");
+        match release.await {
+            // The released events are due now: the agent's other sessions
+            // (or one that opened while this one was closing, whose claim
+            // saw them still leased) take them at once, not at lease expiry.
+            Ok(()) => self.state.bus.wake(&self.agent.agent_id),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not release leases; they return when the ack timeout passes")
+            }
         }
     }
 }
