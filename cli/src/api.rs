@@ -76,6 +76,18 @@ impl ApiError {
             Self::Status { code, .. } if code == "event_in_flight" => {
                 Some("replay it once it is acked or has failed (`lobster-relay events show ID`)")
             }
+            Self::Status { code, .. } if code == "callback_not_set" => {
+                Some("set one with `lobster-relay callback set https://...`")
+            }
+            Self::Status { code, .. } if code == "encryption_key_required" => Some(
+                "callback URLs are stored encrypted: ask the relay operator to start it with --encryption-key",
+            ),
+            Self::Status { code, .. } if code == "callback_address_forbidden" => Some(
+                "use a URL on a public address, or ask the relay operator to allow its network with --callback-allow-cidr",
+            ),
+            Self::Status { code, .. } if code == "invalid_callback_url" => {
+                Some("give a full https:// URL, e.g. https://app.example.com/hooks")
+            }
             Self::Status { code, .. } if code == "not_found" => {
                 Some("check --relay / LOBSTER_RELAY_URL: that server may not be a lobster-relay")
             }
@@ -155,6 +167,11 @@ impl ApiClient {
     /// `POST {base}/{segments}` with a JSON body, answered with JSON.
     pub async fn post(&self, segments: &[&str], body: &Value) -> Result<Value, ApiError> {
         self.call(Method::POST, segments, Some(body)).await
+    }
+
+    /// `PUT {base}/{segments}` with a JSON body, answered with JSON.
+    pub async fn put(&self, segments: &[&str], body: &Value) -> Result<Value, ApiError> {
+        self.call(Method::PUT, segments, Some(body)).await
     }
 
     /// `DELETE {base}/{segments}`; an empty answer becomes `Value::Null`.

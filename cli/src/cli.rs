@@ -161,6 +161,10 @@ keyring, or credentials.toml (where `login` stored it).")]
     /// Send this agent a test event, as if a webhook had arrived.
     Trigger(TriggerArgs),
 
+    /// Have the relay POST this agent's events to a URL (push delivery) while no session is connected.
+    #[command(subcommand)]
+    Callback(crate::callback::CallbackCommand),
+
     /// Manage agents on a relay you run (needs the relay's admin token).
     #[command(subcommand)]
     Admin(AdminCommand),

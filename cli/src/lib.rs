@@ -38,6 +38,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod callback;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -132,6 +133,7 @@ pub async fn run(cli: Cli, sources: Sources) -> anyhow::Result<()> {
                 Command::Status => status::run(&ctx).await,
                 Command::Events(command) => events::run(&ctx, command).await,
                 Command::Trigger(args) => events::trigger(&ctx, args).await,
+                Command::Callback(command) => callback::run(&ctx, command).await,
                 Command::Admin(command) => admin::run(&ctx, command).await,
                 Command::Server(_)
                 | Command::Healthcheck(_)

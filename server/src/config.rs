@@ -151,6 +151,23 @@ pub struct ServerArgs {
         hide = true
     )]
     pub tls_reload_interval: Option<String>,
+    /// Accept plain http:// callback URLs (push delivery) [default: https only].
+    #[arg(
+        long,
+        env = "RELAY_ALLOW_HTTP_CALLBACKS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_http_callbacks: Option<bool>,
+    /// Networks callbacks may reach although they are loopback, private,
+    /// link-local... e.g. 10.1.2.0/24 [default: none].
+    #[arg(long, env = "RELAY_CALLBACK_ALLOW_CIDR", value_name = "CIDR,...")]
+    pub callback_allow_cidr: Option<String>,
+    /// CA certificates (PEM) trusted for callback URLs, besides the system's.
+    #[arg(long, env = "RELAY_CALLBACK_CA_CERT", value_name = "FILE")]
+    pub callback_ca_cert: Option<PathBuf>,
     /// With PostgreSQL: how often sessions re-check the database for work
     /// whose wake-up was lost [default: 5s with Redis, 1s without].
     #[arg(long, env = "RELAY_RESCAN_INTERVAL", value_name = "DURATION")]
@@ -229,6 +246,12 @@ struct FileConfig {
     request_timeout: Option<String>,
     #[serde(alias = "tls_reload_interval")]
     tls_reload_interval: Option<String>,
+    #[serde(alias = "allow_http_callbacks")]
+    allow_http_callbacks: Option<bool>,
+    #[serde(alias = "callback_allow_cidr")]
+    callback_allow_cidr: Option<String>,
+    #[serde(alias = "callback_ca_cert")]
+    callback_ca_cert: Option<PathBuf>,
 }
 
 /// The certificate chain and key files the relay serves TLS with.
@@ -302,6 +325,10 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Non-WebSocket requests must be answered within this.
     pub request_timeout: Duration,
+    /// Push delivery: which callback URLs and addresses are allowed.
+    pub callback_policy: crate::callback::Policy,
+    /// `--callback-ca-cert`: the PEM file's contents.
+    pub callback_ca_cert: Option<Vec<u8>>,
 }
 
 impl Config {
@@ -375,6 +402,29 @@ impl Config {
                 .as_deref()
                 .unwrap_or(""),
         )?;
+        let callback_policy = crate::callback::Policy {
+            allow_http: flags
+                .allow_http_callbacks
+                .or(file.allow_http_callbacks)
+                .unwrap_or(false),
+            allow: parse_cidrs_for(
+                "callback-allow-cidr",
+                flags
+                    .callback_allow_cidr
+                    .or(file.callback_allow_cidr)
+                    .as_deref()
+                    .unwrap_or(""),
+            )?,
+        };
+        let callback_ca_cert = match flags.callback_ca_cert.or(file.callback_ca_cert) {
+            None => None,
+            Some(path) => Some(std::fs::read(&path).with_context(|| {
+                format!(
+                    "cannot read --callback-ca-cert {}: pass a PEM file of CA certificates",
+                    path.display()
+                )
+            })?),
+        };
         let auth_failure_limit = rate(
             "auth-failure-limit",
             Some(
@@ -509,6 +559,8 @@ impl Config {
             max_connections,
             header_timeout,
             request_timeout,
+            callback_policy,
+            callback_ca_cert,
         })
     }
 
@@ -643,6 +695,11 @@ fn positive(name: &str, value: Option<String>, default: &str) -> anyhow::Result<
 
 /// `10.0.0.0/8, 192.168.1.7, ::1`: networks, or single addresses.
 pub fn parse_cidrs(text: &str) -> anyhow::Result<Vec<IpNet>> {
+    parse_cidrs_for("trusted-proxies", text)
+}
+
+/// [`parse_cidrs`] for the flag `--{name}`, named in the error.
+fn parse_cidrs_for(name: &str, text: &str) -> anyhow::Result<Vec<IpNet>> {
     text.split(',')
         .map(str::trim)
         .filter(|part| !part.is_empty())
@@ -651,7 +708,7 @@ pub fn parse_cidrs(text: &str) -> anyhow::Result<Vec<IpNet>> {
                 .or_else(|_| part.parse::<IpAddr>().map(IpNet::from))
                 .map_err(|_| {
                     anyhow::anyhow!(
-                        "--trusted-proxies: {part:?} is not an IP address or CIDR network: use e.g. 10.0.0.0/8,192.168.1.7,::1"
+                        "--{name}: {part:?} is not an IP address or CIDR network: use e.g. 10.0.0.0/8,192.168.1.7,::1"
                     )
                 })
         })

@@ -1,5 +1,5 @@
-//! Secrets at rest: AES-256-GCM for the workspace signing secrets the store
-//! keeps.
+//! Secrets at rest: AES-256-GCM for the workspace signing secrets and the
+//! agents' callback URLs and callback signing secrets the store keeps.
 //!
 //! A stored secret is text with a version prefix, so a database can hold
 //! both kinds and a reader always knows which it has:
@@ -149,6 +149,12 @@ pub fn open(
 /// to its row and slot.
 pub fn secret_identity(workspace: &str, index: usize) -> Vec<u8> {
     format!("lobster-relay/workspace-secret/v1\0{workspace}\0{index}").into_bytes()
+}
+
+/// The associated data of an agent's sealed callback URL (`"url"`) or
+/// signing secret (`"secret"`): binds the value to its agent and field.
+pub fn callback_identity(agent_id: &str, field: &str) -> Vec<u8> {
+    format!("lobster-relay/callback/v1\0{agent_id}\0{field}").into_bytes()
 }
 
 #[cfg(test)]

@@ -30,12 +30,20 @@ pub struct Hub {
 /// How long a reserved session place waits for its session to register.
 pub const RESERVATION_TTL: Duration = Duration::from_secs(10);
 
+/// The transport of a push-delivery session (`session::callback`). It
+/// yields to every other kind: it does not count as the agent being
+/// connected, nor against `--max-sessions-per-agent`.
+pub const CALLBACK_TRANSPORT: &str = "callback";
+
 struct AgentRoute {
     wake: watch::Sender<u64>,
     /// Session id -> its revocation token and transport.
     sessions: HashMap<String, (CancellationToken, &'static str)>,
     /// Upgrades answered whose sessions have not registered yet.
     reserved: VecDeque<Instant>,
+    /// How many of `sessions` are the agent's own (not callbacks), for
+    /// push delivery to step aside while the agent is connected.
+    connected: watch::Sender<usize>,
 }
 
 impl AgentRoute {
@@ -44,11 +52,22 @@ impl AgentRoute {
             wake: watch::channel(0).0,
             sessions: HashMap::new(),
             reserved: VecDeque::new(),
+            connected: watch::channel(0).0,
         }
     }
 
     fn is_idle(&self) -> bool {
-        self.sessions.is_empty() && self.reserved.is_empty()
+        self.sessions.is_empty()
+            && self.reserved.is_empty()
+            && self.connected.receiver_count() == 0
+    }
+
+    /// The agent's own sessions, callbacks left out.
+    fn connected_count(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|(_, transport)| *transport != CALLBACK_TRANSPORT)
+            .count()
     }
 }
 
@@ -76,11 +95,16 @@ impl Hub {
         let route = agents
             .entry(agent_id.to_owned())
             .or_insert_with(AgentRoute::new);
-        route.reserved.pop_front();
+        if transport != CALLBACK_TRANSPORT {
+            route.reserved.pop_front();
+        }
         let revoked = CancellationToken::new();
         route
             .sessions
             .insert(session_id.to_owned(), (revoked.clone(), transport));
+        if transport != CALLBACK_TRANSPORT {
+            route.connected.send_replace(route.connected_count());
+        }
         Registration {
             hub: self.clone(),
             agent_id: agent_id.to_owned(),
@@ -101,7 +125,7 @@ impl Hub {
         route
             .reserved
             .retain(|at| now.duration_since(*at) < RESERVATION_TTL);
-        if route.sessions.len() + route.reserved.len() >= max {
+        if route.connected_count() + route.reserved.len() >= max {
             if route.is_idle() {
                 agents.remove(agent_id);
             }
@@ -151,8 +175,30 @@ impl Hub {
         &self.cache
     }
 
+    /// The agent's own live sessions on this instance (callbacks left out).
     pub fn online_sessions(&self, agent_id: &str) -> usize {
-        self.lock().get(agent_id).map_or(0, |r| r.sessions.len())
+        self.lock()
+            .get(agent_id)
+            .map_or(0, AgentRoute::connected_count)
+    }
+
+    /// Follows how many of the agent's own sessions (callbacks left out)
+    /// are live on this instance.
+    pub fn watch_connected(&self, agent_id: &str) -> watch::Receiver<usize> {
+        self.lock()
+            .entry(agent_id.to_owned())
+            .or_insert_with(AgentRoute::new)
+            .connected
+            .subscribe()
+    }
+
+    /// Forgets an agent's route if nothing uses it any more (after a
+    /// [`Self::watch_connected`] receiver was dropped).
+    pub fn tidy(&self, agent_id: &str) {
+        let mut agents = self.lock();
+        if agents.get(agent_id).is_some_and(AgentRoute::is_idle) {
+            agents.remove(agent_id);
+        }
     }
 
     /// The transports of the agent's sessions, sorted (one per session).
@@ -175,7 +221,11 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut agents = self.hub.lock();
         if let Some(route) = agents.get_mut(&self.agent_id) {
-            route.sessions.remove(&self.session_id);
+            if let Some((_, transport)) = route.sessions.remove(&self.session_id)
+                && transport != CALLBACK_TRANSPORT
+            {
+                route.connected.send_replace(route.connected_count());
+            }
             if route.is_idle() {
                 agents.remove(&self.agent_id);
             }
@@ -205,6 +255,26 @@ mod tests {
         assert_eq!(hub.online_sessions("agt_1"), 1);
         drop(b);
         assert_eq!(hub.online_sessions("agt_1"), 0);
+    }
+
+    #[test]
+    fn callback_sessions_are_not_the_agent_being_connected() {
+        let hub = Arc::new(Hub::default());
+        let mut connected = hub.watch_connected("agt_1");
+        let push = hub.register("agt_1", "ses_cb", CALLBACK_TRANSPORT);
+        assert_eq!(*connected.borrow_and_update(), 0);
+        assert_eq!(hub.online_sessions("agt_1"), 0);
+        assert!(hub.try_reserve("agt_1", 1), "a callback takes no place");
+        let own = hub.register("agt_1", "ses_ws", "websocket");
+        assert!(connected.has_changed().unwrap());
+        assert_eq!(*connected.borrow_and_update(), 1);
+        assert_eq!(hub.session_transports("agt_1"), ["callback", "websocket"]);
+        drop(own);
+        assert_eq!(*connected.borrow_and_update(), 0);
+        drop(push);
+        drop(connected);
+        hub.tidy("agt_1");
+        assert!(hub.lock().is_empty());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`metrics`]: `GET /metrics` and the figures behind it.
 //! - [`session`]: one agent's session, over a WebSocket, Server-Sent Events
 //!   or long-poll.
+//! - [`callback`]: push delivery's HTTP client and its address policy.
 //! - [`retry`]: the retry policy.
 //! - `startup`: logging, the admin token, the listening socket.
 //! - `serve`: the accept loop (plain or TLS, header and handshake timeouts).
@@ -32,6 +33,7 @@
 pub mod agent_cache;
 pub mod api;
 pub mod bus;
+pub mod callback;
 pub mod config;
 pub mod crypto;
 pub mod dashboard;
@@ -129,6 +131,11 @@ pub async fn run(
         shutdown.clone(),
     )
     .await?;
+    let callback_client = callback::CallbackClient::new(
+        config.callback_policy.clone(),
+        config.callback_ca_cert.as_deref(),
+        config.ack_timeout,
+    )?;
     let state = AppState {
         store: store.clone(),
         bus,
@@ -144,12 +151,14 @@ pub async fn run(
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
         http_sessions: Default::default(),
+        callbacks: Arc::new(session::Callbacks::new(callback_client)),
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
     let gauge = tokio::spawn(gauge_queue(state.clone()));
     if state.store.is_shared() {
         tokio::spawn(watch_revocations(state.clone()));
     }
+    tokio::spawn(sync_callbacks(state.clone()));
     let serving = serve::Serving {
         tls: match &certs {
             Some(certs) => {
@@ -213,6 +222,25 @@ async fn watch_revocations(state: AppState) {
             }
             Err(err) => tracing::warn!(error = %err, "cannot poll revocations"),
         }
+    }
+}
+
+/// Starts push delivery for the stored callbacks; on a shared store, looks
+/// again every few seconds for callbacks set or cleared through other
+/// instances.
+async fn sync_callbacks(state: AppState) {
+    state.callbacks.sync(&state).await;
+    if !state.store.is_shared() {
+        return;
+    }
+    let mut every = tokio::time::interval(session::CALLBACK_SYNC_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        state.callbacks.sync(&state).await;
     }
 }
 

@@ -68,6 +68,8 @@ type Responder = Arc<dyn Fn(&SinkRequest, usize) -> u16 + Send + Sync>;
 struct Shared {
     log: watch::Sender<Vec<SinkRequest>>,
     responder: Mutex<Responder>,
+    /// The `Location` of 3xx answers, when set.
+    location: Mutex<Option<String>>,
 }
 
 /// A recording HTTP endpoint on `127.0.0.1:PORT`; stops when dropped.
@@ -75,19 +77,14 @@ pub struct Sink {
     addr: SocketAddr,
     shared: Arc<Shared>,
     server: JoinHandle<()>,
+    /// `https` for [`Sink::start_tls`], else `http`.
+    scheme: &'static str,
 }
 
 impl Sink {
     /// Starts a sink that answers `200` to everything.
     pub async fn start() -> anyhow::Result<Self> {
-        let shared = Arc::new(Shared {
-            log: watch::Sender::new(Vec::new()),
-            responder: Mutex::new(Arc::new(|_, _| 200)),
-        });
-        let app = Router::new()
-            .fallback(record)
-            .layer(DefaultBodyLimit::max(64 << 20))
-            .with_state(shared.clone());
+        let (shared, app) = Self::app();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the sink")?;
@@ -99,16 +96,66 @@ impl Sink {
             addr,
             shared,
             server,
+            scheme: "http",
         })
+    }
+
+    /// The same over HTTPS, serving `cert` (see [`crate::pki`]).
+    pub async fn start_tls(cert: &crate::pki::ServerCert) -> anyhow::Result<Self> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let (shared, app) = Self::app();
+        let chain = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes())?];
+        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the sink")?;
+        let addr = listener.local_addr()?;
+        let tls = TlsListener {
+            tcp: listener,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        let server = tokio::spawn(async move {
+            axum::serve(tls, app).await.ok();
+        });
+        Ok(Self {
+            addr,
+            shared,
+            server,
+            scheme: "https",
+        })
+    }
+
+    fn app() -> (Arc<Shared>, Router) {
+        let shared = Arc::new(Shared {
+            log: watch::Sender::new(Vec::new()),
+            responder: Mutex::new(Arc::new(|_, _| 200)),
+            location: Mutex::new(None),
+        });
+        let app = Router::new()
+            .fallback(record)
+            .layer(DefaultBodyLimit::max(64 << 20))
+            .with_state(shared.clone());
+        (shared, app)
+    }
+
+    /// 3xx answers carry `Location: {url}` from now on.
+    pub fn redirect_to(&self, url: &str) {
+        *self.shared.location.lock().expect("location lock") = Some(url.to_owned());
     }
 
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
 
-    /// `http://127.0.0.1:PORT{path}`.
+    /// `http://127.0.0.1:PORT{path}` (`https` for [`Sink::start_tls`]).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// `127.0.0.1:PORT{path}`: the scheme-less form `--forward` accepts.
@@ -173,7 +220,8 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
     let responder = shared.responder.lock().expect("responder lock").clone();
     let mut req = SinkRequest {
         seq: 0,
@@ -204,7 +252,43 @@ async fn record(
         req.status = responder(&req, earlier);
         log.push(req.clone());
     });
-    StatusCode::from_u16(req.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    let status = StatusCode::from_u16(req.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let location = shared.location.lock().expect("location lock").clone();
+    match location {
+        Some(url) if status.is_redirection() => {
+            (status, [(axum::http::header::LOCATION, url)]).into_response()
+        }
+        _ => status.into_response(),
+    }
+}
+
+/// Accepts TCP connections and completes their TLS handshakes, one at a
+/// time (enough for a test's receiver).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            let handshake =
+                tokio::time::timeout(Duration::from_secs(10), self.acceptor.accept(tcp)).await;
+            if let Ok(Ok(tls)) = handshake {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 #[cfg(test)]

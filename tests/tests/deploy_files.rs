@@ -205,6 +205,7 @@ async fn env_example_values_start_a_relay() -> anyhow::Result<()> {
             }
             "RELAY_TLS_CERT" => cert.display().to_string(),
             "RELAY_TLS_KEY" => key.display().to_string(),
+            "RELAY_CALLBACK_CA_CERT" => ca.ca_cert.display().to_string(),
             "RELAY_CONFIG" => config.display().to_string(),
             "WEBHOOK_SECRET" if entry.value.is_empty() => webhook_secret(),
             _ => entry.value.clone(),

@@ -2,6 +2,7 @@
 
 pub(crate) mod admin;
 mod agent;
+mod callbacks;
 pub(crate) mod auth;
 pub mod backlog;
 mod error;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub sessions: TaskTracker,
     /// This instance's SSE and long-poll sessions, by id.
     pub http_sessions: Arc<crate::session::HttpSessions>,
+    /// Push delivery to agents' callback URLs.
+    pub callbacks: Arc<crate::session::Callbacks>,
 }
 
 impl AppState {
@@ -66,6 +69,12 @@ pub fn router(state: AppState) -> Router {
             post(crate::session::post_answers),
         )
         .route("/api/v1/agent/poll", get(crate::session::poll))
+        .route(
+            "/api/v1/agent/callback",
+            get(callbacks::show)
+                .put(callbacks::set)
+                .delete(callbacks::clear),
+        )
         .route("/api/v1/agent/events", get(agent::list_events))
         .route("/api/v1/agent/events/{id}", get(agent::event_detail))
         .route("/api/v1/agent/events/replay-failed", post(replay::agent))

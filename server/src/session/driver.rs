@@ -288,8 +288,7 @@ impl Session {
         for delivery in deliveries {
             let id = delivery.id.clone();
             crate::metrics::event_delivered();
-            let frame = event_frame(delivery).to_json();
-            link.feed_event(&id, frame).await?;
+            link.feed(delivery).await?;
             self.in_flight.insert(id, deadline);
         }
         link.flush().await
@@ -436,7 +435,7 @@ async fn log_failure(
     }
 }
 
-fn event_frame(d: Delivery) -> RelayMessage {
+pub(super) fn event_frame(d: Delivery) -> RelayMessage {
     let (body, body_encoding) = EventFrame::encode_body(&d.body);
     RelayMessage::Event(EventFrame {
         id: d.id,

@@ -51,6 +51,20 @@ pub(crate) trait Link: Send {
         json: String,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
+    /// Queues a leased event: as an event frame ([`Link::feed_event`])
+    /// unless the transport carries events some other way (a callback
+    /// POSTs the original request).
+    fn feed(
+        &mut self,
+        delivery: crate::store::Delivery,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        async move {
+            let id = delivery.id.clone();
+            let frame = super::driver::event_frame(delivery).to_json();
+            self.feed_event(&id, frame).await
+        }
+    }
+
     fn flush(&mut self) -> impl Future<Output = Result<(), String>> + Send;
 
     /// Sends one frame at once (`ready`).

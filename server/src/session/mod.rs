@@ -14,11 +14,14 @@
 //!   stream; answers come by `POST`.
 //! - [`poll`]: `GET /api/v1/agent/poll`, a long-poll per batch of events;
 //!   answers come by `POST`.
+//! - [`callback`]: push delivery, a server-side session that POSTs each
+//!   event to the agent's callback URL while the agent is not connected.
 //! - [`link`]: the [`Link`] trait a transport implements; [`driver`]: the
 //!   loop.
 //! - [`http`]: the HTTP sessions of this instance by id, and
 //!   `POST /api/v1/agent/stream/{session_id}/acks`.
 
+mod callback;
 mod driver;
 mod http;
 mod link;
@@ -28,6 +31,7 @@ mod websocket;
 
 use crate::api::ApiError;
 
+pub use callback::{Callbacks, SYNC_EVERY as CALLBACK_SYNC_EVERY, Target as CallbackTarget};
 use driver::run;
 pub use http::{HttpSessions, post_answers};
 pub(crate) use link::{AnswerBatch, BatchOutcome, Ending, Inbound, Link};

@@ -4,6 +4,7 @@
 //! embedded default; a PostgreSQL variant implements the same operations with
 //! leases in the database so that several relay instances can share it.
 
+pub mod callbacks;
 pub mod dashboard;
 mod postgres;
 pub mod push;

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, DUE_INDEX),
     (4, REPLAY_FLAG),
     (5, RETRY_BASE),
+    (6, super::callbacks::SCHEMA),
 ];
 
 /// Version 3: finding an agent's next retry or lease expiry is an index seek,

@@ -19,6 +19,7 @@
 //! (reads and retention), `agents`.
 
 mod agents;
+mod callbacks;
 mod dashboard;
 mod events;
 mod lanes;

@@ -12,6 +12,7 @@
 //! order they were submitted, which the session loop relies on (an ack is
 //! applied before the claim that follows it).
 
+mod callbacks;
 mod dashboard;
 pub(crate) mod files;
 mod queries;
@@ -50,8 +51,9 @@ struct Readers {
 }
 
 /// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes;
-/// 4: the same as partial indexes.
-const SCHEMA_VERSION: i32 = 6;
+/// 4: the same as partial indexes; 5: replay flag; 6: retry base;
+/// 7: callbacks.
+const SCHEMA_VERSION: i32 = 7;
 const MAX_READERS: usize = 8;
 /// Prepared statements kept per connection. rusqlite's default (16) is
 /// fewer than the writer uses, so its least recently used statements were
@@ -450,6 +452,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             tx.execute_batch(
                 "ALTER TABLE events ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0;",
             )?;
+        }
+        if version < 7 {
+            // Schema 7: agents' callback URLs for push delivery.
+            callbacks::migrate_to_7(&tx)?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;

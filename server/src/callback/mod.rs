@@ -1,0 +1,426 @@
+//! Push delivery: the relay POSTs an agent's events to its callback URL.
+//!
+//! - [`address`]: which addresses a callback may reach (the SSRF policy).
+//! - [`CallbackClient`]: the HTTP client that POSTs one event, signed with
+//!   the agent's callback secret (Standard Webhooks), checking every
+//!   address it connects to, following no redirect, reading at most
+//!   [`BODY_CAP`] of an answer.
+//! - The session that feeds it is `session::callback`; the registration
+//!   endpoints are in `api::callbacks`.
+
+pub mod address;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use lobster_shared::signature::{SigningKey, header, sign_standard};
+use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::store::Delivery;
+
+/// Most bytes of a callback's answer read (the rest is dropped unread).
+pub const BODY_CAP: usize = 4096;
+/// Longest URL an agent may register.
+pub const MAX_URL_LEN: usize = 2048;
+/// Time to open a connection (TCP and TLS) to a callback.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a whole callback request may take, answer included; shorter
+/// when the ack timeout is (see [`CallbackClient::new`]).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The `user-agent` of callback requests.
+const USER_AGENT: &str = concat!("lobster-relay/", env!("CARGO_PKG_VERSION"), " (callback)");
+
+/// The operator's callback rules.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// `--allow-http-callbacks`: plain `http://` URLs are accepted.
+    pub allow_http: bool,
+    /// `--callback-allow-cidr`: networks exempt from the address check.
+    pub allow: Vec<IpNet>,
+}
+
+impl Policy {
+    /// Parses and checks a URL an agent wants events POSTed to: absolute,
+    /// `https` (or `http` when allowed), a host, no fragment, not too long;
+    /// an IP literal host must be an allowed address. A name is checked
+    /// each time it is resolved, at delivery.
+    pub fn validate_url(&self, text: &str) -> Result<Url, UrlError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("the callback URL is empty".into());
+        }
+        if text.len() > MAX_URL_LEN {
+            return Err(format!("the callback URL is longer than {MAX_URL_LEN} characters").into());
+        }
+        let url = Url::parse(text).map_err(|e| {
+            UrlError::Invalid(format!(
+                "{text:?} is not an absolute URL ({e}); give one like https://example.com/hooks"
+            ))
+        })?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {}
+            "http" => {
+                return Err(
+                    "callback URLs must use https (this relay does not allow plain http callbacks)"
+                        .into(),
+                );
+            }
+            other => return Err(format!("callback URLs must use https, not {other}:").into()),
+        }
+        if url.fragment().is_some() {
+            return Err("a callback URL cannot have a #fragment".into());
+        }
+        match url.host() {
+            None => return Err("the callback URL has no host".into()),
+            Some(url::Host::Domain(name)) if name.is_empty() => {
+                return Err("the callback URL has no host".into());
+            }
+            Some(_) => {}
+        }
+        if let Some(ip) = literal_ip(&url) {
+            address::check(ip, &self.allow)
+                .map_err(|blocked| UrlError::Forbidden(blocked.to_string()))?;
+        }
+        Ok(url)
+    }
+}
+
+/// Why a callback URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlError {
+    /// Not a URL the relay can call (syntax, scheme, length).
+    Invalid(String),
+    /// Its host is an address callbacks may not reach.
+    Forbidden(String),
+}
+
+impl From<String> for UrlError {
+    fn from(message: String) -> Self {
+        UrlError::Invalid(message)
+    }
+}
+
+impl From<&str> for UrlError {
+    fn from(message: &str) -> Self {
+        UrlError::Invalid(message.to_owned())
+    }
+}
+
+impl std::fmt::Display for UrlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UrlError::Invalid(m) | UrlError::Forbidden(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The host of `url` when it is an IP literal (the resolver never sees it).
+fn literal_ip(url: &Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// Resolves names as the system does, then drops every address the policy
+/// refuses; a name left with none fails with the reason.
+struct CheckedResolver {
+    allow: Arc<Vec<IpNet>>,
+}
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|addr| match address::check(addr.ip(), &allow) {
+                    Ok(()) => true,
+                    Err(blocked) => {
+                        refused.get_or_insert(blocked);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let reason = match refused {
+                    Some(blocked) => format!("{host} resolves only to refused addresses: {blocked}"),
+                    None => format!("{host} resolves to no address"),
+                };
+                return Err(reason.into());
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// POSTs events to callback URLs. Cheap to clone.
+#[derive(Clone)]
+pub struct CallbackClient {
+    client: reqwest::Client,
+    policy: Arc<Policy>,
+}
+
+impl CallbackClient {
+    /// A client for `policy`, trusting the platform's roots and `extra_roots`
+    /// (`--callback-ca-cert`, PEM). A request takes at most 10 s, and
+    /// never longer than 90 % of `ack_timeout`, so its answer always comes
+    /// before its lease runs out.
+    pub fn new(
+        policy: Policy,
+        extra_roots: Option<&[u8]>,
+        ack_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let timeout = REQUEST_TIMEOUT.min(ack_timeout.mul_f32(0.9));
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the name itself, past the address check.
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
+            .user_agent(USER_AGENT)
+            .dns_resolver(CheckedResolver {
+                allow: Arc::new(policy.allow.clone()),
+            });
+        if let Some(pem) = extra_roots {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| anyhow::anyhow!("--callback-ca-cert is not valid PEM: {e}"))?;
+            if certs.is_empty() {
+                anyhow::bail!(
+                    "--callback-ca-cert holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                );
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the callback HTTP client: {e}"))?;
+        Ok(CallbackClient {
+            client,
+            policy: Arc::new(policy),
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// POSTs one event: `Ok` when the callback answered 2xx, else why not
+    /// (the nack reason recorded in the event's attempts).
+    pub async fn deliver(
+        &self,
+        url: &Url,
+        key: &SigningKey,
+        delivery: &Delivery,
+    ) -> Result<(), String> {
+        // Checked again at each delivery: the allowed networks may have
+        // changed since the URL was registered.
+        if let Some(ip) = literal_ip(url) {
+            address::check(ip, &self.policy.allow)
+                .map_err(|blocked| format!("callback refused: {blocked}"))?;
+        }
+        let unix = crate::store::now_ms() / 1000;
+        let mut request = self.client.post(url.clone());
+        for (name, value) in forwarded_headers(&delivery.headers) {
+            request = request.header(name, value);
+        }
+        let request = request
+            .header(header::WEBHOOK_ID, &delivery.id)
+            .header(header::WEBHOOK_TIMESTAMP, unix.to_string())
+            .header(
+                header::WEBHOOK_SIGNATURE,
+                sign_standard(key, &delivery.id, unix, &delivery.body),
+            )
+            .header("lobster-relay-event-id", &delivery.id)
+            .header("lobster-relay-attempt", delivery.attempt.to_string())
+            .body(delivery.body.clone());
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| format!("callback failed: {}", error_chain(&e)))?;
+        let status = response.status();
+        let mut body = Vec::new();
+        while body.len() < BODY_CAP {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                // The status already decides; a broken body only loses the
+                // reason's excerpt.
+                Err(_) => break,
+            }
+        }
+        if status.is_success() {
+            return Ok(());
+        }
+        let mut reason = format!("callback answered {status}");
+        if status.is_redirection() {
+            reason.push_str(" (redirects are not followed)");
+        }
+        body.truncate(BODY_CAP.min(200));
+        let excerpt = String::from_utf8_lossy(&body);
+        let excerpt = excerpt.trim();
+        if !excerpt.is_empty() {
+            reason.push_str(": ");
+            reason.push_str(excerpt);
+        }
+        Err(reason)
+    }
+}
+
+/// The sender's headers as they came, less what HTTP or this request owns:
+/// hop-by-hop headers, `host`, `content-length`, our `lobster-relay-*`
+/// headers, and the Standard Webhooks headers, which the relay's own
+/// signature replaces.
+fn forwarded_headers(original: &[(String, String)]) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    const DROPPED: [&str; 14] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "host",
+        "content-length",
+        header::WEBHOOK_ID,
+        header::WEBHOOK_TIMESTAMP,
+        header::WEBHOOK_SIGNATURE,
+    ];
+    original
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = http::HeaderName::from_bytes(name.as_bytes()).ok()?;
+            if DROPPED.contains(&name.as_str()) || name.as_str().starts_with("lobster-relay-") {
+                return None;
+            }
+            Some((name, http::HeaderValue::from_str(value).ok()?))
+        })
+        .collect()
+}
+
+/// An error with its causes, `a: b: c`, without repeats.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy::default()
+    }
+
+    #[test]
+    fn urls_must_be_https_unless_http_is_allowed() {
+        assert!(policy().validate_url("https://example.com/hooks").is_ok());
+        let err = policy().validate_url("http://example.com/hooks").unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
+        let http = Policy {
+            allow_http: true,
+            ..Policy::default()
+        };
+        assert!(http.validate_url("http://example.com/hooks").is_ok());
+        for bad in ["ftp://example.com/", "example.com/hooks", "", "https://x.example/#frag"] {
+            assert!(policy().validate_url(bad).is_err(), "{bad}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert!(policy().validate_url(&long).is_err());
+    }
+
+    #[test]
+    fn ip_literal_hosts_are_checked_in_every_spelling() {
+        for url in [
+            "https://127.0.0.1/",
+            "https://[::1]/",
+            "https://10.1.2.3:8443/x",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://2130706433/",
+            "https://0x7f.1/",
+            "https://0/",
+        ] {
+            match policy().validate_url(url) {
+                Err(UrlError::Forbidden(err)) => {
+                    assert!(err.contains("callbacks may not reach"), "{url}: {err}")
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert!(policy().validate_url("https://8.8.8.8/").is_ok());
+        let allowed = Policy {
+            allow: vec!["127.0.0.1/32".parse().unwrap()],
+            ..Policy::default()
+        };
+        assert!(allowed.validate_url("https://127.0.0.1:9/").is_ok());
+        assert!(allowed.validate_url("https://[::ffff:127.0.0.1]/").is_err());
+    }
+
+    #[test]
+    fn the_resolver_drops_refused_addresses() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let resolver = CheckedResolver {
+            allow: Arc::new(Vec::new()),
+        };
+        let err = rt
+            .block_on(resolver.resolve("localhost".parse().unwrap()))
+            .err()
+            .expect("localhost is refused");
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let allowing = CheckedResolver {
+            allow: Arc::new(vec!["127.0.0.0/8".parse().unwrap()]),
+        };
+        let addrs: Vec<SocketAddr> = rt
+            .block_on(allowing.resolve("localhost".parse().unwrap()))
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.is_ipv4()), "{addrs:?}");
+    }
+
+    #[test]
+    fn sender_headers_pass_but_signature_and_hop_by_hop_headers_do_not() {
+        let original: Vec<(String, String)> = [
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("host", "relay.example"),
+            ("content-length", "12"),
+            ("connection", "close"),
+            ("webhook-signature", "v1,forged"),
+            ("lobster-relay-attempt", "9"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        let names: Vec<String> = forwarded_headers(&original)
+            .into_iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(names, ["content-type", "x-github-event"]);
+    }
+}

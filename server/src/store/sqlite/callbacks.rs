@@ -1,0 +1,110 @@
+//! Callbacks on SQLite (schema version 7 adds their table).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::SqliteStore;
+use crate::store::callbacks::{COLUMNS, RawRow, StoredCallback, callback_from};
+use crate::store::{StoreError, now_ms};
+
+/// Schema version 7: one callback per agent; `url` and `secret` are sealed
+/// (`v1:...`).
+const SCHEMA: &str = "
+CREATE TABLE callbacks (
+    agent_id   TEXT PRIMARY KEY,
+    url        TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+";
+
+fn raw(r: &Row) -> rusqlite::Result<RawRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn upsert(
+    c: &Connection,
+    agent_id: &str,
+    url: &str,
+    secret: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    Ok(c.prepare_cached(
+        "INSERT INTO callbacks (agent_id, url, secret, version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 1, ?4, ?4)
+         ON CONFLICT (agent_id) DO UPDATE SET url = excluded.url, secret = excluded.secret,
+             version = callbacks.version + 1, updated_at = excluded.updated_at
+         RETURNING version",
+    )?
+    .query_row(params![agent_id, url, secret, now], |r| r.get(0))?)
+}
+
+impl SqliteStore {
+    pub fn set_callback(
+        &self,
+        agent_id: &str,
+        url: String,
+        secret: String,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send + use<> {
+        let agent_id = agent_id.to_owned();
+        self.writer
+            .submit(move |c| upsert(c, &agent_id, &url, &secret, now_ms()))
+    }
+
+    pub fn clear_callback(
+        &self,
+        agent_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
+        let agent_id = agent_id.to_owned();
+        self.writer.submit(move |c| {
+            Ok(c.prepare_cached("DELETE FROM callbacks WHERE agent_id = ?1")?
+                .execute(params![agent_id])?
+                > 0)
+        })
+    }
+
+    pub async fn callback(&self, agent_id: &str) -> Result<Option<StoredCallback>, StoreError> {
+        let agent_id = agent_id.to_owned();
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM callbacks c JOIN agents a ON a.agent_id = c.agent_id
+                 WHERE c.agent_id = ?1 AND a.revoked_at IS NULL"
+            ))?
+            .query_row(params![agent_id], raw)
+            .optional()?
+            .map(callback_from))
+        })
+        .await
+    }
+
+    pub async fn list_callbacks(&self) -> Result<Vec<StoredCallback>, StoreError> {
+        self.read(|c| {
+            let mut list = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM callbacks c JOIN agents a ON a.agent_id = c.agent_id
+                 WHERE a.revoked_at IS NULL ORDER BY c.agent_id"
+            ))?;
+            let rows = list
+                .query_map([], raw)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows.into_iter().map(callback_from).collect())
+        })
+        .await
+    }
+}
+
+/// Brings a database from schema version 6 to 7.
+pub(super) fn migrate_to_7(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
