@@ -57,9 +57,7 @@ impl AgentRoute {
     }
 
     fn is_idle(&self) -> bool {
-        self.sessions.is_empty()
-            && self.reserved.is_empty()
-            && self.connected.receiver_count() == 0
+        self.sessions.is_empty() && self.reserved.is_empty() && self.connected.receiver_count() == 0
     }
 
     /// The agent's own sessions, callbacks left out.

@@ -8,7 +8,9 @@
 
 use anyhow::Context as _;
 use lobster_e2e::pki::TestCa;
-use lobster_e2e::{Answer, Listener, Relay, RelayOpts, Sender, Sink, WAIT, accepted_id, eventually};
+use lobster_e2e::{
+    Answer, Listener, Relay, RelayOpts, Sender, Sink, WAIT, accepted_id, eventually,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -46,7 +48,12 @@ async fn put_callback(relay: &Relay, api_key: &str, url: &str) -> anyhow::Result
 /// `PUT`s `url`, expects `200`; returns the signing secret.
 async fn set_callback(relay: &Relay, api_key: &str, url: &str) -> anyhow::Result<String> {
     let answer = put_callback(relay, api_key, url).await?;
-    anyhow::ensure!(answer.status == 200, "PUT callback: {} {}", answer.status, answer.text);
+    anyhow::ensure!(
+        answer.status == 200,
+        "PUT callback: {} {}",
+        answer.status,
+        answer.text
+    );
     let secret = answer.json["signing_secret"]
         .as_str()
         .context("signing_secret")?
@@ -96,16 +103,16 @@ async fn events_are_pushed_byte_for_byte_with_a_signature_the_receiver_can_verif
     );
 
     // Not JSON, not UTF-8: the receiver must get exactly these bytes.
-    let body: Vec<u8> = b"\x00\xffraw bytes {\"a\": 1}\r\n\x80"
-        .iter()
-        .copied()
-        .collect();
+    let body: Vec<u8> = b"\x00\xffraw bytes {\"a\": 1}\r\n\x80".to_vec();
     let id = accepted_id(
         &Sender::default()
             .post(
                 &agent.webhook_url,
                 &body,
-                &[("X-Custom", "kept as sent"), ("Content-Type", "application/octet-stream")],
+                &[
+                    ("X-Custom", "kept as sent"),
+                    ("Content-Type", "application/octet-stream"),
+                ],
             )
             .await?,
     );
@@ -115,7 +122,10 @@ async fn events_are_pushed_byte_for_byte_with_a_signature_the_receiver_can_verif
     assert_eq!(request.path, "/hooks/secret-path-7f3a");
     assert_eq!(request.body.to_vec(), body, "the body is byte for byte");
     assert_eq!(request.header("x-custom"), Some("kept as sent"));
-    assert_eq!(request.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/octet-stream")
+    );
     assert_eq!(request.header("webhook-id"), Some(id.as_str()));
     assert_eq!(request.event_id(), Some(id.as_str()));
     assert_eq!(request.attempt(), Some(1));
@@ -147,7 +157,12 @@ async fn events_are_pushed_byte_for_byte_with_a_signature_the_receiver_can_verif
     }
 
     let cleared = relay
-        .request(Method::DELETE, "/api/v1/agent/callback", Some(&agent.api_key), None)
+        .request(
+            Method::DELETE,
+            "/api/v1/agent/callback",
+            Some(&agent.api_key),
+            None,
+        )
         .await?;
     assert_eq!(cleared.status, 204, "{}", cleared.text);
     let gone = relay
@@ -210,7 +225,10 @@ async fn forbidden_addresses_are_refused_when_the_callback_is_set() -> anyhow::R
         ("https://[::1]/", "loopback"),
         ("https://10.0.0.1/hooks", "private"),
         ("https://10.255.1.2:8443/", "private"),
-        ("https://169.254.169.254/latest/meta-data/", "cloud metadata"),
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            "cloud metadata",
+        ),
         ("https://[::ffff:127.0.0.1]/", "IPv4-mapped"),
         ("https://192.168.0.10/", "private"),
         ("https://100.64.0.1/", "CGNAT"),
@@ -235,19 +253,21 @@ async fn forbidden_addresses_are_refused_when_the_callback_is_set() -> anyhow::R
     let none = relay
         .agent_get(&agent.api_key, "/api/v1/agent/callback")
         .await?;
-    assert_eq!(none.assert_error(404), "callback_not_set", "nothing was stored");
+    assert_eq!(
+        none.assert_error(404),
+        "callback_not_set",
+        "nothing was stored"
+    );
 
     // Without an encryption key nothing is stored at all.
-    let (bare, bare_agent) =
-        lobster_e2e::relay_with_agent(RelayOpts::default(), "no-key").await?;
+    let (bare, bare_agent) = lobster_e2e::relay_with_agent(RelayOpts::default(), "no-key").await?;
     let refused = put_callback(&bare, &bare_agent.api_key, "https://example.com/").await?;
     assert_eq!(refused.assert_error(409), "encryption_key_required");
     Ok(())
 }
 
 #[tokio::test]
-async fn a_name_resolving_to_loopback_is_refused_at_delivery_and_recorded() -> anyhow::Result<()>
-{
+async fn a_name_resolving_to_loopback_is_refused_at_delivery_and_recorded() -> anyhow::Result<()> {
     let ca = TestCa::new("callback CA")?;
     let receiver = Sink::start_tls(&ca.server_cert(1)?).await?;
     // No --callback-allow-cidr: loopback is forbidden.
@@ -286,7 +306,12 @@ async fn a_redirect_to_loopback_is_not_followed() -> anyhow::Result<()> {
     receiver.redirect_to(&inner.url("/admin"));
     let (relay, agent) = relay(
         &ca,
-        &["--callback-allow-cidr", "127.0.0.1/32", "--retry-max-attempts", "1"],
+        &[
+            "--callback-allow-cidr",
+            "127.0.0.1/32",
+            "--retry-max-attempts",
+            "1",
+        ],
     )
     .await?;
     set_callback(&relay, &agent.api_key, &receiver.url("/")).await?;

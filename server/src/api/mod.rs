@@ -2,9 +2,9 @@
 
 pub(crate) mod admin;
 mod agent;
-mod callbacks;
 pub(crate) mod auth;
 pub mod backlog;
+mod callbacks;
 mod error;
 mod limits;
 pub mod replay;

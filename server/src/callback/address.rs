@@ -224,7 +224,8 @@ mod tests {
         let err = check("10.1.2.3".parse().unwrap(), &[]).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("10.1.2.3 is a private address") && text.contains("--callback-allow-cidr"),
+            text.contains("10.1.2.3 is a private address")
+                && text.contains("--callback-allow-cidr"),
             "{text}"
         );
     }

@@ -76,7 +76,7 @@ impl Policy {
         }
         match url.host() {
             None => return Err("the callback URL has no host".into()),
-            Some(url::Host::Domain(name)) if name.is_empty() => {
+            Some(url::Host::Domain("")) => {
                 return Err("the callback URL has no host".into());
             }
             Some(_) => {}
@@ -138,9 +138,8 @@ impl Resolve for CheckedResolver {
         let allow = self.allow.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
@@ -154,7 +153,9 @@ impl Resolve for CheckedResolver {
                 .collect();
             if allowed.is_empty() {
                 let reason = match refused {
-                    Some(blocked) => format!("{host} resolves only to refused addresses: {blocked}"),
+                    Some(blocked) => {
+                        format!("{host} resolves only to refused addresses: {blocked}")
+                    }
                     None => format!("{host} resolves to no address"),
                 };
                 return Err(reason.into());
@@ -336,14 +337,21 @@ mod tests {
     #[test]
     fn urls_must_be_https_unless_http_is_allowed() {
         assert!(policy().validate_url("https://example.com/hooks").is_ok());
-        let err = policy().validate_url("http://example.com/hooks").unwrap_err();
+        let err = policy()
+            .validate_url("http://example.com/hooks")
+            .unwrap_err();
         assert!(err.to_string().contains("https"), "{err}");
         let http = Policy {
             allow_http: true,
             ..Policy::default()
         };
         assert!(http.validate_url("http://example.com/hooks").is_ok());
-        for bad in ["ftp://example.com/", "example.com/hooks", "", "https://x.example/#frag"] {
+        for bad in [
+            "ftp://example.com/",
+            "example.com/hooks",
+            "",
+            "https://x.example/#frag",
+        ] {
             assert!(policy().validate_url(bad).is_err(), "{bad}");
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
@@ -400,7 +408,10 @@ mod tests {
             .map_err(|e| e.to_string())
             .unwrap()
             .collect();
-        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.is_ipv4()), "{addrs:?}");
+        assert!(
+            addrs.iter().all(|a| a.ip().is_loopback() && a.is_ipv4()),
+            "{addrs:?}"
+        );
     }
 
     #[test]

@@ -68,9 +68,11 @@ impl SqliteStore {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
         let agent_id = agent_id.to_owned();
         self.writer.submit(move |c| {
-            Ok(c.prepare_cached("DELETE FROM callbacks WHERE agent_id = ?1")?
-                .execute(params![agent_id])?
-                > 0)
+            Ok(
+                c.prepare_cached("DELETE FROM callbacks WHERE agent_id = ?1")?
+                    .execute(params![agent_id])?
+                    > 0,
+            )
         })
     }
 
