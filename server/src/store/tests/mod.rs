@@ -57,4 +57,5 @@ on_every_backend!(
     writes_after_close_fail_cleanly,
 );
 
+mod callbacks;
 mod workspaces;
