@@ -9,7 +9,7 @@
 use anyhow::Context as _;
 use lobster_e2e::pki::TestCa;
 use lobster_e2e::{
-    Answer, Listener, Relay, RelayOpts, Sender, Sink, WAIT, accepted_id, eventually,
+    Answer, CliUser, Listener, Relay, RelayOpts, Sender, Sink, WAIT, accepted_id, eventually,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -391,5 +391,71 @@ async fn a_connected_listen_takes_precedence_over_the_callback() -> anyhow::Resu
     relay
         .wait_event_status(&agent.api_key, &to_callback, "delivered", WAIT)
         .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_cli_sets_shows_and_clears_the_callback() -> anyhow::Result<()> {
+    let ca = TestCa::new("callback CA")?;
+    let receiver = Sink::start_tls(&ca.server_cert(1)?).await?;
+    let (relay, agent) = relay(&ca, &["--callback-allow-cidr", "127.0.0.1/32"]).await?;
+    let user = CliUser::new()?
+        .env("LOBSTER_RELAY_URL", &relay.url())
+        .env("LOBSTER_RELAY_API_KEY", &agent.api_key);
+    let url = receiver.url("/cli-hooks");
+
+    let set = user.run(&["callback", "set", &url]).await?;
+    set.expect_code(0);
+    let secret = set.stdout.trim().to_owned();
+    assert!(
+        secret.starts_with("whsec_") && !secret.contains('\n'),
+        "stdout is the secret alone: {}",
+        set.stdout
+    );
+    assert!(set.stderr.contains("shown once"), "{}", set.stderr);
+
+    let id = accepted_id(
+        &Sender::default()
+            .post(&agent.webhook_url, br#"{"type":"via.cli"}"#, &[])
+            .await?,
+    );
+    let requests = receiver.wait_for(1, WAIT).await?;
+    let timestamp: i64 = requests[0]
+        .header("webhook-timestamp")
+        .context("timestamp")?
+        .parse()?;
+    assert_eq!(
+        requests[0].header("webhook-signature"),
+        Some(
+            Sender::new(&secret)
+                .sign(&id, timestamp, br#"{"type":"via.cli"}"#)
+                .as_str()
+        ),
+        "the secret the CLI printed verifies the push"
+    );
+
+    let shown = user.run(&["callback", "show"]).await?;
+    shown.expect_code(0);
+    assert!(shown.stdout.contains(&url), "{}", shown.stdout);
+    assert!(!shown.stdout.contains(&secret), "{}", shown.stdout);
+    let json = user.run(&["callback", "show", "--json"]).await?;
+    assert_eq!(json.expect_code(0).json()["url"], url.as_str());
+
+    user.run(&["callback", "clear"]).await?.expect_code(0);
+    let gone = user.run(&["callback", "show"]).await?;
+    gone.expect_code(1);
+    assert!(
+        gone.stderr.contains("callback_not_set") && gone.stderr.contains("callback set"),
+        "says what to do: {}",
+        gone.stderr
+    );
+    let forbidden = user.run(&["callback", "set", "https://10.0.0.1/"]).await?;
+    forbidden.expect_code(1);
+    assert!(
+        forbidden.stderr.contains("private address")
+            && forbidden.stderr.contains("--callback-allow-cidr"),
+        "{}",
+        forbidden.stderr
+    );
     Ok(())
 }
