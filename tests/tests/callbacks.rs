@@ -272,6 +272,15 @@ async fn a_name_resolving_to_loopback_is_refused_at_delivery_and_recorded() -> a
     let receiver = Sink::start_tls(&ca.server_cert(1)?).await?;
     // No --callback-allow-cidr: loopback is forbidden.
     let (relay, agent) = relay(&ca, &["--retry-max-attempts", "2"]).await?;
+    // The receiver's own address, as an IP literal, is refused at once.
+    let literal = put_callback(&relay, &agent.api_key, &receiver.url("/hooks")).await?;
+    assert_eq!(literal.assert_error(400), "callback_address_forbidden");
+    assert!(
+        literal.text.contains("127.0.0.1 is a loopback address"),
+        "{}",
+        literal.text
+    );
+    // Its name passes registration and is refused when resolved.
     let url = format!("https://localhost:{}/hooks", receiver.port());
     set_callback(&relay, &agent.api_key, &url).await?;
     let id = accepted_id(
@@ -287,9 +296,11 @@ async fn a_name_resolving_to_loopback_is_refused_at_delivery_and_recorded() -> a
     for attempt in history {
         assert_eq!(attempt["outcome"], "nacked", "{failed}");
         let error = attempt["error"].as_str().unwrap_or("");
+        eprintln!("refused at delivery: {error}");
         assert!(
             error.contains("localhost resolves only to refused addresses")
-                && error.contains("loopback"),
+                && error.contains("loopback")
+                && !error.contains("/hooks"),
             "{error}"
         );
     }

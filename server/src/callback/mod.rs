@@ -248,7 +248,9 @@ impl CallbackClient {
         let mut response = request
             .send()
             .await
-            .map_err(|e| format!("callback failed: {}", error_chain(&e)))?;
+            // Without the URL: the reason is stored in the clear (attempt
+            // history), the URL only encrypted.
+            .map_err(|e| format!("callback failed: {}", error_chain(&e.without_url())))?;
         let status = response.status();
         let mut body = Vec::new();
         while body.len() < BODY_CAP {
