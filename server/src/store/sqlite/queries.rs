@@ -620,7 +620,16 @@ mod tests {
         let version: i32 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, super::super::SCHEMA_VERSION);
+        // Schema 7's callbacks table arrived with the upgrade.
+        let callbacks: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'callbacks'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(callbacks, 1);
         // Schema 5's replay column arrived with the upgrade.
         let replay: i64 = c
             .query_row(
