@@ -36,6 +36,7 @@ pub mod config;
 pub mod crypto;
 pub mod dashboard;
 pub mod hub;
+pub mod last_seen;
 pub mod metrics;
 pub mod retry;
 mod serve;
@@ -144,9 +145,16 @@ pub async fn run(
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
         http_sessions: Default::default(),
+        last_seen: Default::default(),
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
     let gauge = tokio::spawn(gauge_queue(state.clone()));
+    let last_seen = state.last_seen.clone();
+    let seen_writer = tokio::spawn({
+        let (last_seen, store, shutdown) =
+            (last_seen.clone(), state.store.clone(), shutdown.clone());
+        async move { last_seen.run(store, shutdown).await }
+    });
     if state.store.is_shared() {
         tokio::spawn(watch_revocations(state.clone()));
     }
@@ -177,6 +185,8 @@ pub async fn run(
     }
     sweeper.abort();
     gauge.abort();
+    let _ = seen_writer.await;
+    last_seen.flush(&store).await;
     store.close().await;
     tracing::info!("relay stopped");
     Ok(())

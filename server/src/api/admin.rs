@@ -72,10 +72,9 @@ pub async fn create_agent(
 }
 
 pub async fn list_agents(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    let agents: Vec<Value> = state
-        .store
-        .list_agents()
-        .await?
+    let mut listed = state.store.list_agents().await?;
+    state.last_seen.overlay(&mut listed);
+    let agents: Vec<Value> = listed
         .into_iter()
         .map(|s| {
             json!({

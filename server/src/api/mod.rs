@@ -47,6 +47,8 @@ pub struct AppState {
     pub sessions: TaskTracker,
     /// This instance's SSE and long-poll sessions, by id.
     pub http_sessions: Arc<crate::session::HttpSessions>,
+    /// `last_seen` times not yet written.
+    pub last_seen: Arc<crate::last_seen::LastSeen>,
 }
 
 impl AppState {
