@@ -44,6 +44,7 @@ pub mod session;
 mod startup;
 pub mod store;
 pub mod tls;
+pub mod workspaces;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,7 +104,7 @@ pub async fn run(
         None => None,
     };
     let store = open_store(&config).await?;
-    let workspaces = Arc::new(api::workspaces::Workspaces::open(store.clone(), &config).await?);
+    let workspaces = Arc::new(workspaces::Workspaces::open(store.clone(), &config).await?);
     let admin_token = startup::admin_token(&config)?;
     if config.signing_keys.is_empty() {
         tracing::warn!(

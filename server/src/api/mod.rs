@@ -40,7 +40,7 @@ pub struct AppState {
     /// `--agent-max-pending`: stored, undelivered events per agent.
     pub backlog: Arc<backlog::BacklogCap>,
     /// Workspace verifiers, cached; `default` from the configuration.
-    pub workspaces: Arc<workspaces::Workspaces>,
+    pub workspaces: Arc<crate::workspaces::Workspaces>,
     /// Cancelled when the relay drains; sessions close with 1012.
     pub shutdown: CancellationToken,
     /// Live sessions, awaited on shutdown.
