@@ -221,7 +221,8 @@ test('the relay behind the proxy is down: the proxy answers 5xx, retried until i
   const port = await deadPort();
   const proxy = await TinyProxy.start({ connectPorts: [port] });
   t.after(() => proxy.stop());
-  const sdk = new WebhookRelay({ relayUrl: `http://127.0.0.1:${port}`, apiKey: 'lrk_unused', logger: null, proxy: proxy.url, connectTimeoutMs: 1_500 });
+  // transport: 'ws': the WebSocket's tunnel alone (auto's fallback is in transports.test.mjs).
+  const sdk = new WebhookRelay({ relayUrl: `http://127.0.0.1:${port}`, apiKey: 'lrk_unused', logger: null, proxy: proxy.url, connectTimeoutMs: 1_500, transport: 'ws' });
   t.after(() => sdk.close());
   const retried = next(sdk, 'reconnecting');
   const err = await sdk.connect().then(() => assert.fail('connected'), (e) => e);
@@ -237,7 +238,8 @@ test('the proxy refuses the port (403): ProxyError proxy_refused, not mistaken f
   const agent = await relay.createAgent();
   const proxy = await TinyProxy.start({ connectPorts: [1] });
   t.after(() => proxy.stop());
-  const sdk = client(t, agent, { proxy: proxy.url });
+  // transport: 'ws' (auto would fall back to SSE here: transports.test.mjs).
+  const sdk = client(t, agent, { proxy: proxy.url, transport: 'ws' });
   const err = await sdk.connect().then(() => assert.fail('connected'), (e) => e);
   assert.ok(err instanceof ProxyError, `${err?.name}: ${err?.message}`);
   assert.equal(err.code, 'proxy_refused');
