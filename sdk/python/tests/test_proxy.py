@@ -288,8 +288,13 @@ def test_a_relay_down_behind_the_proxy_is_retried(relay: RelayProcess) -> None:
     with TinyProxy([port]) as proxy:
 
         async def scenario() -> None:
+            # transport="ws": the WebSocket's tunnel alone (auto's fallback is in test_transports.py).
             client = WebhookRelay(
-                relay_url=f"http://127.0.0.1:{port}", api_key="lrk_unused", proxy=proxy.url, connect_timeout=1.5
+                relay_url=f"http://127.0.0.1:{port}",
+                api_key="lrk_unused",
+                proxy=proxy.url,
+                connect_timeout=1.5,
+                transport="ws",
             )
             rec = Recorder(client)
             with pytest.raises(ConnectTimeoutError) as info:
@@ -309,7 +314,8 @@ def test_a_proxy_refusing_the_port_is_not_mistaken_for_a_bad_key(relay: RelayPro
     with TinyProxy([1]) as proxy:
 
         async def scenario() -> None:
-            client = WebhookRelay(relay_url=ws_url(relay), api_key=agent["api_key"], proxy=proxy.url)
+            # transport="ws" (auto falls back to SSE here: test_transports.py).
+            client = WebhookRelay(relay_url=ws_url(relay), api_key=agent["api_key"], proxy=proxy.url, transport="ws")
             rec = Recorder(client)
             with pytest.raises(ProxyError) as info:
                 await client.connect()
