@@ -9,7 +9,8 @@
 # The relay binary: LOBSTER_RELAY_BIN, default ../../target/debug/lobster-relay
 # (cargo build -p lobster-relay). Needs node >= 18 and npm (the registry for
 # npm ci and the tarball's dependencies, ws and https-proxy-agent), tinyproxy
-# and openssl (the proxy tests; TINYPROXY names another tinyproxy binary).
+# and openssl (the proxy tests; TINYPROXY names another tinyproxy binary),
+# nginx (the transport tests; NGINX names another binary).
 set -euo pipefail
 cd "$(dirname "$0")"
 here="$PWD"
@@ -39,6 +40,11 @@ trap cleanup EXIT
 export TINYPROXY="${TINYPROXY:-$(command -v tinyproxy || echo /usr/sbin/tinyproxy)}"
 [ -x "$TINYPROXY" ] ||
   { echo "sdk/node/test.sh: tinyproxy not found; the proxy tests need it (Debian: apt-get install tinyproxy, or set TINYPROXY)" >&2; exit 1; }
+# The transport tests put a buffering nginx in front of the relay (auto must
+# end on long-poll behind it); a missing one fails the run too.
+export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+[ -x "$NGINX" ] ||
+  { echo "sdk/node/test.sh: nginx not found; the transport tests need it (Debian: apt-get install nginx-light, or set NGINX)" >&2; exit 1; }
 command -v openssl >/dev/null ||
   { echo "sdk/node/test.sh: openssl not found; the proxy tests make a TLS certificate with it (Debian: apt-get install openssl)" >&2; exit 1; }
 # The suites choose their proxies themselves: none from the caller's

@@ -694,17 +694,6 @@ export class WebhookRelay extends EventEmitter {
     const hooks: LinkHooks = {
       opened: () => {
         conn.lastHeard = Date.now();
-        if (transport === 'sse') {
-          // A stream that a proxy holds back brings no `ready`: long-poll then.
-          const wait = this.#transportOption === 'auto' ? this.#sseReadyMs : HANDSHAKE_TIMEOUT_MS;
-          conn.readyTimer = setTimeout(() => {
-            if (conn.ready) return;
-            conn.localReason = `no ready message on the SSE stream within ${wait} ms`;
-            conn.fallback ??= `no ready message on the SSE stream within ${wait} ms (a proxy buffering the stream?)`;
-            conn.link.terminate();
-          }, wait);
-          conn.timers.push(conn.readyTimer);
-        }
         const tick = Math.max(50, Math.min(5_000, Math.floor(this.#idleMs / 3)));
         const idle = setInterval(() => {
           // Polls wait up to 25 s for an answer: their own timeout covers them.
@@ -750,6 +739,17 @@ export class WebhookRelay extends EventEmitter {
     const link = transport === 'sse' ? new SseLink(base, query, route, hooks, onTunnel) : new PollLink(base, query, route, hooks, onTunnel);
     conn = { link, transport, ready: false, readyAt: 0, lastHeard: Date.now(), timers: [], closed, markClosed };
     this.#conn = conn;
+    if (transport === 'sse') {
+      // A stream that a proxy holds back (its headers too) brings no `ready`: long-poll then.
+      const wait = this.#transportOption === 'auto' ? this.#sseReadyMs : HANDSHAKE_TIMEOUT_MS;
+      conn.readyTimer = setTimeout(() => {
+        if (conn.ready) return;
+        conn.localReason = `no ready message on the SSE stream within ${wait} ms`;
+        conn.fallback ??= `no ready message on the SSE stream within ${wait} ms (a proxy buffering the stream?)`;
+        conn.link.terminate();
+      }, wait);
+      conn.timers.push(conn.readyTimer);
+    }
     this.#log.debug?.(
       `connecting to ${base.href} (${transport === 'sse' ? 'Server-Sent Events' : 'long-poll'})${proxy ? ` through the proxy ${proxy.display} (${proxy.source})` : ''}`,
     );

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import { AuthenticationError, WebhookRelay } from '@powerlobster/webhook';
 
 import { TestRelay, next, until } from './support/relay.mjs';
+import { BufferingNginx } from './support/nginx.mjs';
 import { TinyProxy } from './support/tinyproxy.mjs';
 
 const LIMIT = { timeout: 60_000 };
@@ -201,4 +202,25 @@ test('revocation ends an SSE and a long-poll session with an AuthenticationError
     assert.ok(err instanceof AuthenticationError, `${transport}: ${err?.name}: ${err?.message}`);
     await until(() => sdk.state === 'closed', { what: `the ${transport} client to stop` });
   }
+});
+
+test('transport auto behind a buffering reverse proxy (nginx): WebSocket refused, SSE held back, long-poll delivers', LIMIT, async (t) => {
+  const nginx = await BufferingNginx.start(relay.port);
+  t.after(() => nginx.stop());
+  const agent = await relay.createAgent();
+  const sdk = client(t, agent, { relayUrl: nginx.url, sseReadyTimeoutMs: 1_500 });
+  const fallbacks = [];
+  sdk.on('fallback', (info) => fallbacks.push(info));
+  const info = await sdk.connect();
+  assert.deepEqual(fallbacks.map((f) => `${f.previous}>${f.transport}`), ['ws>sse', 'sse>poll']);
+  assert.match(fallbacks[0].reason, /WebSocket upgrade was refused \(HTTP 400 websocket_required/);
+  assert.match(fallbacks[1].reason, /no ready message on the SSE stream within 1500 ms/);
+  assert.equal(info.transport, 'poll');
+  assert.equal(info.fallbackReason, fallbacks[1].reason);
+
+  const seen = next(sdk, 'webhook');
+  const sent = await relay.send(agent.webhook_url, { type: 'via.poll' });
+  assert.equal((await seen).id, sent.id);
+  await until(async () => (await eventOnRelay(agent, sent.id)).status === 'delivered', { what: 'the ack through nginx' });
+  assert.ok(nginx.accessLog().includes('/api/v1/agent/poll'), 'the polls went through nginx');
 });

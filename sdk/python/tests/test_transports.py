@@ -14,6 +14,7 @@ import pytest
 from caller_proxies import PROXY_VARS
 from helpers import capture_logger, event_status, post, run, until, until_status
 from relay_process import RelayProcess
+from nginx import BufferingNginx
 from tinyproxy import TinyProxy
 
 from powerlobster_webhook import (
@@ -238,3 +239,31 @@ def test_revocation_ends_the_session_without_reconnecting(relay: RelayProcess, t
         await client.close()
 
     run(scenario())
+
+
+def test_auto_behind_a_buffering_reverse_proxy_ends_on_long_poll(relay: RelayProcess, agent: Agent) -> None:
+    """nginx passes no upgrade (the relay answers 400 websocket_required) and
+    holds the SSE stream back: WebSocket, then SSE, then long-poll delivers."""
+    received: List[WebhookEvent] = []
+
+    async def scenario(nginx: BufferingNginx) -> None:
+        client = WebhookRelay(relay_url=nginx.url, api_key=agent["api_key"], proxy=False, sse_ready_timeout=1.5)
+        fallbacks: List[FallbackInfo] = []
+        client.on("fallback", fallbacks.append)
+        client.on("webhook", lambda event: received.append(event))
+        info = await client.connect()
+        assert [(f.previous, f.transport) for f in fallbacks] == [("ws", "sse"), ("sse", "poll")]
+        assert "WebSocket upgrade was refused (HTTP 400 websocket_required" in fallbacks[0].reason
+        assert "no ready message on the SSE stream within 1.5 s" in fallbacks[1].reason
+        assert info.transport == "poll" and info.fallback_reason == fallbacks[1].reason
+
+        event_id = await post(relay, agent["webhook_url"], b'{"type":"via.poll"}')
+        await until(lambda: len(received) == 1, what="the webhook over long-poll")
+        assert received[0].id == event_id
+        await until_status(relay, agent["api_key"], event_id, "delivered")
+        assert "/api/v1/agent/poll" in nginx.access_log(), "the polls went through nginx"
+        await client.close()
+
+    assert relay.port is not None
+    with BufferingNginx(relay.port) as nginx:
+        run(scenario(nginx))

@@ -1000,13 +1000,20 @@ class WebhookRelay:
         url = self._http_base() + "/api/v1/agent/stream" + (f"?{query}" if query else "")
         via = f" through the proxy {self._proxy.display}" if self._proxy else ""
         self._log.debug("connecting to %s (Server-Sent Events)%s", redact_url(url), via)
+        # A stream that a proxy holds back (its headers too) brings no `ready`: long-poll then.
+        wait = self._sse_ready_timeout if self._transport_option == "auto" else HANDSHAKE_TIMEOUT
+        started = time.monotonic()
+        held_back = _fallback(
+            RelayConnectionError(f"no ready message on the SSE stream within {wait:g} s"),
+            f"no ready message on the SSE stream within {wait:g} s (a proxy buffering the stream?)",
+        )
         try:
             answer = await asyncio.wait_for(
                 self._request(url, "GET", [("Accept", "text/event-stream"), ("Cache-Control", "no-cache")], None),
-                HANDSHAKE_TIMEOUT,
+                wait,
             )
         except asyncio.TimeoutError:
-            raise RelayConnectionError(f"no answer from {redact_url(url)}{via} within {HANDSHAKE_TIMEOUT:g} s") from None
+            raise held_back from None
         except (OSError, ssl_module.SSLError) as exc:
             raise RelayConnectionError(f"cannot connect to {redact_url(url)}{via}: {exc}") from exc
         if answer.status != 200 or not answer.headers.get("content-type", "").startswith("text/event-stream"):
@@ -1018,15 +1025,11 @@ class WebhookRelay:
                 answer.close()
             raise self._http_refused("sse", answer.status, answer.headers, body)
         link = SseLink(self._http_base(), answer, self._request, self._log.debug, SSE_IDLE_TIMEOUT)
-        wait = self._sse_ready_timeout if self._transport_option == "auto" else HANDSHAKE_TIMEOUT
         try:
-            return await asyncio.wait_for(self._await_ready(link), wait)
+            return await asyncio.wait_for(self._await_ready(link), max(0.0, wait - (time.monotonic() - started)))
         except asyncio.TimeoutError:
             link.abort()
-            raise _fallback(
-                RelayConnectionError(f"no ready message on the SSE stream within {wait:g} s"),
-                f"no ready message on the SSE stream within {wait:g} s (a proxy buffering the stream?)",
-            ) from None
+            raise held_back from None
         except BaseException:
             link.abort()
             raise
