@@ -101,6 +101,7 @@ test('basic auth: user:pass@ in the proxy URL opens the tunnel; the password is 
   const sdk = client(t, agent, { logger });
   assert.equal(sdk.proxy, guarded.url, 'relay.proxy names the proxy without credentials');
   await deliversOne(sdk, agent);
+  assert.equal(sdk.transport, 'ws', 'the WebSocket itself, in the CONNECT tunnel');
   assert.ok(guarded.connects(target()) >= 1);
   assert.ok(lines.some((line) => line.includes(guarded.url)), `the proxy is named in the log: ${lines.join('\n')}`);
   assert.ok(!lines.join('\n').includes(PASSWORD));

@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 
-import { AuthenticationError, WebhookRelay } from '@powerlobster/webhook';
+import { AuthenticationError, ProxyError, WebhookRelay } from '@powerlobster/webhook';
 
 import { TestRelay, next, until } from './support/relay.mjs';
 import { BufferingNginx } from './support/nginx.mjs';
-import { TinyProxy } from './support/tinyproxy.mjs';
+import { TinyProxy, deadPort } from './support/tinyproxy.mjs';
 
 const LIMIT = { timeout: 60_000 };
 const USER = 'lobster';
@@ -224,3 +224,14 @@ test('transport auto behind a buffering reverse proxy (nginx): WebSocket refused
   await until(async () => (await eventOnRelay(agent, sent.id)).status === 'delivered', { what: 'the ack through nginx' });
   assert.ok(nginx.accessLog().includes('/api/v1/agent/poll'), 'the polls went through nginx');
 });
+
+for (const transport of ['sse', 'poll']) {
+  test(`transport '${transport}': an unreachable proxy is a ProxyError (proxy_unreachable), its password not shown`, LIMIT, async (t) => {
+    const agent = await relay.createAgent();
+    const sdk = client(t, agent, { transport, proxy: `http://${USER}:hunter2@127.0.0.1:${await deadPort()}`, reconnect: false });
+    const err = await sdk.connect().then(() => assert.fail('connected'), (e) => e);
+    assert.ok(err instanceof ProxyError, `${err?.name}: ${err?.message}`);
+    assert.equal(err.code, 'proxy_unreachable');
+    assert.ok(!err.message.includes('hunter2'));
+  });
+}

@@ -134,6 +134,7 @@ def test_basic_auth_opens_the_tunnel_and_the_password_is_never_logged(
         assert client.proxy == guarded.url  # no credentials
         try:
             await delivers_one(relay, client)
+            assert client.transport == "ws"  # the WebSocket itself, in the CONNECT tunnel
         finally:
             await client.close()
 

@@ -15,12 +15,13 @@ from caller_proxies import PROXY_VARS
 from helpers import capture_logger, event_status, post, run, until, until_status
 from relay_process import RelayProcess
 from nginx import BufferingNginx
-from tinyproxy import TinyProxy
+from tinyproxy import TinyProxy, dead_port
 
 from powerlobster_webhook import (
     AuthenticationError,
     FallbackInfo,
     HandlerError,
+    ProxyError,
     WebhookEvent,
     WebhookRelay,
 )
@@ -267,3 +268,19 @@ def test_auto_behind_a_buffering_reverse_proxy_ends_on_long_poll(relay: RelayPro
     assert relay.port is not None
     with BufferingNginx(relay.port) as nginx:
         run(scenario(nginx))
+
+
+@pytest.mark.parametrize("transport", ["sse", "poll"])
+def test_an_unreachable_proxy_is_a_proxy_error_on_the_http_transports(relay: RelayProcess, agent: Agent, transport: str) -> None:
+    async def scenario() -> None:
+        nowhere = f"http://{USER}:hunter2@127.0.0.1:{dead_port()}"
+        client = WebhookRelay(
+            relay_url=relay.url, api_key=agent["api_key"], proxy=nowhere, transport=transport, reconnect=False
+        )
+        with pytest.raises(ProxyError) as info:
+            await client.connect()
+        assert info.value.code == "proxy_unreachable", info.value
+        assert "hunter2" not in str(info.value)
+        await client.close()
+
+    run(scenario())

@@ -1014,6 +1014,8 @@ class WebhookRelay:
             )
         except asyncio.TimeoutError:
             raise held_back from None
+        except WebhookRelayError:
+            raise  # a ProxyError (a ConnectionError, so an OSError) keeps its code
         except (OSError, ssl_module.SSLError) as exc:
             raise RelayConnectionError(f"cannot connect to {redact_url(url)}{via}: {exc}") from exc
         if answer.status != 200 or not answer.headers.get("content-type", "").startswith("text/event-stream"):
@@ -1048,6 +1050,8 @@ class WebhookRelay:
                 answer.close()
         except asyncio.TimeoutError:
             raise RelayConnectionError(f"no answer from {redact_url(url)}{via} within {HANDSHAKE_TIMEOUT:g} s") from None
+        except WebhookRelayError:
+            raise  # a ProxyError (a ConnectionError, so an OSError) keeps its code
         except (OSError, ssl_module.SSLError, asyncio.IncompleteReadError, ValueError) as exc:
             raise RelayConnectionError(f"cannot connect to {redact_url(url)}{via}: {exc}") from exc
         data: Any = None
