@@ -294,6 +294,26 @@ test('wss:// through the proxy: the custom CA (webSocketOptions.ca) verifies the
   const err = await untrusting.connect().then(() => assert.fail('trusted an unknown CA'), (e) => e);
   assert.equal(err.code, 'connection_failed');
   assert.match(err.message, /through the proxy .*certificate/);
+
+  // SSE and long-poll take the same tunnel, the CA verifying the relay inside it.
+  for (const transport of ['sse', 'poll']) {
+    const overHttp = new WebhookRelay({ relayUrl, apiKey: agent.api_key, logger: null, webSocketOptions: { ca }, transport });
+    t.after(() => overHttp.close());
+    const arrived = next(overHttp, 'webhook');
+    const info = await overHttp.connect();
+    assert.equal(info.transport, transport);
+    const raw = Buffer.from(JSON.stringify({ tls: transport }));
+    const hookId = `msg_tls_${transport}_${Date.now()}`;
+    const at = Math.floor(Date.now() / 1000);
+    const posted = await httpsJson(tlsRelay, ca, 'POST', new URL(agent.webhook_url).pathname, {
+      'webhook-id': hookId,
+      'webhook-timestamp': String(at),
+      'webhook-signature': sign(tlsRelay.secret, hookId, at, raw),
+    }, raw);
+    assert.equal((await arrived).id, posted.id);
+    await overHttp.close();
+  }
+  assert.ok(proxy.connects(`localhost:${tlsRelay.port}`) >= 4, proxy.log());
 });
 
 /** A JSON request to a TLS relay on 127.0.0.1, trusting `ca` (the test's own fetch does not take a CA). */

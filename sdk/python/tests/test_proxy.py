@@ -404,6 +404,18 @@ def test_wss_through_the_proxy_verifies_the_relay_with_the_ssl_option(
                     await untrusting.close()
                     assert proxy.connects(f"localhost:{tls_relay.port}") == 2
 
+                    # SSE and long-poll take the same tunnel, the ssl option verifying the relay inside it.
+                    for transport in ("sse", "poll"):
+                        over_http = WebhookRelay(
+                            relay_url=relay_url, api_key=agent["api_key"], ssl=tls_relay.ssl_context, transport=transport
+                        )
+                        try:
+                            await delivers_one(tls_relay, over_http)
+                            assert over_http.transport == transport
+                        finally:
+                            await over_http.close()
+                    assert proxy.connects(f"localhost:{tls_relay.port}") >= 4, proxy.log()
+
                 run(scenario())
 
 
