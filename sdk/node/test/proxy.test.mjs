@@ -295,7 +295,9 @@ test('wss:// through the proxy: the custom CA (webSocketOptions.ca) verifies the
   assert.equal(err.code, 'connection_failed');
   assert.match(err.message, /through the proxy .*certificate/);
 
-  // SSE and long-poll take the same tunnel, the CA verifying the relay inside it.
+  // SSE and long-poll take the same tunnel, the CA verifying the relay inside it
+  // (the WebSocket client is closed first: it would compete for the events).
+  await sdk.close();
   for (const transport of ['sse', 'poll']) {
     const overHttp = new WebhookRelay({ relayUrl, apiKey: agent.api_key, logger: null, webSocketOptions: { ca }, transport });
     t.after(() => overHttp.close());
