@@ -96,10 +96,13 @@ assert.ok(require.resolve('@powerlobster/webhook').endsWith('dist/cjs/index.js')
 console.log('CommonJS require ok:', Object.keys(sdk).join(', '));
 JS
 cat > "$scratch/types.mts" <<'TS'
-import { WebhookRelay, type WebhookEvent, type ConnectedInfo } from '@powerlobster/webhook';
+import { WebhookRelay, type WebhookEvent, type ConnectedInfo, type FallbackInfo, type TransportName, type TransportOption } from '@powerlobster/webhook';
 const relay = new WebhookRelay({ relayUrl: 'wss://relay.example.com', apiKey: 'lrk_x', maxConcurrency: 1 });
 relay.on('webhook', async (event: WebhookEvent) => { const bytes: Buffer = event.body; void bytes; void event.headers.get('x'); });
-relay.on('connected', (info: ConnectedInfo) => { const url: string = info.webhookUrl; void url; });
+relay.on('connected', (info: ConnectedInfo) => { const url: string = info.webhookUrl; const via: TransportName = info.transport; void url; void via; });
+relay.on('fallback', (f: FallbackInfo) => { const why: string = f.reason; const from: TransportName = f.previous; void why; void from; });
+const viaHttp = new WebhookRelay({ apiKey: 'lrk_x', transport: 'sse' as TransportOption, sseReadyTimeoutMs: 2000 });
+const inUse: TransportName | null = viaHttp.transport; void inUse;
 TS
 cat > "$scratch/types.cts" <<'TS'
 import sdk = require('@powerlobster/webhook');
