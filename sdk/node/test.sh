@@ -10,7 +10,7 @@
 # (cargo build -p lobster-relay). Needs node >= 18 and npm (the registry for
 # npm ci and the tarball's dependencies, ws and https-proxy-agent), tinyproxy
 # and openssl (the proxy tests; TINYPROXY names another tinyproxy binary),
-# nginx (the transport tests; NGINX names another binary).
+# nginx and squid (the transport tests; NGINX, SQUID name other binaries).
 set -euo pipefail
 cd "$(dirname "$0")"
 here="$PWD"
@@ -41,10 +41,13 @@ export TINYPROXY="${TINYPROXY:-$(command -v tinyproxy || echo /usr/sbin/tinyprox
 [ -x "$TINYPROXY" ] ||
   { echo "sdk/node/test.sh: tinyproxy not found; the proxy tests need it (Debian: apt-get install tinyproxy, or set TINYPROXY)" >&2; exit 1; }
 # The transport tests put a buffering nginx in front of the relay (auto must
-# end on long-poll behind it); a missing one fails the run too.
+# end on long-poll behind it) and go through squid; a missing one fails the run too.
 export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 [ -x "$NGINX" ] ||
   { echo "sdk/node/test.sh: nginx not found; the transport tests need it (Debian: apt-get install nginx-light, or set NGINX)" >&2; exit 1; }
+export SQUID="${SQUID:-$(command -v squid || echo /usr/sbin/squid)}"
+[ -x "$SQUID" ] ||
+  { echo "sdk/node/test.sh: squid not found; the transport tests need it (Debian: apt-get install squid, or set SQUID)" >&2; exit 1; }
 command -v openssl >/dev/null ||
   { echo "sdk/node/test.sh: openssl not found; the proxy tests make a TLS certificate with it (Debian: apt-get install openssl)" >&2; exit 1; }
 # The suites choose their proxies themselves: none from the caller's

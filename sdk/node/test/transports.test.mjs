@@ -9,6 +9,7 @@ import { AuthenticationError, ProxyError, WebhookRelay } from '@powerlobster/web
 
 import { TestRelay, next, until } from './support/relay.mjs';
 import { BufferingNginx } from './support/nginx.mjs';
+import { Squid } from './support/squid.mjs';
 import { TinyProxy, deadPort } from './support/tinyproxy.mjs';
 
 const LIMIT = { timeout: 60_000 };
@@ -235,3 +236,22 @@ for (const transport of ['sse', 'poll']) {
     assert.ok(!err.message.includes('hunter2'));
   });
 }
+
+test('transport auto through squid (CONNECT only to 443, as corporate proxies): falls back to SSE and delivers', LIMIT, async (t) => {
+  const squid = await Squid.start();
+  t.after(() => squid.stop());
+  const agent = await relay.createAgent();
+  const sdk = client(t, agent, { proxy: squid.url });
+  const fallbacks = [];
+  sdk.on('fallback', (info) => fallbacks.push(info));
+  const info = await sdk.connect();
+  assert.deepEqual(fallbacks.map((f) => `${f.previous}>${f.transport}`), ['ws>sse']);
+  assert.match(fallbacks[0].reason, /refused the tunnel for the WebSocket upgrade \(HTTP 403/);
+  assert.equal(info.transport, 'sse');
+  const seen = next(sdk, 'webhook');
+  const sent = await relay.send(agent.webhook_url, { type: 'via.squid' });
+  assert.equal((await seen).id, sent.id);
+  await until(async () => (await eventOnRelay(agent, sent.id)).status === 'delivered', { what: 'the ack through squid' });
+  await until(() => squid.accessLog().includes('/acks'), { what: "the acks request in squid's access log" });
+  assert.match(squid.accessLog(), /TCP_DENIED\/403 \d+ CONNECT 127\.0\.0\.1:/);
+});

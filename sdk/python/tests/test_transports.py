@@ -15,6 +15,7 @@ from caller_proxies import PROXY_VARS
 from helpers import capture_logger, event_status, post, run, until, until_status
 from relay_process import RelayProcess
 from nginx import BufferingNginx
+from squid import Squid
 from tinyproxy import TinyProxy, dead_port
 
 from powerlobster_webhook import (
@@ -284,3 +285,28 @@ def test_an_unreachable_proxy_is_a_proxy_error_on_the_http_transports(relay: Rel
         await client.close()
 
     run(scenario())
+
+
+def test_auto_falls_back_to_sse_through_squid(relay: RelayProcess, agent: Agent) -> None:
+    """squid as corporate proxies are set up: CONNECT only to port 443, plain
+    HTTP forwarded. The WebSocket's tunnel is refused; SSE through it delivers."""
+    received: List[WebhookEvent] = []
+
+    async def scenario(squid: Squid) -> None:
+        client = WebhookRelay(relay_url=relay.url, api_key=agent["api_key"], proxy=squid.url)
+        fallbacks: List[FallbackInfo] = []
+        client.on("fallback", fallbacks.append)
+        client.on("webhook", lambda event: received.append(event))
+        info = await client.connect()
+        assert [(f.previous, f.transport) for f in fallbacks] == [("ws", "sse")]
+        assert "refused the tunnel for the WebSocket upgrade (HTTP 403)" in fallbacks[0].reason
+        assert info.transport == "sse"
+        event_id = await post(relay, agent["webhook_url"], b'{"type":"via.squid"}')
+        await until(lambda: len(received) == 1, what="the webhook through squid")
+        await until_status(relay, agent["api_key"], event_id, "delivered")
+        await until(lambda: "/acks" in squid.access_log(), what="the acks request in squid's access log")
+        assert "TCP_DENIED/403" in squid.access_log()
+        await client.close()
+
+    with Squid() as squid:
+        run(scenario(squid))
