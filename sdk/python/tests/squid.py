@@ -22,8 +22,10 @@ def squid_bin() -> str:
 
 class Squid:
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="lobster-squid-"))
-        self.dir.chmod(0o777)  # squid started as root writes its logs as its own user
+        # Squid started as root writes its logs as its own user ('proxy'), so
+        # its dir must be reachable for that user: under /tmp, not a private TMPDIR.
+        self.dir = Path(tempfile.mkdtemp(prefix="lobster-squid-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        self.dir.chmod(0o777)
         self.port = 0
         self.proc: Optional[subprocess.Popen[bytes]] = None
 

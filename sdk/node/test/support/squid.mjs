@@ -28,8 +28,11 @@ export class Squid {
     const bin = squidBin();
     if (!existsSync(bin)) throw new Error(`squid not found (looked for ${bin}); install it (apt-get install squid) or set SQUID`);
     const squid = new Squid();
-    squid.dir = mkdtempSync(join(tmpdir(), 'lobster-squid-'));
-    chmodSync(squid.dir, 0o777); // squid started as root writes its logs as its own user
+    // Squid started as root writes its logs as its own user ('proxy'), so its
+    // dir must be reachable for that user: under /tmp, not a private TMPDIR
+    // (sdk/node/test.sh makes one with mode 700).
+    squid.dir = mkdtempSync(join(existsSync('/tmp') ? '/tmp' : tmpdir(), 'lobster-squid-'));
+    chmodSync(squid.dir, 0o777);
     squid.port = await deadPort();
     const d = squid.dir;
     const conf = [
