@@ -132,6 +132,7 @@ pub async fn run(
     )
     .await?;
     let state = AppState {
+        agents: agent_cache::AgentDirectory::new(store.clone(), bus.hub().clone()),
         store: store.clone(),
         bus,
         public_url: public_url.clone().into(),

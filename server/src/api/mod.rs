@@ -31,6 +31,8 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Agents by relay id and key hash, cached.
+    pub agents: crate::agent_cache::AgentDirectory,
     /// Wake-ups and revocations, local and (with Redis) across instances.
     pub bus: Bus,
     pub config: Arc<Config>,
