@@ -12,35 +12,10 @@
 //! poll (2 s) when Redis drops the message.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
-use crate::hub::Hub;
 use crate::store::{Agent, Store, StoreError};
-
-/// Agent lookups for request handlers: the store, behind the cache that
-/// the hub invalidates on every revocation.
-#[derive(Clone)]
-pub struct AgentDirectory {
-    store: Store,
-    hub: Arc<Hub>,
-}
-
-impl AgentDirectory {
-    pub fn new(store: Store, hub: Arc<Hub>) -> Self {
-        AgentDirectory { store, hub }
-    }
-
-    /// The live agent with this relay id (webhook URLs).
-    pub async fn by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
-        self.hub.agents().by_relay_id(&self.store, relay_id).await
-    }
-
-    /// The live agent whose API key hashes to `key_hash` (agent requests).
-    pub async fn by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>, StoreError> {
-        self.hub.agents().by_key_hash(&self.store, key_hash).await
-    }
-}
 
 /// Most agents kept per map; past it the map starts over (agents are small,
 /// so this bounds the cache near 100 MB even with long names).

@@ -30,6 +30,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod agent_cache;
+pub mod agent_directory;
 pub mod api;
 pub mod bus;
 pub mod config;
@@ -39,9 +40,11 @@ pub mod hub;
 pub mod last_seen;
 pub mod metrics;
 pub mod retry;
+pub mod routes;
 mod serve;
 pub mod session;
 mod startup;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod workspaces;
@@ -56,10 +59,10 @@ use tokio_util::task::TaskTracker;
 
 pub use config::{Config, ConfigError, ServerArgs};
 
-use crate::api::AppState;
 use crate::bus::Bus;
 use crate::config::Database;
 use crate::hub::Hub;
+use crate::state::AppState;
 use crate::store::Store;
 
 /// How long open sessions get to close after the drain starts.
@@ -132,7 +135,7 @@ pub async fn run(
     )
     .await?;
     let state = AppState {
-        agents: agent_cache::AgentDirectory::new(store.clone(), bus.hub().clone()),
+        agents: agent_directory::AgentDirectory::new(store.clone(), bus.hub().clone()),
         store: store.clone(),
         bus,
         public_url: public_url.clone().into(),
@@ -176,7 +179,7 @@ pub async fn run(
     };
     tracing::info!(addr = %bound, url = %public_url, tls = certs.is_some(), max_connections = serving.max_connections, "relay listening");
     let sessions = state.sessions.clone();
-    serve::serve(listener, api::router(state), serving, shutdown.clone()).await;
+    serve::serve(listener, routes::router(state), serving, shutdown.clone()).await;
     tracing::info!("draining: no new connections; closing sessions");
     sessions.close();
     if tokio::time::timeout(DRAIN_LIMIT, sessions.wait())

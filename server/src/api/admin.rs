@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Admin;
-use super::{ApiError, AppState, rfc3339};
+use super::error::ApiError;
+use super::rfc3339;
+use crate::state::AppState;
 use crate::store::{Agent, NewAgent};
 
 pub use super::workspaces::DEFAULT_WORKSPACE;

@@ -12,7 +12,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use lobster_shared::ids;
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
+use crate::state::AppState;
 use crate::store::Agent;
 
 /// The bearer token of a request, if it has one.

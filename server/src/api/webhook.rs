@@ -10,7 +10,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use lobster_shared::{ids, signature};
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
+use crate::state::AppState;
 use crate::store::{Inserted, NewEvent, now_ms};
 
 pub async fn ingest(

@@ -12,8 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Admin;
-use super::{ApiError, AppState, rfc3339};
+use super::error::ApiError;
+use super::rfc3339;
 use crate::crypto;
+use crate::state::AppState;
 use crate::store::now_ms;
 use crate::store::workspaces::StoredWorkspace;
 pub use crate::workspaces::DEFAULT_WORKSPACE;
