@@ -2,27 +2,34 @@
 //! stores them durably, and pushes them to agents over WebSockets until they
 //! are acked.
 //!
-//! Layout:
+//! Layout (docs/architecture.md walks one event through it):
 //! - [`config`]: flags, env and TOML file, validated into a [`Config`].
-//! - [`crypto`]: AES-256-GCM for workspace secrets at rest.
-//! - [`store`]: the durable store (SQLite with group commit, or PostgreSQL).
-//! - [`agent_cache`]: agents by relay id and key hash, kept in memory until
-//!   a revocation.
-//! - [`hub`]: in-memory wake-ups and revocation for live sessions.
-//! - [`bus`]: the same across instances, over Redis pub/sub.
-//! - [`api`]: the HTTP routes and the JSON error edge.
+//! - [`routes`]: every route and the layers requests pass; [`state`]: the
+//!   [`AppState`](state::AppState) handlers and sessions share.
+//! - [`api`]: the HTTP API handlers and the JSON error edge.
+//! - [`session`]: one agent's session, over a WebSocket, Server-Sent Events
+//!   or long-poll, and the loop behind all three.
+//! - [`store`]: the durable store (SQLite with group commit, or PostgreSQL),
+//!   and its push path to live sessions.
+//! - [`agent_directory`]: agent lookups for handlers, through
+//!   [`agent_cache`] (agents by relay id and key hash, kept until a
+//!   revocation).
+//! - [`workspaces`]: signature verifiers per workspace, cached; sealing
+//!   their secrets with [`crypto`] (AES-256-GCM).
+//! - [`hub`]: in-memory wake-ups and revocation for live sessions;
+//!   [`bus`]: the same across instances, over Redis pub/sub.
+//! - [`last_seen`]: agents' last connection times, written in batches.
 //! - [`dashboard`]: the admin dashboard at `/dashboard`.
 //! - [`metrics`]: `GET /metrics` and the figures behind it.
-//! - [`session`]: one agent's session, over a WebSocket, Server-Sent Events
-//!   or long-poll.
 //! - [`retry`]: the retry policy.
 //! - `startup`: logging, the admin token, the listening socket.
 //! - `serve`: the accept loop (plain or TLS, header and handshake timeouts).
 //! - [`tls`]: the served certificate, reloaded on SIGHUP and file change.
 //!
 //! [`main`] is what the `lobster-relay server` command calls; it binds the
-//! socket and hands it to [`run`] with a shutdown token (the end-to-end
-//! tests run the real binary on port 0 instead of calling [`run`]).
+//! socket and hands it to [`run`] with a shutdown token. The end-to-end
+//! tests run the real binary on port 0; [`run`] is the seam for embedding
+//! the relay with a socket and a shutdown of one's own.
 
 // Module docs link to the private modules and types they describe: the
 // links resolve in `cargo doc --document-private-items`, the view meant
