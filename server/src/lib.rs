@@ -5,7 +5,7 @@
 //! Layout (docs/architecture.md walks one event through it):
 //! - [`config`]: flags, env and TOML file, validated into a [`Config`].
 //! - [`routes`]: every route and the layers requests pass; [`state`]: the
-//!   [`AppState`](state::AppState) handlers and sessions share.
+//!   [`AppState`] handlers and sessions share.
 //! - [`api`]: the HTTP API handlers and the JSON error edge.
 //! - [`session`]: one agent's session, over a WebSocket, Server-Sent Events
 //!   or long-poll, and the loop behind all three.

@@ -6,7 +6,7 @@
 //! when capacity frees up, when a retry or an expired lease comes due, and
 //! never otherwise. Leases, ack timeouts, revocation, the `events` filter
 //! and competing sessions are the loop's, so every transport gives the same
-//! guarantee; a transport ([`Link`]) only carries frames.
+//! guarantee; a transport ([`Link`](link::Link)) only carries frames.
 //!
 //! Layout:
 //! - [`websocket`]: `GET /api/v1/agent/connect`, frames both ways.
@@ -14,7 +14,7 @@
 //!   stream; answers come by `POST`.
 //! - [`poll`]: `GET /api/v1/agent/poll`, a long-poll per batch of events;
 //!   answers come by `POST`.
-//! - [`link`]: the [`Link`] trait a transport implements; [`driver`]: the
+//! - [`link`]: the [`Link`](link::Link) trait a transport implements; [`driver`]: the
 //!   loop.
 //! - [`http`]: `POST /api/v1/agent/stream/{session_id}/acks`;
 //!   [`registry`]: the HTTP sessions of this instance by id.
