@@ -9,7 +9,8 @@
 # The relay binary: LOBSTER_RELAY_BIN, default ../../target/debug/lobster-relay
 # (cargo build -p lobster-relay). Needs node >= 18 and npm (the registry for
 # npm ci and the tarball's dependencies, ws and https-proxy-agent), tinyproxy
-# and openssl (the proxy tests; TINYPROXY names another tinyproxy binary).
+# and openssl (the proxy tests; TINYPROXY names another tinyproxy binary),
+# nginx and squid (the transport tests; NGINX, SQUID name other binaries).
 set -euo pipefail
 cd "$(dirname "$0")"
 here="$PWD"
@@ -39,6 +40,14 @@ trap cleanup EXIT
 export TINYPROXY="${TINYPROXY:-$(command -v tinyproxy || echo /usr/sbin/tinyproxy)}"
 [ -x "$TINYPROXY" ] ||
   { echo "sdk/node/test.sh: tinyproxy not found; the proxy tests need it (Debian: apt-get install tinyproxy, or set TINYPROXY)" >&2; exit 1; }
+# The transport tests put a buffering nginx in front of the relay (auto must
+# end on long-poll behind it) and go through squid; a missing one fails the run too.
+export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+[ -x "$NGINX" ] ||
+  { echo "sdk/node/test.sh: nginx not found; the transport tests need it (Debian: apt-get install nginx-light, or set NGINX)" >&2; exit 1; }
+export SQUID="${SQUID:-$(command -v squid || echo /usr/sbin/squid)}"
+[ -x "$SQUID" ] ||
+  { echo "sdk/node/test.sh: squid not found; the transport tests need it (Debian: apt-get install squid, or set SQUID)" >&2; exit 1; }
 command -v openssl >/dev/null ||
   { echo "sdk/node/test.sh: openssl not found; the proxy tests make a TLS certificate with it (Debian: apt-get install openssl)" >&2; exit 1; }
 # The suites choose their proxies themselves: none from the caller's
@@ -90,10 +99,13 @@ assert.ok(require.resolve('@powerlobster/webhook').endsWith('dist/cjs/index.js')
 console.log('CommonJS require ok:', Object.keys(sdk).join(', '));
 JS
 cat > "$scratch/types.mts" <<'TS'
-import { WebhookRelay, type WebhookEvent, type ConnectedInfo } from '@powerlobster/webhook';
+import { WebhookRelay, type WebhookEvent, type ConnectedInfo, type FallbackInfo, type TransportName, type TransportOption } from '@powerlobster/webhook';
 const relay = new WebhookRelay({ relayUrl: 'wss://relay.example.com', apiKey: 'lrk_x', maxConcurrency: 1 });
 relay.on('webhook', async (event: WebhookEvent) => { const bytes: Buffer = event.body; void bytes; void event.headers.get('x'); });
-relay.on('connected', (info: ConnectedInfo) => { const url: string = info.webhookUrl; void url; });
+relay.on('connected', (info: ConnectedInfo) => { const url: string = info.webhookUrl; const via: TransportName = info.transport; void url; void via; });
+relay.on('fallback', (f: FallbackInfo) => { const why: string = f.reason; const from: TransportName = f.previous; void why; void from; });
+const viaHttp = new WebhookRelay({ apiKey: 'lrk_x', transport: 'sse' as TransportOption, sseReadyTimeoutMs: 2000 });
+const inUse: TransportName | null = viaHttp.transport; void inUse;
 TS
 cat > "$scratch/types.cts" <<'TS'
 import sdk = require('@powerlobster/webhook');

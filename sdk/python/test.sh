@@ -13,8 +13,9 @@
 #
 # Needs: python3 (3.9+) with the venv module (Debian: apt-get install
 # python3-venv), the relay binary: LOBSTER_RELAY_BIN, else
-# target/debug/lobster-relay (cargo build -p lobster-relay), and tinyproxy and
-# openssl for the proxy tests (TINYPROXY names another tinyproxy binary).
+# target/debug/lobster-relay (cargo build -p lobster-relay), tinyproxy and
+# openssl for the proxy tests (TINYPROXY names another tinyproxy binary), and
+# nginx and squid for the transport tests (NGINX, SQUID name other binaries).
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -36,6 +37,14 @@ export LOBSTER_RELAY_BIN="${LOBSTER_RELAY_BIN:-$sdk/../../target/debug/lobster-r
 export TINYPROXY="${TINYPROXY:-$(command -v tinyproxy || echo /usr/sbin/tinyproxy)}"
 [ -x "$TINYPROXY" ] ||
   { echo "test.sh: tinyproxy not found; the proxy tests need it (Debian: apt-get install tinyproxy, or set TINYPROXY)" >&2; exit 1; }
+# The transport tests put a buffering nginx in front of the relay (auto must
+# end on long-poll behind it) and go through squid; a missing one fails the run too.
+export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+[ -x "$NGINX" ] ||
+  { echo "test.sh: nginx not found; the transport tests need it (Debian: apt-get install nginx-light, or set NGINX)" >&2; exit 1; }
+export SQUID="${SQUID:-$(command -v squid || echo /usr/sbin/squid)}"
+[ -x "$SQUID" ] ||
+  { echo "test.sh: squid not found; the transport tests need it (Debian: apt-get install squid, or set SQUID)" >&2; exit 1; }
 command -v openssl >/dev/null ||
   { echo "test.sh: openssl not found; the proxy tests make a TLS certificate with it (Debian: apt-get install openssl)" >&2; exit 1; }
 

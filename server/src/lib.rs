@@ -2,28 +2,36 @@
 //! stores them durably, and pushes them to agents over WebSockets until they
 //! are acked.
 //!
-//! Layout:
+//! Layout (docs/architecture.md walks one event through it):
 //! - [`config`]: flags, env and TOML file, validated into a [`Config`].
-//! - [`crypto`]: AES-256-GCM for workspace secrets at rest.
-//! - [`store`]: the durable store (SQLite with group commit, or PostgreSQL).
-//! - [`agent_cache`]: agents by relay id and key hash, kept in memory until
-//!   a revocation.
-//! - [`hub`]: in-memory wake-ups and revocation for live sessions.
-//! - [`bus`]: the same across instances, over Redis pub/sub.
-//! - [`api`]: the HTTP routes and the JSON error edge.
+//! - [`routes`]: every route and the layers requests pass; [`state`]: the
+//!   [`AppState`] handlers and sessions share.
+//! - [`api`]: the HTTP API handlers and the JSON error edge.
+//! - [`session`]: one agent's session, over a WebSocket, Server-Sent Events
+//!   or long-poll, and the loop behind all three.
+//! - [`store`]: the durable store (SQLite with group commit, or PostgreSQL),
+//!   and its push path to live sessions.
+//! - [`agent_directory`]: agent lookups for handlers, through
+//!   [`agent_cache`] (agents by relay id and key hash, kept until a
+//!   revocation).
+//! - [`workspaces`]: signature verifiers per workspace, cached; sealing
+//!   their secrets with [`crypto`] (AES-256-GCM).
+//! - [`hub`]: in-memory wake-ups and revocation for live sessions;
+//!   [`bus`]: the same across instances, over Redis pub/sub.
+//! - [`last_seen`]: agents' last connection times, written in batches.
 //! - [`dashboard`]: the admin dashboard at `/dashboard`.
 //! - [`metrics`]: `GET /metrics` and the figures behind it.
-//! - [`session`]: one agent's session, over a WebSocket, Server-Sent Events
-//!   or long-poll.
-//! - [`callback`]: push delivery's HTTP client and its address policy.
+//! - [`callback`]: push delivery's HTTP client and its address policy (its
+//!   session is `session::callback`).
 //! - [`retry`]: the retry policy.
 //! - `startup`: logging, the admin token, the listening socket.
 //! - `serve`: the accept loop (plain or TLS, header and handshake timeouts).
 //! - [`tls`]: the served certificate, reloaded on SIGHUP and file change.
 //!
 //! [`main`] is what the `lobster-relay server` command calls; it binds the
-//! socket and hands it to [`run`] with a shutdown token (the end-to-end
-//! tests run the real binary on port 0 instead of calling [`run`]).
+//! socket and hands it to [`run`] with a shutdown token. The end-to-end
+//! tests run the real binary on port 0; [`run`] is the seam for embedding
+//! the relay with a socket and a shutdown of one's own.
 
 // Module docs link to the private modules and types they describe: the
 // links resolve in `cargo doc --document-private-items`, the view meant
@@ -31,6 +39,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod agent_cache;
+pub mod agent_directory;
 pub mod api;
 pub mod bus;
 pub mod callback;
@@ -38,13 +47,17 @@ pub mod config;
 pub mod crypto;
 pub mod dashboard;
 pub mod hub;
+pub mod last_seen;
 pub mod metrics;
 pub mod retry;
+pub mod routes;
 mod serve;
 pub mod session;
 mod startup;
+pub mod state;
 pub mod store;
 pub mod tls;
+pub mod workspaces;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,10 +69,10 @@ use tokio_util::task::TaskTracker;
 
 pub use config::{Config, ConfigError, ServerArgs};
 
-use crate::api::AppState;
 use crate::bus::Bus;
 use crate::config::Database;
 use crate::hub::Hub;
+use crate::state::AppState;
 use crate::store::Store;
 
 /// How long open sessions get to close after the drain starts.
@@ -104,7 +117,7 @@ pub async fn run(
         None => None,
     };
     let store = open_store(&config).await?;
-    let workspaces = Arc::new(api::workspaces::Workspaces::open(store.clone(), &config).await?);
+    let workspaces = Arc::new(workspaces::Workspaces::open(store.clone(), &config).await?);
     let admin_token = startup::admin_token(&config)?;
     if config.signing_keys.is_empty() {
         tracing::warn!(
@@ -137,6 +150,7 @@ pub async fn run(
         config.ack_timeout,
     )?;
     let state = AppState {
+        agents: agent_directory::AgentDirectory::new(store.clone(), bus.hub().clone()),
         store: store.clone(),
         bus,
         public_url: public_url.clone().into(),
@@ -151,10 +165,17 @@ pub async fn run(
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
         http_sessions: Default::default(),
+        last_seen: Default::default(),
         callbacks: Arc::new(session::Callbacks::new(callback_client)),
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
     let gauge = tokio::spawn(gauge_queue(state.clone()));
+    let last_seen = state.last_seen.clone();
+    let seen_writer = tokio::spawn({
+        let (last_seen, store, shutdown) =
+            (last_seen.clone(), state.store.clone(), shutdown.clone());
+        async move { last_seen.run(store, shutdown).await }
+    });
     if state.store.is_shared() {
         tokio::spawn(watch_revocations(state.clone()));
     }
@@ -175,7 +196,7 @@ pub async fn run(
     };
     tracing::info!(addr = %bound, url = %public_url, tls = certs.is_some(), max_connections = serving.max_connections, "relay listening");
     let sessions = state.sessions.clone();
-    serve::serve(listener, api::router(state), serving, shutdown.clone()).await;
+    serve::serve(listener, routes::router(state), serving, shutdown.clone()).await;
     tracing::info!("draining: no new connections; closing sessions");
     sessions.close();
     if tokio::time::timeout(DRAIN_LIMIT, sessions.wait())
@@ -186,6 +207,8 @@ pub async fn run(
     }
     sweeper.abort();
     gauge.abort();
+    let _ = seen_writer.await;
+    last_seen.flush(&store).await;
     store.close().await;
     tracing::info!("relay stopped");
     Ok(())

@@ -312,3 +312,40 @@ async fn unparsable_requests_get_the_json_error_body() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `last_seen` of one agent in the admin listing, as RFC 3339 text.
+async fn listed_last_seen(relay: &Relay, agent_id: &str) -> anyhow::Result<Value> {
+    let listed = relay
+        .request(Method::GET, "/api/v1/admin/agents", Some(ADMIN_TOKEN), None)
+        .await?;
+    anyhow::ensure!(listed.status == 200, "{}", listed.text);
+    let entry = listed.json["agents"]
+        .as_array()
+        .and_then(|agents| agents.iter().find(|a| a["agent_id"] == agent_id))
+        .with_context(|| format!("agent missing from the listing: {}", listed.text))?;
+    Ok(entry["last_seen"].clone())
+}
+
+#[tokio::test]
+async fn last_seen_shows_at_once_and_outlives_a_graceful_restart() -> anyhow::Result<()> {
+    let (mut relay, agent) = relay_with_agent(RelayOpts::default(), "seen").await?;
+    assert_eq!(
+        listed_last_seen(&relay, &agent.agent_id).await?,
+        Value::Null
+    );
+    let listener = Listener::ready(&relay.url(), &agent.api_key, &["--print"]).await?;
+    // Times are written in batches; the listing shows them before that.
+    let seen = listed_last_seen(&relay, &agent.agent_id).await?;
+    let seen = seen
+        .as_str()
+        .with_context(|| format!("no last_seen: {seen}"))?
+        .to_owned();
+    drop(listener);
+    relay.terminate()?;
+    relay.wait_exit(WAIT).await?;
+    relay.restart().await?;
+    let after = listed_last_seen(&relay, &agent.agent_id).await?;
+    let after = after.as_str().context("last_seen lost across a restart")?;
+    assert!(after >= seen.as_str(), "{after} before {seen}");
+    Ok(())
+}

@@ -632,3 +632,24 @@ async fn http_sessions_count_against_the_session_cap() -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_poll_may_wait_longer_than_the_request_timeout() -> anyhow::Result<()> {
+    let opts = RelayOpts::default().args(["--request-timeout", "1s"]);
+    let (relay, agent) = relay_with_agent(opts, "patient").await?;
+    let session = HttpSession::open(&relay, &agent.api_key, Transport::Poll, "").await?;
+    let path = format!(
+        "/api/v1/agent/poll?session_id={}&wait=2",
+        session.session_id
+    );
+    let started = std::time::Instant::now();
+    let empty = relay.agent_get(&agent.api_key, &path).await?;
+    assert_eq!(empty.status, 200, "not cut at 1 s: {}", empty.text);
+    assert_eq!(empty.json["events"], json!([]));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_900),
+        "it waited"
+    );
+    // Other requests still get the deadline's 408 (tests/tests/abuse.rs).
+    Ok(())
+}

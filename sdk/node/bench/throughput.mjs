@@ -1,6 +1,6 @@
 // How many events per second one SDK process handles with an empty handler.
 //
-//   node bench/throughput.mjs [N] [SENDERS]       (defaults 5000, 64)
+//   node bench/throughput.mjs [N] [SENDERS] [TRANSPORT]   (defaults 5000, 64, ws; or sse, poll)
 //   LOBSTER_RELAY_BIN=../../target/release/lobster-relay node bench/throughput.mjs
 //
 // Starts its own relay (port 0, temp dir), then measures two things:
@@ -51,6 +51,7 @@ if (!isMainThread) {
   const { WebhookRelay } = await import('@powerlobster/webhook');
   const n = Number(process.argv[2] ?? 5000);
   const senders = Number(process.argv[3] ?? 64);
+  const transport = process.argv[4] ?? 'ws';
   const post = (relay, agent, tag) =>
     new Promise((resolve, reject) => {
       const worker = new Worker(new URL(import.meta.url), {
@@ -62,12 +63,12 @@ if (!isMainThread) {
 
   const relay = await TestRelay.start();
   try {
-    console.log(`relay ${process.env.LOBSTER_RELAY_BIN ?? '(debug build)'} at ${relay.url}; ${os.cpus().length} cores; node ${process.version}`);
+    console.log(`relay ${process.env.LOBSTER_RELAY_BIN ?? '(debug build)'} at ${relay.url}; ${os.cpus().length} cores; node ${process.version}; transport ${transport}`);
 
     // live
     {
       const agent = await relay.createAgent('bench-live');
-      const sdk = new WebhookRelay({ relayUrl: relay.url, apiKey: agent.api_key, logger: null });
+      const sdk = new WebhookRelay({ relayUrl: relay.url, apiKey: agent.api_key, logger: null, proxy: false, transport });
       let handled = 0;
       let lastHandledAt = 0;
       let done;
@@ -94,7 +95,7 @@ if (!isMainThread) {
     {
       const agent = await relay.createAgent('bench-backlog');
       const sent = await post(relay, agent, 'backlog');
-      const sdk = new WebhookRelay({ relayUrl: relay.url, apiKey: agent.api_key, logger: null });
+      const sdk = new WebhookRelay({ relayUrl: relay.url, apiKey: agent.api_key, logger: null, proxy: false, transport });
       let handled = 0;
       let lastHandledAt = 0;
       let done;

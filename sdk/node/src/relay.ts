@@ -23,6 +23,8 @@ import {
 } from './errors.js';
 import { WebhookEvent } from './event.js';
 import type { EventFrame } from './event.js';
+import { PollLink, SseLink, TLS_OPTION_KEYS, readSmallBody } from './http.js';
+import type { Answer, HttpRoute, Link, LinkHooks, TransportName } from './http.js';
 import { Backoff, DEFAULT_RELAY_URL, HandledIds, connectUrl, matchesAny, parsePatterns } from './internal.js';
 import { chooseProxy, tunnelAgent } from './proxy.js';
 import type { ProxyChoice, TunnelAnswer } from './proxy.js';
@@ -87,9 +89,28 @@ export interface WebhookRelayOptions {
    * lists the relay's host (see docs/sdk.md, "Proxies").
    */
   proxy?: string | false | null;
-  /** Extra options for the `ws` client (e.g. `ca` for a private CA; it applies inside a proxy tunnel too). */
+  /**
+   * Extra options for the `ws` client (e.g. `ca` for a private CA; it applies
+   * inside a proxy tunnel too). Its TLS settings (`ca`, `cert`, `key`,
+   * `rejectUnauthorized`, ...) and `agent` apply to the HTTP transports too.
+   */
   webSocketOptions?: WebSocketOptions;
+  /**
+   * How to reach the relay: `'auto'` (default) tries the WebSocket, then
+   * Server-Sent Events when the upgrade is refused (a proxy's 403/400/426/502,
+   * or the connection cut during the upgrade), then long-poll when the SSE
+   * stream brings no `ready` within `sseReadyTimeoutMs` (a proxy buffering
+   * it). Once a transport worked, reconnects start with it. `'ws'`, `'sse'`
+   * or `'poll'` use that one only.
+   */
+  transport?: TransportOption;
+  /** With `transport: 'auto'`: how long an SSE stream may go without `ready` before long-poll is tried; default 5 000 ms. */
+  sseReadyTimeoutMs?: number;
 }
+
+/** The `transport` option. */
+export type TransportOption = 'auto' | TransportName;
+export type { TransportName };
 
 /**
  * Options handed to the `ws` client as they are (see the `ws` documentation:
@@ -118,6 +139,20 @@ export interface ConnectedInfo {
   ackTimeoutMs: number;
   /** Protocol version (1). */
   protocol: number;
+  /** The transport this session runs on: `'ws'`, `'sse'` or `'poll'`. */
+  transport: TransportName;
+  /** Why `transport: 'auto'` is not on the WebSocket (the last fallback's reason), if it is not. */
+  fallbackReason?: string;
+}
+
+/** The `fallback` event's argument: `transport: 'auto'` gave up on one transport for the next. */
+export interface FallbackInfo {
+  /** The transport that did not work. */
+  previous: TransportName;
+  /** The transport tried now. */
+  transport: TransportName;
+  /** Why, in words (e.g. `the WebSocket upgrade was refused (HTTP 403)`). */
+  reason: string;
 }
 
 /** The `disconnected` event's argument. */
@@ -166,11 +201,15 @@ export interface WebhookRelayEvents {
   disconnected: (info: DisconnectedInfo) => void;
   reconnecting: (info: ReconnectingInfo) => void;
   error: (error: RelayError) => void;
+  fallback: (info: FallbackInfo) => void;
 }
 
-/** One WebSocket connection attempt and, once `ready` came, its session. */
+/** One connection attempt (any transport) and, once `ready` came, its session. */
 interface Connection {
-  ws: WebSocket;
+  link: Link;
+  transport: TransportName;
+  /** Set when this attempt failed in a way the next transport may get around (`transport: 'auto'`). */
+  fallback?: string;
   ready: boolean;
   readyAt: number;
   lastHeard: number;
@@ -273,6 +312,14 @@ export class WebhookRelay extends EventEmitter {
   readonly #wsOptions: WebSocketOptions;
   readonly #proxy: ProxyChoice | null;
   readonly #handled: HandledIds;
+  readonly #transportOption: TransportOption;
+  readonly #sseReadyMs: number;
+  /** The transport the next attempt starts with: the last one that worked (`auto`), else the forced one. */
+  #start: TransportName;
+  /** The transport of the current (or last) attempt. */
+  #transport: TransportName | null = null;
+  /** Why the current attempt is not on the WebSocket (auto), for `ConnectedInfo.fallbackReason`. */
+  #fallbackReason: string | undefined;
 
   #state: RelayState = 'idle';
   #conn: Connection | null = null;
@@ -354,6 +401,22 @@ export class WebhookRelay extends EventEmitter {
     // An agent of the caller's own decides the route; else the option or the environment.
     this.#proxy = this.#wsOptions.agent !== undefined ? null : chooseProxy(this.url, options.proxy);
     this.proxy = this.#proxy?.display ?? null;
+
+    const transport = options.transport ?? 'auto';
+    if (!['auto', 'ws', 'sse', 'poll'].includes(transport as string)) {
+      throw new ConfigurationError(`transport must be 'auto', 'ws', 'sse' or 'poll' (got ${JSON.stringify(transport)})`, 'invalid_transport');
+    }
+    this.#transportOption = transport;
+    this.#start = transport === 'auto' ? 'ws' : transport;
+    this.#sseReadyMs = positive(options.sseReadyTimeoutMs ?? 5_000, 'sseReadyTimeoutMs');
+  }
+
+  /**
+   * The transport in use (`'ws'`, `'sse'` or `'poll'`), or being tried while
+   * connecting; `null` before the first attempt.
+   */
+  get transport(): TransportName | null {
+    return this.#transport;
   }
 
   /** `idle` → `connecting` → `connected` (⇄ `reconnecting`) → `closing` → `closed`. */
@@ -481,9 +544,8 @@ export class WebhookRelay extends EventEmitter {
       await this.#whenIdle(options.timeoutMs);
       const conn = this.#conn;
       if (conn) {
-        if (conn.ws.readyState === WebSocket.OPEN) conn.ws.close(1000, 'client closing');
-        else conn.ws.terminate();
-        const forced = setTimeout(() => conn.ws.terminate(), 5_000);
+        conn.link.close();
+        const forced = setTimeout(() => conn.link.terminate(), 6_000);
         await conn.closed;
         clearTimeout(forced);
       }
@@ -497,9 +559,17 @@ export class WebhookRelay extends EventEmitter {
 
   // ---- connection -------------------------------------------------------
 
-  /** Opens one WebSocket and wires its events. */
-  #open(): void {
+  /** Starts one attempt, on the transport the last one that worked used (or the forced one). */
+  #open(transport: TransportName = this.#start): void {
     this.#state = this.#pending ? 'connecting' : 'reconnecting';
+    this.#transport = transport;
+    if (transport === 'ws') this.#fallbackReason = undefined;
+    if (transport === 'ws') this.#openWs();
+    else this.#openHttp(transport);
+  }
+
+  /** Opens one WebSocket and wires its events. */
+  #openWs(): void {
     let markClosed!: () => void;
     const closed = new Promise<void>((resolve) => (markClosed = resolve));
     const options: ClientOptions = {
@@ -517,7 +587,17 @@ export class WebhookRelay extends EventEmitter {
     let conn!: Connection;
     if (proxy) options.agent = tunnelAgent(proxy, (answer) => (conn.tunnel = answer));
     const ws = new WebSocket(this.url, options);
-    conn = { ws, ready: false, readyAt: 0, lastHeard: Date.now(), timers: [], closed, markClosed };
+    const link: Link = {
+      transport: 'ws',
+      isOpen: () => ws.readyState === WebSocket.OPEN,
+      answer: (frame: Answer) =>
+        ws.send(JSON.stringify(frame), (err) => {
+          if (err) this.#log.debug?.(`could not send ${frame.type} for ${frame.id}: ${err.message}`);
+        }),
+      close: () => (ws.readyState === WebSocket.OPEN ? ws.close(1000, 'client closing') : ws.terminate()),
+      terminate: () => ws.terminate(),
+    };
+    conn = { link, transport: 'ws', ready: false, readyAt: 0, lastHeard: Date.now(), timers: [], closed, markClosed };
     this.#conn = conn;
     this.#log.debug?.(`connecting to ${this.url}${proxy ? ` through the proxy ${proxy.display} (${proxy.source})` : ''}`);
 
@@ -534,9 +614,12 @@ export class WebhookRelay extends EventEmitter {
         return;
       }
       const via = proxy ? ` through the proxy ${proxy.display}` : '';
-      conn.failure ??= new ConnectionError(`could not reach the relay at ${this.url}${via}: ${err.message}`, 'connection_failed', {
+      // An error after a refusal is the SDK's own terminate(): the refusal decides.
+      if (conn.failure) return;
+      conn.failure = new ConnectionError(`could not reach the relay at ${this.url}${via}: ${err.message}`, 'connection_failed', {
         cause: err,
       });
+      if (!conn.ready && cutDuringUpgrade(err)) conn.fallback ??= `the connection was cut during the WebSocket upgrade (${err.message})`;
     });
     ws.on('open', () => {
       conn.lastHeard = Date.now();
@@ -544,6 +627,7 @@ export class WebhookRelay extends EventEmitter {
       conn.readyTimer = setTimeout(() => {
         if (conn.ready) return;
         conn.localReason = `no ready frame within ${HANDSHAKE_TIMEOUT_MS} ms`;
+        conn.fallback ??= `the WebSocket opened but no ready frame came within ${HANDSHAKE_TIMEOUT_MS} ms`;
         ws.terminate();
       }, HANDSHAKE_TIMEOUT_MS);
       conn.timers.push(conn.readyTimer);
@@ -587,17 +671,123 @@ export class WebhookRelay extends EventEmitter {
     });
   }
 
+  /** Opens one SSE or long-poll session and wires it like a WebSocket. */
+  #openHttp(transport: 'sse' | 'poll'): void {
+    let markClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (markClosed = resolve));
+    const ws = new URL(this.url);
+    const base = new URL(`${ws.protocol === 'wss:' ? 'https:' : 'http:'}//${ws.host}${ws.pathname.replace(/\/api\/v1\/agent\/connect$/, '')}`);
+    const tls: Record<string, unknown> = {};
+    for (const key of TLS_OPTION_KEYS) if (this.#wsOptions[key] !== undefined) tls[key] = this.#wsOptions[key];
+    const route: HttpRoute = {
+      proxy: this.#proxy,
+      agent: this.#wsOptions.agent,
+      tls,
+      headers: {
+        ...(this.#wsOptions.headers ?? {}),
+        Authorization: `Bearer ${this.#apiKey}`,
+        'User-Agent': `powerlobster-webhook-node/${VERSION} node/${process.versions.node}`,
+      },
+    };
+    const proxy = this.#proxy;
+    let conn!: Connection;
+    const hooks: LinkHooks = {
+      opened: () => {
+        conn.lastHeard = Date.now();
+        const tick = Math.max(50, Math.min(5_000, Math.floor(this.#idleMs / 3)));
+        const idle = setInterval(() => {
+          // Polls wait up to 25 s for an answer: their own timeout covers them.
+          if (transport === 'poll' || Date.now() - conn.lastHeard < this.#idleMs) return;
+          conn.localReason = `nothing from the relay on the SSE stream for ${Math.round(this.#idleMs / 1000)} s`;
+          this.#log.warn?.(`${conn.localReason}; dropping the connection`);
+          conn.link.terminate();
+        }, tick);
+        idle.unref();
+        conn.timers.push(idle);
+      },
+      frame: (frame) => this.#onMessage(conn, frame),
+      heard: () => {
+        conn.lastHeard = Date.now();
+      },
+      refused: (status, headers, body) => this.#refused(conn, status, headers, body),
+      failed: (err) => {
+        if (proxy && !conn.tunnel && isUnreachable(err)) {
+          // Nothing answered at the proxy's address (a forward request or a CONNECT).
+          conn.failure ??= new ProxyError(
+            `could not reach the proxy ${proxy.display} (${proxy.source}) on the way to the relay: ${err.message}`,
+            'proxy_unreachable',
+            { proxy: proxy.display, cause: err },
+          );
+          return;
+        }
+        const via = proxy ? ` through the proxy ${proxy.display}` : '';
+        conn.failure ??= new ConnectionError(`could not reach the relay at ${this.url}${via}: ${err.message}`, 'connection_failed', {
+          cause: err,
+        });
+        if (transport === 'sse' && cutDuringUpgrade(err)) conn.fallback ??= `the SSE request was cut (${err.message})`;
+      },
+      closed: (code, reason) => {
+        for (const timer of conn.timers) clearTimeout(timer);
+        conn.markClosed();
+        this.#onClose(conn, code, reason);
+      },
+      debug: (message) => this.#log.debug?.(message),
+    };
+    const query = ws.search;
+    const onTunnel = (answer: TunnelAnswer) => (conn.tunnel = answer);
+    // The link starts its request at once; `conn` must exist before any callback (they all run later).
+    const link = transport === 'sse' ? new SseLink(base, query, route, hooks, onTunnel) : new PollLink(base, query, route, hooks, onTunnel);
+    conn = { link, transport, ready: false, readyAt: 0, lastHeard: Date.now(), timers: [], closed, markClosed };
+    this.#conn = conn;
+    if (transport === 'sse') {
+      // A stream that a proxy holds back (its headers too) brings no `ready`: long-poll then.
+      const wait = this.#transportOption === 'auto' ? this.#sseReadyMs : HANDSHAKE_TIMEOUT_MS;
+      conn.readyTimer = setTimeout(() => {
+        if (conn.ready) return;
+        conn.localReason = `no ready message on the SSE stream within ${wait} ms`;
+        conn.fallback ??= `no ready message on the SSE stream within ${wait} ms (a proxy buffering the stream?)`;
+        conn.link.terminate();
+      }, wait);
+      conn.timers.push(conn.readyTimer);
+    }
+    this.#log.debug?.(
+      `connecting to ${base.href} (${transport === 'sse' ? 'Server-Sent Events' : 'long-poll'})${proxy ? ` through the proxy ${proxy.display} (${proxy.source})` : ''}`,
+    );
+  }
+
   /** The relay answered the upgrade with an HTTP error: read why, then drop the socket. */
   async #onRefused(conn: Connection, res: IncomingMessage): Promise<void> {
-    const status = res.statusCode ?? 0;
+    if (this.#proxy && conn.tunnel && conn.tunnel.statusCode !== 200) {
+      res.resume();
+      this.#refused(conn, res.statusCode ?? 0, res.headers, '');
+    } else {
+      this.#refused(conn, res.statusCode ?? 0, res.headers, await readSmallBody(res).catch(() => ''));
+    }
+    conn.link.terminate();
+  }
+
+  /**
+   * What an HTTP answer other than the session means (`conn.failure`), and
+   * whether the next transport may get around it (`conn.fallback`): anything
+   * but the relay's own refusals (its JSON errors: a bad key, a revoked
+   * agent, too many sessions, a restart) is taken for a proxy in the way.
+   */
+  #refused(conn: Connection, status: number, headers: IncomingMessage['headers'], body: string): void {
+    const what = { ws: 'the WebSocket upgrade', sse: 'the SSE stream', poll: 'the first poll' }[conn.transport];
     if (this.#proxy && conn.tunnel && conn.tunnel.statusCode !== 200) {
       // The proxy's answer to CONNECT, replayed: the relay never saw the request.
-      res.resume();
-      conn.failure ??= this.#tunnelRefused(this.#proxy, conn.tunnel);
-      conn.ws.terminate();
+      const tunnel = conn.tunnel;
+      conn.failure ??= this.#tunnelRefused(this.#proxy, tunnel);
+      if (tunnel.statusCode !== 407 && tunnel.statusCode !== 401) {
+        conn.fallback ??= `the proxy ${this.#proxy.display} refused the tunnel for ${what} (HTTP ${tunnel.statusCode}${tunnel.statusText ? ` ${tunnel.statusText}` : ''})`;
+      }
       return;
     }
-    const body = await readSmallBody(res).catch(() => '');
+    if (this.#proxy && status === 407) {
+      // A forward-proxy request (http:// relay) the proxy wants credentials for.
+      conn.failure ??= this.#tunnelRefused(this.#proxy, { statusCode: status, statusText: 'Proxy Authentication Required' });
+      return;
+    }
     let code: string | undefined;
     let said: string | undefined;
     try {
@@ -607,10 +797,20 @@ export class WebhookRelay extends EventEmitter {
     } catch {
       /* not the relay's JSON error */
     }
+    if (status !== 401 && (code === undefined || code === 'websocket_required')) {
+      conn.fallback ??= `${what} was refused (HTTP ${status}${code ? ` ${code}` : ''}${this.#proxy ? `, through the proxy ${this.#proxy.display}` : ', by a proxy?'})`;
+    }
     const detail = said ? `: ${said}` : '';
-    const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+    const retryAfterMs = parseRetryAfter(headers['retry-after']);
     let failure: RelayError;
-    if (status === 401 || status === 403) {
+    if (this.#proxy && code === undefined && status >= 500) {
+      // A forward-proxy request (http:// relay) that the proxy could not pass on.
+      failure = new ProxyError(
+        `the proxy ${this.#proxy.display} could not reach the relay at ${new URL(this.url).host} (HTTP ${status}); is the relay up and reachable from the proxy?`,
+        'proxy_refused',
+        { proxy: this.#proxy.display, status, retryable: true },
+      );
+    } else if (status === 401 || status === 403) {
       failure = new AuthenticationError(
         `the relay refused the API key (HTTP ${status}${detail}); check apiKey / LOBSTER_RELAY_API_KEY, or ask the relay admin for a new key`,
         code ?? 'unauthorized',
@@ -631,13 +831,12 @@ export class WebhookRelay extends EventEmitter {
       });
     } else {
       failure = new ConnectionError(
-        `the relay answered HTTP ${status} instead of opening a WebSocket${detail}; is relayUrl the relay's base URL? (connecting to ${this.url})`,
+        `the relay answered HTTP ${status} instead of opening ${conn.transport === 'ws' ? 'a WebSocket' : 'a session'}${detail}; is relayUrl the relay's base URL? (connecting to ${this.url})`,
         code ?? `http_${status}`,
         { status, retryable: false },
       );
     }
     conn.failure ??= failure;
-    conn.ws.terminate();
   }
 
   /** What the proxy's refusal of a tunnel means. */
@@ -687,6 +886,12 @@ export class WebhookRelay extends EventEmitter {
       this.#log.warn?.('ignoring a frame from the relay that is not JSON');
       return;
     }
+    this.#onMessage(conn, frame);
+  }
+
+  /** One parsed frame, from any transport. */
+  #onMessage(conn: Connection, frame: any): void {
+    if (conn !== this.#conn) return;
     switch (frame?.type) {
       case 'ready':
         return this.#onReady(conn, frame);
@@ -730,11 +935,16 @@ export class WebhookRelay extends EventEmitter {
       maxInFlight: Number(frame.max_in_flight),
       ackTimeoutMs: Number(frame.ack_timeout_ms),
       protocol: Number(frame.protocol ?? 1),
+      transport: conn.transport,
+      ...(conn.transport !== 'ws' && this.#fallbackReason ? { fallbackReason: this.#fallbackReason } : {}),
     };
+    // Reconnects start with the transport that worked.
+    this.#start = conn.transport;
     this.#info = info;
     this.#state = 'connected';
     this.#retries = 0;
-    this.#log.info?.(`connected (session ${info.sessionId}); webhook URL ${info.webhookUrl}`);
+    const via = conn.transport === 'ws' ? '' : ` via ${conn.transport === 'sse' ? 'SSE' : 'long-poll'}${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
+    this.#log.info?.(`connected (session ${info.sessionId})${via}; webhook URL ${info.webhookUrl}`);
     const pending = this.#pending;
     this.#pending = null;
     if (pending?.timer) clearTimeout(pending.timer);
@@ -756,6 +966,18 @@ export class WebhookRelay extends EventEmitter {
 
     if (this.#stopping) {
       if (conn.ready) this.#safeEmit('disconnected', { code, reason: 'closed by the client', willReconnect: false });
+      return;
+    }
+
+    // transport: 'auto': a refused upgrade (or a buffered stream) moves on to the next transport at once.
+    const next = conn.transport === 'ws' ? 'sse' : conn.transport === 'sse' ? 'poll' : null;
+    if (!conn.ready && conn.fallback && this.#transportOption === 'auto' && next) {
+      const name = { ws: 'WebSocket', sse: 'SSE', poll: 'long-poll' };
+      this.#fallbackReason = conn.fallback;
+      this.#log.warn?.(`${conn.fallback}; falling back to ${name[next]}`);
+      if (this.#pending) this.#pending.lastError = failure;
+      this.#safeEmit('fallback', { previous: conn.transport, transport: next, reason: conn.fallback });
+      if (!this.#stopping && this.#conn === null) this.#open(next);
       return;
     }
 
@@ -842,7 +1064,7 @@ export class WebhookRelay extends EventEmitter {
       const conn = this.#conn;
       if (conn && !conn.ready) {
         this.#conn = null;
-        conn.ws.terminate();
+        conn.link.terminate();
       }
       this.#state = 'closed';
       this.#rejectWaiters(error);
@@ -945,10 +1167,8 @@ export class WebhookRelay extends EventEmitter {
 
   /** Sends a frame on `conn` if it is still open; the ack of a dropped session is lost (the relay redelivers). */
   #send(conn: Connection, frame: { type: 'ack'; id: string } | { type: 'nack'; id: string; reason: string }): boolean {
-    if (conn.ws.readyState !== WebSocket.OPEN) return false;
-    conn.ws.send(JSON.stringify(frame), (err) => {
-      if (err) this.#log.debug?.(`could not send ${frame.type} for ${frame.id}: ${err.message}`);
-    });
+    if (!conn.link.isOpen()) return false;
+    conn.link.answer(frame);
     return true;
   }
 
@@ -987,13 +1207,27 @@ export class WebhookRelay extends EventEmitter {
   }
 
   /** Emits an event; a listener that throws is logged instead of breaking the connection's bookkeeping. */
-  #safeEmit(name: 'connected' | 'disconnected' | 'reconnecting' | 'error', arg: unknown): void {
+  #safeEmit(name: 'connected' | 'disconnected' | 'reconnecting' | 'error' | 'fallback', arg: unknown): void {
     try {
       this.emit(name, arg as never);
     } catch (err) {
       this.#log.error?.(`a '${name}' listener threw: ${errorMessage(err)}`);
     }
   }
+}
+
+/** An error of the connection itself during the upgrade (not a refused connect, a DNS failure or a TLS refusal). */
+function cutDuringUpgrade(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (isUnreachable(err)) return false;
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|HOSTNAME/i.test(code) || /certificate/i.test(err.message)) return false;
+  return true;
+}
+
+/** A connection that never started: nothing answers there. */
+function isUnreachable(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'].includes(code);
 }
 
 /** The proxy refused the credentials: retrying cannot help. */
@@ -1023,28 +1257,6 @@ function rawToString(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString('utf8');
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.from(data).toString('utf8');
-}
-
-/** Reads at most 64 KiB of an error response, for 5 s at most. */
-function readSmallBody(res: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const timer = setTimeout(() => finish(), 5_000);
-    const finish = () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    };
-    res.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= 64 * 1024) chunks.push(chunk);
-    });
-    res.on('end', finish);
-    res.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
 }
 
 function parseRetryAfter(value: string | string[] | undefined): number | undefined {

@@ -101,6 +101,7 @@ test('basic auth: user:pass@ in the proxy URL opens the tunnel; the password is 
   const sdk = client(t, agent, { logger });
   assert.equal(sdk.proxy, guarded.url, 'relay.proxy names the proxy without credentials');
   await deliversOne(sdk, agent);
+  assert.equal(sdk.transport, 'ws', 'the WebSocket itself, in the CONNECT tunnel');
   assert.ok(guarded.connects(target()) >= 1);
   assert.ok(lines.some((line) => line.includes(guarded.url)), `the proxy is named in the log: ${lines.join('\n')}`);
   assert.ok(!lines.join('\n').includes(PASSWORD));
@@ -221,7 +222,8 @@ test('the relay behind the proxy is down: the proxy answers 5xx, retried until i
   const port = await deadPort();
   const proxy = await TinyProxy.start({ connectPorts: [port] });
   t.after(() => proxy.stop());
-  const sdk = new WebhookRelay({ relayUrl: `http://127.0.0.1:${port}`, apiKey: 'lrk_unused', logger: null, proxy: proxy.url, connectTimeoutMs: 1_500 });
+  // transport: 'ws': the WebSocket's tunnel alone (auto's fallback is in transports.test.mjs).
+  const sdk = new WebhookRelay({ relayUrl: `http://127.0.0.1:${port}`, apiKey: 'lrk_unused', logger: null, proxy: proxy.url, connectTimeoutMs: 1_500, transport: 'ws' });
   t.after(() => sdk.close());
   const retried = next(sdk, 'reconnecting');
   const err = await sdk.connect().then(() => assert.fail('connected'), (e) => e);
@@ -237,7 +239,8 @@ test('the proxy refuses the port (403): ProxyError proxy_refused, not mistaken f
   const agent = await relay.createAgent();
   const proxy = await TinyProxy.start({ connectPorts: [1] });
   t.after(() => proxy.stop());
-  const sdk = client(t, agent, { proxy: proxy.url });
+  // transport: 'ws' (auto would fall back to SSE here: transports.test.mjs).
+  const sdk = client(t, agent, { proxy: proxy.url, transport: 'ws' });
   const err = await sdk.connect().then(() => assert.fail('connected'), (e) => e);
   assert.ok(err instanceof ProxyError, `${err?.name}: ${err?.message}`);
   assert.equal(err.code, 'proxy_refused');
@@ -291,6 +294,28 @@ test('wss:// through the proxy: the custom CA (webSocketOptions.ca) verifies the
   const err = await untrusting.connect().then(() => assert.fail('trusted an unknown CA'), (e) => e);
   assert.equal(err.code, 'connection_failed');
   assert.match(err.message, /through the proxy .*certificate/);
+
+  // SSE and long-poll take the same tunnel, the CA verifying the relay inside it
+  // (the WebSocket client is closed first: it would compete for the events).
+  await sdk.close();
+  for (const transport of ['sse', 'poll']) {
+    const overHttp = new WebhookRelay({ relayUrl, apiKey: agent.api_key, logger: null, webSocketOptions: { ca }, transport });
+    t.after(() => overHttp.close());
+    const arrived = next(overHttp, 'webhook');
+    const info = await overHttp.connect();
+    assert.equal(info.transport, transport);
+    const raw = Buffer.from(JSON.stringify({ tls: transport }));
+    const hookId = `msg_tls_${transport}_${Date.now()}`;
+    const at = Math.floor(Date.now() / 1000);
+    const posted = await httpsJson(tlsRelay, ca, 'POST', new URL(agent.webhook_url).pathname, {
+      'webhook-id': hookId,
+      'webhook-timestamp': String(at),
+      'webhook-signature': sign(tlsRelay.secret, hookId, at, raw),
+    }, raw);
+    assert.equal((await arrived).id, posted.id);
+    await overHttp.close();
+  }
+  assert.ok(proxy.connects(`localhost:${tlsRelay.port}`) >= 4, proxy.log());
 });
 
 /** A JSON request to a TLS relay on 127.0.0.1, trusting `ca` (the test's own fetch does not take a CA). */

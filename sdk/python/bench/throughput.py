@@ -138,7 +138,7 @@ class Poster:
 # ---------------------------------------------------------------------------
 
 
-async def measure(relay: RelayProcess, n: int, conns: int, max_concurrency: int) -> None:
+async def measure(relay: RelayProcess, n: int, conns: int, max_concurrency: int, transport: str) -> None:
     agent = relay.create_agent("bench")
     count = 0
     done = asyncio.Event()
@@ -151,7 +151,9 @@ async def measure(relay: RelayProcess, n: int, conns: int, max_concurrency: int)
             done.set()
 
     # live
-    client = WebhookRelay(relay_url=relay.url, api_key=agent["api_key"], max_concurrency=max_concurrency)
+    client = WebhookRelay(
+        relay_url=relay.url, api_key=agent["api_key"], max_concurrency=max_concurrency, proxy=False, transport=transport
+    )
     client.on("webhook", handle)
     await client.connect()
     poster = await asyncio.to_thread(Poster, agent["webhook_url"], relay.secret, n, conns, "live")
@@ -175,7 +177,9 @@ async def measure(relay: RelayProcess, n: int, conns: int, max_concurrency: int)
     poster.go()
     posted = await asyncio.to_thread(poster.result)
     assert posted["bad"] == 0, posted
-    client = WebhookRelay(relay_url=relay.url, api_key=agent["api_key"], max_concurrency=max_concurrency)
+    client = WebhookRelay(
+        relay_url=relay.url, api_key=agent["api_key"], max_concurrency=max_concurrency, proxy=False, transport=transport
+    )
     client.on("webhook", handle)
     started = time.monotonic()
     await client.connect()
@@ -196,14 +200,16 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=3000, help="webhooks per measurement (default 3000)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent HTTP connections posting")
     parser.add_argument("--max-concurrency", type=int, default=10, help="the SDK's max_concurrency")
+    parser.add_argument("--transport", default="ws", choices=["ws", "sse", "poll"], help="the SDK's transport (default ws)")
     args = parser.parse_args()
     import platform
 
     print(
-        f"python {platform.python_version()}, {os.cpu_count()} cpus, relay {os.environ.get('LOBSTER_RELAY_BIN') or 'target/debug'}"
+        f"python {platform.python_version()}, {os.cpu_count()} cpus, relay {os.environ.get('LOBSTER_RELAY_BIN') or 'target/debug'}, "
+        f"transport {args.transport}"
     )
     with RelayProcess(["--agent-rate-limit", "1000000/s"]) as relay:
-        asyncio.run(measure(relay, args.n, args.connections, args.max_concurrency))
+        asyncio.run(measure(relay, args.n, args.connections, args.max_concurrency, args.transport))
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ def test_basic_auth_opens_the_tunnel_and_the_password_is_never_logged(
         assert client.proxy == guarded.url  # no credentials
         try:
             await delivers_one(relay, client)
+            assert client.transport == "ws"  # the WebSocket itself, in the CONNECT tunnel
         finally:
             await client.close()
 
@@ -288,8 +289,13 @@ def test_a_relay_down_behind_the_proxy_is_retried(relay: RelayProcess) -> None:
     with TinyProxy([port]) as proxy:
 
         async def scenario() -> None:
+            # transport="ws": the WebSocket's tunnel alone (auto's fallback is in test_transports.py).
             client = WebhookRelay(
-                relay_url=f"http://127.0.0.1:{port}", api_key="lrk_unused", proxy=proxy.url, connect_timeout=1.5
+                relay_url=f"http://127.0.0.1:{port}",
+                api_key="lrk_unused",
+                proxy=proxy.url,
+                connect_timeout=1.5,
+                transport="ws",
             )
             rec = Recorder(client)
             with pytest.raises(ConnectTimeoutError) as info:
@@ -309,7 +315,8 @@ def test_a_proxy_refusing_the_port_is_not_mistaken_for_a_bad_key(relay: RelayPro
     with TinyProxy([1]) as proxy:
 
         async def scenario() -> None:
-            client = WebhookRelay(relay_url=ws_url(relay), api_key=agent["api_key"], proxy=proxy.url)
+            # transport="ws" (auto falls back to SSE here: test_transports.py).
+            client = WebhookRelay(relay_url=ws_url(relay), api_key=agent["api_key"], proxy=proxy.url, transport="ws")
             rec = Recorder(client)
             with pytest.raises(ProxyError) as info:
                 await client.connect()
@@ -396,6 +403,18 @@ def test_wss_through_the_proxy_verifies_the_relay_with_the_ssl_option(
                     assert "through the proxy" in str(info.value) and "CERTIFICATE_VERIFY_FAILED" in str(info.value)
                     await untrusting.close()
                     assert proxy.connects(f"localhost:{tls_relay.port}") == 2
+
+                    # SSE and long-poll take the same tunnel, the ssl option verifying the relay inside it.
+                    for transport in ("sse", "poll"):
+                        over_http = WebhookRelay(
+                            relay_url=relay_url, api_key=agent["api_key"], ssl=tls_relay.ssl_context, transport=transport
+                        )
+                        try:
+                            await delivers_one(tls_relay, over_http)
+                            assert over_http.transport == transport
+                        finally:
+                            await over_http.close()
+                    assert proxy.connects(f"localhost:{tls_relay.port}") >= 4, proxy.log()
 
                 run(scenario())
 

@@ -23,13 +23,14 @@ def own_relay() -> Iterator[RelayProcess]:
         yield proc
 
 
-def test_sigkill_and_restart_reconnects_and_loses_nothing(own_relay: RelayProcess) -> None:
+@pytest.mark.parametrize("transport", ["ws", "sse", "poll"])
+def test_sigkill_and_restart_reconnects_and_loses_nothing(own_relay: RelayProcess, transport: str) -> None:
     relay = own_relay
     agent = relay.create_agent("restart")
 
     async def scenario() -> None:
-        logger, logs = capture_logger("test.restart")
-        client = WebhookRelay(relay_url=relay.url, api_key=agent["api_key"], logger=logger)
+        logger, logs = capture_logger(f"test.restart.{transport}")
+        client = WebhookRelay(relay_url=relay.url, api_key=agent["api_key"], logger=logger, transport=transport)
         rec = Recorder(client)
         handled: Counter[str] = Counter()
         blocked = asyncio.Event()
@@ -64,6 +65,7 @@ def test_sigkill_and_restart_reconnects_and_loses_nothing(own_relay: RelayProces
 
         relay.restart_same_port()
         await until(lambda: len(rec.of("connected")) == 2, timeout=20, what="connected again")
+        assert rec.of("connected")[1].transport == transport
         reconnected_at = time.monotonic()
         assert relay.listening_at is not None
         print(f"\nreconnect after SIGKILL: {(reconnected_at - relay.listening_at) * 1000:.0f} ms from 'relay listening'")

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Admin;
-use super::{ApiError, AppState, rfc3339};
+use super::error::ApiError;
+use super::rfc3339;
+use crate::state::AppState;
 use crate::store::{Agent, NewAgent};
 
 pub use super::workspaces::DEFAULT_WORKSPACE;
@@ -72,10 +74,9 @@ pub async fn create_agent(
 }
 
 pub async fn list_agents(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    let agents: Vec<Value> = state
-        .store
-        .list_agents()
-        .await?
+    let mut listed = state.store.list_agents().await?;
+    state.last_seen.overlay(&mut listed);
+    let agents: Vec<Value> = listed
         .into_iter()
         .map(|s| {
             json!({

@@ -14,57 +14,11 @@ use lobster_shared::wire::EventFrame;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, AuthedAgent, rfc3339};
+use super::auth::AuthedAgent;
+use super::error::ApiError;
+use super::rfc3339;
+use crate::state::AppState;
 use crate::store::{EventQuery, EventStatus, EventSummary, NewEvent, ReplayOutcome, now_ms};
-
-/// How long a client is asked to wait when its agent has too many sessions.
-const SESSIONS_RETRY_AFTER_SECS: u64 = 10;
-
-/// `GET /api/v1/agent/connect`: refuses the upgrade with `429
-/// too_many_sessions` when the agent already has
-/// `--max-sessions-per-agent` sessions on this instance, else hands over to
-/// the session.
-pub async fn connect(
-    State(state): State<AppState>,
-    AuthedAgent(agent): AuthedAgent,
-    query: Result<Query<crate::session::ConnectParams>, QueryRejection>,
-    slot: Option<axum::Extension<crate::serve::ConnectionSlot>>,
-    upgrade: Result<
-        axum::extract::ws::WebSocketUpgrade,
-        axum::extract::ws::rejection::WebSocketUpgradeRejection,
-    >,
-) -> Result<axum::response::Response, ApiError> {
-    let query = query.map_err(bad_query)?;
-    reserve_session(&state, &agent.agent_id)?;
-    let hub = state.bus.hub().clone();
-    let agent_id = agent.agent_id.clone();
-    let answer =
-        crate::session::connect(State(state), AuthedAgent(agent), query, slot, upgrade).await;
-    if answer.is_err() {
-        hub.unreserve(&agent_id);
-    }
-    answer
-}
-
-/// Reserves a session place for the agent (taken when the session
-/// registers with the hub), or `429 too_many_sessions` when it already has
-/// `--max-sessions-per-agent` sessions on this instance.
-pub fn reserve_session(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
-    let max = state.config.max_sessions_per_agent as usize;
-    if state.bus.hub().try_reserve(agent_id, max) {
-        return Ok(());
-    }
-    tracing::info!(agent_id = %agent_id, max, "session refused: too many sessions");
-    let mut err = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_sessions",
-        format!(
-            "this agent already has {max} live sessions on this relay; close one, or ask the relay admin to raise --max-sessions-per-agent"
-        ),
-    );
-    err.retry_after_secs = Some(SESSIONS_RETRY_AFTER_SECS);
-    Err(err)
-}
 
 pub async fn me(
     State(state): State<AppState>,

@@ -12,7 +12,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use lobster_shared::ids;
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
+use crate::state::AppState;
 use crate::store::Agent;
 
 /// The bearer token of a request, if it has one.
@@ -45,12 +46,7 @@ impl FromRequestParts<AppState> for AuthedAgent {
         if !ids::api_key_is_well_formed(key) {
             return Err(refuse("invalid API key: check it, or create a new agent"));
         }
-        let agent = state
-            .bus
-            .hub()
-            .agents()
-            .by_key_hash(&state.store, &ids::hash_key(key))
-            .await?;
+        let agent = state.agents.by_key_hash(&ids::hash_key(key)).await?;
         agent
             .map(AuthedAgent)
             .ok_or_else(|| refuse("invalid or revoked API key: check it, or create a new agent"))

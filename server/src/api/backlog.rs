@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::store::{Store, StoreError};
 
 /// How long a counted queue length is believed.

@@ -17,10 +17,11 @@ use lobster_shared::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, AuthedAgent, rfc3339};
+use super::{ApiError, AuthedAgent, rfc3339};
 use crate::callback::UrlError;
 use crate::crypto;
 use crate::hub::CALLBACK_TRANSPORT;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct SetCallback {

@@ -14,16 +14,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::{IntoResponse as _, Response};
 use ipnet::IpNet;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
 use crate::config::Rate;
 
 /// The relay's ingest limiters. Keyed state is trimmed periodically so that
@@ -180,21 +178,6 @@ impl Limits {
     }
 }
 
-/// The client IP of a request, for handlers (`None` without a peer address,
-/// e.g. a router driven by `oneshot` in a unit test).
-pub struct ClientIp(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(state.limits.client_ip(parts)))
-    }
-}
-
 /// The right-most `X-Forwarded-For` address that is not a trusted proxy,
 /// when the peer is one; else the peer. Entries a client wrote itself sit
 /// left of what the proxies appended, so they are never reached.
@@ -228,33 +211,6 @@ pub fn forwarded_client(
         }
     }
     client
-}
-
-/// Answers non-WebSocket requests that take too long (a body trickled in
-/// byte by byte) with `408`; an upgrade or an event stream answers at
-/// once, so live sessions are not affected. A long-poll waits by design: it
-/// reads no body and its own cap bounds it (a minute).
-pub async fn request_deadline(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if request.uri().path() == "/api/v1/agent/poll" {
-        return next.run(request).await;
-    }
-    let limit = state.config.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!(
-                "the request took longer than {} s; send it again at once",
-                limit.as_secs_f64()
-            ),
-        )
-        .into_response(),
-    }
 }
 
 /// What failures are counted against: an IPv4 address, or the /64 an IPv6

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Admin;
-use super::{ApiError, AppState, AuthedAgent};
+use super::auth::AuthedAgent;
+use super::error::ApiError;
+use crate::state::AppState;
 use crate::store::dashboard::AdminEventQuery;
 use crate::store::{EventStatus, ReplayOutcome, StoreError, now_ms};
 

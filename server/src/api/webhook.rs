@@ -10,7 +10,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use lobster_shared::{ids, signature};
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
+use crate::state::AppState;
 use crate::store::{Inserted, NewEvent, now_ms};
 
 pub async fn ingest(
@@ -24,18 +25,12 @@ pub async fn ingest(
     // validly signed webhook its 202. Relay ids (128 random bits) and HMAC
     // signatures cannot be guessed; the per-agent and global rate limits
     // bound the work a flood of forgeries costs.
-    let agent = state
-        .bus
-        .hub()
-        .agents()
-        .by_relay_id(&state.store, &relay_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "unknown_relay",
-                "no agent has this relay id; check the webhook URL",
-            )
-        })?;
+    let agent = state.agents.by_relay_id(&relay_id).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_relay",
+            "no agent has this relay id; check the webhook URL",
+        )
+    })?;
     state.limits.check(&agent.agent_id)?;
     state.backlog.check(&state.store, &agent.agent_id).await?;
     let body = read_body(&headers, body, state.config.max_body).await?;

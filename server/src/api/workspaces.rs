@@ -1,22 +1,6 @@
-//! Workspaces: the admin endpoints, and [`Workspaces`], which turns a
-//! workspace name into the scheme and keys that verify its webhooks.
-//!
-//! `default` comes from the configuration (`--signature-scheme`,
-//! `--webhook-secret`) and is never stored. Every other workspace lives in
-//! the database with its secrets sealed by [`crate::crypto`].
-//!
-//! Ingest must not decrypt on every request, so verifiers are cached in
-//! memory. A rotation through this instance replaces its entry at once. On
-//! a shared store (PostgreSQL, several instances) an entry older than
-//! [`SHARED_RECHECK`] is checked against the workspace's `version` column
-//! before use (one indexed read), so a rotation made on another instance
-//! takes effect here within that time.
+//! The admin endpoints of workspaces (`/api/v1/admin/workspaces`); the
+//! verifier cache and secret sealing they use are [`crate::workspaces`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use anyhow::bail;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -26,233 +10,32 @@ use lobster_shared::Secret;
 use lobster_shared::signature::{Scheme, SigningKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::auth::Admin;
-use super::{ApiError, AppState, rfc3339};
-use crate::config::Config;
-use crate::crypto::{self, EncryptionKey, OpenError};
+use super::error::ApiError;
+use super::rfc3339;
+use crate::crypto;
+use crate::state::AppState;
+use crate::store::now_ms;
 use crate::store::workspaces::StoredWorkspace;
-use crate::store::{Store, StoreError, now_ms};
+pub use crate::workspaces::DEFAULT_WORKSPACE;
+use crate::workspaces::{Verifier, WorkspaceError, valid_name};
 
-/// The workspace every relay has, configured by flags.
-pub const DEFAULT_WORKSPACE: &str = "default";
-/// How stale a cached verifier may be on a shared store.
-pub const SHARED_RECHECK: Duration = Duration::from_secs(2);
 /// Most secrets a workspace holds at once (rotation needs two or three).
 const MAX_SECRETS: usize = 10;
 const MAX_SECRET_LEN: usize = 1024;
 
-/// What verifies one workspace's webhooks.
-pub struct Verifier {
-    pub scheme: Scheme,
-    pub keys: Vec<SigningKey>,
-    /// `sha256:` and 8 hex digits per secret: tells secrets apart in
-    /// listings without revealing them.
-    fingerprints: Vec<String>,
-}
-
-struct Cached {
-    verifier: Arc<Verifier>,
-    version: i64,
-    checked: Instant,
-}
-
-/// The workspaces of this relay and their cached verifiers. Shared by all
-/// requests.
-pub struct Workspaces {
-    store: Store,
-    key: Option<EncryptionKey>,
-    default: Arc<Verifier>,
-    /// `None`: this instance sees every change (SQLite), cache forever.
-    recheck: Option<Duration>,
-    cache: Mutex<HashMap<String, Cached>>,
-}
-
-impl Workspaces {
-    /// Reads every stored workspace once, so that a missing or wrong
-    /// encryption key stops the start instead of failing webhooks later.
-    pub async fn open(store: Store, config: &Config) -> anyhow::Result<Workspaces> {
-        let secrets: Vec<Secret> = config.webhook_secrets.clone();
-        let workspaces = Workspaces {
-            recheck: store.is_shared().then_some(SHARED_RECHECK),
-            store,
-            key: config.encryption_key.clone(),
-            default: Arc::new(Verifier::new(
-                config.scheme,
-                config.signing_keys.clone(),
-                &secrets,
-            )),
-            cache: Mutex::new(HashMap::new()),
-        };
-        let stored = workspaces.store.list_workspaces().await?;
-        let mut plaintext = 0;
-        for workspace in &stored {
-            plaintext += workspace
-                .secrets
-                .iter()
-                .filter(|s| !crypto::is_encrypted(s))
-                .count();
-            let verifier = match workspaces.build(workspace) {
-                Ok(verifier) => verifier,
-                Err(OpenError::KeyMissing) => bail!(
-                    "the database holds encrypted workspace secrets (workspace {:?}) but no encryption key was given: start the relay with the --encryption-key / RELAY_ENCRYPTION_KEY they were stored with",
-                    workspace.name
-                ),
-                Err(OpenError::WrongKey) => bail!(
-                    "the encryption key does not match the one the secrets were stored with (workspace {:?} does not decrypt): pass the original --encryption-key / RELAY_ENCRYPTION_KEY",
-                    workspace.name
-                ),
-                Err(OpenError::Malformed) => bail!(
-                    "workspace {:?} has a stored secret this build cannot read: upgrade lobster-relay, or rotate the workspace's secrets",
-                    workspace.name
-                ),
-            };
-            workspaces.remember(workspace, verifier);
-        }
-        if plaintext > 0 && workspaces.key.is_some() {
-            tracing::warn!(
-                secrets = plaintext,
-                "some workspace secrets were stored before an encryption key was set and are not encrypted: rotate them to encrypt them"
-            );
-        }
-        Ok(workspaces)
-    }
-
-    /// The verifier of a workspace; `None` if there is no such workspace.
-    pub async fn verifier(&self, name: &str) -> Result<Option<Arc<Verifier>>, ApiError> {
-        if name == DEFAULT_WORKSPACE {
-            return Ok(Some(self.default.clone()));
-        }
-        let cached = self.cached(name);
-        if let Some((verifier, version, fresh)) = &cached {
-            if *fresh {
-                return Ok(Some(verifier.clone()));
-            }
-            if self.store.workspace_version(name).await? == Some(*version) {
-                self.touch(name);
-                return Ok(Some(verifier.clone()));
-            }
-        }
-        let Some(stored) = self.store.workspace(name).await? else {
-            return Ok(None);
-        };
-        let verifier = self.build(&stored).map_err(|err| {
-            tracing::error!(workspace = %name, error = %err, "cannot read a workspace's secrets");
-            ApiError::new(
+impl From<WorkspaceError> for ApiError {
+    fn from(err: WorkspaceError) -> Self {
+        match err {
+            WorkspaceError::Store(err) => err.into(),
+            WorkspaceError::Unreadable(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "workspace_secrets_unreadable",
                 "this workspace's secrets cannot be read; the relay operator must check its encryption key",
-            )
-        })?;
-        Ok(Some(self.remember(&stored, verifier)))
-    }
-
-    /// Whether agents can be created in `name`.
-    pub async fn exists(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(name == DEFAULT_WORKSPACE || self.store.workspace_version(name).await?.is_some())
-    }
-
-    fn build(&self, stored: &StoredWorkspace) -> Result<Verifier, OpenError> {
-        let scheme: Scheme = stored
-            .signature_scheme
-            .parse()
-            .map_err(|_| OpenError::Malformed)?;
-        let secrets = open_all(self.key.as_ref(), &stored.name, &stored.secrets)?;
-        let keys = secrets
-            .iter()
-            .map(|s| SigningKey::parse_for(scheme, s.expose()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| OpenError::Malformed)?;
-        Ok(Verifier::new(scheme, keys, &secrets))
-    }
-
-    fn cached(&self, name: &str) -> Option<(Arc<Verifier>, i64, bool)> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(name).map(|c| {
-            let fresh = self.recheck.is_none_or(|every| c.checked.elapsed() < every);
-            (c.verifier.clone(), c.version, fresh)
-        })
-    }
-
-    fn touch(&self, name: &str) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = cache.get_mut(name) {
-            entry.checked = Instant::now();
+            ),
         }
     }
-
-    /// Caches a verifier, unless a newer version is cached already (a
-    /// lookup that read the row just before a rotation must not undo it).
-    fn remember(&self, stored: &StoredWorkspace, verifier: Verifier) -> Arc<Verifier> {
-        let verifier = Arc::new(verifier);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache
-            .get(&stored.name)
-            .is_some_and(|c| c.version > stored.version)
-        {
-            return verifier;
-        }
-        cache.insert(
-            stored.name.clone(),
-            Cached {
-                verifier: verifier.clone(),
-                version: stored.version,
-                checked: Instant::now(),
-            },
-        );
-        verifier
-    }
-
-    /// Seals secrets for storage; warns once per call when there is no key.
-    fn seal(&self, name: &str, secrets: &[Secret]) -> Vec<String> {
-        if self.key.is_none() && !secrets.is_empty() {
-            tracing::warn!(
-                workspace = %name,
-                "workspace secrets are stored in plaintext: start the relay with --encryption-key to encrypt them at rest"
-            );
-        }
-        secrets
-            .iter()
-            .enumerate()
-            .map(|(i, s)| crypto::seal(self.key.as_ref(), s, &crypto::secret_identity(name, i)))
-            .collect()
-    }
-}
-
-fn open_all(
-    key: Option<&EncryptionKey>,
-    name: &str,
-    sealed: &[String],
-) -> Result<Vec<Secret>, OpenError> {
-    sealed
-        .iter()
-        .enumerate()
-        .map(|(i, s)| crypto::open(key, s, &crypto::secret_identity(name, i)))
-        .collect()
-}
-
-impl Verifier {
-    fn new(scheme: Scheme, keys: Vec<SigningKey>, secrets: &[Secret]) -> Verifier {
-        Verifier {
-            scheme,
-            keys,
-            fingerprints: secrets.iter().map(fingerprint).collect(),
-        }
-    }
-}
-
-fn fingerprint(secret: &Secret) -> String {
-    let digest = Sha256::digest(secret.expose().as_bytes());
-    format!("sha256:{}", &hex::encode(digest)[..8])
-}
-
-/// `[a-z0-9-]{1,64}`.
-pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[derive(Deserialize)]
@@ -320,7 +103,7 @@ pub async fn create(
             ),
         ));
     }
-    let verifier = Verifier::new(scheme, keys_for(scheme, &secrets), &secrets);
+    let verifier = Verifier::for_secrets(scheme, &secrets);
     let verifier = state.workspaces.remember(&stored, verifier);
     tracing::info!(workspace = %stored.name, scheme = %scheme, secrets = secrets.len(), "workspace created");
     Ok((StatusCode::CREATED, Json(stored_json(&stored, &verifier))))
@@ -398,7 +181,7 @@ pub async fn replace_secrets(
         ..current
     };
     // From now on this instance verifies with the new set only.
-    let verifier = Verifier::new(scheme, keys_for(scheme, &secrets), &secrets);
+    let verifier = Verifier::for_secrets(scheme, &secrets);
     let verifier = state.workspaces.remember(&stored, verifier);
     tracing::info!(workspace = %name, secrets = secrets.len(), "workspace secrets replaced");
     Ok(Json(stored_json(&stored, &verifier)))
@@ -455,14 +238,6 @@ fn validate_secrets(scheme: Scheme, secrets: Vec<String>) -> Result<Vec<Secret>,
         .collect()
 }
 
-/// Keys of secrets [`validate_secrets`] accepted.
-fn keys_for(scheme: Scheme, secrets: &[Secret]) -> Vec<SigningKey> {
-    secrets
-        .iter()
-        .filter_map(|s| SigningKey::parse_for(scheme, s.expose()).ok())
-        .collect()
-}
-
 /// A stored workspace as the API shows it: never its secrets.
 fn stored_json(stored: &StoredWorkspace, verifier: &Verifier) -> Value {
     json!({
@@ -479,16 +254,6 @@ fn stored_json(stored: &StoredWorkspace, verifier: &Verifier) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_short_lowercase_slugs() {
-        for good in ["acme", "a", "team-7", &"x".repeat(64)] {
-            assert!(valid_name(good), "{good}");
-        }
-        for bad in ["", "Acme", "a b", "a_b", "ü", &"x".repeat(65), "a/b"] {
-            assert!(!valid_name(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn secrets_are_checked_for_the_scheme() {
@@ -510,13 +275,5 @@ mod tests {
         assert_eq!(code(Scheme::None, &["s"]), Some("secrets_not_used"));
         let many: Vec<&str> = vec!["s"; MAX_SECRETS + 1];
         assert_eq!(code(Scheme::Github, &many), Some("too_many_secrets"));
-    }
-
-    #[test]
-    fn fingerprints_are_short_and_do_not_contain_the_secret() {
-        let print = fingerprint(&Secret::new("topsecret"));
-        assert!(print.starts_with("sha256:") && print.len() == 15, "{print}");
-        assert!(!print.contains("topsecret"));
-        assert_ne!(print, fingerprint(&Secret::new("topsecret2")));
     }
 }

@@ -8,9 +8,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::{Form, Json};
 use serde_json::{Value, json};
 
+use super::answer::answer;
+use super::auth::DashState;
 use super::auth::Operator;
 use super::html::{csrf_field, esc, notice, page, url_part};
-use super::{DashState, answer};
 use crate::api::admin;
 use crate::api::auth::Admin;
 

@@ -8,7 +8,7 @@
 //! its own CSRF token, which every state-changing form sends back.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Form;
@@ -18,8 +18,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use lobster_shared::ids;
 
-use super::DashState;
 use super::html::{bare, notice};
+use crate::state::AppState;
 
 /// How long a login lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -30,6 +30,13 @@ const COOKIE: &str = "lobster_dashboard";
 struct Session {
     csrf: String,
     expires: Instant,
+}
+
+/// The dashboard's state: the relay's, and who is logged in.
+#[derive(Clone)]
+pub struct DashState {
+    pub app: AppState,
+    pub sessions: Arc<Sessions>,
 }
 
 /// The logged-in sessions of this instance, by session id.

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::DashState;
+use super::auth::DashState;
 use super::auth::Operator;
 use super::html::{bare, csrf_field, esc, notice, page, time, url_part};
 use crate::api::replay::{BULK_MAX, replay_failed as replay_all, time_bound};

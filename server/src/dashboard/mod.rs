@@ -13,6 +13,7 @@
 //! origin's script and style files: no inline script, nothing from a CDN.
 
 mod agents;
+mod answer;
 mod auth;
 mod events;
 mod html;
@@ -29,17 +30,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::api::AppState;
+use crate::state::AppState;
 
-pub use auth::Sessions;
+pub use auth::{DashState, Sessions};
 
 /// The dashboard's state: the relay's, plus the login sessions.
-#[derive(Clone)]
-pub struct DashState {
-    pub app: AppState,
-    pub sessions: Arc<Sessions>,
-}
-
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -122,24 +117,4 @@ async fn secure_headers(request: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
-}
-
-/// What an admin API handler answered: its JSON on success, else its
-/// error message. The dashboard calls the admin API's own handlers so that
-/// validation, logging and wake-ups are the same whichever way an operator
-/// goes.
-async fn answer(response: Response) -> Result<serde_json::Value, String> {
-    let ok = response.status().is_success();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .map_err(|e| format!("cannot read the answer: {e}"))?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if ok {
-        Ok(value)
-    } else {
-        Err(value["error"]["message"]
-            .as_str()
-            .unwrap_or("the request failed")
-            .to_owned())
-    }
 }

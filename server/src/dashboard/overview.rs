@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::DashState;
+use super::auth::DashState;
 use super::auth::Operator;
 use super::html::{notice, page};
 use crate::metrics;

@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use futures_util::Stream;
 use serde_json::json;
 
-use super::DashState;
+use super::auth::DashState;
 use super::auth::Operator;
 use super::events::agent_names;
 use super::html::page;

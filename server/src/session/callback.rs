@@ -26,11 +26,12 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::{Ending, Inbound, Link};
-use crate::api::AppState;
+use super::driver::run;
+use super::link::{Ending, Inbound, Link};
 use crate::callback::CallbackClient;
 use crate::crypto;
 use crate::hub::CALLBACK_TRANSPORT;
+use crate::state::AppState;
 use crate::store::callbacks::StoredCallback;
 use crate::store::{Agent, Delivery};
 
@@ -175,7 +176,7 @@ async fn supervise(state: AppState, agent: Agent, target: Arc<Target>, stop: Can
             connected: connected.clone(),
             stop: stop.clone(),
         };
-        super::run(
+        run(
             link,
             state.clone(),
             agent.clone(),

@@ -9,10 +9,13 @@ use tokio::time::{Instant, sleep_until};
 use tracing::Instrument as _;
 
 use super::link::{AnswerBatch, BatchOutcome, Ending, Inbound, Link};
-use super::poll;
-use crate::api::{AppState, rfc3339};
+use crate::api::rfc3339;
+use crate::state::AppState;
 use crate::store::push::Port;
 use crate::store::{Agent, ClaimRequest, Delivery, Millis, now_ms};
+
+/// A poll session with no poll waiting and no request for this long ends.
+pub(super) const AWAY_LIMIT: Duration = Duration::from_secs(30);
 
 /// How long to wait before asking a failing store again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
@@ -186,12 +189,12 @@ impl Session {
     }
 
     /// When a transport whose agent is away ends the session: after
-    /// [`poll::AWAY_LIMIT`], and not before the last of its leases ran out
+    /// [`AWAY_LIMIT`], and not before the last of its leases ran out
     /// (an agent still handling an event is not away).
     fn away_until<L: Link>(&self, link: &L) -> Option<Instant> {
         let since = link.away_since()?;
         let last_lease = self.in_flight.values().max().copied();
-        Some((since + poll::AWAY_LIMIT).max(last_lease.unwrap_or(since)))
+        Some((since + AWAY_LIMIT).max(last_lease.unwrap_or(since)))
     }
 
     /// Frees the slots of events whose lease ran out.
@@ -359,10 +362,9 @@ impl Session {
         freed
     }
 
-    /// Records `last_seen` in the background.
+    /// Records `last_seen`, written with others within a second.
     fn touch(&self) {
-        let touch = self.state.store.touch_agent(&self.agent.agent_id);
-        self.state.sessions.spawn(log_failure(touch, "last seen"));
+        self.state.last_seen.record(&self.agent.agent_id);
     }
 
     fn flush_acks(&mut self) {

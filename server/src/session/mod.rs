@@ -6,7 +6,7 @@
 //! when capacity frees up, when a retry or an expired lease comes due, and
 //! never otherwise. Leases, ack timeouts, revocation, the `events` filter
 //! and competing sessions are the loop's, so every transport gives the same
-//! guarantee; a transport ([`Link`]) only carries frames.
+//! guarantee; a transport ([`Link`](link::Link)) only carries frames.
 //!
 //! Layout:
 //! - [`websocket`]: `GET /api/v1/agent/connect`, frames both ways.
@@ -16,64 +16,28 @@
 //!   answers come by `POST`.
 //! - [`callback`]: push delivery, a server-side session that POSTs each
 //!   event to the agent's callback URL while the agent is not connected.
-//! - [`link`]: the [`Link`] trait a transport implements; [`driver`]: the
+//! - [`link`]: the [`Link`](link::Link) trait a transport implements; [`driver`]: the
 //!   loop.
-//! - [`http`]: the HTTP sessions of this instance by id, and
-//!   `POST /api/v1/agent/stream/{session_id}/acks`.
+//! - [`http`]: `POST /api/v1/agent/stream/{session_id}/acks`;
+//!   [`registry`]: the HTTP sessions of this instance by id.
+//! - [`reserve`]: `--max-sessions-per-agent`; [`patterns`]: `?events=`.
+//!
+//! Nothing here imports this file: the transports import each other's
+//! modules directly, and only [`crate::routes`] uses the re-exports.
 
 mod callback;
 mod driver;
 mod http;
 mod link;
+mod patterns;
 mod poll;
+pub(crate) mod registry;
+mod reserve;
 mod sse;
 mod websocket;
 
-use crate::api::ApiError;
-
 pub use callback::{Callbacks, SYNC_EVERY as CALLBACK_SYNC_EVERY, Target as CallbackTarget};
-use driver::run;
-pub use http::{HttpSessions, post_answers};
-pub(crate) use link::{AnswerBatch, BatchOutcome, Ending, Inbound, Link};
+pub use http::post_answers;
 pub use poll::poll;
 pub use sse::stream;
 pub use websocket::{ConnectParams, connect};
-
-/// Validates `?events=` globs: `*` and `?` wildcards over a safe alphabet.
-pub fn parse_patterns(text: &str) -> Result<Vec<String>, ApiError> {
-    let patterns: Vec<String> = text
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let valid = |p: &String| {
-        p.len() <= 200
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-:/*?".contains(c))
-    };
-    if patterns.len() > 32 || !patterns.iter().all(valid) {
-        return Err(ApiError::bad_request(
-            "invalid_events_filter",
-            "events must be up to 32 comma-separated patterns of letters, digits, . _ - : / and the wildcards * ?",
-        ));
-    }
-    Ok(patterns)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_filters_accept_globs_and_refuse_glob_classes() {
-        assert_eq!(
-            parse_patterns("message.*, ping").unwrap(),
-            vec!["message.*", "ping"]
-        );
-        assert!(parse_patterns("").unwrap().is_empty());
-        assert!(parse_patterns("a[bc]").is_err());
-        assert!(parse_patterns("drop table;").is_err());
-        assert!(parse_patterns(&vec!["a"; 33].join(",")).is_err());
-    }
-}

@@ -6,7 +6,7 @@
 //! The session outlives its polls: the first poll opens it, later ones name
 //! it with `session_id`. Events are leased only for a waiting poll, so none
 //! sits leased in the relay while nobody asks. The session ends when no
-//! poll is waiting, no request came for [`AWAY_LIMIT`], and none of its
+//! poll is waiting, no request came for [`AWAY_LIMIT`](super::driver::AWAY_LIMIT), and none of its
 //! leases is still running; its leases then return to the queue.
 
 use std::collections::VecDeque;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lobster_shared::ids;
 use lobster_shared::wire::RelayMessage;
@@ -22,12 +22,17 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
-use super::http::{Command, Kind, Listed, ended, restarting, wrong_transport};
-use super::{Ending, Inbound, Link, parse_patterns};
-use crate::api::{ApiError, AppState, AuthedAgent};
+use super::driver::run;
+use super::link::{Ending, Inbound, Link};
+use super::patterns::parse_patterns;
+use super::registry::{
+    Command, Kind, Listed, PollAnswer, PollRequest, ended, restarting, wrong_transport,
+};
+use super::reserve::reserve_session;
+use crate::api::auth::AuthedAgent;
+use crate::api::error::ApiError;
+use crate::state::AppState;
 
-/// A poll session with no poll waiting and no request for this long ends.
-pub(super) const AWAY_LIMIT: Duration = Duration::from_secs(30);
 /// `wait` when the poll does not say.
 const DEFAULT_WAIT_SECS: u64 = 25;
 /// Longest `wait`; longer asks are shortened to it.
@@ -39,57 +44,6 @@ pub struct PollParams {
     max: Option<String>,
     session_id: Option<String>,
     events: Option<String>,
-}
-
-/// One waiting poll, in its session's loop.
-pub(crate) struct PollRequest {
-    max: usize,
-    until: Instant,
-    reply: oneshot::Sender<Result<PollAnswer, ApiError>>,
-}
-
-impl PollRequest {
-    pub(crate) fn refuse(self, err: ApiError) {
-        let _ = self.reply.send(Err(err));
-    }
-}
-
-/// `{"session_id", "ready"?, "events": [...]}`.
-pub(crate) struct PollAnswer {
-    session_id: String,
-    /// The `ready` frame, in the answer to the poll that opened the session.
-    ready: Option<String>,
-    /// `(id, event frame JSON)`.
-    events: Vec<(String, String)>,
-}
-
-impl IntoResponse for PollAnswer {
-    fn into_response(self) -> Response {
-        let size: usize = self.events.iter().map(|(_, json)| json.len() + 1).sum();
-        let mut body = String::with_capacity(size + 64);
-        body.push_str("{\"session_id\":");
-        body.push_str(&serde_json::Value::from(self.session_id).to_string());
-        if let Some(ready) = &self.ready {
-            body.push_str(",\"ready\":");
-            body.push_str(ready);
-        }
-        body.push_str(",\"events\":[");
-        for (n, (_, json)) in self.events.iter().enumerate() {
-            if n > 0 {
-                body.push(',');
-            }
-            body.push_str(json);
-        }
-        body.push_str("]}");
-        (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            body,
-        )
-            .into_response()
-    }
 }
 
 pub async fn poll(
@@ -162,7 +116,7 @@ fn open(
     if state.shutdown.is_cancelled() {
         return Err(restarting());
     }
-    crate::api::reserve_session(state, &agent.agent_id)?;
+    reserve_session(state, &agent.agent_id)?;
     let session_id = ids::session_id();
     let (listed, commands, inbox) =
         state
@@ -177,7 +131,7 @@ fn open(
         waiting: None,
         last_seen: Instant::now(),
     };
-    state.sessions.spawn(super::run(
+    state.sessions.spawn(run(
         link,
         state.clone(),
         agent,

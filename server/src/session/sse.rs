@@ -17,9 +17,15 @@ use lobster_shared::ids;
 use lobster_shared::wire::{ErrorFrame, RelayMessage};
 use tokio::sync::mpsc;
 
-use super::http::{Command, Kind, Listed};
-use super::{Ending, Inbound, Link, parse_patterns};
-use crate::api::{ApiError, AppState, AuthedAgent};
+use super::driver::run;
+use super::link::{Ending, Inbound, Link};
+use super::patterns::parse_patterns;
+use super::registry::{Command, Kind, Listed, restarting, wrong_transport};
+use super::reserve::reserve_session;
+use super::websocket::ConnectParams;
+use crate::api::auth::AuthedAgent;
+use crate::api::error::ApiError;
+use crate::state::AppState;
 
 /// A comment is sent after this long without a message.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
@@ -32,14 +38,14 @@ const GOODBYE_WAIT: Duration = Duration::from_secs(1);
 pub async fn stream(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
-    query: Result<Query<super::ConnectParams>, QueryRejection>,
+    query: Result<Query<ConnectParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = query.map_err(|r| ApiError::bad_request("invalid_query", r.body_text()))?;
     let patterns = parse_patterns(params.events.as_deref().unwrap_or(""))?;
     if state.shutdown.is_cancelled() {
-        return Err(super::http::restarting());
+        return Err(restarting());
     }
-    crate::api::reserve_session(&state, &agent.agent_id)?;
+    reserve_session(&state, &agent.agent_id)?;
     let session_id = ids::session_id();
     let (listed, _, commands) = state
         .http_sessions
@@ -50,14 +56,9 @@ pub async fn stream(
         commands,
         _listed: listed,
     };
-    state.sessions.spawn(super::run(
-        link,
-        state.clone(),
-        agent,
-        session_id,
-        patterns,
-        "sse",
-    ));
+    state
+        .sessions
+        .spawn(run(link, state.clone(), agent, session_id, patterns, "sse"));
     let body = futures_util::stream::unfold(body, |mut body| async move {
         let event = body.recv().await?;
         Some((Ok::<_, Infallible>(event), body))
@@ -136,7 +137,7 @@ fn from_command(command: Option<Command>) -> Option<Inbound> {
     match command {
         Command::Answers(batch) => Some(Inbound::Batch(batch)),
         Command::Poll(request) => {
-            request.refuse(super::http::wrong_transport());
+            request.refuse(wrong_transport());
             None
         }
     }

@@ -15,8 +15,16 @@ use lobster_shared::wire::{AgentMessage, ErrorFrame, RelayMessage, close_code};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{Ending, Inbound, Link, parse_patterns};
-use crate::api::{ApiError, AppState, AuthedAgent};
+use super::driver::run;
+use super::link::{Ending, Inbound, Link};
+use super::patterns::parse_patterns;
+use super::registry::restarting;
+use super::reserve::reserve_session;
+use crate::api::auth::AuthedAgent;
+use crate::api::error::ApiError;
+use crate::state::AppState;
+use crate::store::Agent;
+use axum::extract::rejection::QueryRejection;
 
 /// The relay pings this often.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -38,10 +46,32 @@ pub struct ConnectParams {
     pub(super) events: Option<String>,
 }
 
+/// `GET /api/v1/agent/connect`: refuses the upgrade with `429
+/// too_many_sessions` when the agent already has
+/// `--max-sessions-per-agent` sessions on this instance, else upgrades and
+/// runs the session.
 pub async fn connect(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
-    Query(params): Query<ConnectParams>,
+    query: Result<Query<ConnectParams>, QueryRejection>,
+    slot: Option<axum::Extension<crate::serve::ConnectionSlot>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = query.map_err(|r| ApiError::bad_request("invalid_query", r.body_text()))?;
+    reserve_session(&state, &agent.agent_id)?;
+    let hub = state.bus.hub().clone();
+    let agent_id = agent.agent_id.clone();
+    let answer = open(state, agent, params, slot, upgrade);
+    if answer.is_err() {
+        hub.unreserve(&agent_id);
+    }
+    answer
+}
+
+fn open(
+    state: AppState,
+    agent: Agent,
+    params: ConnectParams,
     slot: Option<axum::Extension<crate::serve::ConnectionSlot>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -53,7 +83,7 @@ pub async fn connect(
         )
     })?;
     if state.shutdown.is_cancelled() {
-        return Err(super::http::restarting());
+        return Err(restarting());
     }
     let write_limit = state.config.max_body * 2 + 1024 * 1024;
     let sessions = state.sessions.clone();
@@ -65,7 +95,7 @@ pub async fn connect(
         .on_upgrade(move |socket| {
             let link = WsLink::new(socket);
             let session_id = ids::session_id();
-            let session = super::run(link, state, agent, session_id, patterns, "websocket");
+            let session = run(link, state, agent, session_id, patterns, "websocket");
             // The socket holds its --max-connections slot while it lives.
             // `map`, not an `async move` block: awaiting a captured future
             // moves it into a second slot, and the task would hold the

@@ -238,11 +238,12 @@ impl Store {
         delegate_read!(self.pending_count(agent_id))
     }
 
-    pub fn touch_agent(
+    /// Stores `last_seen` times, one batch (see [`crate::last_seen`]).
+    pub fn touch_agents(
         &self,
-        agent_id: &str,
+        seen: Vec<(String, Millis)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
-        delegate!(self.touch_agent(agent_id))
+        delegate!(self.touch_agents(seen))
     }
 
     pub async fn agent_count(&self) -> Result<u64, StoreError> {

@@ -29,7 +29,7 @@ from ._errors import (
 )
 from ._event import Headers, WebhookEvent
 from ._signature import Scheme, is_valid_signature, sign_standard_webhooks, verify_signature
-from ._types import ConnectedInfo, DisconnectedInfo, ReconnectingInfo
+from ._types import ConnectedInfo, DisconnectedInfo, FallbackInfo, ReconnectingInfo
 from ._util import DEFAULT_RELAY_URL
 
 __version__ = "0.1.0"
@@ -46,6 +46,7 @@ __all__ = [
     "Headers",
     "ListenerError",
     "ProxyError",
+    "FallbackInfo",
     "ReconnectingInfo",
     "RelayClosedError",
     "RelayConnectionError",

@@ -59,8 +59,9 @@ from ._errors import (
     WebhookRelayError,
 )
 from ._event import WebhookEvent
+from ._http import HttpAnswer, LinkClosed, PollLink, SseLink, open_request
 from ._proxy import BadTunnelAnswer, ProxyChoice, TunnelRefused, choose_proxy, open_tunnel
-from ._types import ConnectedInfo, DisconnectedInfo, ReconnectingInfo
+from ._types import ConnectedInfo, DisconnectedInfo, FallbackInfo, ReconnectingInfo
 from ._util import (
     DEFAULT_RELAY_URL,
     Backoff,
@@ -73,7 +74,13 @@ from ._util import (
 
 __all__ = ["WebhookRelay", "EVENT_NAMES"]
 
-EVENT_NAMES = ("connected", "webhook", "disconnected", "reconnecting", "error")
+EVENT_NAMES = ("connected", "webhook", "disconnected", "reconnecting", "error", "fallback")
+#: The ``transport`` option's values; ``auto`` tries them in this order.
+TRANSPORTS = ("auto", "ws", "sse", "poll")
+_NEXT_TRANSPORT = {"ws": "sse", "sse": "poll"}
+_TRANSPORT_NAMES = {"ws": "WebSocket", "sse": "SSE", "poll": "long-poll"}
+#: Seconds an SSE stream may idle (the relay sends a keep-alive every 20 s).
+SSE_IDLE_TIMEOUT = 60.0
 
 #: Time one attempt may take: TCP connect, TLS, the upgrade, then the ready frame.
 HANDSHAKE_TIMEOUT = 15.0
@@ -108,16 +115,66 @@ def _version() -> str:
     return __version__
 
 
-class _Session:
-    """One live WebSocket session."""
+class _WsLink:
+    """The WebSocket, as a link: frames in, answers out."""
 
-    __slots__ = ("ws", "info", "opened_at", "last_error")
+    transport = "ws"
 
-    def __init__(self, ws: ClientConnection, info: ConnectedInfo) -> None:
+    def __init__(self, ws: ClientConnection, decode: Callable[[Union[str, bytes]], Optional[Dict[str, Any]]], closing: Callable[[], bool]) -> None:
         self.ws = ws
+        self._decode = decode
+        self._closing = closing
+
+    async def recv(self) -> Dict[str, Any]:
+        while True:
+            try:
+                raw = await self.ws.recv()
+            except ConnectionClosed as closed:
+                if closed.rcvd is not None:
+                    raise LinkClosed(closed.rcvd.code, closed.rcvd.reason) from None
+                if closed.sent is not None and self._closing():
+                    raise LinkClosed(closed.sent.code, closed.sent.reason) from None
+                raise LinkClosed(1006, "connection lost") from None
+            frame = self._decode(raw)
+            if frame is not None:
+                return frame
+
+    async def answer(self, frame: Dict[str, Any]) -> bool:
+        try:
+            await self.ws.send(json.dumps(frame, separators=(",", ":")))
+        except ConnectionClosed:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.ws.close(1000, "client closing")
+
+    def abort(self) -> None:
+        try:
+            self.ws.transport.abort()
+        except Exception:  # pragma: no cover
+            pass
+
+
+Link = Union[_WsLink, SseLink, PollLink]
+
+
+class _Session:
+    """One live session, on any transport."""
+
+    __slots__ = ("link", "info", "opened_at", "last_error")
+
+    def __init__(self, link: Link, info: ConnectedInfo) -> None:
+        self.link = link
         self.info = info
         self.opened_at = time.monotonic()
         self.last_error: Optional[RelayErrorFrame] = None
+
+
+def _fallback(exc: BaseException, reason: str) -> BaseException:
+    """Marks ``exc`` as a failure that the next transport may get around (``transport="auto"``)."""
+    setattr(exc, "_fallback", reason)
+    return exc
 
 
 class _Waiter:
@@ -201,12 +258,22 @@ class WebhookRelay:
             the relay's host. Read once, here.
         ssl: an :class:`ssl.SSLContext` for a ``wss://`` relay, e.g.
             ``ssl.create_default_context(cafile="ca.pem")`` for a private CA;
-            inside a proxy tunnel it applies to the relay's TLS.
+            inside a proxy tunnel it applies to the relay's TLS, and to the
+            HTTP transports' requests too.
+        transport: ``"auto"`` (default) tries the WebSocket, then Server-Sent
+            Events when the upgrade is refused (a proxy's 403/400/426/502, or
+            the connection cut during the upgrade), then long-poll when the
+            SSE stream brings no ``ready`` within ``sse_ready_timeout`` (a
+            proxy buffering it). Once a transport worked, reconnects start
+            with it. ``"ws"``, ``"sse"`` or ``"poll"`` use that one only.
+        sse_ready_timeout: with ``transport="auto"``, seconds an SSE stream
+            may go without ``ready`` before long-poll is tried (default 5).
 
     Events (``relay.on(name, fn)`` or ``@relay.on(name)``): ``webhook``
     (:class:`WebhookEvent`), ``connected`` (:class:`ConnectedInfo`),
     ``disconnected`` (:class:`DisconnectedInfo`), ``reconnecting``
-    (:class:`ReconnectingInfo`), ``error`` (an exception).
+    (:class:`ReconnectingInfo`), ``error`` (an exception), ``fallback``
+    (:class:`FallbackInfo`: ``transport="auto"`` moved on to the next transport).
     """
 
     def __init__(
@@ -223,6 +290,8 @@ class WebhookRelay:
         dedupe_size: int = 10_000,
         proxy: Union[None, bool, str] = None,
         ssl: Optional[ssl_module.SSLContext] = None,
+        transport: str = "auto",
+        sse_ready_timeout: float = 5.0,
     ) -> None:
         if relay_url is None:
             relay_url = os.environ.get("LOBSTER_RELAY_URL") or DEFAULT_RELAY_URL
@@ -249,6 +318,16 @@ class WebhookRelay:
             raise ConfigurationError(f"dedupe_size must be a non-negative integer, not {dedupe_size!r}")
         if logger is not None and not isinstance(logger, (logging.Logger, logging.LoggerAdapter)):
             raise ConfigurationError("logger must be a logging.Logger or LoggerAdapter")
+        if transport not in TRANSPORTS:
+            raise ConfigurationError(f"transport must be 'auto', 'ws', 'sse' or 'poll', not {transport!r}")
+        if isinstance(sse_ready_timeout, bool) or not isinstance(sse_ready_timeout, (int, float)) or sse_ready_timeout <= 0:
+            raise ConfigurationError(f"sse_ready_timeout must be a positive number of seconds, not {sse_ready_timeout!r}")
+        self._transport_option = transport
+        self._sse_ready_timeout = float(sse_ready_timeout)
+        #: The transport the next attempt starts with: the last one that worked (auto), else the forced one.
+        self._start_transport = "ws" if transport == "auto" else transport
+        self._transport: Optional[str] = None
+        self._fallback_reason: Optional[str] = None
 
         self.events: List[str] = parse_patterns(events)
         self.url: str = connect_url(relay_url, self.events)
@@ -377,6 +456,12 @@ class WebhookRelay:
     def webhook_url(self) -> Optional[str]:
         """The agent's webhook URL, once connected."""
         return self._session.info.webhook_url if self._session is not None else None
+
+    @property
+    def transport(self) -> Optional[str]:
+        """The transport in use (``"ws"``, ``"sse"`` or ``"poll"``), or being
+        tried while connecting; ``None`` before the first attempt."""
+        return self._transport
 
     @property
     def closed(self) -> bool:
@@ -565,7 +650,7 @@ class WebhookRelay:
         session = self._session
         if session is not None:
             try:
-                await session.ws.close(1000, "client closing")
+                await session.link.close()
             except Exception:  # pragma: no cover - already gone
                 pass
         await self._stop_main()
@@ -700,17 +785,22 @@ class WebhookRelay:
                     self._log.info("could not connect: %s; retrying in %.2f s", exc, delay)
                     continue
                 if self._closing:
-                    await session.ws.close(1000, "client closing")
+                    await session.link.close()
                     return
                 attempt = 0
                 self._last_connect_error = why = None
                 self._was_connected = True
                 self._session = session
+                via = ""
+                if session.info.transport != "ws":
+                    because = f" ({session.info.fallback_reason})" if session.info.fallback_reason else ""
+                    via = f" via {_TRANSPORT_NAMES[session.info.transport]}{because}"
                 self._log.info(
-                    "connected to %s as %s (session %s); webhook URL %s",
+                    "connected to %s as %s (session %s)%s; webhook URL %s",
                     redact_url(self.relay_url),
                     session.info.agent_id,
                     session.info.session_id,
+                    via,
                     session.info.webhook_url,
                 )
                 self._settle_first(session.info)
@@ -794,9 +884,192 @@ class WebhookRelay:
         return False
 
     async def _open(self) -> _Session:
+        """Opens a session on the transport that last worked (or the forced
+        one) and waits for ``ready``; with ``transport="auto"``, moves on to
+        the next transport when one fails in a way the next may get around."""
+        transport = self._start_transport
+        if transport == "ws":
+            self._fallback_reason = None
+        while True:
+            self._transport = transport
+            try:
+                if transport == "ws":
+                    session = await self._open_ws()
+                elif transport == "sse":
+                    session = await self._open_sse()
+                else:
+                    session = await self._open_poll()
+            except Exception as exc:
+                reason = getattr(exc, "_fallback", None)
+                following = _NEXT_TRANSPORT.get(transport)
+                if reason is None or following is None or self._transport_option != "auto" or self._closing:
+                    raise
+                self._fallback_reason = reason
+                self._log.warning("%s; falling back to %s", reason, _TRANSPORT_NAMES[following])
+                self._emit("fallback", FallbackInfo(previous=transport, transport=following, reason=reason))
+                transport = following
+                continue
+            self._start_transport = transport  # reconnects start with the transport that worked
+            return session
+
+    def _user_agent(self) -> str:
+        return f"powerlobster-webhook-python/{_version()} websockets/{_WS_VERSION}"
+
+    def _http_base(self) -> str:
+        """``http(s)://host[:port][/prefix]``: the relay's base URL for the HTTP transports."""
+        url = urllib.parse.urlsplit(self.url)
+        scheme = "https" if url.scheme == "wss" else "http"
+        path = url.path
+        if path.endswith("/api/v1/agent/connect"):
+            path = path[: -len("/api/v1/agent/connect")]
+        return urllib.parse.urlunsplit((scheme, url.netloc, path, "", ""))
+
+    async def _request(self, url: str, method: str, headers: List[Tuple[str, str]], body: Optional[bytes]) -> HttpAnswer:
+        """One HTTP request to the relay, through the proxy if there is one."""
+        user_agent = self._user_agent()
+        proxy = self._proxy
+        if proxy is not None and proxy.scheme == "https" and url.startswith("https:"):
+            raise RelayConnectionError(
+                f"the HTTP transports cannot reach an https:// relay through an https:// proxy ({proxy.display}) yet; "
+                "use the proxy's http:// address, or transport='ws'",
+                code="unsupported_proxy",
+                retryable=False,
+            )
+        all_headers = [("Authorization", f"Bearer {self._api_key}"), ("User-Agent", user_agent), *headers]
+
+        async def tunnel() -> socket.socket:
+            assert proxy is not None
+            return await self._tunnel(proxy, user_agent)
+
+        try:
+            return await open_request(url, method, all_headers, body, proxy=proxy, ssl=self._ssl, tunnel=tunnel)
+        except (ConnectionRefusedError, socket.gaierror) as exc:
+            if proxy is not None and url.startswith("http:"):
+                raise ProxyError(
+                    f"could not reach the proxy {proxy.display} ({proxy.source}) on the way to the relay: {exc}",
+                    proxy=proxy.display,
+                    code="proxy_unreachable",
+                ) from exc
+            raise
+
+    def _http_refused(self, transport: str, status: int, headers: Dict[str, str], body: bytes) -> BaseException:
+        """What an HTTP answer other than the session means, marked for a fallback
+        when it is not the relay's own refusal."""
+        code, _ = _error_body(body)
+        proxy = self._proxy
+        if proxy is not None and status == 407:
+            return self._tunnel_refused(proxy, status, "Proxy Authentication Required")
+        if proxy is not None and code is None and status >= 500:
+            error: BaseException = ProxyError(
+                f"the proxy {proxy.display} could not reach the relay at {self._authority()} (HTTP {status}); "
+                "is the relay up and reachable from the proxy?",
+                proxy=proxy.display,
+                code="proxy_refused",
+                status=status,
+            )
+        else:
+            error = self._refused_answer(status, headers.get("retry-after"), body, transport)
+        if status != 401 and code is None:
+            what = "the SSE stream" if transport == "sse" else "the first poll"
+            via = f", through the proxy {proxy.display}" if proxy else ", by a proxy?"
+            _fallback(error, f"{what} was refused (HTTP {status}{via})")
+        return error
+
+    def _ready_info(self, frame: Dict[str, Any], transport: str) -> ConnectedInfo:
+        protocol = frame.get("protocol", 1)
+        if protocol != 1:
+            self._log.warning("the relay speaks protocol %r; this SDK speaks 1", protocol)
+        try:
+            return ConnectedInfo(
+                webhook_url=str(frame["webhook_url"]),
+                agent_id=str(frame["agent_id"]),
+                relay_id=str(frame["relay_id"]),
+                session_id=str(frame["session_id"]),
+                max_in_flight=int(frame.get("max_in_flight", 100)),
+                ack_timeout_ms=int(frame.get("ack_timeout_ms", 30_000)),
+                protocol=int(protocol) if isinstance(protocol, int) else 1,
+                transport=transport,
+                fallback_reason=self._fallback_reason if transport != "ws" else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RelayConnectionError(f"the relay's ready frame is malformed: {exc!r}") from None
+
+    async def _open_sse(self) -> _Session:
+        """Opens a Server-Sent Events stream and waits for ``ready``."""
+        query = urllib.parse.urlsplit(self.url).query
+        url = self._http_base() + "/api/v1/agent/stream" + (f"?{query}" if query else "")
+        via = f" through the proxy {self._proxy.display}" if self._proxy else ""
+        self._log.debug("connecting to %s (Server-Sent Events)%s", redact_url(url), via)
+        # A stream that a proxy holds back (its headers too) brings no `ready`: long-poll then.
+        wait = self._sse_ready_timeout if self._transport_option == "auto" else HANDSHAKE_TIMEOUT
+        started = time.monotonic()
+        held_back = _fallback(
+            RelayConnectionError(f"no ready message on the SSE stream within {wait:g} s"),
+            f"no ready message on the SSE stream within {wait:g} s (a proxy buffering the stream?)",
+        )
+        try:
+            answer = await asyncio.wait_for(
+                self._request(url, "GET", [("Accept", "text/event-stream"), ("Cache-Control", "no-cache")], None),
+                wait,
+            )
+        except asyncio.TimeoutError:
+            raise held_back from None
+        except WebhookRelayError:
+            raise  # a ProxyError (a ConnectionError, so an OSError) keeps its code
+        except (OSError, ssl_module.SSLError) as exc:
+            raise RelayConnectionError(f"cannot connect to {redact_url(url)}{via}: {exc}") from exc
+        if answer.status != 200 or not answer.headers.get("content-type", "").startswith("text/event-stream"):
+            try:
+                body = await asyncio.wait_for(answer.read_all(64 * 1024), 5.0)
+            except Exception:
+                body = b""
+            finally:
+                answer.close()
+            raise self._http_refused("sse", answer.status, answer.headers, body)
+        link = SseLink(self._http_base(), answer, self._request, self._log.debug, SSE_IDLE_TIMEOUT)
+        try:
+            return await asyncio.wait_for(self._await_ready(link), max(0.0, wait - (time.monotonic() - started)))
+        except asyncio.TimeoutError:
+            link.abort()
+            raise held_back from None
+        except BaseException:
+            link.abort()
+            raise
+
+    async def _open_poll(self) -> _Session:
+        """Opens a long-poll session: the first poll answers at once with ``ready``."""
+        query = urllib.parse.urlsplit(self.url).query
+        url = self._http_base() + "/api/v1/agent/poll?wait=0" + (f"&{query}" if query else "")
+        via = f" through the proxy {self._proxy.display}" if self._proxy else ""
+        self._log.debug("connecting to %s (long-poll)%s", redact_url(url), via)
+        try:
+            answer = await asyncio.wait_for(self._request(url, "GET", [("Accept", "application/json")], None), HANDSHAKE_TIMEOUT)
+            try:
+                body = await asyncio.wait_for(answer.read_all(), HANDSHAKE_TIMEOUT)
+            finally:
+                answer.close()
+        except asyncio.TimeoutError:
+            raise RelayConnectionError(f"no answer from {redact_url(url)}{via} within {HANDSHAKE_TIMEOUT:g} s") from None
+        except WebhookRelayError:
+            raise  # a ProxyError (a ConnectionError, so an OSError) keeps its code
+        except (OSError, ssl_module.SSLError, asyncio.IncompleteReadError, ValueError) as exc:
+            raise RelayConnectionError(f"cannot connect to {redact_url(url)}{via}: {exc}") from exc
+        data: Any = None
+        if answer.status == 200:
+            try:
+                data = json.loads(body.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                data = None
+        if not isinstance(data, dict) or not isinstance(data.get("session_id"), str) or not isinstance(data.get("ready"), dict):
+            raise self._http_refused("poll", answer.status, answer.headers, body)
+        events = [frame for frame in data.get("events") or [] if isinstance(frame, dict)]
+        link = PollLink(self._http_base(), data["session_id"], events, self._request, self._log.debug)
+        return _Session(link, self._ready_info(data["ready"], "poll"))
+
+    async def _open_ws(self) -> _Session:
         """Opens a WebSocket and waits for ``ready``."""
         headers = [("Authorization", f"Bearer {self._api_key}")]
-        user_agent = f"powerlobster-webhook-python/{_version()} websockets/{_WS_VERSION}"
+        user_agent = self._user_agent()
         proxy = self._proxy
         # websockets reads the proxy variables itself unless told: the SDK
         # chose already (None: connect directly).
@@ -808,7 +1081,12 @@ class WebhookRelay:
         if proxy is not None:
             self._log.debug("connecting to %s through the proxy %s (%s)", redact_url(self.url), proxy.display, proxy.source)
             if proxy.scheme == "http":
-                sock = extra["sock"] = await self._tunnel(proxy, user_agent)
+                try:
+                    sock = extra["sock"] = await self._tunnel(proxy, user_agent)
+                except ProxyError as exc:
+                    if exc.status is not None and exc.status not in (401, 407):
+                        raise _fallback(exc, f"the proxy {proxy.display} refused the tunnel for the WebSocket upgrade (HTTP {exc.status})")
+                    raise
             else:
                 extra["proxy"] = proxy.url  # https://: TLS to the proxy, websockets tunnels
         try:
@@ -833,7 +1111,11 @@ class WebhookRelay:
             raise self._refused(exc) from None
         except InvalidProxyStatus as exc:
             assert proxy is not None
-            raise self._tunnel_refused(proxy, exc.response.status_code, exc.response.reason_phrase) from None
+            status = exc.response.status_code
+            refusal = self._tunnel_refused(proxy, status, exc.response.reason_phrase)
+            if status not in (401, 407):
+                _fallback(refusal, f"the proxy {proxy.display} refused the tunnel for the WebSocket upgrade (HTTP {status})")
+            raise refusal from None
         except InvalidProxyMessage as exc:
             assert proxy is not None
             why = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
@@ -851,11 +1133,17 @@ class WebhookRelay:
                 retryable=False,
             ) from None
         except asyncio.TimeoutError:
-            raise RelayConnectionError(
-                f"no answer from {redact_url(self.url)}{via} within {HANDSHAKE_TIMEOUT:g} s"
+            raise _fallback(
+                RelayConnectionError(f"no answer from {redact_url(self.url)}{via} within {HANDSHAKE_TIMEOUT:g} s"),
+                f"no answer to the WebSocket upgrade within {HANDSHAKE_TIMEOUT:g} s",
             ) from None
         except ssl_module.SSLError as exc:
             raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, EOFError) as exc:
+            raise _fallback(
+                RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc!r}"),
+                f"the connection was cut during the WebSocket upgrade ({exc!r})",
+            ) from exc
         except OSError as exc:
             if proxy is not None and sock is None:
                 # websockets' connection to an https:// proxy (a refusal of the
@@ -867,13 +1155,19 @@ class WebhookRelay:
                 ) from exc
             raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
         except WebSocketException as exc:
-            raise RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}") from exc
+            # An answer that is not a WebSocket upgrade (a proxy in the way), or a cut connection.
+            raise _fallback(
+                RelayConnectionError(f"cannot connect to {redact_url(self.url)}{via}: {exc}"),
+                f"the WebSocket upgrade failed ({exc})",
+            ) from exc
+        link = _WsLink(ws, self._decode, lambda: self._closing)
         try:
-            return await asyncio.wait_for(self._await_ready(ws), HANDSHAKE_TIMEOUT)
+            return await asyncio.wait_for(self._await_ready(link), HANDSHAKE_TIMEOUT)
         except asyncio.TimeoutError:
             await ws.close(1000, "no ready frame")
-            raise RelayConnectionError(
-                f"the relay opened the WebSocket but sent no ready frame within {HANDSHAKE_TIMEOUT:g} s"
+            raise _fallback(
+                RelayConnectionError(f"the relay opened the WebSocket but sent no ready frame within {HANDSHAKE_TIMEOUT:g} s"),
+                f"the WebSocket opened but no ready frame came within {HANDSHAKE_TIMEOUT:g} s",
             ) from None
         except BaseException:
             try:
@@ -885,7 +1179,17 @@ class WebhookRelay:
     def _refused(self, exc: InvalidStatus) -> WebhookRelayError:
         response = exc.response
         status = response.status_code
-        code, message = _error_body(bytes(response.body) if response.body is not None else None)
+        body = bytes(response.body) if response.body is not None else b""
+        error = self._refused_answer(status, response.headers.get("Retry-After"), body, "ws")
+        code, _ = _error_body(body)
+        if status != 401 and (code is None or code == "websocket_required"):
+            via = f", through the proxy {self._proxy.display}" if self._proxy else ", by a proxy?"
+            _fallback(error, f"the WebSocket upgrade was refused (HTTP {status}{' ' + code if code else ''}{via})")
+        return error
+
+    def _refused_answer(self, status: int, retry_after_header: Optional[str], body: bytes, transport: str) -> WebhookRelayError:
+        """What the relay's (or a proxy's) HTTP answer instead of a session means."""
+        code, message = _error_body(body)
         said = f": {message}" if message else ""
         if status in (401, 403):
             return AuthenticationError(
@@ -894,7 +1198,7 @@ class WebhookRelay:
                 status=status,
                 code=code,
             )
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+        retry_after = _retry_after(retry_after_header)
         retryable = status in (408, 429) or status >= 500
         if status == 429:
             text = (
@@ -905,7 +1209,7 @@ class WebhookRelay:
             text = f"the relay answered HTTP {status}{said}"
         else:
             text = (
-                f"the relay answered HTTP {status} instead of opening a WebSocket{said}; "
+                f"the relay answered HTTP {status} instead of opening {'a WebSocket' if transport == 'ws' else 'a session'}{said}; "
                 f"is relay_url the relay's base URL? (connecting to {redact_url(self.url)})"
             )
         return RelayConnectionError(
@@ -985,55 +1289,48 @@ class WebhookRelay:
             retryable=False,
         )
 
-    async def _await_ready(self, ws: ClientConnection) -> _Session:
+    async def _await_ready(self, link: Link) -> _Session:
         last_error: Optional[RelayErrorFrame] = None
         while True:
             try:
-                raw = await ws.recv()
-            except ConnectionClosed as closed:
-                code = closed.rcvd.code if closed.rcvd is not None else 1006
-                reason = (closed.rcvd.reason if closed.rcvd is not None else "") or (
-                    last_error.relay_message if last_error else ""
-                )
+                frame = await link.recv()
+            except LinkClosed as closed:
+                code = closed.code
+                reason = closed.reason if code != 1006 or not last_error else last_error.relay_message
                 if code in FATAL_CLOSE_CODES:
                     raise AuthenticationError(
                         f"the relay closed the session before ready (code {code}){': ' + reason if reason else ''}",
                         close_code=code,
                         code=last_error.code if last_error else None,
                     ) from None
-                raise RelayConnectionError(
+                error = RelayConnectionError(
                     f"the relay closed the connection before ready (code {code}){': ' + reason if reason else ''}",
                     close_code=code,
                     code="relay_restarting" if code == CLOSE_RESTARTING else None,
-                ) from None
-            frame = self._decode(raw)
-            if frame is None:
-                continue
+                )
+                if code == 1006 and link.transport == "ws":
+                    _fallback(error, "the WebSocket closed before the relay's ready frame")
+                raise error from None
             kind = frame.get("type")
             if kind == "error":
                 last_error = RelayErrorFrame(str(frame.get("code", "")), str(frame.get("message", "")))
                 self._log.info("the relay reported: %s", last_error)
                 continue
             if kind != "ready":
-                await ws.close(1002, "expected a ready frame")
+                if isinstance(link, _WsLink):
+                    await link.ws.close(1002, "expected a ready frame")
+                else:
+                    link.abort()
                 raise RelayConnectionError(f"the relay's first frame was {kind!r}, not 'ready'")
-            protocol = frame.get("protocol", 1)
-            if protocol != 1:
-                self._log.warning("the relay speaks protocol %r; this SDK speaks 1", protocol)
             try:
-                info = ConnectedInfo(
-                    webhook_url=str(frame["webhook_url"]),
-                    agent_id=str(frame["agent_id"]),
-                    relay_id=str(frame["relay_id"]),
-                    session_id=str(frame["session_id"]),
-                    max_in_flight=int(frame.get("max_in_flight", 100)),
-                    ack_timeout_ms=int(frame.get("ack_timeout_ms", 30_000)),
-                    protocol=int(protocol) if isinstance(protocol, int) else 1,
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                await ws.close(1002, "malformed ready frame")
-                raise RelayConnectionError(f"the relay's ready frame is malformed: {exc!r}") from None
-            return _Session(ws, info)
+                info = self._ready_info(frame, link.transport)
+            except RelayConnectionError:
+                if isinstance(link, _WsLink):
+                    await link.ws.close(1002, "malformed ready frame")
+                else:
+                    link.abort()
+                raise
+            return _Session(link, info)
 
     def _decode(self, raw: Union[str, bytes]) -> Optional[Dict[str, Any]]:
         if isinstance(raw, bytes):
@@ -1051,23 +1348,15 @@ class WebhookRelay:
 
     async def _serve(self, session: _Session) -> Tuple[int, str]:
         """Reads frames until the session ends; returns the close code and reason."""
-        ws = session.ws
+        link = session.link
         while True:
             try:
-                raw = await ws.recv()
-            except ConnectionClosed as closed:
-                if closed.rcvd is not None:
-                    code, reason = closed.rcvd.code, closed.rcvd.reason
-                elif closed.sent is not None and self._closing:
-                    code, reason = closed.sent.code, closed.sent.reason
-                else:
-                    code, reason = 1006, "connection lost"
+                frame = await link.recv()
+            except LinkClosed as closed:
+                code, reason = closed.code, closed.reason
                 if session.last_error is not None and (not reason or code in FATAL_CLOSE_CODES):
                     reason = session.last_error.relay_message or reason
                 return code, reason
-            frame = self._decode(raw)
-            if frame is None:
-                continue
             kind = frame.get("type")
             if kind == "event":
                 self._on_event(session, frame)
@@ -1256,10 +1545,7 @@ class WebhookRelay:
         if session is not self._session:
             return False  # the relay delivers the event again; dedupe acks it then
         try:
-            await session.ws.send(json.dumps(frame, separators=(",", ":")))
-        except ConnectionClosed:
-            return False
+            return await session.link.answer(frame)
         except Exception as exc:  # pragma: no cover - transport trouble
             self._log.debug("could not send %s: %r", frame.get("type"), exc)
             return False
-        return True

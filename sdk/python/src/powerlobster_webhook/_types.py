@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["ConnectedInfo", "DisconnectedInfo", "ReconnectingInfo"]
+__all__ = ["ConnectedInfo", "DisconnectedInfo", "FallbackInfo", "ReconnectingInfo"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,22 @@ class ConnectedInfo:
     ack_timeout_ms: int = 30_000
     """An event not acked within this time is delivered again (elsewhere or after a reconnect)."""
     protocol: int = 1
+    transport: str = "ws"
+    """The transport this session runs on: ``"ws"``, ``"sse"`` or ``"poll"``."""
+    fallback_reason: Optional[str] = None
+    """Why ``transport="auto"`` is not on the WebSocket (the last fallback's reason), if it is not."""
+
+
+@dataclass(frozen=True)
+class FallbackInfo:
+    """``transport="auto"`` gave up on one transport for the next."""
+
+    previous: str
+    """The transport that did not work."""
+    transport: str
+    """The transport tried now."""
+    reason: str
+    """Why, in words (e.g. ``the WebSocket upgrade was refused (HTTP 403 ...)``)."""
 
 
 @dataclass(frozen=True)

@@ -44,15 +44,20 @@ pub(super) async fn revoke_agent(
     Ok(c.execute(&revoke, &[&agent_id, &now]).await? > 0)
 }
 
-pub(super) async fn touch_agent(
+/// One statement for the whole batch.
+pub(super) async fn touch_agents(
     c: &impl GenericClient,
-    agent_id: &str,
-    now: Millis,
+    agent_ids: &[&str],
+    times: &[Millis],
 ) -> Result<(), Error> {
     let touch = c
-        .prepare_cached("UPDATE agents SET last_seen = $2 WHERE agent_id = $1")
+        .prepare_cached(
+            "UPDATE agents SET last_seen = GREATEST(COALESCE(agents.last_seen, 0), seen.at)
+               FROM UNNEST($1::text[], $2::bigint[]) AS seen(agent_id, at)
+              WHERE agents.agent_id = seen.agent_id",
+        )
         .await?;
-    c.execute(&touch, &[&agent_id, &now]).await?;
+    c.execute(&touch, &[&agent_ids, &times]).await?;
     Ok(())
 }
 

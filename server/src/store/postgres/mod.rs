@@ -211,15 +211,17 @@ impl PostgresStore {
         })
     }
 
-    pub fn touch_agent(
+    pub fn touch_agents(
         &self,
-        agent_id: &str,
+        seen: Vec<(String, Millis)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let pool = self.pool.clone();
-        let agent_id = agent_id.to_owned();
         self.spawn(async move {
-            let now = now_ms();
-            statement!(&pool, QUICK, |c| agents::touch_agent(c, &agent_id, now))
+            let agent_ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+            let times: Vec<Millis> = seen.iter().map(|&(_, at)| at).collect();
+            statement!(&pool, QUICK, |c| agents::touch_agents(
+                c, &agent_ids, &times
+            ))
         })
     }
 

@@ -276,14 +276,12 @@ impl SqliteStore {
             .submit(move |c| queries::revoke_agent(c, &agent_id, now_ms()))
     }
 
-    pub fn touch_agent(
+    pub fn touch_agents(
         &self,
-        agent_id: &str,
+        seen: Vec<(String, Millis)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
-        let agent_id = agent_id.to_owned();
-        self.writer.submit_hot(Durability::Lazy, move |c| {
-            queries::touch_agent(c, &agent_id, now_ms())
-        })
+        self.writer
+            .submit_hot(Durability::Lazy, move |c| queries::touch_agents(c, &seen))
     }
 
     pub fn sweep(

@@ -423,9 +423,11 @@ pub(super) fn revoke_agent(
     Ok(changed > 0)
 }
 
-pub(super) fn touch_agent(c: &Connection, agent_id: &str, now: Millis) -> Result<(), StoreError> {
-    c.prepare_cached("UPDATE agents SET last_seen = ?2 WHERE agent_id = ?1")?
-        .execute(params![agent_id, now])?;
+pub(super) fn touch_agents(c: &Connection, seen: &[(String, Millis)]) -> Result<(), StoreError> {
+    let mut touch = c.prepare_cached("UPDATE agents SET last_seen = ?2 WHERE agent_id = ?1")?;
+    for (agent_id, at) in seen {
+        touch.execute(params![agent_id, at])?;
+    }
     Ok(())
 }
 

@@ -540,12 +540,19 @@ pub async fn agents_are_found_by_key_hash_and_relay_id_until_revoked(db: TestDb)
     let found = store.agent_by_relay_id("rly_1").await.unwrap();
     assert_eq!(found, Some(agent.clone()));
     insert(&store, 0).await;
-    store.touch_agent("agt_1").await.unwrap();
+    let seen_at = now_ms();
+    store
+        .touch_agents(vec![
+            ("agt_1".into(), seen_at),
+            ("agt_unknown".into(), seen_at),
+        ])
+        .await
+        .unwrap();
     let listed = store.list_agents().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].agent, agent);
     assert_eq!(listed[0].pending_events, 1);
-    assert!(listed[0].last_seen.is_some());
+    assert_eq!(listed[0].last_seen, Some(seen_at));
     assert_eq!(store.agent_count().await.unwrap(), 1);
     let before_revoking = now_ms();
     assert!(store.revoke_agent("agt_1").await.unwrap());
