@@ -470,3 +470,47 @@ async fn the_cli_sets_shows_and_clears_the_callback() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_callback_survives_a_relay_sigkill_and_its_events_are_pushed_after()
+-> anyhow::Result<()> {
+    let ca = TestCa::new("callback CA")?;
+    let receiver = Sink::start_tls(&ca.server_cert(1)?).await?;
+    receiver.respond_with(|_, _| 503);
+    let (mut relay, agent) = relay(&ca, &["--callback-allow-cidr", "127.0.0.1/32"]).await?;
+    let secret = set_callback(&relay, &agent.api_key, &receiver.url("/")).await?;
+    let before = accepted_id(
+        &Sender::default()
+            .post(&agent.webhook_url, br#"{"type":"before.kill"}"#, &[])
+            .await?,
+    );
+    receiver.wait_for(1, WAIT).await?;
+    relay.kill9().await?;
+    receiver.respond_with(|_, _| 200);
+    relay.restart().await?;
+    // Read back from the database (encrypted) at start-up.
+    relay
+        .wait_event_status(&agent.api_key, &before, "delivered", WAIT)
+        .await?;
+    let after = accepted_id(
+        &Sender::default()
+            .post(&agent.webhook_url, br#"{"type":"after.restart"}"#, &[])
+            .await?,
+    );
+    relay
+        .wait_event_status(&agent.api_key, &after, "delivered", WAIT)
+        .await?;
+    let last = receiver.requests().pop().context("a request")?;
+    assert_eq!(last.event_id(), Some(after.as_str()));
+    let timestamp: i64 = last.header("webhook-timestamp").context("ts")?.parse()?;
+    assert_eq!(
+        last.header("webhook-signature"),
+        Some(
+            Sender::new(&secret)
+                .sign(&after, timestamp, br#"{"type":"after.restart"}"#)
+                .as_str()
+        ),
+        "the same secret signs after the restart"
+    );
+    Ok(())
+}
