@@ -514,3 +514,59 @@ async fn the_callback_survives_a_relay_sigkill_and_its_events_are_pushed_after()
     );
     Ok(())
 }
+
+/// A figure, not a check: how fast push delivery drains a backlog to a
+/// local HTTPS receiver (the events are stored first, then the callback
+/// is set). `cargo test -p lobster-e2e --test callbacks -- --ignored
+/// --nocapture push_throughput`; `PUSH_BENCH_HTTP=1` measures against a
+/// plain-HTTP receiver (`--allow-http-callbacks`) to leave TLS out.
+#[tokio::test]
+#[ignore = "a measurement; run by hand"]
+async fn push_throughput() -> anyhow::Result<()> {
+    const EVENTS: usize = 2000;
+    let ca = TestCa::new("callback CA")?;
+    let plain = std::env::var_os("PUSH_BENCH_HTTP").is_some();
+    let receiver = if plain {
+        Sink::start().await?
+    } else {
+        Sink::start_tls(&ca.server_cert(1)?).await?
+    };
+    let (relay, agent) = relay(
+        &ca,
+        &[
+            "--callback-allow-cidr",
+            "127.0.0.1/32",
+            "--agent-rate-limit",
+            "100000/s",
+            "--allow-http-callbacks",
+        ],
+    )
+    .await?;
+    let mut posts = tokio::task::JoinSet::new();
+    for worker in 0..16 {
+        let url = agent.webhook_url.clone();
+        posts.spawn(async move {
+            let sender = Sender::default();
+            for n in (worker..EVENTS).step_by(16) {
+                let body = format!(r#"{{"type":"burst","n":{n}}}"#);
+                accepted_id(&sender.post(&url, body.as_bytes(), &[]).await?);
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = posts.join_next().await {
+        done??;
+    }
+    let started = std::time::Instant::now();
+    set_callback(&relay, &agent.api_key, &receiver.url("/")).await?;
+    receiver
+        .wait_for(EVENTS, std::time::Duration::from_secs(120))
+        .await?;
+    let drained = started.elapsed();
+    eprintln!(
+        "push throughput ({}): a backlog of {EVENTS} events POSTed to the callback in {drained:?}: {:.0} events/s",
+        if plain { "http" } else { "https" },
+        EVENTS as f64 / drained.as_secs_f64()
+    );
+    Ok(())
+}
