@@ -51,6 +51,7 @@ use self::session::{Backlog, SessionInfo};
 use crate::api::{ApiClient, ApiError};
 use crate::context::Context;
 use crate::exit::Fatal;
+use lobster_shared::api::AgentMe;
 
 /// How long the queue count before each connect may take.
 const BACKLOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -143,10 +144,13 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
 /// (a 407, a 403), where reqwest reports only that the tunnel failed.
 async fn backlog(client: &ApiClient, via_proxy: bool) -> Result<Option<Backlog>, SessionEnd> {
     let err_is_auth = |status: reqwest::StatusCode| status == 401 || status == 403;
-    match client.get(&["api", "v1", "agent", "me"]).await {
+    match client
+        .get_as::<AgentMe>(&["api", "v1", "agent", "me"])
+        .await
+    {
         Ok(me) => Ok(Some(Backlog {
-            pending_events: me["pending_events"].as_u64().unwrap_or(0),
-            online_sessions: me["online_sessions"].as_u64().unwrap_or(0),
+            pending_events: me.pending_events,
+            online_sessions: me.online_sessions,
         })),
         Err(ApiError::Status { status, .. }) if err_is_auth(status) => Err(SessionEnd::Fatal(
             Fatal::auth(
