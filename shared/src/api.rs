@@ -11,6 +11,7 @@ pub use crate::wire::BodyEncoding;
 
 /// `GET /api/v1/agent/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentMe {
     pub agent_id: String,
     pub name: String,
@@ -25,6 +26,7 @@ pub struct AgentMe {
 
 /// One event in a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventSummary {
     pub id: String,
     pub event_type: String,
@@ -37,6 +39,7 @@ pub struct EventSummary {
 
 /// `GET /api/v1/agent/events`: newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventPage {
     pub events: Vec<EventSummary>,
     /// Pass as `before` for the next page; `null` on the last one.
@@ -45,6 +48,7 @@ pub struct EventPage {
 
 /// One delivery attempt in an event's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attempt {
     pub attempt: u32,
     pub at: String,
@@ -56,10 +60,12 @@ pub struct Attempt {
 
 /// `GET /api/v1/agent/events/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventDetail {
     #[serde(flatten)]
     pub summary: EventSummary,
-    /// The sender's headers in order, names lower-cased.
+    /// The sender's headers in order, names lower-cased: `[name, value]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<String>>))]
     pub headers: Vec<(String, String)>,
     /// The body as received: text, or base64 (see `body_encoding`).
     pub body: String,
@@ -69,6 +75,7 @@ pub struct EventDetail {
 
 /// `202` of a webhook, a replay or a test event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accepted {
     pub id: String,
     /// Webhooks only: `true` (with `200`) when the sender's delivery was
@@ -79,6 +86,7 @@ pub struct Accepted {
 
 /// `POST /api/v1/{agent,admin}/events/replay-failed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayedFailed {
     pub matched: u64,
     pub queued: u64,
@@ -88,6 +96,7 @@ pub struct ReplayedFailed {
 
 /// `POST /api/v1/admin/agents` (`201`): the key is shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedAgent {
     pub agent_id: String,
     pub name: String,
@@ -99,6 +108,7 @@ pub struct CreatedAgent {
 
 /// One agent in `GET /api/v1/admin/agents`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListedAgent {
     pub agent_id: String,
     pub name: String,
@@ -115,12 +125,14 @@ pub struct ListedAgent {
 
 /// `GET /api/v1/admin/agents`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentList {
     pub agents: Vec<ListedAgent>,
 }
 
 /// `DELETE /api/v1/admin/agents/{agent_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revoked {
     pub agent_id: String,
     pub revoked: bool,
@@ -128,11 +140,13 @@ pub struct Revoked {
 
 /// Every error answer: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable, for programs (`unknown_relay`, `rate_limited`, ...).
     pub code: String,
