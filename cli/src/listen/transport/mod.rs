@@ -251,6 +251,16 @@ impl Http {
     }
 }
 
+/// `HTTP 400` out of a longer reason, if it has one.
+fn http_status(reason: &str) -> Option<&str> {
+    let at = reason.find("HTTP ")?;
+    let status = reason.get(at..at + 8)?;
+    status[5..]
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then_some(status)
+}
+
 /// The `code` of the relay's JSON error body, if `body` is one.
 fn relay_error_code(body: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
@@ -380,8 +390,20 @@ impl Connector {
             Transport::WebSocket if self.via.is_some() => {
                 "WebSocket upgrade refused by a proxy".to_owned()
             }
-            Transport::WebSocket => format!("WebSocket upgrade refused ({reason})"),
-            Transport::Sse => format!("SSE failed ({reason})"),
+            Transport::WebSocket => match http_status(reason) {
+                Some(status) => format!("WebSocket upgrade refused ({status})"),
+                None => "WebSocket upgrade refused".to_owned(),
+            },
+            Transport::Sse if reason.starts_with("no ready event") => {
+                format!(
+                    "SSE held back ({})",
+                    reason.split(':').next().unwrap_or(reason)
+                )
+            }
+            Transport::Sse => match http_status(reason) {
+                Some(status) => format!("SSE refused ({status})"),
+                None => format!("SSE failed ({reason})"),
+            },
             Transport::Poll => format!("long-poll failed ({reason})"),
         }
     }
@@ -404,10 +426,7 @@ impl Connector {
                 let ws = connect::connect(&self.ws_url, &self.key, self.via.as_ref()).await?;
                 ws::open(ws, stop).await.map_err(Failure::End)
             }
-            Transport::Sse => {
-                let wait = if last { READY_WAIT } else { SSE_READY_WAIT };
-                sse::open(self.http.clone(), wait, ui).await
-            }
+            Transport::Sse => sse::open(self.http.clone(), !last, ui).await,
             Transport::Poll => poll::open(self.http.clone(), self.poll_max, ui).await,
         }
     }
@@ -416,6 +435,16 @@ impl Connector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fallback_notes_are_short() {
+        assert_eq!(
+            http_status("the relay answered HTTP 400 Bad Request instead"),
+            Some("HTTP 400")
+        );
+        assert_eq!(http_status("HTTP 4"), None);
+        assert_eq!(http_status("HTTP version must be 1.1"), None);
+    }
 
     #[test]
     fn transports_parse_from_config_text() {

@@ -7,13 +7,11 @@
 //! start with `:` are comments; `event:`, `retry:` and unknown fields are
 //! ignored; a message without data is not dispatched.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::Duration;
-
 use futures_util::future::BoxFuture;
 use lobster_shared::wire::{RelayMessage, close_code};
-use tokio::time::timeout;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -107,12 +105,28 @@ impl SseParser {
     }
 }
 
-/// Opens the stream and reads until `ready`, for at most `ready_within`.
-pub(super) async fn open(
-    http: Arc<Http>,
-    ready_within: Duration,
-    ui: &Ui,
-) -> Result<Link, Failure> {
+/// Opens the stream and reads until `ready`. With `fallback`, the answer
+/// and `ready` together get [`super::SSE_READY_WAIT`]: a proxy that holds
+/// the stream back may hold its headers back too. Else the headers get
+/// [`HTTP_CONNECT_TIMEOUT`] and `ready` [`super::READY_WAIT`].
+pub(super) async fn open(http: Arc<Http>, fallback: bool, ui: &Ui) -> Result<Link, Failure> {
+    let started = Instant::now();
+    let (headers_by, ready_by) = match fallback {
+        true => {
+            let by = started + super::SSE_READY_WAIT;
+            (by, by)
+        }
+        false => (
+            started + HTTP_CONNECT_TIMEOUT,
+            started + HTTP_CONNECT_TIMEOUT + super::READY_WAIT,
+        ),
+    };
+    let held_back = || {
+        Failure::Refused(format!(
+            "no ready event within {}s: a proxy may be holding the stream back",
+            (ready_by - started).as_secs()
+        ))
+    };
     let url = {
         let mut url = http.url(&["stream"]);
         url.set_query(http.events.as_deref());
@@ -122,13 +136,8 @@ pub(super) async fn open(
     let request = http
         .get(url)
         .header(http::header::ACCEPT, "text/event-stream");
-    let response = match timeout(HTTP_CONNECT_TIMEOUT, request.send()).await {
-        Err(_) => {
-            return Err(Failure::Refused(format!(
-                "no answer within {}s",
-                HTTP_CONNECT_TIMEOUT.as_secs()
-            )));
-        }
+    let response = match timeout_at(headers_by, request.send()).await {
+        Err(_) => return Err(held_back()),
         Ok(Err(err)) => return Err(http.failed(&err).into()),
         Ok(Ok(response)) => response,
     };
@@ -152,7 +161,7 @@ pub(super) async fn open(
         items: VecDeque::new(),
         last_error: None,
     };
-    let first = timeout(ready_within, async {
+    let first = timeout_at(ready_by, async {
         loop {
             match source.next_item().await {
                 Incoming::Alive => continue,
@@ -162,10 +171,7 @@ pub(super) async fn open(
     })
     .await;
     match first {
-        Err(_) => Err(Failure::Refused(format!(
-            "no ready event within {}s: a proxy may be holding the stream back",
-            ready_within.as_secs()
-        ))),
+        Err(_) => Err(held_back()),
         Ok(Incoming::Message(RelayMessage::Ready(ready))) => Ok(Link {
             sink: Box::new(HttpSink::new(http, ready.session_id.clone())),
             ready,
