@@ -90,7 +90,7 @@ async fn a_proxy_refusing_the_websocket_tunnel_makes_listen_fall_back_to_sse() -
     if !have_tinyproxy("fallback_to_sse") {
         return Ok(());
     }
-    let (relay, agent) = relay_with_agent(RelayOpts::default(), "fallback-sse").await?;
+    let (mut relay, agent) = relay_with_agent(RelayOpts::default(), "fallback-sse").await?;
     // Tunnels only to 443, as many corporate proxies are set up; plain
     // HTTP requests pass.
     let proxy = Tinyproxy::start(TinyproxyOpts {
@@ -130,6 +130,20 @@ async fn a_proxy_refusing_the_websocket_tunnel_makes_listen_fall_back_to_sse() -
     proxy
         .wait_for_log(&format!("POST http://{target}/api/v1/agent/stream/"), WAIT)
         .await?;
+
+    // After a relay crash the listener comes back over SSE at once, without
+    // asking the proxy for a WebSocket tunnel again.
+    relay.kill9().await?;
+    relay.restart().await?;
+    listener.stderr().wait_for("Reconnected", WAIT).await?;
+    one_session_over(&relay, &agent, "sse").await?;
+    deliver_binary(&agent, &sink).await?;
+    assert_eq!(
+        proxy.connects().len(),
+        1,
+        "no second WebSocket attempt; log:\n{}",
+        proxy.log()
+    );
     Ok(())
 }
 
@@ -285,6 +299,19 @@ async fn a_forced_transport_keeps_order_retries_nacks_and_survives_a_sigkill(
         listener.stderr().contains("Reconnected"),
         "{}",
         listener.stderr().tail(20)
+    );
+
+    // Ctrl-C: the answers are sent and the listener exits 0 without
+    // waiting for a close the HTTP transports never send.
+    let mut listener = listener;
+    let stopping = std::time::Instant::now();
+    listener.interrupt()?;
+    let status = listener.wait_exit(WAIT).await?;
+    assert_eq!(status.code(), Some(0), "{}", listener.stderr().tail(10));
+    assert!(
+        stopping.elapsed() < std::time::Duration::from_secs(4),
+        "stopped at once: {:?}",
+        stopping.elapsed()
     );
     Ok(())
 }

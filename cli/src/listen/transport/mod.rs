@@ -20,6 +20,7 @@ mod poll;
 mod sse;
 pub(crate) mod ws;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -245,6 +246,14 @@ impl Http {
             (429 | 503, Some(code)) => ConnectError::Failed(format!(
                 "the relay refused a session (HTTP {status}, {code})"
             )),
+            // A proxy that cannot reach the relay (tinyproxy says 500, others
+            // 502 to 504), as while it restarts: the
+            // next transport would get the same answer, or, a moment later,
+            // get through and stay where this one would have worked.
+            (500..=599, None) => ConnectError::Failed(format!(
+                "HTTP {status} from {}: the relay may be down",
+                self.via.as_deref().unwrap_or("a proxy")
+            )),
             (_, Some(code)) => ConnectError::Refused(format!("HTTP {status}, {code}")),
             (_, None) => ConnectError::Refused(format!("HTTP {status}")),
         }
@@ -300,6 +309,8 @@ pub struct Connector {
     poll_max: u32,
     /// The transport to start with, and why it is not the WebSocket.
     current: Mutex<(Transport, Option<String>)>,
+    /// Some session opened.
+    worked: AtomicBool,
 }
 
 impl Connector {
@@ -325,6 +336,7 @@ impl Connector {
             http: Arc::new(Http::new(relay, key, events)?),
             poll_max,
             current: Mutex::new((first, None)),
+            worked: AtomicBool::new(false),
         })
     }
 
@@ -351,9 +363,20 @@ impl Connector {
             };
             match opened {
                 Ok(mut link) => {
+                    self.worked.store(true, Ordering::Relaxed);
                     link.fallback = fallback.clone();
                     *self.current.lock().expect("not poisoned") = (transport, fallback);
                     return Ok(link);
+                }
+                // Once a transport worked, a proxy's 5xx means the relay is
+                // away (restarting), not that this transport is refused:
+                // falling back then would leave the WebSocket for good.
+                Err(Failure::Refused(reason))
+                    if self.worked.load(Ordering::Relaxed)
+                        && http_status(&reason)
+                            .is_some_and(|status| status[5..].starts_with('5')) =>
+                {
+                    return Err(SessionEnd::failed(reason));
                 }
                 Err(Failure::Refused(reason)) if !last => {
                     let next = transport.next().expect("not the last");
@@ -469,7 +492,7 @@ mod tests {
         ));
         for (status, body) in [
             (StatusCode::FORBIDDEN, "<html>blocked by policy</html>"),
-            (StatusCode::BAD_GATEWAY, ""),
+            (StatusCode::METHOD_NOT_ALLOWED, ""),
             (StatusCode::OK, ""),
         ] {
             assert!(
@@ -481,6 +504,13 @@ mod tests {
             http.refusal(StatusCode::PROXY_AUTHENTICATION_REQUIRED, ""),
             ConnectError::Rejected(_)
         ));
+        assert!(
+            matches!(
+                http.refusal(StatusCode::BAD_GATEWAY, "<html>"),
+                ConnectError::Failed(_)
+            ),
+            "a relay behind a gateway restarts: no fallback for that"
+        );
         let busy = r#"{"error":{"code":"too_many_sessions","message":"no"}}"#;
         assert!(matches!(
             http.refusal(StatusCode::TOO_MANY_REQUESTS, busy),
