@@ -459,6 +459,121 @@ impl Connector {
 mod tests {
     use super::*;
 
+    /// A server in front of a relay as a careless reverse proxy makes it:
+    /// the upgrade gets the relay's 400, the stream's headers come but its
+    /// `ready` never does, and polls pass. Records each request's path.
+    async fn careless_proxy() -> (Url, Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let seen = paths.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    loop {
+                        if conn.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                        if !head.ends_with(b"\r\n\r\n") {
+                            continue;
+                        }
+                        let text = String::from_utf8_lossy(&head).into_owned();
+                        head.clear();
+                        let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                        seen.lock().unwrap().push(path.clone());
+                        let answer = if path.starts_with("/api/v1/agent/connect") {
+                            let body = r#"{"error":{"code":"websocket_required","message":"no"}}"#;
+                            format!(
+                                "HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                        } else if path.starts_with("/api/v1/agent/stream") {
+                            let _ = conn
+                                .write_all(
+                                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n",
+                                )
+                                .await;
+                            // Held back, as a buffering proxy holds it.
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                            return;
+                        } else {
+                            let body = r#"{"session_id":"ses_1","ready":{"type":"ready","session_id":"ses_1","agent_id":"agt_1","relay_id":"rly_1","webhook_url":"http://x/api/v1/webhook/rly_1","max_in_flight":100,"ack_timeout_ms":30000,"protocol":1},"events":[]}"#;
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                        };
+                        if conn.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, paths)
+    }
+
+    fn opened(result: Result<Link, SessionEnd>) -> Link {
+        match result {
+            Ok(link) => link,
+            Err(end) => panic!("no session: {end:?}"),
+        }
+    }
+
+    /// Auto falls from the WebSocket to SSE to long-poll, says why, and the
+    /// next session starts with long-poll.
+    #[tokio::test]
+    async fn auto_falls_back_in_order_and_remembers_what_worked() {
+        let (relay, paths) = careless_proxy().await;
+        let connector = Connector::new(
+            TransportChoice::Auto,
+            &relay,
+            &Secret::new("lrk_x"),
+            None,
+            10,
+        )
+        .unwrap();
+        let (ui, stop) = (Ui::silent(), CancellationToken::new());
+        let link = opened(connector.open(&ui, &stop).await);
+        assert_eq!(link.transport, Transport::Poll);
+        assert_eq!(
+            link.via(),
+            " (via long-poll: WebSocket upgrade refused (HTTP 400); \
+             SSE held back (no ready event within 5s))"
+        );
+        let count = |prefix: &str| {
+            let paths = paths.lock().unwrap();
+            paths.iter().filter(|p| p.starts_with(prefix)).count()
+        };
+        assert_eq!(
+            (
+                count("/api/v1/agent/connect"),
+                count("/api/v1/agent/stream")
+            ),
+            (1, 1)
+        );
+        let again = opened(connector.open(&ui, &stop).await);
+        assert_eq!(again.transport, Transport::Poll);
+        assert!(
+            again.via().contains("WebSocket upgrade refused"),
+            "the note stays"
+        );
+        assert_eq!(
+            (
+                count("/api/v1/agent/connect"),
+                count("/api/v1/agent/stream")
+            ),
+            (1, 1),
+            "the second session went straight to long-poll"
+        );
+        assert_eq!(count("/api/v1/agent/poll?wait=0&max=10"), 2);
+    }
+
     #[test]
     fn fallback_notes_are_short() {
         assert_eq!(
