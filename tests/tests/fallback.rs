@@ -260,6 +260,13 @@ async fn a_forced_transport_keeps_order_retries_nacks_and_survives_a_sigkill(
         [(Some(1), 500), (Some(2), 200)],
         "nacked, then retried: {event}"
     );
+    let history = event["attempt_history"].as_array().context("history")?;
+    assert!(
+        history
+            .iter()
+            .any(|a| a["outcome"] == "nacked" && a["error"].as_str().unwrap_or("").contains("500")),
+        "the nack carries its reason: {event}"
+    );
 
     // SIGKILL mid-stream, restart on the same data dir: every event that got
     // a 202 reaches the sink.
@@ -316,12 +323,13 @@ async fn a_forced_transport_keeps_order_retries_nacks_and_survives_a_sigkill(
     Ok(())
 }
 
-#[tokio::test]
-async fn wait_over_sse_prints_one_event_and_exits_0() -> anyhow::Result<()> {
-    if !have_tinyproxy("wait_over_sse") {
+forced_transports!(wait_prints_one_event_and_exits_0);
+
+async fn wait_prints_one_event_and_exits_0(transport: &str) -> anyhow::Result<()> {
+    if !have_tinyproxy("wait_over_http_transports") {
         return Ok(());
     }
-    let (relay, agent) = relay_with_agent(RelayOpts::default(), "wait-sse").await?;
+    let (relay, agent) = relay_with_agent(RelayOpts::default(), "wait-http").await?;
     // A proxy that would tunnel the WebSocket: only its log tells which
     // transport `wait` used.
     let proxy = Tinyproxy::start(TinyproxyOpts {
@@ -343,7 +351,7 @@ async fn wait_over_sse_prints_one_event_and_exits_0() -> anyhow::Result<()> {
             "--api-key",
             &agent.api_key,
             "--transport",
-            "sse",
+            transport,
             "--timeout",
             "30s",
         ])
@@ -358,8 +366,12 @@ async fn wait_over_sse_prints_one_event_and_exits_0() -> anyhow::Result<()> {
         .wait_event_status(&agent.api_key, &id, "delivered", WAIT)
         .await?;
     let target = format!("127.0.0.1:{}", relay.port());
+    let path = if transport == "sse" { "stream" } else { "poll" };
     proxy
-        .wait_for_log(&format!("GET http://{target}/api/v1/agent/stream"), WAIT)
+        .wait_for_log(&format!("GET http://{target}/api/v1/agent/{path}"), WAIT)
+        .await?;
+    proxy
+        .wait_for_log(&format!("POST http://{target}/api/v1/agent/stream/"), WAIT)
         .await?;
     assert!(
         proxy.connects().is_empty(),
