@@ -1,7 +1,11 @@
 //! Opening the WebSocket: `GET /api/v1/agent/connect` upgraded, with the key.
 //!
-//! An HTTP 401 or 403 on the upgrade is fatal (exit code 3), as is a proxy
-//! asking for credentials (407); every other failure is worth another try.
+//! The relay's HTTP 401 or 403 on the upgrade is fatal (exit code 3), as is
+//! a proxy asking for credentials (407). A refusal by something in the way
+//! (a proxy's answer to the tunnel or the upgrade, a 200 or 400 where 101
+//! was expected, a connection closed during the upgrade) is
+//! [`ConnectError::Refused`]: `--transport auto` then tries SSE (see
+//! `transport`). Every other failure is worth another try.
 //! With a proxy (see [`crate::proxy`]) the TCP connection is a CONNECT
 //! tunnel through it, and TLS (`--ca-cert` included) and the upgrade run
 //! inside the tunnel as they would on a direct connection.
