@@ -10,6 +10,7 @@ use std::time::Duration;
 use lobster_shared::Secret;
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::cli::endpoint;
@@ -46,6 +47,12 @@ pub enum ApiError {
     /// The relay answered 2xx with a body that is not JSON.
     #[error("the relay sent an answer to {path} that is not JSON: {reason}")]
     BadBody { path: String, reason: String },
+    /// The relay answered JSON without the fields of
+    /// [`lobster_shared::api`] this CLI reads.
+    #[error(
+        "the relay's answer to {path} is not what this version of lobster-relay expects ({reason}): use a CLI of the relay's version"
+    )]
+    Unexpected { path: String, reason: String },
 }
 
 impl ApiError {
@@ -155,6 +162,13 @@ impl ApiClient {
     /// `GET {base}/{segments}`, answered with JSON.
     pub async fn get(&self, segments: &[&str]) -> Result<Value, ApiError> {
         self.call(Method::GET, segments, None).await
+    }
+
+    /// `GET {base}/{segments}`, answered with the body type `T`
+    /// ([`lobster_shared::api`]).
+    pub async fn get_as<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ApiError> {
+        let value = self.get(segments).await?;
+        typed(&segments.join("/"), value)
     }
 
     /// `GET {base}/{segments}?{query}`, answered with JSON; `query` must
@@ -286,9 +300,26 @@ fn unreachable_reason(err: &reqwest::Error) -> String {
     }
 }
 
+/// An answer of the relay read as the body type `T`.
+pub fn typed<T: DeserializeOwned>(path: &str, value: Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|err| ApiError::Unexpected {
+        path: format!("/{}", path.trim_start_matches('/')),
+        reason: err.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_without_a_field_names_the_path_and_the_field() {
+        let old_relay = serde_json::json!({"agent_id": "agt_1"});
+        let err = typed::<lobster_shared::api::AgentMe>("api/v1/agent/me", old_relay).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/api/v1/agent/me"), "{text}");
+        assert!(text.contains("missing field"), "{text}");
+    }
 
     fn status(code: u16, path: &str) -> ApiError {
         ApiError::Status {

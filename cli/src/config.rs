@@ -27,7 +27,7 @@ use crate::cli::parse_relay_url;
 use crate::exit::Fatal;
 use crate::files::{read_optional, write_private};
 use crate::glob::GlobList;
-use crate::listen::{ExtraHeader, Route};
+use crate::listen::{ExtraHeader, Route, TransportChoice};
 
 /// The parsed and validated `config.toml`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,6 +46,8 @@ pub struct ListenDefaults {
     pub headers: Vec<ExtraHeader>,
     pub concurrency: Option<u32>,
     pub forward_timeout: Option<Duration>,
+    /// `auto`, `ws`, `sse` or `poll`: `listen`'s `--transport`.
+    pub transport: Option<TransportChoice>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +68,7 @@ struct RawListen {
     concurrency: Option<u32>,
     #[serde(alias = "forward_timeout")]
     forward_timeout: Option<String>,
+    transport: Option<String>,
 }
 
 /// `key = "a"` or `key = ["a", "b"]`.
@@ -141,6 +144,12 @@ impl Config {
                     .map_err(|err| format!("listen.forward-timeout: {err}"))
             })
             .transpose()?;
+        let transport = listen
+            .transport
+            .map(|text| {
+                TransportChoice::parse(&text).map_err(|err| format!("listen.transport: {err}"))
+            })
+            .transpose()?;
         Ok(Self {
             relay,
             listen: ListenDefaults {
@@ -149,6 +158,7 @@ impl Config {
                 headers,
                 concurrency: listen.concurrency,
                 forward_timeout,
+                transport,
             },
         })
     }
@@ -244,6 +254,7 @@ events = "message.*, ping"
 headers = ["X-Env: dev"]
 concurrency = 4
 forward-timeout = "10s"
+transport = "sse"
 "#,
         )
         .unwrap();
@@ -253,6 +264,7 @@ forward-timeout = "10s"
         assert_eq!(config.listen.headers[0].name, "x-env");
         assert_eq!(config.listen.concurrency, Some(4));
         assert_eq!(config.listen.forward_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(config.listen.transport, Some(TransportChoice::Sse));
     }
 
     #[test]
@@ -277,6 +289,7 @@ forward-timeout = "10s"
                 "listen.forward-timeout",
             ),
             ("[listen]\nconcurrency = 0", "listen.concurrency"),
+            ("[listen]\ntransport = \"smoke\"", "listen.transport"),
             ("[listen]\nforwad = \"3000\"", "forwad"),
             ("relay = ", ""),
         ] {

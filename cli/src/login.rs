@@ -11,6 +11,7 @@ use std::io::{IsTerminal as _, Read as _};
 use anyhow::Context as _;
 use clap::Args;
 use lobster_shared::Secret;
+use lobster_shared::api::AgentMe;
 use serde_json::{Value, json};
 
 use crate::api::ApiClient;
@@ -64,7 +65,6 @@ pub async fn login(ctx: &Context, args: LoginArgs) -> anyhow::Result<()> {
     let stored = store(ctx, &key).await?;
     save_default_relay(&ctx.dir.config_file(), &ctx.relay)?;
 
-    let field = |name: &str| me[name].as_str().unwrap_or("-").to_owned();
     if ctx.global.json {
         let (store, path) = match &stored {
             Stored::Keyring => ("keyring", Value::Null),
@@ -72,10 +72,10 @@ pub async fn login(ctx: &Context, args: LoginArgs) -> anyhow::Result<()> {
         };
         let out = json!({
             "relay": ctx.account(),
-            "agent_id": me["agent_id"],
-            "name": me["name"],
-            "workspace": me["workspace"],
-            "webhook_url": me["webhook_url"],
+            "agent_id": me.agent_id,
+            "name": me.name,
+            "workspace": me.workspace,
+            "webhook_url": me.webhook_url,
             "key_store": store,
             "credentials_file": path,
         });
@@ -84,9 +84,9 @@ pub async fn login(ctx: &Context, args: LoginArgs) -> anyhow::Result<()> {
     ui.status(format!(
         "Logged in to {} as {} ({}). Your webhook URL is {}",
         ctx.account(),
-        field("name"),
-        field("agent_id"),
-        field("webhook_url")
+        me.name,
+        me.agent_id,
+        me.webhook_url
     ));
     ui.detail(format!(
         "{} is now the default relay in {}",
@@ -166,9 +166,9 @@ async fn prompt(account: &str) -> anyhow::Result<String> {
 }
 
 /// `GET /api/v1/agent/me` with the key; a refusal is exit code 3.
-async fn check(ctx: &Context, key: Secret) -> anyhow::Result<Value> {
+async fn check(ctx: &Context, key: Secret) -> anyhow::Result<AgentMe> {
     let client = ApiClient::new(ctx.relay.clone(), key)?;
-    match client.get(&ME).await {
+    match client.get_as::<AgentMe>(&ME).await {
         Ok(me) => Ok(me),
         Err(err) if err.is_auth() => Err(Fatal::auth(
             format!(

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use lobster_shared::api::AgentMe;
 use serde_json::{Value, json};
 
 use crate::context::Context;
@@ -12,7 +13,9 @@ use crate::ui::print_data;
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     let (client, source) = ctx.agent_client().await?;
     ctx.ui.spin(format!("Asking {}...", ctx.account()));
-    let me = client.get(&["api", "v1", "agent", "me"]).await;
+    let me = client
+        .get_as::<AgentMe>(&["api", "v1", "agent", "me"])
+        .await;
     ctx.ui.stop_spin();
     let me = me?;
     let out = if ctx.global.json {
@@ -25,16 +28,16 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
 }
 
 /// The `--json` answer: the relay's `me` plus the relay and key source.
-fn as_json(relay: &str, me: &Value, source: &KeySource) -> Value {
+fn as_json(relay: &str, me: &AgentMe, source: &KeySource) -> Value {
     let mut out = json!({
         "relay": relay,
-        "agent_id": me["agent_id"],
-        "name": me["name"],
-        "workspace": me["workspace"],
-        "relay_id": me["relay_id"],
-        "webhook_url": me["webhook_url"],
-        "pending_events": me["pending_events"],
-        "online_sessions": me["online_sessions"],
+        "agent_id": me.agent_id,
+        "name": me.name,
+        "workspace": me.workspace,
+        "relay_id": me.relay_id,
+        "webhook_url": me.webhook_url,
+        "pending_events": me.pending_events,
+        "online_sessions": me.online_sessions,
         "key_source": source.name(),
     });
     if let KeySource::File(path) = source {
@@ -44,25 +47,15 @@ fn as_json(relay: &str, me: &Value, source: &KeySource) -> Value {
 }
 
 /// The human rendering, one `label: value` per line.
-fn render(relay: &str, me: &Value, source: &KeySource) -> String {
-    let text = |name: &str| match &me[name] {
-        Value::String(text) => text.clone(),
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    };
-    let agent = format!(
-        "{} ({}, workspace {})",
-        text("name"),
-        text("agent_id"),
-        text("workspace")
-    );
+fn render(relay: &str, me: &AgentMe, source: &KeySource) -> String {
+    let agent = format!("{} ({}, workspace {})", me.name, me.agent_id, me.workspace);
     let rows = [
         ("Relay", relay.to_owned()),
         ("Agent", agent),
-        ("Webhook URL", text("webhook_url")),
+        ("Webhook URL", me.webhook_url.clone()),
         ("API key from", source.to_string()),
-        ("Pending events", text("pending_events")),
-        ("Online sessions", text("online_sessions")),
+        ("Pending events", me.pending_events.to_string()),
+        ("Online sessions", me.online_sessions.to_string()),
     ];
     let mut out = String::new();
     for (label, value) in rows {
@@ -75,12 +68,13 @@ fn render(relay: &str, me: &Value, source: &KeySource) -> String {
 mod tests {
     use super::*;
 
-    fn me() -> Value {
-        json!({
+    fn me() -> AgentMe {
+        serde_json::from_value(json!({
             "agent_id": "agt_1", "name": "laptop", "workspace": "default",
             "relay_id": "rly_1", "webhook_url": "http://r/api/v1/webhook/rly_1",
             "pending_events": 3, "online_sessions": 1
-        })
+        }))
+        .unwrap()
     }
 
     #[test]

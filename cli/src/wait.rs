@@ -3,7 +3,9 @@
 //! exit 124 (as `timeout(1)` does) when `--timeout` passes first, 1 when
 //! the relay cannot be reached.
 //!
-//! A dropped connection within the timeout is retried like `listen` does.
+//! It reaches the relay as `listen` does (`--transport`, the WebSocket
+//! else SSE else long-poll); a dropped connection within the timeout is
+//! retried like `listen` does.
 //! An event an earlier `wait` printed in the last ten minutes (its ack was
 //! lost) is acked again without being printed (see [`crate::printed`]).
 //! The event is acked only after its line reached stdout; when stdout is
@@ -13,25 +15,22 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Args;
-use futures_util::{SinkExt as _, StreamExt as _};
-use lobster_shared::Secret;
 use lobster_shared::wire::{AgentMessage, EventFrame, RelayMessage};
-use reqwest::Url;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-use crate::exit::{ExitCode, Fatal, error_chain, is_broken_pipe};
+use crate::exit::{ExitCode, Fatal, is_broken_pipe};
 use crate::glob::GlobList;
 use crate::listen::backoff::Backoff;
 use crate::listen::close::{SessionEnd, on_close};
-use crate::listen::connect::{self, ConnectError, WsStream};
-use crate::listen::session::{LIVENESS, check_protocol, handshake};
+use crate::listen::session::{LIVENESS, check_protocol};
+use crate::listen::transport::{Connector, EventSource, Incoming, Link, TransportChoice};
+use crate::listen::writer::Outgoing;
 use crate::printed::Printed;
-use crate::proxy::Proxy;
 use crate::ui::{Ui, paint, print_data, short_duration};
 
 /// How long to wait for the relay's side of the close after the ack.
@@ -58,16 +57,54 @@ pub struct WaitArgs {
     /// Give up after this long and exit 124 (`0` waits forever).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::duration::parse)]
     pub timeout: Duration,
+
+    /// How to reach the relay: auto tries the WebSocket, then Server-Sent
+    /// Events, then long-poll; ws, sse and poll use only that one.
+    #[arg(
+        long,
+        value_name = "TRANSPORT",
+        env = "LOBSTER_RELAY_TRANSPORT",
+        default_value = "auto"
+    )]
+    pub transport: TransportChoice,
+}
+
+/// An open session: what the relay sends, and the task that sends acks.
+struct Session {
+    source: Box<dyn EventSource>,
+    outgoing: mpsc::Sender<Outgoing>,
+    sink: JoinHandle<Result<(), String>>,
+}
+
+impl Session {
+    fn start(link: Link) -> Self {
+        let (outgoing, outgoing_rx) = mpsc::channel(16);
+        let sink = tokio::spawn(link.sink.run(outgoing_rx, CancellationToken::new()));
+        Self {
+            source: link.source,
+            outgoing,
+            sink,
+        }
+    }
+
+    async fn ack(&self, id: &str) -> Result<(), SessionEnd> {
+        let ack = Outgoing::Reply(AgentMessage::Ack { id: id.to_owned() });
+        self.outgoing
+            .send(ack)
+            .await
+            .map_err(|_| SessionEnd::failed("the connection was lost"))
+    }
 }
 
 /// Runs `wait`.
 pub async fn run(ctx: &Context, args: WaitArgs) -> anyhow::Result<()> {
     let (key, _) = ctx.api_key().await?;
-    let url = connect::connect_url(&ctx.relay, args.events.as_ref());
-    let via = crate::proxy::env().tunnel_for(&url)?;
+    // A poll asks for one event: more would sit leased to a `wait` that
+    // handles only one.
+    let connector = Connector::new(args.transport, &ctx.relay, &key, args.events.as_ref(), 1)?;
     let ui = &ctx.ui;
     let mut printed = Printed::load(&ctx.dir);
-    let waiting = next_event(&url, &key, via.as_ref(), ui, &args, &printed);
+    let waiting = next_event(&connector, ui, &args, &printed);
     let found = if args.timeout.is_zero() {
         waiting.await
     } else {
@@ -92,14 +129,14 @@ pub async fn run(ctx: &Context, args: WaitArgs) -> anyhow::Result<()> {
         }
     };
     ui.stop_spin();
-    let (mut ws, frame) = found?;
-    deliver(&mut ws, &frame, ui, &mut printed).await
+    let (session, frame) = found?;
+    deliver(session, &frame, ui, &mut printed).await
 }
 
-/// Prints the event, then acks it and closes the connection politely, so
-/// the relay has the ack before it sees the close.
+/// Prints the event, then acks it and ends the session politely, so the
+/// relay has the ack before it sees the end.
 async fn deliver(
-    ws: &mut WsStream,
+    mut session: Session,
     frame: &EventFrame,
     ui: &Ui,
     printed: &mut Printed,
@@ -119,17 +156,25 @@ async fn deliver(
             frame.id
         ));
     }
-    let ack = AgentMessage::Ack {
-        id: frame.id.clone(),
-    };
-    ws.send(Message::text(ack.to_json())).await.context(
-        "the event was printed but the ack could not be sent; the relay will deliver it again",
-    )?;
-    let _ = timeout(CLOSE_WAIT, async {
-        let _ = ws.close(None).await;
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let not_sent =
+        "the event was printed but the ack could not be sent; the relay will deliver it again";
+    let queued = session.ack(&frame.id).await.is_ok()
+        && session.outgoing.send(Outgoing::Close).await.is_ok();
+    drop(session.outgoing);
+    match session.sink.await {
+        Ok(Ok(())) if queued => {}
+        Ok(Err(reason)) => anyhow::bail!("{not_sent}: {reason}"),
+        _ => anyhow::bail!("{not_sent}"),
+    }
+    if session.source.awaits_close() {
+        let _ = timeout(CLOSE_WAIT, async {
+            while !matches!(
+                session.source.next().await,
+                Incoming::Closed(_) | Incoming::Lost(_)
+            ) {}
+        })
+        .await;
+    }
     ui.status(format!(
         "{} {} {} (acked)",
         paint("Received").green(),
@@ -145,53 +190,54 @@ async fn deliver(
 /// not a retry loop that ends as a timeout; once connected, a lost
 /// connection is retried like `listen` does.
 async fn next_event(
-    url: &Url,
-    key: &Secret,
-    via: Option<&Proxy>,
+    connector: &Connector,
     ui: &Ui,
     args: &WaitArgs,
     printed: &Printed,
-) -> anyhow::Result<(WsStream, EventFrame)> {
+) -> anyhow::Result<(Session, EventFrame)> {
     let filter = args.events.as_ref();
     let never = CancellationToken::new();
     let mut backoff = Backoff::new();
     let mut connected_once = false;
     loop {
         ui.spin("Connecting to the relay...");
-        if let Some(proxy) = via {
-            ui.detail(format!("connecting to {url} via proxy {proxy}"));
-        }
-        let end = match connect::connect(url, key, via).await {
-            Err(ConnectError::Rejected(fatal)) => return Err(fatal.into()),
-            Err(ConnectError::Failed(reason)) => SessionEnd::failed(reason),
-            Ok(mut ws) => match handshake(&mut ws, &never).await {
-                Err(end) => end,
-                Ok(ready) => {
-                    check_protocol(&ready)?;
-                    backoff.reset();
-                    connected_once = true;
-                    let what = match filter {
-                        Some(filter) => format!("an event matching {}", filter.to_query()),
-                        None => "the next event".to_owned(),
-                    };
-                    let until = match args.timeout {
-                        t if t.is_zero() => String::new(),
-                        t => format!(" (up to {})", humantime::format_duration(t)),
-                    };
-                    ui.detail(format!("connected; webhook URL {}", ready.webhook_url));
-                    ui.spin(format!("Waiting for {what}{until}..."));
-                    match read_until_event(&mut ws, filter, printed, ui).await {
-                        Ok(frame) => return Ok((ws, frame)),
-                        Err(end) => end,
-                    }
+        let end = match connector.open(ui, &never).await {
+            Err(end) => end,
+            Ok(link) => {
+                check_protocol(&link.ready)?;
+                backoff.reset();
+                connected_once = true;
+                let what = match filter {
+                    Some(filter) => format!("an event matching {}", filter.to_query()),
+                    None => "the next event".to_owned(),
+                };
+                let until = match args.timeout {
+                    t if t.is_zero() => String::new(),
+                    t => format!(" (up to {})", humantime::format_duration(t)),
+                };
+                ui.detail(format!(
+                    "connected; webhook URL {}{}",
+                    link.ready.webhook_url,
+                    link.via()
+                ));
+                ui.spin(format!("Waiting for {what}{until}..."));
+                let mut session = Session::start(link);
+                match read_until_event(&mut session, filter, printed, ui).await {
+                    Ok(frame) => return Ok((session, frame)),
+                    Err(end) => end,
                 }
-            },
+            }
         };
         match end {
             SessionEnd::Fatal(err) => return Err(err),
             SessionEnd::Stopped => {}
             SessionEnd::Dropped { reason, .. } if !connected_once => {
-                return Err(Fatal::relay_unreachable(url.as_str(), &reason, via).into());
+                return Err(Fatal::relay_unreachable(
+                    connector.url().as_str(),
+                    &reason,
+                    connector.via(),
+                )
+                .into());
             }
             SessionEnd::Dropped {
                 reason, restarting, ..
@@ -211,45 +257,38 @@ async fn next_event(
     }
 }
 
-/// Reads frames until an event that matches `filter`.
+/// Reads until an event that matches `filter`.
 async fn read_until_event(
-    ws: &mut WsStream,
+    session: &mut Session,
     filter: Option<&GlobList>,
     printed: &Printed,
     ui: &Ui,
 ) -> Result<EventFrame, SessionEnd> {
     let mut last_error = None;
     loop {
-        let next = match timeout(LIVENESS, ws.next()).await {
+        let next = match timeout(LIVENESS, session.source.next()).await {
             Ok(next) => next,
             Err(_) => return Err(SessionEnd::failed("heard nothing from the relay for 60s")),
         };
         match next {
-            None => return Err(SessionEnd::failed("the connection was closed")),
-            Some(Err(err)) => return Err(SessionEnd::failed(error_chain(&err))),
-            Some(Ok(Message::Close(frame))) => {
-                return Err(on_close(frame.as_ref(), last_error.as_ref()));
+            Incoming::Lost(reason) => return Err(SessionEnd::failed(reason)),
+            Incoming::Closed(frame) => return Err(on_close(frame.as_ref(), last_error.as_ref())),
+            Incoming::Message(RelayMessage::Event(frame))
+                if !frame.replay && printed.contains(&frame.id) =>
+            {
+                ui.detail(format!(
+                    "{} was printed by an earlier wait; acking it again",
+                    frame.id
+                ));
+                session.ack(&frame.id).await?;
             }
-            Some(Ok(Message::Text(text))) => match RelayMessage::from_json(&text) {
-                Ok(RelayMessage::Event(frame)) if !frame.replay && printed.contains(&frame.id) => {
-                    ui.detail(format!(
-                        "{} was printed by an earlier wait; acking it again",
-                        frame.id
-                    ));
-                    let ack = AgentMessage::Ack { id: frame.id };
-                    if let Err(err) = ws.send(Message::text(ack.to_json())).await {
-                        return Err(SessionEnd::failed(error_chain(&err)));
-                    }
-                }
-                Ok(RelayMessage::Event(frame))
-                    if filter.is_none_or(|f| f.matches(&frame.event_type)) =>
-                {
-                    return Ok(frame);
-                }
-                Ok(RelayMessage::Error(error)) => last_error = Some(error),
-                _ => {}
-            },
-            Some(Ok(_)) => {}
+            Incoming::Message(RelayMessage::Event(frame))
+                if filter.is_none_or(|f| f.matches(&frame.event_type)) =>
+            {
+                return Ok(frame);
+            }
+            Incoming::Message(RelayMessage::Error(error)) => last_error = Some(error),
+            _ => {}
         }
     }
 }

@@ -49,6 +49,8 @@ pub mod dashboard;
 pub mod hub;
 pub mod last_seen;
 pub mod metrics;
+#[cfg(test)]
+mod openapi;
 pub mod retry;
 pub mod routes;
 mod serve;

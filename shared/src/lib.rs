@@ -2,12 +2,14 @@
 //!
 //! Layout:
 //! - [`wire`]: the WebSocket protocol (v1), one message enum per direction.
+//! - [`api`]: the bodies of the HTTP API.
 //! - [`signature`]: signing and verifying webhooks (Standard Webhooks, GitHub,
 //!   Stripe), constant-time.
 //! - [`ids`]: event, agent and relay ids, and API keys with a checksum.
 //! - [`secret`]: a string that never prints itself.
 //! - [`backoff`]: how an agent spaces its reconnect attempts.
 
+pub mod api;
 pub mod backoff;
 pub mod ids;
 pub mod secret;

@@ -51,6 +51,7 @@ pub struct Ready {
 
 /// How the `body` field of an event frame is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BodyEncoding {
     /// The raw body was valid UTF-8 and is carried as is.

@@ -23,7 +23,7 @@
 //!   runs every relay of the suite on PostgreSQL.
 //! - [`balancer`]: a TCP proxy in front of several relays.
 //! - [`pki`]: a throw-away CA and server certificates for TLS tests.
-//! - [`proxies`]: a real `tinyproxy` on loopback, and its log.
+//! - [`proxies`]: real `tinyproxy`, `squid` and `nginx` on loopback, and their logs.
 
 pub mod api;
 pub mod balancer;

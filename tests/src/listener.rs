@@ -75,15 +75,22 @@ impl Listener {
         Ok(listener)
     }
 
-    /// Waits for `Ready! Your webhook URL is ...`; returns the URL.
+    /// Waits for `Ready! Your webhook URL is ...`; returns the URL (without
+    /// the ` (via SSE: ...)` a fallback adds; [`Self::wait_ready_line`]
+    /// has it).
     pub async fn wait_ready(&self) -> anyhow::Result<String> {
-        let line = self
-            .proc
+        let line = self.wait_ready_line().await?;
+        let after = &line[line.find(READY_LINE).map_or(0, |at| at + READY_LINE.len())..];
+        let url = after.split(" (via ").next().unwrap_or(after);
+        Ok(url.trim().trim_end_matches('.').trim().to_owned())
+    }
+
+    /// Waits for the Ready line; returns it whole.
+    pub async fn wait_ready_line(&self) -> anyhow::Result<String> {
+        self.proc
             .wait_for_stderr(READY_LINE, READY_TIMEOUT)
             .await
-            .context("listen never got ready")?;
-        let after = &line[line.find(READY_LINE).map_or(0, |at| at + READY_LINE.len())..];
-        Ok(after.trim().trim_end_matches('.').trim().to_owned())
+            .context("listen never got ready")
     }
 
     /// The next stdout line not yet returned by this method.

@@ -39,6 +39,35 @@ pub fn tinyproxy_installed() -> bool {
         .is_ok()
 }
 
+/// False (after a notice) when tinyproxy is missing: the test then passes
+/// without running. CI installs it (`.ci/run`).
+pub fn have_tinyproxy(test: &str) -> bool {
+    let found = tinyproxy_installed();
+    if !found {
+        skipped(test, "tinyproxy");
+    }
+    found
+}
+
+/// As [`have_tinyproxy`], for squid.
+pub fn have_squid(test: &str) -> bool {
+    let found = squid_installed();
+    if !found {
+        skipped(test, "squid");
+    }
+    found
+}
+
+/// The skip notice, written to the real stderr: the test harness hides
+/// what `eprintln!` prints in a passing test.
+fn skipped(test: &str, program: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {program} is not installed (apt-get install {program})"
+    );
+}
+
 impl Tinyproxy {
     /// Starts it and waits until it accepts connections.
     pub async fn start(opts: TinyproxyOpts) -> anyhow::Result<Self> {
@@ -246,5 +275,134 @@ impl Squid {
             },
         )
         .await
+    }
+}
+
+/// Whether `nginx` is installed; as [`tinyproxy_installed`].
+pub fn nginx_installed() -> bool {
+    std::process::Command::new("nginx")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// As [`have_tinyproxy`], for nginx.
+pub fn have_nginx(test: &str) -> bool {
+    let found = nginx_installed();
+    if !found {
+        skipped(test, "nginx");
+    }
+    found
+}
+
+/// A private `nginx` on `127.0.0.1:PORT` in front of a relay, set up as a
+/// careless reverse proxy often is: it does not pass WebSocket upgrades
+/// (the `Upgrade` header is hop-by-hop, and nothing sets it again) and it
+/// buffers answers, ignoring `X-Accel-Buffering: no`, so a stream's first
+/// bytes sit in its buffers. Killed when dropped.
+pub struct Nginx {
+    port: u16,
+    dir: TempDir,
+    _child: Child,
+}
+
+impl Nginx {
+    pub async fn start_buffering(upstream_port: u16) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("lobster-e2e-nginx")
+            .tempdir()?;
+        let free = || -> anyhow::Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let (port, inner) = (free()?, free()?);
+        let d = dir.path().display();
+        let conf = format!(
+            "daemon off;\n\
+             master_process off;\n\
+             error_log {d}/error.log info;\n\
+             pid {d}/nginx.pid;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+               access_log {d}/access.log;\n\
+               client_body_temp_path {d}/body;\n\
+               proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n\
+               uwsgi_temp_path {d}/uwsgi;\n\
+               scgi_temp_path {d}/scgi;\n\
+               server {{\n\
+                 listen 127.0.0.1:{port};\n\
+                 location / {{\n\
+                   proxy_pass http://127.0.0.1:{inner};\n\
+                   proxy_http_version 1.1;\n\
+                   proxy_set_header Accept-Encoding gzip;\n\
+                   gunzip on;\n\
+                   proxy_read_timeout 120s;\n\
+                 }}\n\
+               }}\n\
+               server {{\n\
+                 listen 127.0.0.1:{inner};\n\
+                 gzip on;\n\
+                 gzip_proxied any;\n\
+                 gzip_min_length 0;\n\
+                 gzip_types text/event-stream application/json;\n\
+                 location / {{\n\
+                   proxy_pass http://127.0.0.1:{upstream_port};\n\
+                   proxy_http_version 1.1;\n\
+                   proxy_ignore_headers X-Accel-Buffering;\n\
+                   proxy_read_timeout 120s;\n\
+                 }}\n\
+               }}\n\
+             }}\n"
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf)?;
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting nginx (apt-get install nginx)")?;
+        let nginx = Self {
+            port,
+            dir,
+            _child: child,
+        };
+        eventually(
+            "nginx to accept connections",
+            Duration::from_secs(30),
+            || async {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .map(drop)
+                    .map_err(anyhow::Error::from)
+            },
+        )
+        .await
+        .with_context(|| {
+            let log = std::fs::read_to_string(nginx.dir.path().join("error.log"));
+            format!(
+                "nginx did not start; error.log:\n{}",
+                log.unwrap_or_default()
+            )
+        })?;
+        Ok(nginx)
+    }
+
+    /// `http://127.0.0.1:PORT`: the relay, as seen through nginx.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its access log so far (a request's line is written when it ends).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 }

@@ -7,31 +7,11 @@
 use std::time::Duration;
 
 use lobster_e2e::pki::TestCa;
-use lobster_e2e::proxies::{Squid, Tinyproxy, TinyproxyOpts, squid_installed, tinyproxy_installed};
+use lobster_e2e::proxies::{Squid, Tinyproxy, TinyproxyOpts, have_squid, have_tinyproxy};
 use lobster_e2e::{
     Agent, CliUser, Listener, Relay, RelayOpts, Sender, Sink, TlsOpts, WAIT, accepted_id,
     relay_with_agent,
 };
-
-/// False (after a notice) when tinyproxy is missing: the test then passes
-/// without running. CI installs it (`.ci/run`).
-fn have_tinyproxy(test: &str) -> bool {
-    let found = tinyproxy_installed();
-    if !found {
-        skipped(test, "tinyproxy");
-    }
-    found
-}
-
-/// The skip notice, written to the real stderr: the test harness hides
-/// what `eprintln!` prints in a passing test.
-fn skipped(test: &str, program: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: {program} is not installed (apt-get install {program})"
-    );
-}
 
 fn opts(connect_ports: &[u16], auth: Option<(&str, &str)>) -> TinyproxyOpts {
     TinyproxyOpts {
@@ -362,12 +342,13 @@ async fn a_proxy_refusing_connect_to_the_relay_port_is_named_with_host_and_port(
         return Ok(());
     }
     let (relay, agent) = relay_with_agent(RelayOpts::default(), "proxy-403").await?;
-    // Tunnels only to 443, as many corporate proxies are set up.
+    // Tunnels only to 443, as many corporate proxies are set up. Only the
+    // WebSocket: `auto` would fall back to SSE (tests/tests/fallback.rs).
     let proxy = Tinyproxy::start(opts(&[443], None)).await?;
     let mut listener = Listener::start_with_env(
         &relay.url(),
         &agent.api_key,
-        &[],
+        &["--transport", "ws"],
         &[("HTTP_PROXY", proxy.url().as_str())],
     )
     .await?;
@@ -415,8 +396,7 @@ async fn login_goes_through_the_proxy() -> anyhow::Result<()> {
 /// closes, so the listener is stopped before looking.
 #[tokio::test]
 async fn listen_through_squid_delivers() -> anyhow::Result<()> {
-    if !squid_installed() {
-        skipped("listen_through_squid_delivers", "squid");
+    if !have_squid("listen_through_squid_delivers") {
         return Ok(());
     }
     let (relay, agent) = relay_with_agent(RelayOpts::default(), "squid").await?;

@@ -9,8 +9,10 @@ mod render;
 use anyhow::Context as _;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
+use lobster_shared::api::{Accepted, ReplayedFailed};
 use serde_json::{Value, json};
 
+use crate::api::typed;
 use crate::context::Context;
 use crate::exit::Fatal;
 use crate::ui::{print_data, print_raw};
@@ -193,12 +195,15 @@ pub async fn run(ctx: &Context, command: EventsCommand) -> anyhow::Result<()> {
             if ctx.global.json {
                 return print_json(&answer);
             }
-            let queued = answer["queued"].as_u64().unwrap_or(0);
-            let matched = answer["matched"].as_u64().unwrap_or(0);
+            let ReplayedFailed {
+                matched,
+                queued,
+                truncated,
+            } = typed(&path.join("/"), answer)?;
             print_data(queued.to_string())?;
             ctx.ui.status(format!(
                 "Queued {queued} of {matched} failed event(s) for delivery again.{}",
-                if answer["truncated"] == true {
+                if truncated {
                     " More matched: run it again for the rest."
                 } else {
                     ""
@@ -229,14 +234,13 @@ pub async fn trigger(ctx: &Context, args: TriggerArgs) -> anyhow::Result<()> {
         "event_type": event_type,
         "data": args.data.unwrap_or_else(|| json!({})),
     });
-    let answer = client
-        .post(&["api", "v1", "agent", "test-event"], &body)
-        .await?;
+    let path = ["api", "v1", "agent", "test-event"];
+    let answer = client.post(&path, &body).await?;
     if ctx.global.json {
         return print_json(&answer);
     }
-    let id = answer["id"].as_str().unwrap_or("-");
-    print_data(id)?;
+    let Accepted { id, .. } = typed(&path.join("/"), answer)?;
+    print_data(&id)?;
     ctx.ui.status(format!(
         "Triggered {event_type} event {id}; a running listener receives it now."
     ));

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::headers::ExtraHeader;
 use super::route::Route;
+use super::transport::TransportChoice;
 use crate::config::ListenDefaults;
 use crate::exit::Fatal;
 use crate::glob::GlobList;
@@ -29,8 +30,8 @@ Examples:
   # Run a command per event: body on stdin, LOBSTER_EVENT_* in the environment
   lobster-relay listen --events 'order.*' --concurrency 1 --exec './handle.sh'
 
-Defaults for --forward, --events, --header, --concurrency and
---forward-timeout can live in config.toml, under [listen]:
+Defaults for --forward, --events, --header, --concurrency,
+--forward-timeout and --transport can live in config.toml, under [listen]:
   [listen]
   forward = [\"message.*=localhost:3000/messages\", \"localhost:3000/other\"]
   events = \"message.*,ping\"
@@ -105,6 +106,15 @@ pub struct ListenArgs {
     /// self-signed certificate); never applies to the relay.
     #[arg(long)]
     pub forward_insecure: bool,
+
+    /// How to reach the relay: auto tries the WebSocket, then Server-Sent
+    /// Events, then long-poll [default: auto].
+    ///
+    /// auto falls back when something in the way (a proxy) refuses the
+    /// WebSocket upgrade, or holds the SSE stream back; the Ready line says
+    /// which transport is used and why. ws, sse and poll use only that one.
+    #[arg(long, value_name = "TRANSPORT", env = "LOBSTER_RELAY_TRANSPORT")]
+    pub transport: Option<TransportChoice>,
 }
 
 /// The flags with config.toml's `[listen]` defaults filled in.
@@ -113,6 +123,7 @@ pub struct Settings {
     pub mode: Mode,
     pub events: Option<GlobList>,
     pub concurrency: u32,
+    pub transport: TransportChoice,
 }
 
 /// What `listen` does with each event.
@@ -182,6 +193,7 @@ impl ListenArgs {
                 .concurrency
                 .or(defaults.concurrency)
                 .unwrap_or(DEFAULT_CONCURRENCY),
+            transport: self.transport.or(defaults.transport).unwrap_or_default(),
         })
     }
 }
@@ -251,6 +263,7 @@ mod tests {
             headers: vec![ExtraHeader::parse("X-Env: dev").unwrap()],
             concurrency: Some(3),
             forward_timeout: Some(Duration::from_secs(5)),
+            transport: Some(TransportChoice::Poll),
         };
         let from_file = listen(&[]).unwrap().settings(&defaults).unwrap();
         let Mode::Forward {
@@ -266,6 +279,7 @@ mod tests {
         assert_eq!(headers.len(), 1);
         assert_eq!(*timeout, Duration::from_secs(5));
         assert_eq!(from_file.concurrency, 3);
+        assert_eq!(from_file.transport, TransportChoice::Poll);
         assert!(from_file.events.unwrap().matches("a.b"));
 
         let flags = listen(&["--forward", "localhost:2/b", "--concurrency", "1"])
@@ -278,6 +292,12 @@ mod tests {
         assert_eq!(routes.len(), 1);
         assert_eq!(routes[0].url.path(), "/b");
         assert_eq!(flags.concurrency, 1);
+        let sse = listen(&["--transport", "sse"]).unwrap();
+        assert_eq!(
+            sse.settings(&defaults).unwrap().transport,
+            TransportChoice::Sse,
+            "the flag beats the file"
+        );
 
         let print = listen(&["--print"]).unwrap().settings(&defaults).unwrap();
         assert!(matches!(print.mode, Mode::Print));
@@ -292,6 +312,7 @@ mod tests {
             &["--forward-timeout", "soon"],
             &["--print", "--exec", "cat"],
             &["--forward", "localhost:1", "--exec", "cat"],
+            &["--transport", "carrier-pigeon"],
         ] {
             let err = listen(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");

@@ -1,7 +1,11 @@
 //! Opening the WebSocket: `GET /api/v1/agent/connect` upgraded, with the key.
 //!
-//! An HTTP 401 or 403 on the upgrade is fatal (exit code 3), as is a proxy
-//! asking for credentials (407); every other failure is worth another try.
+//! The relay's HTTP 401 or 403 on the upgrade is fatal (exit code 3), as is
+//! a proxy asking for credentials (407). A refusal by something in the way
+//! (a proxy's answer to the tunnel or the upgrade, a 200 or 400 where 101
+//! was expected, a connection closed during the upgrade) is
+//! [`ConnectError::Refused`]: `--transport auto` then tries SSE (see
+//! `transport`). Every other failure is worth another try.
 //! With a proxy (see [`crate::proxy`]) the TCP connection is a CONNECT
 //! tunnel through it, and TLS (`--ca-cert` included) and the upgrade run
 //! inside the tunnel as they would on a direct connection.
@@ -39,6 +43,9 @@ pub enum ConnectError {
     Rejected(Fatal),
     /// Anything else: try again later.
     Failed(String),
+    /// The upgrade was refused or broken off by something in the way (a
+    /// proxy's answer, a closed connection): another transport may pass.
+    Refused(String),
 }
 
 /// `{relay}/api/v1/agent/connect[?events=...]` with `http` turned into `ws`
@@ -112,7 +119,7 @@ pub async fn connect(
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok((stream, _response))) => Ok(stream),
         Ok(Err(err)) => Err(err),
-        Err(_) => Err(ConnectError::Failed(format!(
+        Err(_) => Err(ConnectError::Refused(format!(
             "no answer within {}s{}",
             CONNECT_TIMEOUT.as_secs(),
             via.map(|proxy| format!(" through the proxy {proxy}"))
@@ -178,14 +185,14 @@ fn tunnel_failed(proxy: &Proxy, target: &str, err: TunnelError) -> ConnectError 
                 true => String::new(),
                 false => format!(" {reason}"),
             };
-            ConnectError::Failed(format!(
+            ConnectError::Refused(format!(
                 "the proxy {proxy} refused a tunnel to {target} (HTTP {status}{reason}); {hint}"
             ))
         }
         TunnelError::Unreachable(err) => {
             ConnectError::Failed(format!("cannot reach the proxy {proxy}: {err}"))
         }
-        other => ConnectError::Failed(format!("through the proxy {proxy}: {other}")),
+        other => ConnectError::Refused(format!("through the proxy {proxy}: {other}")),
     }
 }
 
@@ -193,7 +200,16 @@ fn classify(err: tungstenite::Error) -> ConnectError {
     match err {
         tungstenite::Error::Http(response) => {
             let status = response.status();
-            if status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN {
+            // The relay refuses a key with its JSON error body; a 403 without
+            // one comes from something in the way (a proxy's policy).
+            let from_relay = response
+                .body()
+                .as_deref()
+                .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
+                .is_some_and(|body| body["error"]["code"].is_string());
+            if status == http::StatusCode::UNAUTHORIZED
+                || (status == http::StatusCode::FORBIDDEN && from_relay)
+            {
                 ConnectError::Rejected(Fatal::auth(
                     format!("the relay refused the API key (HTTP {})", status.as_u16()),
                     "check --api-key / LOBSTER_RELAY_API_KEY, or ask the relay admin for a new key",
@@ -205,14 +221,35 @@ fn classify(err: tungstenite::Error) -> ConnectError {
                      authenticate too often; stop another listener, or wait"
                         .to_owned(),
                 )
+            } else if status == http::StatusCode::SERVICE_UNAVAILABLE && from_relay {
+                ConnectError::Failed("the relay is restarting (HTTP 503)".to_owned())
             } else {
-                ConnectError::Failed(format!(
+                ConnectError::Refused(format!(
                     "the relay answered HTTP {status} instead of opening a WebSocket \
                      (is --relay the right URL?)"
                 ))
             }
         }
-        other => ConnectError::Failed(error_chain(&other)),
+        // Nothing listens, no such host, a certificate that does not check
+        // out: another transport would not get further.
+        tungstenite::Error::Io(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            ) || err.to_string().contains("failed to lookup") =>
+        {
+            ConnectError::Failed(error_chain(&err))
+        }
+        other @ (tungstenite::Error::Tls(_) | tungstenite::Error::Url(_)) => {
+            ConnectError::Failed(error_chain(&other))
+        }
+        // The connection was made, then the upgrade went wrong: closed,
+        // reset, or answered with something that is not HTTP/1.1.
+        other => ConnectError::Refused(error_chain(&other)),
     }
 }
 
@@ -294,7 +331,7 @@ mod tests {
             status,
             reason: "Forbidden".into(),
         };
-        let ConnectError::Failed(reason) =
+        let ConnectError::Refused(reason) =
             tunnel_failed(&proxy(""), "relay.test:8080", refused(403))
         else {
             panic!("a 403 is retried");
@@ -305,7 +342,7 @@ mod tests {
         );
         assert!(reason.contains("HTTP 403 Forbidden"), "{reason}");
         assert!(reason.contains("NO_PROXY=relay.test"), "{reason}");
-        let ConnectError::Failed(reason) = tunnel_failed(&proxy(""), "r:1", refused(502)) else {
+        let ConnectError::Refused(reason) = tunnel_failed(&proxy(""), "r:1", refused(502)) else {
             panic!("a 502 is retried");
         };
         assert!(reason.contains("could not reach the relay"), "{reason}");
@@ -331,17 +368,49 @@ mod tests {
     }
 
     #[test]
-    fn only_401_and_403_on_the_upgrade_are_fatal() {
-        let response = |code: u16| {
-            let response = http::Response::builder().status(code).body(None).unwrap();
+    fn only_the_relays_401_and_403_on_the_upgrade_are_fatal() {
+        let response = |code: u16, body: Option<&str>| {
+            let response = http::Response::builder()
+                .status(code)
+                .body(body.map(|b| b.as_bytes().to_vec()))
+                .unwrap();
             tungstenite::Error::Http(Box::new(response))
         };
-        assert!(matches!(classify(response(401)), ConnectError::Rejected(_)));
-        assert!(matches!(classify(response(403)), ConnectError::Rejected(_)));
-        assert!(matches!(classify(response(404)), ConnectError::Failed(_)));
-        assert!(matches!(classify(response(503)), ConnectError::Failed(_)));
+        let relay = Some(r#"{"error":{"code":"unauthorized","message":"no"}}"#);
+        assert!(matches!(
+            classify(response(401, None)),
+            ConnectError::Rejected(_)
+        ));
+        assert!(matches!(
+            classify(response(403, relay)),
+            ConnectError::Rejected(_)
+        ));
+        assert!(matches!(
+            classify(response(429, relay)),
+            ConnectError::Failed(_)
+        ));
+        assert!(matches!(
+            classify(response(503, relay)),
+            ConnectError::Failed(_)
+        ));
+        // A proxy's answers, or a server that is not the relay: another
+        // transport may get through.
+        for code in [200, 400, 403, 404, 405, 426, 502] {
+            assert!(
+                matches!(
+                    classify(response(code, Some("<html>"))),
+                    ConnectError::Refused(_)
+                ),
+                "{code}"
+            );
+        }
         assert!(matches!(
             classify(tungstenite::Error::ConnectionClosed),
+            ConnectError::Refused(_)
+        ));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(matches!(
+            classify(tungstenite::Error::Io(refused)),
             ConnectError::Failed(_)
         ));
     }

@@ -1,16 +1,19 @@
-//! `lobster-relay listen`: receive events over the WebSocket and handle them.
+//! `lobster-relay listen`: receive events over the WebSocket (or SSE, or
+//! long-poll: `transport`) and handle them.
 //!
 //! - `args`: the flags, merged with config.toml into [`Settings`].
 //! - `route`, `headers`: parsing `--forward` and `--header`, and the
 //!   headers of a forwarded request.
 //! - `handler` with `print`, `forward`, `exec`: one event in, an
 //!   ack or nack out, and its `-->` / `<--` lines.
-//! - `connect`, `session`, `writer`, `dispatch`, `close`: one
-//!   WebSocket session (reader loop, writer task, handler tasks).
+//! - `transport`: opening a session over the WebSocket (`connect`,
+//!   `writer`), SSE or long-poll, with `auto`'s fallback.
+//! - `session`, `dispatch`, `close`: one session (reader loop, handler
+//!   tasks), whatever the transport.
 //! - `reconnect`, `backoff`: sessions again and again, with jittered delays.
 //! - `signal`: Ctrl-C handling.
 //!
-//! `connect`, `session`, `close` and `backoff` are shared with `wait`.
+//! `transport`, `session`, `close` and `backoff` are shared with `wait`.
 
 mod args;
 /// The reconnect delays, from the shared crate (the bench's agents use them too).
@@ -28,7 +31,8 @@ mod reconnect;
 mod route;
 pub(crate) mod session;
 mod signal;
-mod writer;
+pub(crate) mod transport;
+pub(crate) mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -41,16 +45,21 @@ pub use route::Route;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+pub use transport::TransportChoice;
 
 use self::close::SessionEnd;
-use self::connect::ConnectError;
 use self::dispatch::Dispatch;
 use self::handler::Handler;
 use self::reconnect::Attempt;
 use self::session::{Backlog, SessionInfo};
+use self::transport::Connector;
 use crate::api::{ApiClient, ApiError};
 use crate::context::Context;
 use crate::exit::Fatal;
+use lobster_shared::api::AgentMe;
+
+/// Most events one poll asks for (the relay caps it at `max_in_flight`).
+const POLL_MAX: u32 = 100;
 
 /// How long the queue count before each connect may take.
 const BACKLOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -64,8 +73,14 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
     let (api_key, source) = ctx.api_key().await?;
     ui.detail(format!("API key from the {source}"));
     let client = ApiClient::new(ctx.relay.clone(), api_key.clone())?.timeout(BACKLOG_TIMEOUT);
-    let url = connect::connect_url(&ctx.relay, settings.events.as_ref());
-    let via = crate::proxy::env().tunnel_for(&url)?;
+    let connector = Connector::new(
+        settings.transport,
+        &ctx.relay,
+        &api_key,
+        settings.events.as_ref(),
+        POLL_MAX,
+    )?;
+    let via = connector.via().cloned();
     let stop = CancellationToken::new();
     // Lines on stdout come in arrival order: printing takes microseconds,
     // and a reader of `listen | jq` expects the relay's order.
@@ -84,7 +99,7 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
 
     let result = reconnect::run(
         |attempt: Attempt| {
-            let (url, api_key, dispatch, client) = (&url, &api_key, &dispatch, &client);
+            let (connector, dispatch, client) = (&connector, &dispatch, &client);
             let via = via.as_ref();
             async move {
                 ui.spin(match attempt.offline_since {
@@ -99,23 +114,15 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
                     Ok(backlog) => backlog,
                     Err(end) => return end,
                 };
-                match via {
-                    None => ui.detail(format!("connecting to {url}")),
-                    Some(proxy) => ui.detail(format!("connecting to {url} via proxy {proxy}")),
-                }
-                let connected = tokio::select! {
-                    () = dispatch.stop.cancelled() => return SessionEnd::Stopped,
-                    connected = connect::connect(url, api_key, via) => connected,
+                let link = match connector.open(ui, &dispatch.stop).await {
+                    Ok(link) => link,
+                    Err(end) => return end,
                 };
                 let info = SessionInfo {
                     offline_since: attempt.offline_since,
                     backlog,
                 };
-                match connected {
-                    Ok(ws) => session::run(ws, dispatch, ui, info).await,
-                    Err(ConnectError::Rejected(fatal)) => SessionEnd::Fatal(fatal.into()),
-                    Err(ConnectError::Failed(reason)) => SessionEnd::failed(reason),
-                }
+                session::run(link, dispatch, ui, info).await
             }
         },
         ctx.account(),
@@ -143,10 +150,13 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
 /// (a 407, a 403), where reqwest reports only that the tunnel failed.
 async fn backlog(client: &ApiClient, via_proxy: bool) -> Result<Option<Backlog>, SessionEnd> {
     let err_is_auth = |status: reqwest::StatusCode| status == 401 || status == 403;
-    match client.get(&["api", "v1", "agent", "me"]).await {
+    match client
+        .get_as::<AgentMe>(&["api", "v1", "agent", "me"])
+        .await
+    {
         Ok(me) => Ok(Some(Backlog {
-            pending_events: me["pending_events"].as_u64().unwrap_or(0),
-            online_sessions: me["online_sessions"].as_u64().unwrap_or(0),
+            pending_events: me.pending_events,
+            online_sessions: me.online_sessions,
         })),
         Err(ApiError::Status { status, .. }) if err_is_auth(status) => Err(SessionEnd::Fatal(
             Fatal::auth(

@@ -1,9 +1,10 @@
-//! One session: the `ready` handshake, then the reader loop.
+//! One session: the WebSocket's `ready` handshake, then the reader loop,
+//! whatever the transport (see `transport`).
 //!
-//! After `ready` the socket is split: a writer task owns the sending half
-//! (`writer`), a dispatcher starts handlers (`dispatch`),
-//! and this loop reads frames, hands events over, and watches liveness and
-//! Ctrl-C. On Ctrl-C it stops handing events over (later ones are left
+//! After `ready` the link's sink runs as a task of its own (the
+//! WebSocket's `writer`, or the HTTP acks), a dispatcher starts handlers
+//! (`dispatch`), and this loop reads what the relay sends, hands events
+//! over, and watches liveness and Ctrl-C. On Ctrl-C it stops handing events over (later ones are left
 //! unanswered), waits for the handlers already running and for their
 //! answers to be queued, then closes with 1000 and waits briefly for the
 //! relay's close.
@@ -21,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::close::{SessionEnd, on_close};
 use super::dispatch::Dispatch;
-use super::writer::{self, Outgoing};
+use super::transport::{Incoming, Link};
+use super::writer::Outgoing;
 use crate::exit::{ExitCode, Fatal, error_chain};
 use crate::ui::{Ui, clock, paint, plural, printable, short_duration};
 
@@ -56,42 +58,38 @@ pub struct Backlog {
     pub online_sessions: u64,
 }
 
-/// Runs one session on an open WebSocket until it ends.
-pub async fn run<S>(
-    mut ws: WebSocketStream<S>,
-    dispatch: &Dispatch,
-    ui: &Ui,
-    info: SessionInfo,
-) -> SessionEnd
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let ready = match handshake(&mut ws, &dispatch.stop).await {
-        Ok(ready) => ready,
-        Err(end) => return end,
-    };
-    if let Err(err) = check_protocol(&ready) {
+/// Runs one open session until it ends.
+pub async fn run(link: Link, dispatch: &Dispatch, ui: &Ui, info: SessionInfo) -> SessionEnd {
+    if let Err(err) = check_protocol(&link.ready) {
         return SessionEnd::Fatal(err);
     }
     let ready_at = Instant::now();
     ui.stop_spin();
     let filter = dispatch.handler.filter_text();
-    let mut lines = ready_lines(&ready, info, filter.as_deref()).into_iter();
+    let mut lines = ready_lines(&link.ready, info, filter.as_deref()).into_iter();
+    let via = link.via();
     if info.offline_since.is_none() {
         // The Ready line shows even with -q: it is the one thing a listener
         // must know.
         if let Some(ready_line) = lines.next() {
-            ui.always(ready_line);
+            ui.always(format!("{ready_line}{via}"));
         }
         ui.status(dispatch.handler.describe());
+    } else if let Some(reconnected) = lines.next() {
+        ui.status(format!("{reconnected}{via}"));
     }
     lines.for_each(|line| ui.status(line));
+    let ready = &link.ready;
     ui.detail(format!(
-        "session {} (agent {}, at most {} events in flight, ack timeout {}ms)",
-        ready.session_id, ready.agent_id, ready.max_in_flight, ready.ack_timeout_ms
+        "session {} over {} (agent {}, at most {} events in flight, ack timeout {}ms)",
+        ready.session_id,
+        link.transport.name(),
+        ready.agent_id,
+        ready.max_in_flight,
+        ready.ack_timeout_ms
     ));
 
-    let end = read_loop(ws, dispatch, ui).await;
+    let end = read_loop(link, dispatch, ui).await;
     match end {
         SessionEnd::Dropped {
             reason,
@@ -221,16 +219,16 @@ where
 }
 
 /// Reads frames after `ready` until the session ends.
-async fn read_loop<S>(ws: WebSocketStream<S>, dispatch: &Dispatch, ui: &Ui) -> SessionEnd
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (sink, mut stream) = ws.split();
+async fn read_loop(link: Link, dispatch: &Dispatch, ui: &Ui) -> SessionEnd {
+    let Link {
+        mut source, sink, ..
+    } = link;
+    let awaits_close = source.awaits_close();
     let session = CancellationToken::new();
     // Ends the writer and the dispatcher whichever way this function returns.
     let _session_guard = session.clone().drop_guard();
     let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
-    let mut writer = tokio::spawn(writer::run(sink, outgoing_rx, session.clone()));
+    let mut writer = tokio::spawn(sink.run(outgoing_rx, session.clone()));
     let (events, events_rx) = mpsc::unbounded_channel();
     let mut events = Some(events);
     let dispatcher = tokio::spawn(dispatch.clone().run(
@@ -262,7 +260,13 @@ where
                 close_by = Instant::now() + CLOSE_WAIT;
             }
             () = sleep_until(close_by), if phase == Phase::Closing => break SessionEnd::Stopped,
-            () = sleep_until(last_heard + LIVENESS) => {
+            // Over HTTP the session is over once the last answers are sent.
+            _ = &mut writer, if phase == Phase::Closing && !awaits_close => {
+                break SessionEnd::Stopped;
+            }
+            // Over HTTP, nothing more is read once stopping: what the relay
+            // would send now is not handled, so it is not asked for.
+            () = sleep_until(last_heard + LIVENESS), if phase == Phase::Running || awaits_close => {
                 break SessionEnd::failed("heard nothing from the relay for 60s");
             }
             () = session.cancelled() => {
@@ -272,29 +276,26 @@ where
                 };
                 break SessionEnd::failed(reason);
             }
-            next = stream.next() => {
+            next = source.next(), if phase == Phase::Running || awaits_close => {
                 last_heard = Instant::now();
                 match next {
-                    None => break SessionEnd::failed("the connection was closed"),
-                    Some(Err(err)) => break SessionEnd::failed(error_chain(&err)),
-                    Some(Ok(Message::Close(frame))) => {
-                        break on_close(frame.as_ref(), last_error.as_ref());
-                    }
-                    Some(Ok(Message::Text(text))) => match RelayMessage::from_json(&text) {
-                        Ok(RelayMessage::Event(frame)) => match &events {
-                            Some(events) => {
-                                let _ = events.send(frame);
-                            }
-                            None => ui.detail(format!("not handling {}: stopping", frame.id)),
-                        },
-                        Ok(RelayMessage::Error(error)) => {
-                            ui.detail(format!("relay error {}: {}", error.code, error.message));
-                            last_error = Some(error);
+                    Incoming::Lost(reason) => break SessionEnd::failed(reason),
+                    Incoming::Closed(frame) => break on_close(frame.as_ref(), last_error.as_ref()),
+                    Incoming::Message(RelayMessage::Event(frame)) => match &events {
+                        Some(events) => {
+                            let _ = events.send(frame);
                         }
-                        Ok(RelayMessage::Ready(_)) => ui.detail("ignoring a second ready frame"),
-                        Err(err) => ui.detail(format!("ignoring a frame this version does not know: {err}")),
+                        None => ui.detail(format!("not handling {}: stopping", frame.id)),
                     },
-                    Some(Ok(_)) => {}
+                    Incoming::Message(RelayMessage::Error(error)) => {
+                        ui.detail(format!("relay error {}: {}", error.code, error.message));
+                        last_error = Some(error);
+                    }
+                    Incoming::Message(RelayMessage::Ready(_)) => ui.detail("ignoring a second ready frame"),
+                    Incoming::Unreadable(err) => {
+                        ui.detail(format!("ignoring a frame this version does not know: {err}"));
+                    }
+                    Incoming::Alive => {}
                 }
             }
         }

@@ -46,6 +46,14 @@ fn dispatch(command: &str, concurrency: usize) -> Dispatch {
     }
 }
 
+/// One session over the WebSocket `agent`, as `listen` runs it.
+async fn run_ws(agent: Ws, dispatch: &Dispatch) -> SessionEnd {
+    match super::transport::ws::open(agent, &dispatch.stop).await {
+        Ok(link) => session::run(link, dispatch, &Ui::silent(), SessionInfo::default()).await,
+        Err(end) => end,
+    }
+}
+
 fn ready(protocol: u32) -> Message {
     Message::text(
         RelayMessage::Ready(Ready {
@@ -117,7 +125,7 @@ async fn exit_zero_acks_and_failure_nacks() {
     let dispatch = dispatch("test \"$LOBSTER_EVENT_TYPE\" = good", 10);
     let session = tokio::spawn({
         let dispatch = dispatch.clone();
-        async move { session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await }
+        async move { run_ws(agent, &dispatch).await }
     });
     relay.send(ready(1)).await.unwrap();
     relay.send(event("evt_1", "good")).await.unwrap();
@@ -148,9 +156,7 @@ async fn exit_zero_acks_and_failure_nacks() {
 async fn concurrency_one_answers_in_arrival_order() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("sleep \"$LOBSTER_EVENT_TYPE\"", 1);
-    tokio::spawn(async move {
-        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
-    });
+    tokio::spawn(async move { run_ws(agent, &dispatch).await });
     relay.send(ready(1)).await.unwrap();
     for (n, secs) in ["0.3", "0.2", "0.1", "0"].iter().enumerate() {
         relay.send(event(&format!("evt_{n}"), secs)).await.unwrap();
@@ -166,9 +172,7 @@ async fn concurrency_one_answers_in_arrival_order() {
 async fn events_run_concurrently_and_answer_as_each_finishes() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("sleep \"$LOBSTER_EVENT_TYPE\"", 4);
-    tokio::spawn(async move {
-        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
-    });
+    tokio::spawn(async move { run_ws(agent, &dispatch).await });
     relay.send(ready(1)).await.unwrap();
     relay.send(event("slow", "0.5")).await.unwrap();
     relay.send(event("fast", "0")).await.unwrap();
@@ -189,9 +193,7 @@ async fn stop_finishes_in_flight_events_then_closes_normally() {
         10,
     );
     let stop = dispatch.stop.clone();
-    let session = tokio::spawn(async move {
-        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
-    });
+    let session = tokio::spawn(async move { run_ws(agent, &dispatch).await });
     relay.send(ready(1)).await.unwrap();
     relay.send(event("in_flight", "0.4")).await.unwrap();
     appears(&started).await;
@@ -220,9 +222,7 @@ async fn stop_finishes_in_flight_events_then_closes_normally() {
 async fn a_revoked_agent_is_fatal_with_exit_code_3() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("true", 1);
-    let session = tokio::spawn(async move {
-        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
-    });
+    let session = tokio::spawn(async move { run_ws(agent, &dispatch).await });
     relay.send(ready(1)).await.unwrap();
     let close = CloseFrame {
         code: CloseCode::from(4003),
@@ -239,9 +239,7 @@ async fn a_revoked_agent_is_fatal_with_exit_code_3() {
 async fn another_protocol_version_is_fatal_with_exit_code_3() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("true", 1);
-    let session = tokio::spawn(async move {
-        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
-    });
+    let session = tokio::spawn(async move { run_ws(agent, &dispatch).await });
     relay.send(ready(2)).await.unwrap();
     let SessionEnd::Fatal(err) = session.await.unwrap() else {
         panic!("not fatal")
@@ -254,9 +252,7 @@ async fn another_protocol_version_is_fatal_with_exit_code_3() {
 async fn the_agent_pings_and_drops_a_silent_relay_after_60s() {
     let (agent, mut relay) = pair().await;
     let dispatch = dispatch("true", 1);
-    let session = tokio::spawn(async move {
-        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
-    });
+    let session = tokio::spawn(async move { run_ws(agent, &dispatch).await });
     relay.send(ready(1)).await.unwrap();
     let started = tokio::time::Instant::now();
     // Read (so our pings are seen) but never answer: with `Role::Server`
@@ -284,9 +280,7 @@ async fn events_not_started_when_the_connection_drops_are_dropped_not_handled() 
     );
     let dispatch = dispatch(&command, 1);
     let tracker = dispatch.tracker.clone();
-    let session = tokio::spawn(async move {
-        session::run(agent, &dispatch, &Ui::silent(), SessionInfo::default()).await
-    });
+    let session = tokio::spawn(async move { run_ws(agent, &dispatch).await });
     relay.send(ready(1)).await.unwrap();
     for n in 0..3 {
         relay.send(event(&format!("evt_{n}"), "x")).await.unwrap();

@@ -5,9 +5,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use lobster_shared::ids;
+use lobster_shared::{api, ids};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::Admin;
 use super::error::ApiError;
@@ -62,45 +61,51 @@ pub async fn create_agent(
         })
         .await?;
     tracing::info!(agent_id = %agent.agent_id, name = %agent.name, "agent created");
-    let body = json!({
-        "agent_id": agent.agent_id,
-        "name": agent.name,
-        "workspace": agent.workspace,
-        "relay_id": agent.relay_id,
-        "api_key": api_key.expose(),
-        "webhook_url": state.webhook_url(&agent.relay_id),
-    });
+    let body = api::CreatedAgent {
+        api_key: api_key.expose().to_owned(),
+        webhook_url: state.webhook_url(&agent.relay_id),
+        agent_id: agent.agent_id,
+        name: agent.name,
+        workspace: agent.workspace,
+        relay_id: agent.relay_id,
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-pub async fn list_agents(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+pub async fn list_agents(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<api::AgentList>, ApiError> {
     let mut listed = state.store.list_agents().await?;
     state.last_seen.overlay(&mut listed);
-    let agents: Vec<Value> = listed
+    let hub = state.bus.hub();
+    let agents = listed
         .into_iter()
-        .map(|s| {
-            json!({
-                "agent_id": s.agent.agent_id,
-                "name": s.agent.name,
-                "workspace": s.agent.workspace,
-                "relay_id": s.agent.relay_id,
-                "webhook_url": state.webhook_url(&s.agent.relay_id),
-                "created_at": rfc3339(s.created_at),
-                "last_seen": s.last_seen.map(rfc3339),
-                "online_sessions": state.bus.hub().online_sessions(&s.agent.agent_id),
-                "session_transports": state.bus.hub().session_transports(&s.agent.agent_id),
-                "pending_events": s.pending_events,
-            })
+        .map(|s| api::ListedAgent {
+            webhook_url: state.webhook_url(&s.agent.relay_id),
+            created_at: rfc3339(s.created_at),
+            last_seen: s.last_seen.map(rfc3339),
+            online_sessions: hub.online_sessions(&s.agent.agent_id) as u64,
+            session_transports: hub
+                .session_transports(&s.agent.agent_id)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            pending_events: s.pending_events,
+            agent_id: s.agent.agent_id,
+            name: s.agent.name,
+            workspace: s.agent.workspace,
+            relay_id: s.agent.relay_id,
         })
         .collect();
-    Ok(Json(json!({"agents": agents})))
+    Ok(Json(api::AgentList { agents }))
 }
 
 pub async fn revoke_agent(
     State(state): State<AppState>,
     _: Admin,
     Path(agent_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Revoked>, ApiError> {
     if !state.store.revoke_agent(&agent_id).await? {
         return Err(ApiError::not_found(
             "agent_not_found",
@@ -109,5 +114,8 @@ pub async fn revoke_agent(
     }
     state.bus.revoke(&agent_id);
     tracing::info!(agent_id = %agent_id, "agent revoked");
-    Ok(Json(json!({"agent_id": agent_id, "revoked": true})))
+    Ok(Json(api::Revoked {
+        agent_id,
+        revoked: true,
+    }))
 }

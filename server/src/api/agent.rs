@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use bytes::Bytes;
+use lobster_shared::api;
 use lobster_shared::ids;
 use lobster_shared::signature::{
     Scheme, SigningKey, header, sign_github, sign_standard, sign_stripe,
@@ -23,17 +24,17 @@ use crate::store::{EventQuery, EventStatus, EventSummary, NewEvent, ReplayOutcom
 pub async fn me(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
-) -> Result<Json<Value>, ApiError> {
-    let pending = state.store.pending_count(&agent.agent_id).await?;
-    Ok(Json(json!({
-        "agent_id": agent.agent_id,
-        "name": agent.name,
-        "workspace": agent.workspace,
-        "relay_id": agent.relay_id,
-        "webhook_url": state.webhook_url(&agent.relay_id),
-        "pending_events": pending,
-        "online_sessions": state.bus.hub().online_sessions(&agent.agent_id),
-    })))
+) -> Result<Json<api::AgentMe>, ApiError> {
+    let pending_events = state.store.pending_count(&agent.agent_id).await?;
+    Ok(Json(api::AgentMe {
+        webhook_url: state.webhook_url(&agent.relay_id),
+        pending_events,
+        online_sessions: state.bus.hub().online_sessions(&agent.agent_id) as u64,
+        agent_id: agent.agent_id,
+        name: agent.name,
+        workspace: agent.workspace,
+        relay_id: agent.relay_id,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -55,7 +56,7 @@ pub async fn list_events(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
     params: Result<Query<ListParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::EventPage>, ApiError> {
     let Query(params) = params.map_err(bad_query)?;
     let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -88,25 +89,25 @@ pub async fn list_events(
     let next = (events.len() == limit)
         .then(|| events.last().map(|e| e.id.clone()))
         .flatten();
-    let events: Vec<Value> = events.iter().map(summary_json).collect();
-    Ok(Json(json!({"events": events, "next": next})))
+    let events = events.into_iter().map(summary).collect();
+    Ok(Json(api::EventPage { events, next }))
 }
 
-fn summary_json(e: &EventSummary) -> Value {
-    json!({
-        "id": e.id,
-        "event_type": e.event_type,
-        "status": e.status,
-        "received_at": rfc3339(e.received_at),
-        "attempts": e.attempts,
-    })
+fn summary(e: EventSummary) -> api::EventSummary {
+    api::EventSummary {
+        received_at: rfc3339(e.received_at),
+        id: e.id,
+        event_type: e.event_type,
+        status: e.status,
+        attempts: e.attempts,
+    }
 }
 
 pub async fn event_detail(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::EventDetail>, ApiError> {
     let detail = state
         .store
         .event_detail(&agent.agent_id, &id)
@@ -114,26 +115,25 @@ pub async fn event_detail(
         .ok_or_else(|| {
             ApiError::not_found("event_not_found", format!("this agent has no event {id}"))
         })?;
-    let mut value = summary_json(&detail.summary);
-    let (body, encoding) = EventFrame::encode_body(&detail.body);
-    let history: Vec<Value> = detail
+    let (body, body_encoding) = EventFrame::encode_body(&detail.body);
+    let attempt_history = detail
         .history
-        .iter()
-        .map(|a| {
-            json!({
-                "attempt": a.attempt,
-                "at": rfc3339(a.at),
-                "session_id": a.session_id,
-                "outcome": a.outcome,
-                "error": a.error,
-            })
+        .into_iter()
+        .map(|a| api::Attempt {
+            attempt: a.attempt,
+            at: rfc3339(a.at),
+            session_id: a.session_id,
+            outcome: a.outcome,
+            error: a.error,
         })
         .collect();
-    value["headers"] = json!(detail.headers);
-    value["body"] = json!(body);
-    value["body_encoding"] = json!(encoding);
-    value["attempt_history"] = json!(history);
-    Ok(Json(value))
+    Ok(Json(api::EventDetail {
+        summary: summary(detail.summary),
+        headers: detail.headers,
+        body,
+        body_encoding,
+        attempt_history,
+    }))
 }
 
 pub async fn replay(
@@ -144,7 +144,7 @@ pub async fn replay(
     match state.store.replay(&agent.agent_id, &id).await? {
         ReplayOutcome::Queued => {
             state.bus.wake(&agent.agent_id);
-            Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+            Ok((StatusCode::ACCEPTED, Json(accepted(id))))
         }
         ReplayOutcome::NotFound => Err(ApiError::not_found(
             "event_not_found",
@@ -227,7 +227,7 @@ pub async fn test_event(
     if let crate::store::Inserted::New(_) = state.store.insert_event(event).await? {
         state.bus.wake(&agent.agent_id);
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+    Ok((StatusCode::ACCEPTED, Json(accepted(id))))
 }
 
 /// The largest test event body: enough for any sample payload, small enough
@@ -266,5 +266,13 @@ fn signature_headers(
         ],
         Scheme::Stripe => vec![pair(header::STRIPE_SIGNATURE, sign_stripe(key, unix, body))],
         Scheme::None => Vec::new(),
+    }
+}
+
+/// `202 {"id"}` of a replay or a test event.
+fn accepted(id: String) -> api::Accepted {
+    api::Accepted {
+        id,
+        duplicate: None,
     }
 }

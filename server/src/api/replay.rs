@@ -4,8 +4,8 @@
 
 use axum::Json;
 use axum::extract::State;
+use lobster_shared::api;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::Admin;
 use super::auth::AuthedAgent;
@@ -111,8 +111,12 @@ fn body_of(body: &[u8]) -> Result<ReplayFilter, ApiError> {
     })
 }
 
-fn answer(done: Replayed) -> Json<Value> {
-    Json(json!({"matched": done.matched, "queued": done.queued, "truncated": done.truncated}))
+fn answer(done: Replayed) -> Json<api::ReplayedFailed> {
+    Json(api::ReplayedFailed {
+        matched: done.matched as u64,
+        queued: done.queued as u64,
+        truncated: done.truncated,
+    })
 }
 
 /// `POST /api/v1/admin/events/replay-failed`: every agent's, or one's.
@@ -120,7 +124,7 @@ pub async fn admin(
     State(state): State<AppState>,
     _: Admin,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::ReplayedFailed>, ApiError> {
     let query = query_of(body_of(&body)?)?;
     Ok(answer(replay_failed(&state, query).await?))
 }
@@ -130,7 +134,7 @@ pub async fn agent(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::ReplayedFailed>, ApiError> {
     let mut filter = body_of(&body)?;
     if filter.agent_id.is_some() {
         return Err(ApiError::bad_request(

@@ -7,8 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use lobster_shared::{ids, signature};
-use serde_json::json;
+use lobster_shared::{api, ids, signature};
 
 use super::error::ApiError;
 use crate::state::AppState;
@@ -68,15 +67,16 @@ pub async fn ingest(
             if matches!(inserted, Inserted::New(_)) {
                 state.bus.wake(&agent.agent_id);
             }
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"id": id, "duplicate": false})),
-            )
-                .into_response())
+            Ok((StatusCode::ACCEPTED, Json(accepted(id, false))).into_response())
         }
-        Inserted::Duplicate(id) => {
-            Ok((StatusCode::OK, Json(json!({"id": id, "duplicate": true}))).into_response())
-        }
+        Inserted::Duplicate(id) => Ok((StatusCode::OK, Json(accepted(id, true))).into_response()),
+    }
+}
+
+fn accepted(id: &str, duplicate: bool) -> api::Accepted {
+    api::Accepted {
+        id: id.to_owned(),
+        duplicate: Some(duplicate),
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Form, Json};
+use lobster_shared::api::ListedAgent;
 use serde_json::{Value, json};
 
 use super::answer::answer;
@@ -22,7 +23,7 @@ pub async fn show(State(state): State<DashState>, op: Operator) -> Html<String> 
 async fn render(state: &DashState, op: &Operator, top: String) -> Html<String> {
     let listed = admin::list_agents(State(state.app.clone()), Admin).await;
     let agents = match listed {
-        Ok(Json(v)) => v["agents"].as_array().cloned().unwrap_or_default(),
+        Ok(Json(listed)) => listed.agents,
         Err(err) => return page("Agents", &op.csrf, &notice("error", &err.message)),
     };
     let failed: HashMap<String, u64> = state
@@ -35,7 +36,7 @@ async fn render(state: &DashState, op: &Operator, top: String) -> Html<String> {
         .collect();
     let mut rows = String::new();
     for a in &agents {
-        let id = a["agent_id"].as_str().unwrap_or_default();
+        let id = a.agent_id.as_str();
         let failed = failed.get(id).copied().unwrap_or(0);
         let _ = write!(
             rows,
@@ -45,11 +46,11 @@ async fn render(state: &DashState, op: &Operator, top: String) -> Html<String> {
              <td data-label=\"Failed\"><a href=\"/dashboard/events?agent={qid}&amp;status=failed\">{failed}</a></td>\
              <td><form method=\"post\" action=\"/dashboard/agents/{qid}/revoke\" data-confirm=\"Revoke {name}? Its key stops working at once.\">\
              {csrf}<button type=\"submit\" class=\"danger\">Revoke</button></form></td></tr>",
-            name = esc(a["name"].as_str().unwrap_or_default()),
-            ws = esc(a["workspace"].as_str().unwrap_or_default()),
+            name = esc(&a.name),
+            ws = esc(&a.workspace),
             online = online(a),
-            seen = esc(a["last_seen"].as_str().unwrap_or("never")),
-            pending = a["pending_events"].as_u64().unwrap_or(0),
+            seen = esc(a.last_seen.as_deref().unwrap_or("never")),
+            pending = a.pending_events,
             qid = esc(&url_part(id)),
             csrf = csrf_field(&op.csrf),
         );
@@ -148,14 +149,13 @@ pub async fn revoke(
 }
 
 /// `2 (sse, websocket)`: the agent's online sessions and how they connect.
-fn online(agent: &serde_json::Value) -> String {
-    let count = agent["online_sessions"].as_u64().unwrap_or(0);
-    let transports: Vec<&str> = agent["session_transports"]
-        .as_array()
-        .map(|list| list.iter().filter_map(|t| t.as_str()).collect())
-        .unwrap_or_default();
-    if transports.is_empty() {
+fn online(agent: &ListedAgent) -> String {
+    let count = agent.online_sessions;
+    if agent.session_transports.is_empty() {
         return count.to_string();
     }
-    esc(&format!("{count} ({})", transports.join(", ")))
+    esc(&format!(
+        "{count} ({})",
+        agent.session_transports.join(", ")
+    ))
 }

@@ -212,9 +212,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit_settled(durability, Undo::Job, move |c| {
-            work(c).map(|value| (value, None))
-        })
+        self.submit_undo(durability, Undo::Job, work)
     }
 
     /// Like [`Writer::submit_with`], for the hot path: without a savepoint
@@ -228,7 +226,20 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit_settled(durability, Undo::Batch, move |c| {
+        self.submit_undo(durability, Undo::Batch, work)
+    }
+
+    fn submit_undo<T, F>(
+        &self,
+        durability: Durability,
+        undo: Undo,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit_settled(durability, undo, move |c| {
             work(c).map(|value| (value, None))
         })
     }

@@ -1,0 +1,254 @@
+//! `docs/openapi.json`: the OpenAPI 3.1 document of the JSON endpoints,
+//! built from the body types of [`lobster_shared::api`] and checked against
+//! the committed file, so a changed body fails the tests until the document
+//! is written again:
+//!
+//! ```sh
+//! LOBSTER_WRITE_OPENAPI=1 cargo test -p lobster-server --lib openapi
+//! ```
+//!
+//! The operations are declared here, one function per route (the handlers
+//! are in [`crate::api`]); the WebSocket, Server-Sent Events and long-poll
+//! sessions, the workspace endpoints and `/metrics` are described in
+//! `docs/api-reference.md` only.
+
+#![allow(dead_code)]
+
+use lobster_shared::api::{
+    Accepted, AgentList, AgentMe, Attempt, BodyEncoding, CreatedAgent, ErrorBody, ErrorDetail,
+    EventDetail, EventPage, EventSummary, ListedAgent, ReplayedFailed, Revoked,
+};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "lobster-relay",
+        description = "Webhooks for agents without a public address: the relay's HTTP API. See docs/api-reference.md.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        webhook,
+        agent_me,
+        list_events,
+        event_detail,
+        replay_event,
+        replay_failed,
+        test_event,
+        create_agent,
+        list_agents,
+        revoke_agent,
+        admin_replay_failed,
+    ),
+    components(schemas(
+        Accepted,
+        AgentList,
+        AgentMe,
+        Attempt,
+        BodyEncoding,
+        CreatedAgent,
+        ErrorBody,
+        ErrorDetail,
+        EventDetail,
+        EventPage,
+        EventSummary,
+        ListedAgent,
+        ReplayedFailed,
+        Revoked,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "webhooks", description = "What senders call: no key, a signature."),
+        (name = "agent", description = "An agent's own API, with its key."),
+        (name = "admin", description = "The relay operator's API, with the admin token."),
+    )
+)]
+pub struct ApiDoc;
+
+/// `Authorization: Bearer <agent key | admin token>`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Accepts a webhook: stored durably before the `202`.
+#[utoipa::path(
+    post, path = "/api/v1/webhook/{relay_id}", tag = "webhooks",
+    params(("relay_id" = String, Path, description = "The agent's relay id (`rly_...`)")),
+    request_body(content = String, description = "Any body, stored byte for byte", content_type = "*/*"),
+    responses(
+        (status = 202, description = "Stored; it will reach the agent", body = Accepted),
+        (status = 200, description = "This delivery was stored before", body = Accepted),
+        (status = 401, description = "Missing or invalid signature", body = ErrorBody),
+        (status = 404, description = "Unknown relay id", body = ErrorBody),
+        (status = 413, description = "Body over --max-body", body = ErrorBody),
+        (status = 429, description = "Rate limited or the agent's queue is full", body = ErrorBody),
+        (status = 503, description = "Nothing was stored; retry", body = ErrorBody),
+    )
+)]
+fn webhook() {}
+
+/// Who the key belongs to, and what waits.
+#[utoipa::path(
+    get, path = "/api/v1/agent/me", tag = "agent", security(("bearer" = [])),
+    responses(
+        (status = 200, body = AgentMe),
+        (status = 401, body = ErrorBody),
+    )
+)]
+fn agent_me() {}
+
+/// The agent's events, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/agent/events", tag = "agent", security(("bearer" = [])),
+    params(
+        ("status" = Option<String>, Query, description = "pending, delivering, delivered, failed, expired or skipped"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
+        ("before" = Option<String>, Query, description = "The `next` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = EventPage),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+fn list_events() {}
+
+/// One event with its headers, body and attempts.
+#[utoipa::path(
+    get, path = "/api/v1/agent/events/{id}", tag = "agent", security(("bearer" = [])),
+    params(("id" = String, Path, description = "An event id (`evt_...`)")),
+    responses(
+        (status = 200, body = EventDetail),
+        (status = 404, body = ErrorBody),
+    )
+)]
+fn event_detail() {}
+
+/// Queues an event again, same id.
+#[utoipa::path(
+    post, path = "/api/v1/agent/events/{id}/replay", tag = "agent", security(("bearer" = [])),
+    params(("id" = String, Path, description = "An event id (`evt_...`)")),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Leased to a session right now", body = ErrorBody),
+    )
+)]
+fn replay_event() {}
+
+/// Queues the agent's failed events (dead letters) again.
+#[utoipa::path(
+    post, path = "/api/v1/agent/events/replay-failed", tag = "agent", security(("bearer" = [])),
+    request_body(content = Object, description = "Optional `{\"since\", \"type\"}`"),
+    responses(
+        (status = 200, body = ReplayedFailed),
+        (status = 400, body = ErrorBody),
+    )
+)]
+fn replay_failed() {}
+
+/// Stores a test event for the agent.
+#[utoipa::path(
+    post, path = "/api/v1/agent/test-event", tag = "agent", security(("bearer" = [])),
+    request_body(content = Object, description = "`{\"event_type\", \"data\"}`"),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = ErrorBody),
+    )
+)]
+fn test_event() {}
+
+/// Creates an agent; its key is in this answer only.
+#[utoipa::path(
+    post, path = "/api/v1/admin/agents", tag = "admin", security(("bearer" = [])),
+    request_body(content = Object, description = "`{\"name\", \"workspace\"?}`"),
+    responses(
+        (status = 201, body = CreatedAgent),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+fn create_agent() {}
+
+/// Every live agent.
+#[utoipa::path(
+    get, path = "/api/v1/admin/agents", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, body = AgentList),
+        (status = 401, body = ErrorBody),
+    )
+)]
+fn list_agents() {}
+
+/// Revokes an agent: its key stops working and its sessions close.
+#[utoipa::path(
+    delete, path = "/api/v1/admin/agents/{agent_id}", tag = "admin", security(("bearer" = [])),
+    params(("agent_id" = String, Path, description = "An agent id (`agt_...`)")),
+    responses(
+        (status = 200, body = Revoked),
+        (status = 404, body = ErrorBody),
+    )
+)]
+fn revoke_agent() {}
+
+/// Queues failed events of every agent, or of one, again.
+#[utoipa::path(
+    post, path = "/api/v1/admin/events/replay-failed", tag = "admin", security(("bearer" = [])),
+    request_body(content = Object, description = "Optional `{\"since\", \"type\", \"agent_id\"}`"),
+    responses(
+        (status = 200, body = ReplayedFailed),
+        (status = 400, body = ErrorBody),
+    )
+)]
+fn admin_replay_failed() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMITTED: &str = include_str!("../../docs/openapi.json");
+
+    #[test]
+    fn the_committed_openapi_document_is_current() {
+        let built = ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document serializes")
+            + "\n";
+        if std::env::var_os("LOBSTER_WRITE_OPENAPI").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+            std::fs::write(path, &built).expect("docs/openapi.json is writable");
+            return;
+        }
+        assert!(
+            built == COMMITTED,
+            "docs/openapi.json is out of date: run `LOBSTER_WRITE_OPENAPI=1 cargo test -p lobster-server --lib openapi` and commit it"
+        );
+    }
+
+    #[test]
+    fn every_body_type_is_in_the_document() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for name in [
+            "AgentMe",
+            "EventPage",
+            "EventDetail",
+            "Accepted",
+            "ErrorBody",
+        ] {
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{name} missing"
+            );
+        }
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+}

@@ -1,0 +1,210 @@
+//! The bodies of the relay's HTTP API, typed once for both ends: the relay
+//! serializes these, the CLI deserializes them, so a renamed field fails to
+//! compile (or, against an older relay, fails to parse with a message)
+//! instead of silently reading as zero. The endpoints are described in
+//! `docs/api-reference.md`; times are RFC 3339 text, UTC, with
+//! milliseconds.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::wire::BodyEncoding;
+
+/// `GET /api/v1/agent/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentMe {
+    pub agent_id: String,
+    pub name: String,
+    pub workspace: String,
+    pub relay_id: String,
+    pub webhook_url: String,
+    /// Events not yet delivered (pending or being delivered).
+    pub pending_events: u64,
+    /// Sessions of this agent on the instance that answered.
+    pub online_sessions: u64,
+}
+
+/// One event in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventSummary {
+    pub id: String,
+    pub event_type: String,
+    /// `pending`, `delivering`, `delivered`, `failed`, `expired` or `skipped`.
+    pub status: String,
+    pub received_at: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+}
+
+/// `GET /api/v1/agent/events`: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventPage {
+    pub events: Vec<EventSummary>,
+    /// Pass as `before` for the next page; `null` on the last one.
+    pub next: Option<String>,
+}
+
+/// One delivery attempt in an event's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attempt {
+    pub attempt: u32,
+    pub at: String,
+    pub session_id: Option<String>,
+    /// `delivered`, `nacked`, `timeout` or `interrupted`.
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// `GET /api/v1/agent/events/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    /// The sender's headers in order, names lower-cased: `[name, value]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<String>>))]
+    pub headers: Vec<(String, String)>,
+    /// The body as received: text, or base64 (see `body_encoding`).
+    pub body: String,
+    pub body_encoding: BodyEncoding,
+    pub attempt_history: Vec<Attempt>,
+}
+
+/// `202` of a webhook, a replay or a test event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Accepted {
+    pub id: String,
+    /// Webhooks only: `true` (with `200`) when the sender's delivery was
+    /// stored before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+}
+
+/// `POST /api/v1/{agent,admin}/events/replay-failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplayedFailed {
+    pub matched: u64,
+    pub queued: u64,
+    /// More matched than one request queues: send it again.
+    pub truncated: bool,
+}
+
+/// `POST /api/v1/admin/agents` (`201`): the key is shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedAgent {
+    pub agent_id: String,
+    pub name: String,
+    pub workspace: String,
+    pub relay_id: String,
+    pub api_key: String,
+    pub webhook_url: String,
+}
+
+/// One agent in `GET /api/v1/admin/agents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ListedAgent {
+    pub agent_id: String,
+    pub name: String,
+    pub workspace: String,
+    pub relay_id: String,
+    pub webhook_url: String,
+    pub created_at: String,
+    pub last_seen: Option<String>,
+    pub online_sessions: u64,
+    /// `websocket`, `sse`, `poll`: one per live session on this instance.
+    pub session_transports: Vec<String>,
+    pub pending_events: u64,
+}
+
+/// `GET /api/v1/admin/agents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentList {
+    pub agents: Vec<ListedAgent>,
+}
+
+/// `DELETE /api/v1/admin/agents/{agent_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Revoked {
+    pub agent_id: String,
+    pub revoked: bool,
+}
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    /// Stable, for programs (`unknown_relay`, `rate_limited`, ...).
+    pub code: String,
+    /// For people: what happened and what to do.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_event_detail_is_its_summary_plus_the_payload() {
+        let detail = EventDetail {
+            summary: EventSummary {
+                id: "evt_1".into(),
+                event_type: "ping".into(),
+                status: "delivered".into(),
+                received_at: "2026-12-04T00:00:00.000Z".into(),
+                attempts: 1,
+            },
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: "{}".into(),
+            body_encoding: BodyEncoding::Utf8,
+            attempt_history: vec![],
+        };
+        let value = serde_json::to_value(&detail).unwrap();
+        assert_eq!(value["id"], "evt_1");
+        assert_eq!(
+            value["headers"],
+            json!([["content-type", "application/json"]])
+        );
+        assert_eq!(
+            serde_json::from_value::<EventDetail>(value).unwrap(),
+            detail
+        );
+    }
+
+    #[test]
+    fn accepted_names_duplicates_only_for_webhooks() {
+        let replay = Accepted {
+            id: "evt_1".into(),
+            duplicate: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&replay).unwrap(),
+            json!({"id": "evt_1"})
+        );
+        let webhook: Accepted =
+            serde_json::from_value(json!({"id": "evt_1", "duplicate": false})).unwrap();
+        assert_eq!(webhook.duplicate, Some(false));
+    }
+
+    #[test]
+    fn a_missing_field_is_an_error_not_a_zero() {
+        let old = json!({"agent_id": "agt_1", "name": "a", "workspace": "default",
+                         "relay_id": "rly_1", "webhook_url": "http://x"});
+        assert!(serde_json::from_value::<AgentMe>(old).is_err());
+    }
+}
