@@ -42,8 +42,10 @@ struct AgentRoute {
     /// Upgrades answered whose sessions have not registered yet.
     reserved: VecDeque<Instant>,
     /// How many of `sessions` are the agent's own (not callbacks), for
-    /// push delivery to step aside while the agent is connected.
-    connected: watch::Sender<usize>,
+    /// push delivery to step aside while the agent is connected. Made when
+    /// a callback session first asks: a watch channel is a few hundred
+    /// bytes, and most agents have no callback.
+    connected: Option<watch::Sender<usize>>,
 }
 
 impl AgentRoute {
@@ -52,12 +54,25 @@ impl AgentRoute {
             wake: watch::channel(0).0,
             sessions: HashMap::new(),
             reserved: VecDeque::new(),
-            connected: watch::channel(0).0,
+            connected: None,
         }
     }
 
     fn is_idle(&self) -> bool {
-        self.sessions.is_empty() && self.reserved.is_empty() && self.connected.receiver_count() == 0
+        self.sessions.is_empty()
+            && self.reserved.is_empty()
+            && self
+                .connected
+                .as_ref()
+                .is_none_or(|tx| tx.receiver_count() == 0)
+    }
+
+    /// Tells a callback session watching this agent how many of its own
+    /// sessions are live.
+    fn tell_connected(&self) {
+        if let Some(tx) = &self.connected {
+            tx.send_replace(self.connected_count());
+        }
     }
 
     /// The agent's own sessions, callbacks left out.
@@ -101,7 +116,7 @@ impl Hub {
             .sessions
             .insert(session_id.to_owned(), (revoked.clone(), transport));
         if transport != CALLBACK_TRANSPORT {
-            route.connected.send_replace(route.connected_count());
+            route.tell_connected();
         }
         Registration {
             hub: self.clone(),
@@ -183,10 +198,14 @@ impl Hub {
     /// Follows how many of the agent's own sessions (callbacks left out)
     /// are live on this instance.
     pub fn watch_connected(&self, agent_id: &str) -> watch::Receiver<usize> {
-        self.lock()
+        let mut agents = self.lock();
+        let route = agents
             .entry(agent_id.to_owned())
-            .or_insert_with(AgentRoute::new)
+            .or_insert_with(AgentRoute::new);
+        let count = route.connected_count();
+        route
             .connected
+            .get_or_insert_with(|| watch::channel(count).0)
             .subscribe()
     }
 
@@ -222,7 +241,7 @@ impl Drop for Registration {
             if let Some((_, transport)) = route.sessions.remove(&self.session_id)
                 && transport != CALLBACK_TRANSPORT
             {
-                route.connected.send_replace(route.connected_count());
+                route.tell_connected();
             }
             if route.is_idle() {
                 agents.remove(&self.agent_id);

@@ -49,24 +49,23 @@ impl LastSeen {
         }
     }
 
+    /// The recorded times; the map starts over empty, so a storm's
+    /// allocation is given back rather than kept for the next one.
     fn take(&self) -> Vec<(String, Millis)> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.drain().collect()
+        std::mem::take(&mut *pending).into_iter().collect()
     }
 
-    /// Writes what was recorded. A failed write puts the times back (a
-    /// later record of the same agent wins), to try again next time.
+    /// Writes what was recorded. A failed write is logged and its times are
+    /// dropped: the next connection of each agent records them again.
     pub async fn flush(&self, store: &Store) {
         let seen = self.take();
         if seen.is_empty() {
             return;
         }
-        if let Err(err) = store.touch_agents(seen.clone()).await {
-            tracing::warn!(error = %err, agents = seen.len(), "cannot store last seen times; trying again");
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            for (agent_id, at) in seen {
-                pending.entry(agent_id).or_insert(at);
-            }
+        let agents = seen.len();
+        if let Err(err) = store.touch_agents(seen).await {
+            tracing::warn!(error = %err, agents, "cannot store last seen times");
         }
     }
 
