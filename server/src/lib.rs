@@ -152,7 +152,10 @@ pub async fn run(
         config.ack_timeout,
     )?;
     let state = AppState {
-        agents: agent_directory::AgentDirectory::new(store.clone(), bus.hub().clone()),
+        agents: Arc::new(agent_directory::AgentDirectory::new(
+            store.clone(),
+            bus.hub().clone(),
+        )),
         store: store.clone(),
         bus,
         public_url: public_url.clone().into(),

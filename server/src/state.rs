@@ -21,7 +21,7 @@ use crate::workspaces::Workspaces;
 pub struct AppState {
     pub store: Store,
     /// Agents by relay id and key hash, cached.
-    pub agents: AgentDirectory,
+    pub agents: Arc<AgentDirectory>,
     /// Wake-ups and revocations, local and (with Redis) across instances.
     pub bus: Bus,
     pub config: Arc<Config>,
