@@ -155,6 +155,21 @@ impl AgentMessage {
     }
 }
 
+/// Headers of one HTTP hop (RFC 9110 section 7.6.1, plus the proxy ones)
+/// that a sender's request carries but a forwarded copy must not: the
+/// listener's `--forward` and the relay's push delivery both leave them out.
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

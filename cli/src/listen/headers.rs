@@ -9,23 +9,12 @@
 //! and the `--header` extras, which replace an original of the same name.
 
 use http::{HeaderName, HeaderValue};
+use lobster_shared::wire::HOP_BY_HOP;
 
 /// The event id of the forwarded event.
 pub const EVENT_ID: &str = "lobster-relay-event-id";
 /// The delivery attempt, 1 for the first.
 pub const ATTEMPT: &str = "lobster-relay-attempt";
-
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-authenticate",
-];
 
 /// One `--header 'Name: value'`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]

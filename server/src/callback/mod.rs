@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use lobster_shared::signature::{SigningKey, header, sign_standard};
+use lobster_shared::wire::HOP_BY_HOP;
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -285,16 +286,7 @@ impl CallbackClient {
 /// headers, and the Standard Webhooks headers, which the relay's own
 /// signature replaces.
 fn forwarded_headers(original: &[(String, String)]) -> Vec<(http::HeaderName, http::HeaderValue)> {
-    const DROPPED: [&str; 14] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-authenticate",
+    const DROPPED: [&str; 5] = [
         "host",
         "content-length",
         header::WEBHOOK_ID,
@@ -305,7 +297,8 @@ fn forwarded_headers(original: &[(String, String)]) -> Vec<(http::HeaderName, ht
         .iter()
         .filter_map(|(name, value)| {
             let name = http::HeaderName::from_bytes(name.as_bytes()).ok()?;
-            if DROPPED.contains(&name.as_str()) || name.as_str().starts_with("lobster-relay-") {
+            let dropped = HOP_BY_HOP.contains(&name.as_str()) || DROPPED.contains(&name.as_str());
+            if dropped || name.as_str().starts_with("lobster-relay-") {
                 return None;
             }
             Some((name, http::HeaderValue::from_str(value).ok()?))
