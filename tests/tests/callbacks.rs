@@ -477,7 +477,14 @@ async fn the_callback_survives_a_relay_sigkill_and_its_events_are_pushed_after()
     let ca = TestCa::new("callback CA")?;
     let receiver = Sink::start_tls(&ca.server_cert(1)?).await?;
     receiver.respond_with(|_, _| 503);
-    let (mut relay, agent) = relay(&ca, &["--callback-allow-cidr", "127.0.0.1/32"]).await?;
+    // On PostgreSQL a killed instance's leases are not released by the next
+    // one (another instance may hold them): they return when the ack
+    // timeout passes. A short one keeps the test from waiting out 30 s.
+    let (mut relay, agent) = relay(
+        &ca,
+        &["--callback-allow-cidr", "127.0.0.1/32", "--ack-timeout", "2s"],
+    )
+    .await?;
     let secret = set_callback(&relay, &agent.api_key, &receiver.url("/")).await?;
     let before = accepted_id(
         &Sender::default()
