@@ -482,7 +482,12 @@ async fn the_callback_survives_a_relay_sigkill_and_its_events_are_pushed_after()
     // timeout passes. A short one keeps the test from waiting out 30 s.
     let (mut relay, agent) = relay(
         &ca,
-        &["--callback-allow-cidr", "127.0.0.1/32", "--ack-timeout", "2s"],
+        &[
+            "--callback-allow-cidr",
+            "127.0.0.1/32",
+            "--ack-timeout",
+            "2s",
+        ],
     )
     .await?;
     let secret = set_callback(&relay, &agent.api_key, &receiver.url("/")).await?;

@@ -55,6 +55,9 @@ struct Session {
     /// their commit (see `store::push`).
     port: std::sync::Arc<Port>,
     acks: Vec<String>,
+    /// The last claim failed: it may have leased events (PostgreSQL can
+    /// commit and lose the answer) that this session never sent.
+    claim_in_doubt: bool,
 }
 
 impl Session {
@@ -79,6 +82,7 @@ impl Session {
             in_flight: HashMap::new(),
             port,
             acks: Vec::new(),
+            claim_in_doubt: false,
         }
     }
 
@@ -256,12 +260,16 @@ impl Session {
                 lease_ms: ack_timeout.as_millis() as Millis,
                 patterns: self.patterns.clone(),
                 port,
+                requeue_except: self
+                    .claim_in_doubt
+                    .then(|| self.in_flight.keys().cloned().collect()),
             })
             .await;
         let leased = claim.as_ref().map_or(0, |c| c.deliveries.len());
         if demand.is_some() {
             self.port.give_back(limit - leased);
         }
+        self.claim_in_doubt = claim.is_err();
         let claim = claim.map_err(|err| {
             tracing::warn!(error = %err, "cannot lease events; retrying");
             LeaseError::Store

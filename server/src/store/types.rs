@@ -78,6 +78,13 @@ pub struct ClaimRequest {
     /// The session's port: the claim leases into its free slots (`limit`
     /// is then ignored) and says whether the session is caught up.
     pub port: Option<std::sync::Arc<super::push::Port>>,
+    /// After a claim whose outcome is unknown (the store failed mid-way;
+    /// PostgreSQL may have committed it with its answer lost): every lease
+    /// of this session except these events (the ones it has sent) goes back
+    /// to the queue, open to this session again, before the claim. Without
+    /// it such an event stays leased to a session that never got it, and
+    /// once expired is never offered to that session again.
+    pub requeue_except: Option<Vec<String>>,
 }
 
 /// One leased event, ready to become an `event` frame.

@@ -96,6 +96,23 @@ const EXPIRE_LEASES: &str = "
     SELECT id, attempts, lease_session, $2, 'timeout', 'not acked within the ack timeout'
     FROM expired ORDER BY seq";
 
+/// Puts the session's leases other than `$3` (the events it sent) back in the
+/// queue, open to it again (see `ClaimRequest::requeue_except`).
+const REQUEUE_UNSENT: &str = "
+    WITH old AS (
+        SELECT seq, status FROM events
+        WHERE agent_id = $1 AND lease_session = $2
+          AND status IN ('delivering', 'pending') AND NOT (id = ANY($3))
+        FOR UPDATE),
+    requeued AS (
+        UPDATE events e
+        SET status = 'pending', lease_session = NULL, lease_until = NULL, updated_at = $4
+        FROM old WHERE e.seq = old.seq
+        RETURNING e.seq, e.id, e.attempts, old.status AS was)
+    INSERT INTO attempts (event_id, attempt, session_id, at, outcome, error)
+    SELECT id, attempts, $2, $4, 'interrupted', 'lease outcome unknown after a storage error'
+    FROM requeued WHERE was = 'delivering' ORDER BY seq";
+
 /// `event_type` matches one of the session's patterns (`$n` is a `text[]`
 /// of LIKE patterns; empty means all).
 macro_rules! matches_patterns {
@@ -165,6 +182,11 @@ pub(super) async fn claim(
     now: Millis,
 ) -> Result<Claim, Error> {
     let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+    if let Some(sent) = &req.requeue_except {
+        let requeue = c.prepare_cached(REQUEUE_UNSENT).await?;
+        c.execute(&requeue, &[&req.agent_id, &req.session_id, sent, &now])
+            .await?;
+    }
     let expire = c.prepare_cached(EXPIRE_LEASES).await?;
     c.execute(&expire, &[&req.agent_id, &now, &max_attempts])
         .await?;

@@ -128,6 +128,9 @@ pub(super) fn claim_up_to(
     max_attempts: u32,
     now: Millis,
 ) -> Result<Claim, StoreError> {
+    if let Some(sent) = &req.requeue_except {
+        requeue_unsent(c, req, sent, now)?;
+    }
     expire_leases(c, &req.agent_id, max_attempts, now)?;
     let mut stmt = c.prepare_cached(&claim_sql(&req.patterns))?;
     let lease_until = now + req.lease_ms;
@@ -160,6 +163,32 @@ pub(super) fn claim_up_to(
         deliveries: rows.into_iter().map(|(_, d)| d).collect(),
         next_due,
     })
+}
+
+/// Puts the session's leases other than `sent` back in the queue, open to
+/// it again (see [`ClaimRequest::requeue_except`]).
+fn requeue_unsent(
+    c: &Connection,
+    req: &ClaimRequest,
+    sent: &[String],
+    now: Millis,
+) -> Result<(), StoreError> {
+    let sent = serde_json::to_string(sent).map_err(|e| StoreError::Database(e.to_string()))?;
+    let params = params![req.agent_id, req.session_id, sent, now];
+    c.prepare_cached(
+        "INSERT INTO attempts (event_id, attempt, session_id, at, outcome, error)
+         SELECT id, attempts, lease_session, ?4, 'interrupted', 'lease outcome unknown after a storage error'
+         FROM events WHERE agent_id = ?1 AND lease_session = ?2 AND status = 'delivering'
+           AND id NOT IN (SELECT value FROM json_each(?3))",
+    )?
+    .execute(params)?;
+    c.prepare_cached(
+        "UPDATE events SET status = 'pending', lease_session = NULL, lease_until = NULL, updated_at = ?4
+         WHERE agent_id = ?1 AND lease_session = ?2 AND status IN ('delivering', 'pending')
+           AND id NOT IN (SELECT value FROM json_each(?3))",
+    )?
+    .execute(params)?;
+    Ok(())
 }
 
 /// The lease statement for a session with these patterns.
@@ -535,6 +564,7 @@ mod tests {
             lease_ms: 30_000,
             patterns: Vec::new(),
             port: None,
+            requeue_except: None,
         };
         claim(c, &req, 5, 1_000).unwrap()
     }

@@ -37,6 +37,7 @@ pub fn claim_req(session: &str, limit: usize, lease_ms: Millis) -> ClaimRequest 
         lease_ms,
         patterns: vec![],
         port: None,
+        requeue_except: None,
     }
 }
 
@@ -141,6 +142,45 @@ pub async fn expired_leases_and_closed_sessions_return_events(db: TestDb) {
     assert_eq!(status(&store, &id).await.0, "pending");
     let third = store.claim(claim_req("ses_c", 1, 60_000)).await.unwrap();
     assert_eq!(third.deliveries[0].attempt, 3);
+}
+
+/// A claim the session never saw the answer of (the store failed after
+/// committing it) leased events the session does not have: its next claim,
+/// in doubt, takes them back, and leaves the ones it did send alone.
+pub async fn a_claim_in_doubt_takes_back_what_the_session_never_got(db: TestDb) {
+    let store = db.open().await;
+    let sent = insert(&store, 0).await;
+    let lost = insert(&store, 1).await;
+    let first = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    assert_eq!(ids(&first), [sent.clone()]);
+    // This claim's answer is "lost".
+    store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    let blind = store.claim(claim_req("ses_a", 10, 60_000)).await.unwrap();
+    assert!(blind.deliveries.is_empty(), "both are leased to ses_a");
+    let mut doubt = claim_req("ses_a", 10, 60_000);
+    doubt.requeue_except = Some(vec![sent.clone()]);
+    let again = store.claim(doubt).await.unwrap();
+    assert_eq!(
+        ids(&again),
+        [lost.clone()],
+        "the lost lease comes back, the sent one stays"
+    );
+    assert_eq!(again.deliveries[0].attempt, 2);
+    let detail = store.event_detail("agt_1", &lost).await.unwrap().unwrap();
+    let outcomes: Vec<_> = detail.history.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["interrupted"]);
+    // An expired lease of the session is offered to it again as well.
+    store.ack("agt_1", "ses_a", vec![sent, lost]).await.unwrap();
+    let late = insert(&store, 2).await;
+    store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
+    let expired = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
+    assert!(
+        expired.deliveries.is_empty(),
+        "never offered back to the session that let it time out"
+    );
+    let mut doubt = claim_req("ses_a", 1, 60_000);
+    doubt.requeue_except = Some(vec![]);
+    assert_eq!(ids(&store.claim(doubt).await.unwrap()), [late]);
 }
 
 pub async fn the_history_records_every_outcome_in_order(db: TestDb) {

@@ -38,6 +38,7 @@ on_every_backend!(
     concurrent_inserts_all_survive_reopen,
     a_repeated_dedup_key_returns_the_original_id,
     claims_hand_out_in_acceptance_order_to_one_session_each,
+    a_claim_in_doubt_takes_back_what_the_session_never_got,
     ack_delivers_nack_retries_then_fails,
     expired_leases_and_closed_sessions_return_events,
     the_history_records_every_outcome_in_order,

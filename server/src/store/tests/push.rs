@@ -14,6 +14,7 @@ async fn status(store: &Store, id: &str) -> (String, u32) {
 fn port_claim(port: &std::sync::Arc<Port>) -> ClaimRequest {
     ClaimRequest {
         port: Some(port.clone()),
+        requeue_except: None,
         ..claim_req(port.session_id(), 0, 30_000)
     }
 }
