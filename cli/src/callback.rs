@@ -1,5 +1,5 @@
-//! `callback set URL | show | clear`: push delivery of this agent's events
-//! to a URL of its own (`docs/api-reference.md`, "Push delivery to a
+//! `callback set URL [URL...] | show | clear`: push delivery of this
+//! agent's events to URLs of its own, tried in order (`docs/api-reference.md`, "Push delivery to a
 //! callback URL").
 //!
 //! `set` prints the signing secret on stdout, once (the relay never shows
@@ -7,8 +7,10 @@
 //! people read goes to stderr.
 
 use clap::Subcommand;
-use serde_json::{Value, json};
+use lobster_shared::api::{CallbackSet, CallbackShown, SetCallback};
+use serde_json::Value;
 
+use crate::api::typed;
 use crate::context::Context;
 use crate::ui::{local_time, print_data};
 
@@ -21,6 +23,10 @@ pub enum CallbackCommand {
 Examples:
   lobster-relay callback set https://app.example.com/hooks
   secret=$(lobster-relay callback set https://app.example.com/hooks)
+  lobster-relay callback set https://eu.example.com/hooks https://us.example.com/hooks
+
+With several URLs (at most 5), each event goes to the first; when it does
+not answer 2xx, to the next, and so on: the first 2xx acks the event.
 
 Each event is POSTed with the sender's body and headers, signed with
 Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature)
@@ -28,8 +34,9 @@ by the secret printed here. A 2xx answer acks the event; anything else is
 retried. While a session of this agent (listen, an SDK) is connected, it
 gets the events instead. Setting the URL again issues a new secret.")]
     Set {
-        /// An https:// URL the relay can reach.
-        url: String,
+        /// https:// URLs the relay can reach, tried in this order.
+        #[arg(required = true, value_name = "URL")]
+        urls: Vec<String>,
     },
 
     /// Show the callback URL and whether the relay is pushing to it now.
@@ -52,20 +59,45 @@ const CALLBACK: [&str; 4] = ["api", "v1", "agent", "callback"];
 pub async fn run(ctx: &Context, command: CallbackCommand) -> anyhow::Result<()> {
     let (client, _) = ctx.agent_client().await?;
     match command {
-        CallbackCommand::Set { url } => {
-            let answer = client.put(&CALLBACK, &json!({ "url": url })).await?;
+        CallbackCommand::Set { mut urls } => {
+            // One URL as `url`: relays before URL lists understand it.
+            let request = if urls.len() == 1 {
+                SetCallback {
+                    url: urls.pop(),
+                    urls: None,
+                }
+            } else {
+                SetCallback {
+                    url: None,
+                    urls: Some(urls),
+                }
+            };
+            let answer = client
+                .put(&CALLBACK, &serde_json::to_value(&request)?)
+                .await?;
             if ctx.global.json {
                 return print_json(&answer);
             }
-            let secret = answer["signing_secret"].as_str().unwrap_or_default();
-            ctx.ui.status(format!(
-                "Callback set: events go to {} while no session of this agent is connected.",
-                answer["url"].as_str().unwrap_or(&url)
-            ));
+            let set: CallbackSet = typed(&CALLBACK.join("/"), answer)?;
+            let secret = set.signing_secret;
+            let urls = if set.urls.is_empty() {
+                vec![set.url]
+            } else {
+                set.urls
+            };
+            ctx.ui.status(match urls.as_slice() {
+                [one] => format!(
+                    "Callback set: events go to {one} while no session of this agent is connected."
+                ),
+                many => format!(
+                    "Callback set: events go to {}, tried in that order, while no session of this agent is connected.",
+                    many.join(", then ")
+                ),
+            });
             ctx.ui.always(
                 "Signing secret (shown once, keep it; verify requests with any Standard Webhooks library):",
             );
-            print_data(secret)?;
+            print_data(&secret)?;
             Ok(())
         }
         CallbackCommand::Show => {
@@ -73,7 +105,7 @@ pub async fn run(ctx: &Context, command: CallbackCommand) -> anyhow::Result<()> 
             if ctx.global.json {
                 return print_json(&shown);
             }
-            print_data(render(&shown))?;
+            print_data(render(&typed(&CALLBACK.join("/"), shown)?))?;
             Ok(())
         }
         CallbackCommand::Clear => {
@@ -86,20 +118,31 @@ pub async fn run(ctx: &Context, command: CallbackCommand) -> anyhow::Result<()> 
 }
 
 /// The callback as people read it.
-fn render(shown: &Value) -> String {
-    let text = |name: &str| shown[name].as_str().unwrap_or("-").to_owned();
-    let state = if shown["pushing"] == true {
-        "pushing events now".to_owned()
-    } else if shown["online_sessions"].as_u64().unwrap_or(0) > 0 {
-        "paused: a session of this agent is connected and gets the events".to_owned()
+fn render(shown: &CallbackShown) -> String {
+    let state = if shown.pushing {
+        "pushing events now"
+    } else if shown.online_sessions > 0 {
+        "paused: a session of this agent is connected and gets the events"
     } else {
-        "not pushing on the instance that answered".to_owned()
+        "not pushing on the instance that answered"
+    };
+    let urls = match shown.urls.as_slice() {
+        [] => format!("url:      {}", shown.url),
+        [one] => format!("url:      {one}"),
+        many => many
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let label = if i == 0 { "urls:" } else { "" };
+                format!("{label:<10}{}. {url}", i + 1)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
     };
     format!(
-        "url:      {}\nstate:    {state}\nsigned:   {} (webhook-id, webhook-timestamp, webhook-signature)\nupdated:  {}",
-        text("url"),
-        text("signature_scheme"),
-        local_time(&text("updated_at")),
+        "{urls}\nstate:    {state}\nsigned:   {} (webhook-id, webhook-timestamp, webhook-signature)\nupdated:  {}",
+        shown.signature_scheme,
+        local_time(&shown.updated_at),
     )
 }
 
@@ -112,20 +155,42 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn shown() -> CallbackShown {
+        CallbackShown {
+            url: "https://app.example.com/hooks".into(),
+            urls: vec!["https://app.example.com/hooks".into()],
+            signature_scheme: "standard-webhooks".into(),
+            created_at: "2026-12-04T10:00:00.000Z".into(),
+            updated_at: "2026-12-04T10:00:00.000Z".into(),
+            pushing: true,
+            online_sessions: 0,
+        }
+    }
+
     #[test]
     fn show_says_whether_it_pushes_and_why_not() {
-        let mut shown = json!({
-            "url": "https://app.example.com/hooks",
-            "signature_scheme": "standard-webhooks",
-            "updated_at": "2026-12-04T10:00:00.000Z",
-            "pushing": true,
-            "online_sessions": 0,
-        });
+        let mut shown = shown();
         let text = render(&shown);
-        assert!(text.contains("https://app.example.com/hooks"), "{text}");
+        assert!(
+            text.contains("url:      https://app.example.com/hooks"),
+            "{text}"
+        );
         assert!(text.contains("pushing events now"), "{text}");
-        shown["pushing"] = json!(false);
-        shown["online_sessions"] = json!(1);
+        shown.pushing = false;
+        shown.online_sessions = 1;
         assert!(render(&shown).contains("a session of this agent is connected"));
+    }
+
+    #[test]
+    fn show_numbers_several_urls_in_their_order() {
+        let mut shown = shown();
+        shown.urls.push("https://standby.example.com/hooks".into());
+        let text = render(&shown);
+        assert!(
+            text.starts_with(
+                "urls:     1. https://app.example.com/hooks\n          2. https://standby.example.com/hooks\n"
+            ),
+            "{text}"
+        );
     }
 }

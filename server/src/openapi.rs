@@ -15,8 +15,9 @@
 #![allow(dead_code)]
 
 use lobster_shared::api::{
-    Accepted, AgentList, AgentMe, Attempt, BodyEncoding, CreatedAgent, ErrorBody, ErrorDetail,
-    EventDetail, EventPage, EventSummary, ListedAgent, ReplayedFailed, Revoked,
+    Accepted, AgentList, AgentMe, Attempt, BodyEncoding, CallbackSet, CallbackShown, CreatedAgent,
+    ErrorBody, ErrorDetail, EventDetail, EventPage, EventSummary, ListedAgent, ReplayedFailed,
+    Revoked, SetCallback,
 };
 use utoipa::OpenApi;
 
@@ -35,6 +36,9 @@ use utoipa::OpenApi;
         replay_event,
         replay_failed,
         test_event,
+        set_callback,
+        show_callback,
+        clear_callback,
         create_agent,
         list_agents,
         revoke_agent,
@@ -46,6 +50,8 @@ use utoipa::OpenApi;
         AgentMe,
         Attempt,
         BodyEncoding,
+        CallbackSet,
+        CallbackShown,
         CreatedAgent,
         ErrorBody,
         ErrorDetail,
@@ -55,6 +61,7 @@ use utoipa::OpenApi;
         ListedAgent,
         ReplayedFailed,
         Revoked,
+        SetCallback,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -166,6 +173,39 @@ fn replay_failed() {}
     )
 )]
 fn test_event() {}
+
+/// Sets the agent's callback URLs (push delivery); the signing secret is
+/// in this answer only.
+#[utoipa::path(
+    put, path = "/api/v1/agent/callback", tag = "agent", security(("bearer" = [])),
+    request_body = SetCallback,
+    responses(
+        (status = 200, body = CallbackSet),
+        (status = 400, description = "`invalid_callback_url` or `callback_address_forbidden`", body = ErrorBody),
+        (status = 409, description = "`encryption_key_required`: the relay has no --encryption-key", body = ErrorBody),
+    )
+)]
+fn set_callback() {}
+
+/// The agent's callback URLs, without the secret.
+#[utoipa::path(
+    get, path = "/api/v1/agent/callback", tag = "agent", security(("bearer" = [])),
+    responses(
+        (status = 200, body = CallbackShown),
+        (status = 404, description = "`callback_not_set`", body = ErrorBody),
+    )
+)]
+fn show_callback() {}
+
+/// Stops push delivery.
+#[utoipa::path(
+    delete, path = "/api/v1/agent/callback", tag = "agent", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Cleared"),
+        (status = 404, description = "`callback_not_set`", body = ErrorBody),
+    )
+)]
+fn clear_callback() {}
 
 /// Creates an agent; its key is in this answer only.
 #[utoipa::path(

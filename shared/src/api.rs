@@ -138,6 +138,53 @@ pub struct Revoked {
     pub revoked: bool,
 }
 
+/// `PUT /api/v1/agent/callback`: one URL, or several tried in order (the
+/// first that answers 2xx takes the event). Give `url` or `urls`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetCallback {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+}
+
+/// `PUT /api/v1/agent/callback`: the secret is shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallbackSet {
+    /// The first of `urls`.
+    pub url: String,
+    /// Every URL, in the order they are tried (absent from relays before
+    /// lists: read `url` then).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// `whsec_...`: verifies the pushes (Standard Webhooks).
+    pub signing_secret: String,
+    /// `standard-webhooks`.
+    pub signature_scheme: String,
+}
+
+/// `GET /api/v1/agent/callback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallbackShown {
+    /// The first of `urls`.
+    pub url: String,
+    /// Every URL, in the order they are tried (absent from relays before
+    /// lists: read `url` then).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    pub signature_scheme: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Whether the instance that answered pushes to it now (not while a
+    /// session of the agent is connected to it).
+    pub pushing: bool,
+    /// Sessions of this agent on the instance that answered.
+    pub online_sessions: u64,
+}
+
 /// Every error answer: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -215,6 +215,124 @@ async fn a_500_is_retried_by_the_retry_policy_and_recorded() -> anyhow::Result<(
 }
 
 #[tokio::test]
+async fn several_urls_are_tried_in_order_until_one_answers_2xx() -> anyhow::Result<()> {
+    let ca = TestCa::new("callback CA")?;
+    let primary = Sink::start_tls(&ca.server_cert(1)?).await?;
+    primary.respond_with(|_, _| 503);
+    let standby = Sink::start_tls(&ca.server_cert(2)?).await?;
+    let (relay, agent) = relay(&ca, &["--callback-allow-cidr", "127.0.0.1/32"]).await?;
+    let urls = [primary.url("/primary"), standby.url("/standby")];
+    let put = relay
+        .request(
+            Method::PUT,
+            "/api/v1/agent/callback",
+            Some(&agent.api_key),
+            Some(json!({ "urls": urls })),
+        )
+        .await?;
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(put.json["urls"], json!(urls));
+    assert_eq!(put.json["url"], urls[0].as_str());
+    let secret = put.json["signing_secret"].as_str().context("secret")?;
+    let shown = relay
+        .agent_get(&agent.api_key, "/api/v1/agent/callback")
+        .await?;
+    assert_eq!(shown.json["urls"], json!(urls), "{}", shown.text);
+
+    let body = br#"{"type":"fail.over"}"#;
+    let id = accepted_id(
+        &Sender::default()
+            .post(&agent.webhook_url, body, &[])
+            .await?,
+    );
+    relay
+        .wait_event_status(&agent.api_key, &id, "delivered", WAIT)
+        .await?;
+    let event = relay.event(&agent.api_key, &id).await?;
+    assert_eq!(event["attempts"], 1, "one attempt tries both: {event}");
+    assert_eq!(primary.requests()[0].event_id(), Some(id.as_str()));
+    let got = standby.wait_for(1, WAIT).await?;
+    assert_eq!(got[0].path, "/standby");
+    assert_eq!(got[0].body.to_vec(), body.to_vec());
+    let timestamp: i64 = got[0].header("webhook-timestamp").context("ts")?.parse()?;
+    assert_eq!(
+        got[0].header("webhook-signature"),
+        Some(Sender::new(secret).sign(&id, timestamp, body).as_str()),
+        "every URL gets the same signature"
+    );
+
+    // All of them failing is one nack, each URL's reason by position (the
+    // URLs themselves are only kept sealed).
+    standby.respond_with(|_, _| 500);
+    let id = accepted_id(
+        &Sender::default()
+            .post(&agent.webhook_url, br#"{"type":"all.down"}"#, &[])
+            .await?,
+    );
+    let history = wait_history(&relay, &agent.api_key, &id, "a nacked attempt", |h| {
+        h.iter().any(|a| a["outcome"] == "nacked")
+    })
+    .await?;
+    let nacked = history.iter().find(|a| a["outcome"] == "nacked");
+    let reason = nacked.and_then(|a| a["error"].as_str()).unwrap_or_default();
+    assert!(
+        reason.starts_with("URL 1: callback answered 503")
+            && reason.contains("; URL 2: callback answered 500"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("127.0.0.1"),
+        "no URL in the clear: {reason}"
+    );
+
+    for (body, code, says) in [
+        (json!({ "urls": [] }), "invalid_callback_url", "give url"),
+        (
+            json!({ "urls": [urls[0], urls[0]] }),
+            "invalid_callback_url",
+            "listed twice",
+        ),
+        (
+            json!({ "urls": (0..6).map(|i| format!("https://{i}.example/")).collect::<Vec<_>>() }),
+            "invalid_callback_url",
+            "at most 5",
+        ),
+        (
+            json!({ "url": urls[0], "urls": [urls[1]] }),
+            "invalid_callback_url",
+            "not both",
+        ),
+        (
+            json!({ "urls": [urls[0], "https://10.0.0.1/"] }),
+            "callback_address_forbidden",
+            "URL 2",
+        ),
+    ] {
+        let answer = relay
+            .request(
+                Method::PUT,
+                "/api/v1/agent/callback",
+                Some(&agent.api_key),
+                Some(body.clone()),
+            )
+            .await?;
+        assert_eq!(answer.status, 400, "{body}: {}", answer.text);
+        assert_eq!(
+            answer.json["error"]["code"], code,
+            "{body}: {}",
+            answer.text
+        );
+        assert!(answer.text.contains(says), "{body}: {}", answer.text);
+    }
+    // A refused list leaves the one set before in place.
+    let shown = relay
+        .agent_get(&agent.api_key, "/api/v1/agent/callback")
+        .await?;
+    assert_eq!(shown.json["urls"], json!(urls));
+    Ok(())
+}
+
+#[tokio::test]
 async fn forbidden_addresses_are_refused_when_the_callback_is_set() -> anyhow::Result<()> {
     let ca = TestCa::new("callback CA")?;
     // 127.0.0.1 is allowed, as in the other tests: the rest stays refused.
@@ -451,6 +569,26 @@ async fn the_cli_sets_shows_and_clears_the_callback() -> anyhow::Result<()> {
     assert!(!shown.stdout.contains(&secret), "{}", shown.stdout);
     let json = user.run(&["callback", "show", "--json"]).await?;
     assert_eq!(json.expect_code(0).json()["url"], url.as_str());
+
+    let standby = receiver.url("/cli-standby");
+    let both = user.run(&["callback", "set", &url, &standby]).await?;
+    both.expect_code(0);
+    assert!(
+        both.stderr.contains(&format!("{url}, then {standby}")),
+        "{}",
+        both.stderr
+    );
+    let shown = user.run(&["callback", "show"]).await?;
+    assert!(
+        shown
+            .expect_code(0)
+            .stdout
+            .contains(&format!("urls:     1. {url}\n          2. {standby}")),
+        "{}",
+        shown.stdout
+    );
+    let none = user.run(&["callback", "set"]).await?;
+    none.expect_code(2);
 
     user.run(&["callback", "clear"]).await?.expect_code(0);
     let gone = user.run(&["callback", "show"]).await?;

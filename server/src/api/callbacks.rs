@@ -1,5 +1,5 @@
-//! `GET|PUT|DELETE /api/v1/agent/callback`: an agent's callback URL for push
-//! delivery (`crate::callback`, `session::callback`).
+//! `GET|PUT|DELETE /api/v1/agent/callback`: an agent's callback URLs for
+//! push delivery (`crate::callback`, `session::callback`), tried in order.
 //!
 //! The URL and a fresh `whsec_` signing secret are stored sealed under the
 //! `--encryption-key`; without a key the relay refuses to store them
@@ -14,19 +14,13 @@ use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use lobster_shared::Secret;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use lobster_shared::api::{CallbackSet, CallbackShown, SetCallback};
 
 use super::{ApiError, AuthedAgent, rfc3339};
-use crate::callback::UrlError;
+use crate::callback::{UrlError, encode_urls};
 use crate::crypto;
 use crate::hub::CALLBACK_TRANSPORT;
 use crate::state::AppState;
-
-#[derive(Deserialize)]
-pub struct SetCallback {
-    url: Option<String>,
-}
 
 /// `PUT`: registers (or replaces) the callback; answers with the signing
 /// secret, once.
@@ -43,12 +37,11 @@ pub async fn set(
             "this relay stores callback URLs only encrypted, and it was started without --encryption-key; ask the relay operator to set one",
         ));
     };
-    let text = request.url.unwrap_or_default();
-    let url = state
+    let urls = state
         .callbacks
         .client()
         .policy()
-        .validate_url(&text)
+        .validate_urls(request.url, request.urls)
         .map_err(|err| match err {
             UrlError::Invalid(m) => ApiError::bad_request("invalid_callback_url", m),
             UrlError::Forbidden(m) => ApiError::bad_request("callback_address_forbidden", m),
@@ -59,7 +52,7 @@ pub async fn set(
     let agent_id = &agent.agent_id;
     let sealed_url = crypto::seal(
         Some(key),
-        &Secret::new(url.as_str()),
+        &Secret::new(encode_urls(&urls)),
         &crypto::callback_identity(agent_id, "url"),
     );
     let sealed_secret = crypto::seal(
@@ -72,19 +65,21 @@ pub async fn set(
         .set_callback(agent_id, sealed_url, sealed_secret)
         .await?;
     state.callbacks.sync(&state).await;
-    tracing::info!(agent_id = %agent_id, host = url.host_str().unwrap_or(""), "callback set");
-    Ok(Json(json!({
-        "url": url.as_str(),
-        "signing_secret": secret.expose(),
-        "signature_scheme": "standard-webhooks",
-    })))
+    tracing::info!(agent_id = %agent_id, host = urls[0].host_str().unwrap_or(""), urls = urls.len(), "callback set");
+    let urls = texts(&urls);
+    Ok(Json(CallbackSet {
+        url: urls[0].clone(),
+        urls,
+        signing_secret: secret.expose().to_owned(),
+        signature_scheme: SIGNATURE_SCHEME.to_owned(),
+    }))
 }
 
 /// `GET`: the callback, without its secret.
 pub async fn show(
     State(state): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CallbackShown>, ApiError> {
     let stored = state
         .store
         .callback(&agent.agent_id)
@@ -103,14 +98,16 @@ pub async fn show(
     let pushing = hub
         .session_transports(&agent.agent_id)
         .contains(&CALLBACK_TRANSPORT);
-    Ok(Json(json!({
-        "url": target.url.as_str(),
-        "signature_scheme": "standard-webhooks",
-        "created_at": rfc3339(stored.created_at),
-        "updated_at": rfc3339(stored.updated_at),
-        "pushing": pushing,
-        "online_sessions": hub.online_sessions(&agent.agent_id),
-    })))
+    let urls = texts(&target.urls);
+    Ok(Json(CallbackShown {
+        url: urls[0].clone(),
+        urls,
+        signature_scheme: SIGNATURE_SCHEME.to_owned(),
+        created_at: rfc3339(stored.created_at),
+        updated_at: rfc3339(stored.updated_at),
+        pushing,
+        online_sessions: hub.online_sessions(&agent.agent_id) as u64,
+    }))
 }
 
 /// `DELETE`: push delivery stops; events wait for a session again.
@@ -124,6 +121,12 @@ pub async fn clear(
     state.callbacks.sync(&state).await;
     tracing::info!(agent_id = %agent.agent_id, "callback cleared");
     Ok(StatusCode::NO_CONTENT)
+}
+
+const SIGNATURE_SCHEME: &str = "standard-webhooks";
+
+fn texts(urls: &[reqwest::Url]) -> Vec<String> {
+    urls.iter().map(|u| u.as_str().to_owned()).collect()
 }
 
 fn not_set() -> ApiError {

@@ -9,8 +9,12 @@
 //!   endpoints are in `api::callbacks`.
 
 pub mod address;
+mod urls;
 
-use std::net::{IpAddr, SocketAddr};
+use urls::literal_ip;
+pub use urls::{MAX_URL_LEN, MAX_URLS, Policy, UrlError, decode_urls, encode_urls};
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +28,6 @@ use crate::store::Delivery;
 
 /// Most bytes of a callback's answer read (the rest is dropped unread).
 pub const BODY_CAP: usize = 4096;
-/// Longest URL an agent may register.
-pub const MAX_URL_LEN: usize = 2048;
 /// Time to open a connection (TCP and TLS) to a callback.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a whole callback request may take, answer included; shorter
@@ -33,100 +35,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `user-agent` of callback requests.
 const USER_AGENT: &str = concat!("lobster-relay/", env!("CARGO_PKG_VERSION"), " (callback)");
-
-/// The operator's callback rules.
-#[derive(Debug, Clone, Default)]
-pub struct Policy {
-    /// `--allow-http-callbacks`: plain `http://` URLs are accepted.
-    pub allow_http: bool,
-    /// `--callback-allow-cidr`: networks exempt from the address check.
-    pub allow: Vec<IpNet>,
-}
-
-impl Policy {
-    /// Parses and checks a URL an agent wants events POSTed to: absolute,
-    /// `https` (or `http` when allowed), a host, no fragment, not too long;
-    /// an IP literal host must be an allowed address. A name is checked
-    /// each time it is resolved, at delivery.
-    pub fn validate_url(&self, text: &str) -> Result<Url, UrlError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err("the callback URL is empty".into());
-        }
-        if text.len() > MAX_URL_LEN {
-            return Err(format!("the callback URL is longer than {MAX_URL_LEN} characters").into());
-        }
-        let url = Url::parse(text).map_err(|e| {
-            UrlError::Invalid(format!(
-                "{text:?} is not an absolute URL ({e}); give one like https://example.com/hooks"
-            ))
-        })?;
-        match url.scheme() {
-            "https" => {}
-            "http" if self.allow_http => {}
-            "http" => {
-                return Err(
-                    "callback URLs must use https (this relay does not allow plain http callbacks)"
-                        .into(),
-                );
-            }
-            other => return Err(format!("callback URLs must use https, not {other}:").into()),
-        }
-        if url.fragment().is_some() {
-            return Err("a callback URL cannot have a #fragment".into());
-        }
-        match url.host() {
-            None => return Err("the callback URL has no host".into()),
-            Some(url::Host::Domain("")) => {
-                return Err("the callback URL has no host".into());
-            }
-            Some(_) => {}
-        }
-        if let Some(ip) = literal_ip(&url) {
-            address::check(ip, &self.allow)
-                .map_err(|blocked| UrlError::Forbidden(blocked.to_string()))?;
-        }
-        Ok(url)
-    }
-}
-
-/// Why a callback URL is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UrlError {
-    /// Not a URL the relay can call (syntax, scheme, length).
-    Invalid(String),
-    /// Its host is an address callbacks may not reach.
-    Forbidden(String),
-}
-
-impl From<String> for UrlError {
-    fn from(message: String) -> Self {
-        UrlError::Invalid(message)
-    }
-}
-
-impl From<&str> for UrlError {
-    fn from(message: &str) -> Self {
-        UrlError::Invalid(message.to_owned())
-    }
-}
-
-impl std::fmt::Display for UrlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UrlError::Invalid(m) | UrlError::Forbidden(m) => f.write_str(m),
-        }
-    }
-}
-
-/// The host of `url` when it is an IP literal (the resolver never sees it).
-fn literal_ip(url: &Url) -> Option<IpAddr> {
-    match url.host()? {
-        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        url::Host::Domain(_) => None,
-    }
-}
 
 /// Resolves names as the system does, then drops every address the policy
 /// refuses; a name left with none fails with the reason.
@@ -171,6 +79,8 @@ impl Resolve for CheckedResolver {
 pub struct CallbackClient {
     client: reqwest::Client,
     policy: Arc<Policy>,
+    /// What all the POSTs of one attempt may take together.
+    timeout: Duration,
 }
 
 impl CallbackClient {
@@ -210,6 +120,7 @@ impl CallbackClient {
         Ok(CallbackClient {
             client,
             policy: Arc::new(policy),
+            timeout,
         })
     }
 
@@ -217,13 +128,43 @@ impl CallbackClient {
         &self.policy
     }
 
-    /// POSTs one event: `Ok` when the callback answered 2xx, else why not
-    /// (the nack reason recorded in the event's attempts).
+    /// POSTs one event to each URL in turn until one answers 2xx (`Ok`);
+    /// else why not (the nack reason recorded in the event's attempts, one
+    /// per URL when there are several, named by position: the reason is
+    /// stored in the clear, the URLs only sealed). The URLs share the
+    /// attempt's time, so the answer comes before the lease runs out.
     pub async fn deliver(
+        &self,
+        urls: &[Url],
+        key: &SigningKey,
+        delivery: &Delivery,
+    ) -> Result<(), String> {
+        let each = self.timeout / urls.len().max(1) as u32;
+        let mut reasons = Vec::new();
+        for url in urls {
+            match self.deliver_to(url, key, delivery, each).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => reasons.push(reason),
+            }
+        }
+        Err(match <[String; 1]>::try_from(reasons) {
+            Ok([reason]) => reason,
+            Err(reasons) => reasons
+                .iter()
+                .enumerate()
+                .map(|(i, reason)| format!("URL {}: {reason}", i + 1))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+
+    /// POSTs one event to one URL within `timeout`.
+    async fn deliver_to(
         &self,
         url: &Url,
         key: &SigningKey,
         delivery: &Delivery,
+        timeout: Duration,
     ) -> Result<(), String> {
         // Checked again at each delivery: the allowed networks may have
         // changed since the URL was registered.
@@ -232,7 +173,7 @@ impl CallbackClient {
                 .map_err(|blocked| format!("callback refused: {blocked}"))?;
         }
         let unix = crate::store::now_ms() / 1000;
-        let mut request = self.client.post(url.clone());
+        let mut request = self.client.post(url.clone()).timeout(timeout);
         for (name, value) in forwarded_headers(&delivery.headers) {
             request = request.header(name, value);
         }
@@ -324,62 +265,6 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn policy() -> Policy {
-        Policy::default()
-    }
-
-    #[test]
-    fn urls_must_be_https_unless_http_is_allowed() {
-        assert!(policy().validate_url("https://example.com/hooks").is_ok());
-        let err = policy()
-            .validate_url("http://example.com/hooks")
-            .unwrap_err();
-        assert!(err.to_string().contains("https"), "{err}");
-        let http = Policy {
-            allow_http: true,
-            ..Policy::default()
-        };
-        assert!(http.validate_url("http://example.com/hooks").is_ok());
-        for bad in [
-            "ftp://example.com/",
-            "example.com/hooks",
-            "",
-            "https://x.example/#frag",
-        ] {
-            assert!(policy().validate_url(bad).is_err(), "{bad}");
-        }
-        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert!(policy().validate_url(&long).is_err());
-    }
-
-    #[test]
-    fn ip_literal_hosts_are_checked_in_every_spelling() {
-        for url in [
-            "https://127.0.0.1/",
-            "https://[::1]/",
-            "https://10.1.2.3:8443/x",
-            "https://169.254.169.254/latest/meta-data/",
-            "https://[::ffff:127.0.0.1]/",
-            "https://2130706433/",
-            "https://0x7f.1/",
-            "https://0/",
-        ] {
-            match policy().validate_url(url) {
-                Err(UrlError::Forbidden(err)) => {
-                    assert!(err.contains("callbacks may not reach"), "{url}: {err}")
-                }
-                other => panic!("{url}: {other:?}"),
-            }
-        }
-        assert!(policy().validate_url("https://8.8.8.8/").is_ok());
-        let allowed = Policy {
-            allow: vec!["127.0.0.1/32".parse().unwrap()],
-            ..Policy::default()
-        };
-        assert!(allowed.validate_url("https://127.0.0.1:9/").is_ok());
-        assert!(allowed.validate_url("https://[::ffff:127.0.0.1]/").is_err());
-    }
 
     #[test]
     fn the_resolver_drops_refused_addresses() {

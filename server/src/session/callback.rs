@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::driver::run;
 use super::link::{Ending, Inbound, Link};
-use crate::callback::CallbackClient;
+use crate::callback::{CallbackClient, decode_urls};
 use crate::crypto;
 use crate::hub::CALLBACK_TRANSPORT;
 use crate::state::AppState;
@@ -44,7 +44,8 @@ pub const SYNC_EVERY: Duration = Duration::from_secs(10);
 
 /// Where an agent's events go, opened from the store.
 pub struct Target {
-    pub url: Url,
+    /// Tried in order; never empty.
+    pub urls: Vec<Url>,
     pub key: SigningKey,
 }
 
@@ -68,7 +69,7 @@ impl Target {
         )
         .map_err(|e| e.to_string())?;
         Ok(Target {
-            url: Url::parse(url.expose()).map_err(|e| format!("stored URL: {e}"))?,
+            urls: decode_urls(url.expose())?,
             key: SigningKey::parse(secret.expose()).map_err(|e| e.to_string())?,
         })
     }
@@ -159,7 +160,7 @@ impl Callbacks {
 async fn supervise(state: AppState, agent: Agent, target: Arc<Target>, stop: CancellationToken) {
     let hub = state.bus.hub().clone();
     let mut connected = hub.watch_connected(&agent.agent_id);
-    tracing::info!(agent_id = %agent.agent_id, host = target.url.host_str().unwrap_or(""), "push delivery on");
+    tracing::info!(agent_id = %agent.agent_id, host = target.urls[0].host_str().unwrap_or(""), urls = target.urls.len(), "push delivery on");
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -261,7 +262,7 @@ impl Link for CallbackLink {
             let (client, target) = (self.client.clone(), self.target.clone());
             let id = delivery.id.clone();
             let handle = self.running.spawn(async move {
-                let outcome = client.deliver(&target.url, &target.key, &delivery).await;
+                let outcome = client.deliver(&target.urls, &target.key, &delivery).await;
                 (delivery.id, outcome)
             });
             self.handles.insert(id, handle);
