@@ -5,6 +5,7 @@
 //! leases in the database so that several relay instances can share it.
 
 pub mod callbacks;
+mod clock;
 pub mod dashboard;
 mod postgres;
 pub mod push;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use futures_util::future::Either;
 
+pub use clock::Clock;
 pub use types::*;
 
 use crate::retry::RetryPolicy;
@@ -107,6 +109,25 @@ impl Store {
         Ok(Store::Postgres(
             postgres::PostgresStore::open(url, retry).await?,
         ))
+    }
+
+    /// The same store, stamping and comparing times (leases, retries,
+    /// retention) by `clock`: the tests' adjustable clock. The relay keeps
+    /// the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        match &mut self {
+            Store::Sqlite(s) => s.set_clock(clock),
+            Store::Postgres(s) => s.set_clock(clock),
+        }
+        self
+    }
+
+    /// The clock the store reads.
+    pub fn clock(&self) -> &Clock {
+        match self {
+            Store::Sqlite(s) => s.clock(),
+            Store::Postgres(s) => s.clock(),
+        }
     }
 
     /// Whether several relay instances may share this store. Only then do

@@ -5,8 +5,8 @@ use tokio_postgres::{Error, Row};
 
 use super::PostgresStore;
 use super::pool::{QUICK, statement};
+use crate::store::StoreError;
 use crate::store::callbacks::{COLUMNS, RawRow, StoredCallback, callback_from};
-use crate::store::{StoreError, now_ms};
 
 /// Migration 6: one callback per agent; `url` and `secret` are sealed
 /// (`v1:...`).
@@ -90,10 +90,11 @@ impl PostgresStore {
         url: String,
         secret: String,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let pool = self.pool.clone();
         let agent_id = agent_id.to_owned();
         self.spawn(async move {
-            let now = now_ms();
+            let now = clock.now();
             statement!(&pool, QUICK, |c| upsert(c, &agent_id, &url, &secret, now))
         })
     }

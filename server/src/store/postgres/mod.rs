@@ -48,6 +48,7 @@ pub struct PostgresStore {
     writes: TaskTracker,
     lanes: Lanes,
     retry: RetryPolicy,
+    clock: Clock,
 }
 
 impl PostgresStore {
@@ -60,7 +61,17 @@ impl PostgresStore {
             writes: TaskTracker::new(),
             lanes: Lanes::default(),
             retry,
+            clock: Clock::system(),
         })
+    }
+
+    /// Stamps and compares times by `clock` from now on (tests).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Starts a write now; the returned future resolves with its outcome.
@@ -87,9 +98,10 @@ impl PostgresStore {
         &self,
         event: NewEvent,
     ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let pool = self.pool.clone();
         self.spawn(async move {
-            let now = now_ms();
+            let now = clock.now();
             statement!(&pool, QUICK, |c| queue::insert_event(c, &event, now))
         })
     }
@@ -98,10 +110,11 @@ impl PostgresStore {
         &self,
         req: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let turn = self.lanes.enter(&req.session_id);
         let (pool, max_attempts) = (self.pool.clone(), self.retry.max_attempts);
         self.spawn(in_turn(turn, async move {
-            let now = now_ms();
+            let now = clock.now();
             transaction!(&pool, QUICK, |tx| queue::claim(tx, &req, max_attempts, now))
         }))
     }
@@ -112,11 +125,12 @@ impl PostgresStore {
         session_id: &str,
         ids: Vec<String>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let turn = self.lanes.enter(session_id);
         let pool = self.pool.clone();
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
         self.spawn(in_turn(turn, async move {
-            let now = now_ms();
+            let now = clock.now();
             statement!(&pool, QUICK, |c| queue::ack(
                 c,
                 &agent_id,
@@ -134,6 +148,7 @@ impl PostgresStore {
         id: &str,
         reason: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let turn = self.lanes.enter(session_id);
         let (pool, retry) = (self.pool.clone(), self.retry);
         let (agent_id, session_id, id, reason) = (
@@ -143,7 +158,7 @@ impl PostgresStore {
             reason.to_owned(),
         );
         self.spawn(in_turn(turn, async move {
-            let now = now_ms();
+            let now = clock.now();
             transaction!(&pool, QUICK, |tx| queue::nack(
                 tx,
                 &agent_id,
@@ -161,11 +176,12 @@ impl PostgresStore {
         agent_id: &str,
         session_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let turn = self.lanes.enter(session_id);
         let pool = self.pool.clone();
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
         self.spawn(in_turn(turn, async move {
-            let now = now_ms();
+            let now = clock.now();
             statement!(&pool, QUICK, |c| queue::release(
                 c,
                 &agent_id,
@@ -180,10 +196,11 @@ impl PostgresStore {
         agent_id: &str,
         id: &str,
     ) -> impl Future<Output = Result<ReplayOutcome, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let pool = self.pool.clone();
         let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
         self.spawn(async move {
-            let now = now_ms();
+            let now = clock.now();
             transaction!(&pool, QUICK, |tx| queue::replay(tx, &agent_id, &id, now))
         })
     }
@@ -192,9 +209,10 @@ impl PostgresStore {
         &self,
         agent: NewAgent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let pool = self.pool.clone();
         self.spawn(async move {
-            let now = now_ms();
+            let now = clock.now();
             statement!(&pool, QUICK, |c| agents::create_agent(c, &agent, now))
         })
     }
@@ -203,10 +221,11 @@ impl PostgresStore {
         &self,
         agent_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let pool = self.pool.clone();
         let agent_id = agent_id.to_owned();
         self.spawn(async move {
-            let now = now_ms();
+            let now = clock.now();
             statement!(&pool, QUICK, |c| agents::revoke_agent(c, &agent_id, now))
         })
     }
@@ -230,11 +249,12 @@ impl PostgresStore {
         retention: Duration,
         failed_retention: Duration,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let pool = self.pool.clone();
         let retention_ms = retention.as_millis() as Millis;
         let failed_ms = failed_retention.as_millis() as Millis;
         self.spawn(async move {
-            let now = now_ms();
+            let now = clock.now();
             transaction!(&pool, SWEEP_LIMIT, |tx| events::sweep(
                 tx,
                 retention_ms,

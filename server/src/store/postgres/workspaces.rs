@@ -5,8 +5,8 @@ use tokio_postgres::{Error, Row};
 
 use super::PostgresStore;
 use super::pool::{QUICK, statement};
+use crate::store::StoreError;
 use crate::store::workspaces::{RawRow, StoredWorkspace, secrets_json, workspace_from};
-use crate::store::{StoreError, now_ms};
 
 /// Migration 2: stored workspaces. `secrets` is the JSON text of the sealed
 /// secrets (`v1:...` or `plain:...`); `version` goes up with each rotation,
@@ -95,9 +95,10 @@ impl PostgresStore {
         &self,
         workspace: StoredWorkspace,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let pool = self.pool.clone();
         self.spawn(async move {
-            let now = now_ms();
+            let now = clock.now();
             statement!(&pool, QUICK, |c| insert(c, &workspace, now))
         })
     }
@@ -107,10 +108,11 @@ impl PostgresStore {
         name: &str,
         secrets: Vec<String>,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let pool = self.pool.clone();
         let (name, secrets) = (name.to_owned(), secrets_json(&secrets));
         self.spawn(async move {
-            let now = now_ms();
+            let now = clock.now();
             statement!(&pool, QUICK, |c| replace(c, &name, &secrets, now))
         })
     }

@@ -3,8 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
+use crate::store::StoreError;
 use crate::store::callbacks::{COLUMNS, RawRow, StoredCallback, callback_from};
-use crate::store::{StoreError, now_ms};
 
 /// Schema version 7: one callback per agent; `url` and `secret` are sealed
 /// (`v1:...`).
@@ -57,9 +57,10 @@ impl SqliteStore {
         url: String,
         secret: String,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let agent_id = agent_id.to_owned();
         self.writer
-            .submit(move |c| upsert(c, &agent_id, &url, &secret, now_ms()))
+            .submit(move |c| upsert(c, &agent_id, &url, &secret, clock.now()))
     }
 
     pub fn clear_callback(

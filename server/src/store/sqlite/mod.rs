@@ -39,6 +39,7 @@ pub struct SqliteStore {
     ports: Arc<Ports>,
     /// One relay per database file; released by `close` (or with the process).
     lock: Arc<Mutex<Option<files::DatabaseLock>>>,
+    clock: Clock,
 }
 
 struct Readers {
@@ -112,6 +113,7 @@ impl SqliteStore {
             retry,
             ports: Arc::new(Ports::default()),
             lock: Arc::new(Mutex::new(Some(lock))),
+            clock: Clock::system(),
         })
     }
 
@@ -137,6 +139,15 @@ impl SqliteStore {
         .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
     }
 
+    /// Stamps and compares times by `clock` from now on (tests).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// This instance's session ports (see [`super::push`]).
     pub fn ports(&self) -> &Arc<Ports> {
         &self.ports
@@ -149,10 +160,11 @@ impl SqliteStore {
         &self,
         event: NewEvent,
     ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let ports = self.ports.clone();
         self.writer
             .submit_settled(Durability::Fsync, Undo::Batch, move |c| {
-                let now = now_ms();
+                let now = clock.now();
                 if let Some(id) = queries::duplicate_of(c, &event, now)? {
                     return Ok((Inserted::Duplicate(id), None));
                 }
@@ -176,10 +188,11 @@ impl SqliteStore {
         &self,
         req: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let max_attempts = self.retry.max_attempts;
         self.writer
             .submit_settled(Durability::Relaxed, Undo::Batch, move |c| {
-                let now = now_ms();
+                let now = clock.now();
                 let Some(port) = req.port.clone() else {
                     return Ok((queries::claim(c, &req, max_attempts, now)?, None));
                 };
@@ -213,9 +226,10 @@ impl SqliteStore {
         session_id: &str,
         ids: Vec<String>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
         self.writer.submit_hot(Durability::Lazy, move |c| {
-            queries::ack(c, &agent_id, &session_id, &ids, now_ms())
+            queries::ack(c, &agent_id, &session_id, &ids, clock.now())
         })
     }
 
@@ -226,6 +240,7 @@ impl SqliteStore {
         id: &str,
         reason: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let (agent_id, session_id, id, reason) = (
             agent_id.to_owned(),
             session_id.to_owned(),
@@ -234,7 +249,7 @@ impl SqliteStore {
         );
         let retry = self.retry;
         self.writer.submit(move |c| {
-            queries::nack(c, &agent_id, &session_id, &id, &reason, &retry, now_ms())
+            queries::nack(c, &agent_id, &session_id, &id, &reason, &retry, clock.now())
         })
     }
 
@@ -243,9 +258,10 @@ impl SqliteStore {
         agent_id: &str,
         session_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
         self.writer.submit_with(Durability::Relaxed, move |c| {
-            queries::release(c, &agent_id, &session_id, now_ms())
+            queries::release(c, &agent_id, &session_id, clock.now())
         })
     }
 
@@ -254,26 +270,29 @@ impl SqliteStore {
         agent_id: &str,
         id: &str,
     ) -> impl Future<Output = Result<ReplayOutcome, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
         self.writer
-            .submit(move |c| queries::replay(c, &agent_id, &id, now_ms()))
+            .submit(move |c| queries::replay(c, &agent_id, &id, clock.now()))
     }
 
     pub fn create_agent(
         &self,
         agent: NewAgent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         self.writer
-            .submit(move |c| queries::create_agent(c, &agent, now_ms()))
+            .submit(move |c| queries::create_agent(c, &agent, clock.now()))
     }
 
     pub fn revoke_agent(
         &self,
         agent_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let agent_id = agent_id.to_owned();
         self.writer
-            .submit(move |c| queries::revoke_agent(c, &agent_id, now_ms()))
+            .submit(move |c| queries::revoke_agent(c, &agent_id, clock.now()))
     }
 
     pub fn touch_agents(
@@ -289,10 +308,11 @@ impl SqliteStore {
         retention: Duration,
         failed_retention: Duration,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let retention_ms = retention.as_millis() as Millis;
         let failed_ms = failed_retention.as_millis() as Millis;
         self.writer
-            .submit(move |c| queries::sweep(c, retention_ms, failed_ms, now_ms()))
+            .submit(move |c| queries::sweep(c, retention_ms, failed_ms, clock.now()))
     }
 
     pub async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {

@@ -3,8 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
+use crate::store::StoreError;
 use crate::store::workspaces::{RawRow, StoredWorkspace, secrets_json, workspace_from};
-use crate::store::{StoreError, now_ms};
 
 /// Schema version 2: stored workspaces. `secrets` is the JSON text of the
 /// sealed secrets (`v1:...` or `plain:...`); `version` goes up with each
@@ -50,7 +50,9 @@ impl SqliteStore {
         &self,
         workspace: StoredWorkspace,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
-        self.writer.submit(move |c| insert(c, &workspace, now_ms()))
+        let clock = self.clock.clone();
+        self.writer
+            .submit(move |c| insert(c, &workspace, clock.now()))
     }
 
     pub fn replace_workspace_secrets(
@@ -58,9 +60,10 @@ impl SqliteStore {
         name: &str,
         secrets: Vec<String>,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send + use<> {
+        let clock = self.clock.clone();
         let (name, secrets) = (name.to_owned(), secrets_json(&secrets));
         self.writer
-            .submit(move |c| replace(c, &name, &secrets, now_ms()))
+            .submit(move |c| replace(c, &name, &secrets, clock.now()))
     }
 
     pub async fn workspace(&self, name: &str) -> Result<Option<StoredWorkspace>, StoreError> {

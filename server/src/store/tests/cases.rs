@@ -106,7 +106,7 @@ pub async fn ack_delivers_nack_retries_then_fails(db: TestDb) {
         let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
         assert_eq!(claim.deliveries[0].attempt, attempt);
         store.nack("agt_1", "ses_a", &id, "500").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(3)).await; // past the 1 ms retry delay
+        store.clock().advance(Duration::from_millis(3)); // past the 1 ms retry delay
     }
     assert_eq!(status(&store, &id).await, ("failed".into(), 3));
     let id2 = insert(&store, 1).await;
@@ -276,16 +276,15 @@ async fn time_out_until_failed(store: &Store, id: &str, attempts: std::ops::Rang
     assert_eq!(status(store, id).await, ("failed".into(), last));
 }
 
-/// The next delivery for `session`, once its retry time (1 ms) has come.
+/// The next delivery for `session`, its retry time (1 ms) passed.
 async fn claim_when_due(store: &Store, session: &str) -> Delivery {
-    for _ in 0..250 {
-        let claim = store.claim(claim_req(session, 1, 60_000)).await.unwrap();
-        if let Some(delivery) = claim.deliveries.into_iter().next() {
-            return delivery;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("nothing came due for {session} within 1.25 s")
+    store.clock().advance(Duration::from_millis(5));
+    let claim = store.claim(claim_req(session, 1, 60_000)).await.unwrap();
+    claim
+        .deliveries
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("nothing came due for {session}"))
 }
 
 /// A session fires its acks off without awaiting them, then releases its
@@ -501,7 +500,7 @@ pub async fn failed_events_are_kept_for_their_own_retention(db: TestDb) {
         .ack("agt_1", "ses_a", vec![delivered.clone()])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.clock().advance(Duration::from_millis(5));
     let day = Duration::from_secs(86_400);
     store.sweep(Duration::ZERO, day).await.unwrap();
     let gone = |id: String| {
@@ -529,7 +528,7 @@ pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
         .ack("agt_1", "ses_a", vec![delivered.clone()])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.clock().advance(Duration::from_millis(5));
     // Expires one, forgets the delivered event and its attempt; the dedup
     // key stays for its own window.
     assert_eq!(
@@ -546,7 +545,7 @@ pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
     );
     let again = store.insert_event(event(0, Some("k0"))).await.unwrap();
     assert_eq!(again, Inserted::Duplicate(delivered));
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.clock().advance(Duration::from_millis(5));
     assert_eq!(
         store.sweep(Duration::ZERO, Duration::ZERO).await.unwrap(),
         1

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 use crate::retry::RetryPolicy;
-use crate::store::Store;
+use crate::store::{Clock, Store};
 
 /// Fast retries so that tests need not wait; three attempts in all.
 pub const POLICY: RetryPolicy = RetryPolicy {
@@ -32,14 +32,16 @@ impl TestDb {
     }
 
     /// Opens the store: the first time, or again after a restart, or as
-    /// another instance (PostgreSQL).
+    /// another instance (PostgreSQL). Its clock is adjustable: a test moves
+    /// it past a deadline (`store.clock().advance(..)`) instead of sleeping.
     pub async fn open(&self) -> Store {
-        match self {
+        let store = match self {
             TestDb::Sqlite(dir) => {
                 Store::open_sqlite(&dir.path().join("relay.db"), POLICY).unwrap()
             }
             TestDb::Postgres(db) => Store::open_postgres(&db.url, POLICY).await.unwrap(),
-        }
+        };
+        store.with_clock(Clock::adjustable())
     }
 
     pub fn postgres_url(&self) -> &str {

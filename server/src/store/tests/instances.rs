@@ -126,7 +126,9 @@ async fn another_instance_takes_over_leases_only_when_they_expire() {
     let early = b.claim(claim_req("ses_b", 1, 60_000)).await.unwrap();
     assert!(early.deliveries.is_empty());
     let due = early.next_due.expect("the lease's expiry is due next");
-    tokio::time::sleep(Duration::from_millis((due - now_ms()).max(0) as u64 + 5)).await;
+    b.clock().advance(Duration::from_millis(
+        (due - b.clock().now()).max(0) as u64 + 5,
+    ));
     let late = b.claim(claim_req("ses_b", 1, 60_000)).await.unwrap();
     assert_eq!(late.deliveries[0].id, id);
     assert_eq!(late.deliveries[0].attempt, 2);
