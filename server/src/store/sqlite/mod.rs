@@ -15,6 +15,7 @@
 mod callbacks;
 mod dashboard;
 pub(crate) mod files;
+mod leases;
 mod queries;
 mod workspaces;
 mod writer;
@@ -102,7 +103,7 @@ impl SqliteStore {
              PRAGMA busy_timeout = 5000;",
         )?;
         migrate(&mut conn)?;
-        queries::release_all_leases(&conn, now_ms())?;
+        leases::release_all_leases(&conn, now_ms())?;
         Ok(SqliteStore {
             writer: Writer::start(conn)?,
             readers: Arc::new(Readers {
@@ -194,10 +195,10 @@ impl SqliteStore {
             .submit_settled(Durability::Relaxed, Undo::Batch, move |c| {
                 let now = clock.now();
                 let Some(port) = req.port.clone() else {
-                    return Ok((queries::claim(c, &req, max_attempts, now)?, None));
+                    return Ok((leases::claim(c, &req, max_attempts, now)?, None));
                 };
                 let limit = port.take_all();
-                let claim = match queries::claim_up_to(c, &req, limit, max_attempts, now) {
+                let claim = match leases::claim_up_to(c, &req, limit, max_attempts, now) {
                     Ok(claim) => claim,
                     Err(err) => {
                         port.give_back(limit);
@@ -229,7 +230,7 @@ impl SqliteStore {
         let clock = self.clock.clone();
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
         self.writer.submit_hot(Durability::Lazy, move |c| {
-            queries::ack(c, &agent_id, &session_id, &ids, clock.now())
+            leases::ack(c, &agent_id, &session_id, &ids, clock.now())
         })
     }
 
@@ -249,7 +250,7 @@ impl SqliteStore {
         );
         let retry = self.retry;
         self.writer.submit(move |c| {
-            queries::nack(c, &agent_id, &session_id, &id, &reason, &retry, clock.now())
+            leases::nack(c, &agent_id, &session_id, &id, &reason, &retry, clock.now())
         })
     }
 
@@ -261,7 +262,7 @@ impl SqliteStore {
         let clock = self.clock.clone();
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
         self.writer.submit_with(Durability::Relaxed, move |c| {
-            queries::release(c, &agent_id, &session_id, clock.now())
+            leases::release(c, &agent_id, &session_id, clock.now())
         })
     }
 
