@@ -1,14 +1,15 @@
 //! The session loop: leases, pushes, answers, timeouts.
 
+mod answers;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
-use lobster_shared::wire::{AgentMessage, EventFrame, PROTOCOL_VERSION, Ready, RelayMessage};
-use tokio::task::JoinHandle;
+use lobster_shared::wire::{EventFrame, PROTOCOL_VERSION, Ready, RelayMessage};
 use tokio::time::{Instant, sleep_until};
 use tracing::Instrument as _;
 
-use super::link::{AnswerBatch, BatchOutcome, Ending, Inbound, Link};
+use super::link::{Ending, Inbound, Link};
 use crate::api::rfc3339;
 use crate::state::AppState;
 use crate::store::push::Port;
@@ -305,94 +306,6 @@ impl Session {
         link.flush().await
     }
 
-    /// Applies an ack or nack; returns whether capacity was freed. Acks are
-    /// batched and not awaited (a lost ack only means a redelivery); a nack
-    /// is awaited so that the next lease sees its retry time.
-    async fn apply(&mut self, message: AgentMessage) -> bool {
-        match message {
-            AgentMessage::Ack { id } => self.ack(id),
-            AgentMessage::Nack { id, reason } => self.nack(id, reason).await.0,
-        }
-    }
-
-    fn ack(&mut self, id: String) -> bool {
-        crate::metrics::event_acked();
-        let freed = self.in_flight.remove(&id).is_some();
-        self.acks.push(id);
-        if freed {
-            self.port.give_back(1);
-        }
-        // A caught-up session gets new events pushed into the slot;
-        // only one that may have events waiting in the store asks.
-        // (A pull transport's port is never caught up: it claims with no
-        // port.)
-        freed && !self.port.is_caught_up()
-    }
-
-    /// Returns whether capacity was freed and whether the nack was stored.
-    async fn nack(&mut self, id: String, reason: String) -> (bool, bool) {
-        crate::metrics::event_nacked();
-        let freed = self.in_flight.remove(&id).is_some();
-        if freed {
-            self.port.give_back(1);
-        }
-        tracing::debug!(event_id = %id, reason = ?reason, "nack");
-        self.flush_acks();
-        let nack = self
-            .state
-            .store
-            .nack(&self.agent.agent_id, &self.session_id, &id, &reason);
-        (freed, log_failure(nack, "nack").await)
-    }
-
-    /// Applies a posted batch, acks first, and answers it with the acks'
-    /// store write to await.
-    async fn apply_batch(&mut self, batch: AnswerBatch) -> bool {
-        let (acked, nacked) = (batch.acks.len(), batch.nacks.len());
-        let mut freed = false;
-        self.flush_acks();
-        for id in batch.acks {
-            freed |= self.ack(id);
-        }
-        let acks_stored = self.store_acks();
-        let mut nacks_stored = true;
-        for (id, reason) in batch.nacks {
-            let (nack_freed, stored) = self.nack(id, reason).await;
-            freed |= nack_freed;
-            nacks_stored &= stored;
-        }
-        let _ = batch.reply.send(BatchOutcome {
-            acked,
-            nacked,
-            acks_stored,
-            nacks_stored,
-        });
-        freed
-    }
-
-    /// Records `last_seen`, written with others within a second.
-    fn touch(&self) {
-        self.state.last_seen.record(&self.agent.agent_id);
-    }
-
-    fn flush_acks(&mut self) {
-        self.store_acks();
-    }
-
-    /// Stores the pending acks in the background; the handle says whether
-    /// they were stored.
-    fn store_acks(&mut self) -> Option<JoinHandle<bool>> {
-        if self.acks.is_empty() {
-            return None;
-        }
-        let ids = std::mem::take(&mut self.acks);
-        let ack = self
-            .state
-            .store
-            .ack(&self.agent.agent_id, &self.session_id, ids);
-        Some(self.state.sessions.spawn(log_failure(ack, "ack")))
-    }
-
     /// Hands leased events back once the transport said goodbye.
     async fn finish(mut self, ending: Ending) {
         match &ending {
@@ -429,20 +342,6 @@ impl Session {
 enum LeaseError {
     Store,
     Link(String),
-}
-
-/// Runs a store job; returns whether it succeeded.
-async fn log_failure(
-    job: impl Future<Output = Result<(), crate::store::StoreError>>,
-    what: &'static str,
-) -> bool {
-    match job.await {
-        Ok(()) => true,
-        Err(err) => {
-            tracing::warn!(error = %err, "{what} not stored; the event will be delivered again");
-            false
-        }
-    }
 }
 
 pub(super) fn event_frame(d: Delivery) -> RelayMessage {
