@@ -228,24 +228,7 @@ impl Squid {
             dir,
             _child: child,
         };
-        eventually(
-            "squid to accept connections",
-            Duration::from_secs(30),
-            || async {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .map(drop)
-                    .map_err(anyhow::Error::from)
-            },
-        )
-        .await
-        .with_context(|| {
-            let log = std::fs::read_to_string(squid.dir.path().join("cache.log"));
-            format!(
-                "squid did not start; cache.log:\n{}",
-                log.unwrap_or_default()
-            )
-        })?;
+        accepting("squid", port, &squid.dir.path().join("cache.log")).await?;
         Ok(squid)
     }
 
@@ -375,24 +358,7 @@ impl Nginx {
             dir,
             _child: child,
         };
-        eventually(
-            "nginx to accept connections",
-            Duration::from_secs(30),
-            || async {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .map(drop)
-                    .map_err(anyhow::Error::from)
-            },
-        )
-        .await
-        .with_context(|| {
-            let log = std::fs::read_to_string(nginx.dir.path().join("error.log"));
-            format!(
-                "nginx did not start; error.log:\n{}",
-                log.unwrap_or_default()
-            )
-        })?;
+        accepting("nginx", port, &nginx.dir.path().join("error.log")).await?;
         Ok(nginx)
     }
 
@@ -405,4 +371,25 @@ impl Nginx {
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
+}
+
+/// Waits until a proxy accepts connections on `port`; if it never does,
+/// the error holds its own log (`log`).
+async fn accepting(name: &str, port: u16, log: &std::path::Path) -> anyhow::Result<()> {
+    eventually(
+        &format!("{name} to accept connections"),
+        Duration::from_secs(30),
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .map(drop)
+                .map_err(anyhow::Error::from)
+        },
+    )
+    .await
+    .with_context(|| {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        format!("{name} did not start; {}:\n{text}", log.display())
+    })?;
+    Ok(())
 }
