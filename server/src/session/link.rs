@@ -1,9 +1,12 @@
 //! What a transport and the session loop say to each other.
 
-use lobster_shared::wire::{AgentMessage, RelayMessage};
+use lobster_shared::wire::{AgentMessage, EventFrame, RelayMessage};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::api::rfc3339;
+use crate::store::Delivery;
 
 /// What a transport gives the session loop.
 pub(crate) enum Inbound {
@@ -54,13 +57,10 @@ pub(crate) trait Link: Send {
     /// Queues a leased event: as an event frame ([`Link::feed_event`])
     /// unless the transport carries events some other way (a callback
     /// POSTs the original request).
-    fn feed(
-        &mut self,
-        delivery: crate::store::Delivery,
-    ) -> impl Future<Output = Result<(), String>> + Send {
+    fn feed(&mut self, delivery: Delivery) -> impl Future<Output = Result<(), String>> + Send {
         async move {
             let id = delivery.id.clone();
-            let frame = super::driver::event_frame(delivery).to_json();
+            let frame = event_frame(delivery).to_json();
             self.feed_event(&id, frame).await
         }
     }
@@ -105,4 +105,19 @@ pub(crate) enum Ending {
     /// The agent closed (a WebSocket Close frame).
     ClosedByAgent,
     Gone(String),
+}
+
+/// A leased event as the `event` frame every transport carries.
+pub(super) fn event_frame(d: Delivery) -> RelayMessage {
+    let (body, body_encoding) = EventFrame::encode_body(&d.body);
+    RelayMessage::Event(EventFrame {
+        id: d.id,
+        event_type: d.event_type,
+        received_at: rfc3339(d.received_at),
+        attempt: d.attempt,
+        headers: d.headers,
+        body,
+        body_encoding,
+        replay: d.replay,
+    })
 }

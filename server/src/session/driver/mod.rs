@@ -5,12 +5,11 @@ mod answers;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use lobster_shared::wire::{EventFrame, PROTOCOL_VERSION, Ready, RelayMessage};
+use lobster_shared::wire::{PROTOCOL_VERSION, Ready, RelayMessage};
 use tokio::time::{Instant, sleep_until};
 use tracing::Instrument as _;
 
 use super::link::{Ending, Inbound, Link};
-use crate::api::rfc3339;
 use crate::state::AppState;
 use crate::store::push::Port;
 use crate::store::{Agent, ClaimRequest, Delivery, Millis, now_ms};
@@ -342,18 +341,4 @@ impl Session {
 enum LeaseError {
     Store,
     Link(String),
-}
-
-pub(super) fn event_frame(d: Delivery) -> RelayMessage {
-    let (body, body_encoding) = EventFrame::encode_body(&d.body);
-    RelayMessage::Event(EventFrame {
-        id: d.id,
-        event_type: d.event_type,
-        received_at: rfc3339(d.received_at),
-        attempt: d.attempt,
-        headers: d.headers,
-        body,
-        body_encoding,
-        replay: d.replay,
-    })
 }
