@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::cli::endpoint;
+use crate::global::endpoint;
 
 /// How long one API call may take, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

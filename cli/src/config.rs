@@ -23,11 +23,13 @@ use anyhow::Context as _;
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::cli::parse_relay_url;
 use crate::exit::Fatal;
 use crate::files::{read_optional, write_private};
 use crate::glob::GlobList;
-use crate::listen::{ExtraHeader, Route, TransportChoice};
+use crate::global::parse_relay_url;
+use crate::listen::headers::ExtraHeader;
+use crate::listen::route::Route;
+use crate::listen::transport::TransportChoice;
 
 /// The parsed and validated `config.toml`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -339,6 +341,6 @@ transport = "sse"
         assert_eq!(Config::load(&path).unwrap().relay, Some(url));
         std::fs::write(&path, "relay = [").unwrap();
         let err = Config::load(&path).unwrap_err();
-        assert_eq!(crate::exit::exit_code(&err), crate::exit::ExitCode::Usage);
+        assert_eq!(crate::report::exit_code(&err), crate::exit::ExitCode::Usage);
     }
 }

@@ -10,10 +10,10 @@ use lobster_shared::Secret;
 use reqwest::Url;
 
 use crate::api::ApiClient;
-use crate::cli::{DEFAULT_RELAY_URL, GlobalArgs, parse_relay_url};
 use crate::config::{Config, relay_text};
 use crate::credentials::{self, KeySource, Lookup};
 use crate::files::ConfigDir;
+use crate::global::{DEFAULT_RELAY_URL, GlobalArgs, parse_relay_url};
 use crate::ui::Ui;
 
 /// Where `--relay` and `--api-key` got their values, as clap saw it.

@@ -5,38 +5,11 @@
 //! (`| head`) is an ordinary write error (exit 0), not a panic inside the
 //! generator.
 
-use std::path::PathBuf;
-
-use clap::{Args, CommandFactory as _};
+use clap::CommandFactory as _;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, CompletionsArgs, ManArgs};
 use crate::ui::print_raw;
-
-/// Flags of `completions`.
-#[derive(Debug, Clone, Args)]
-#[command(after_help = "\
-Examples:
-  lobster-relay completions bash > ~/.local/share/bash-completion/completions/lobster-relay
-  lobster-relay completions zsh > \"${fpath[1]}/_lobster-relay\"
-  lobster-relay completions fish > ~/.config/fish/completions/lobster-relay.fish")]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: Shell,
-}
-
-/// Flags of `man`.
-#[derive(Debug, Clone, Args)]
-#[command(after_help = "\
-Examples:
-  lobster-relay man | man -l -
-  lobster-relay man --out-dir /usr/local/share/man/man1")]
-pub struct ManArgs {
-    /// Write one page per command (lobster-relay.1, lobster-relay-listen.1, ...) here.
-    #[arg(long, value_name = "DIR")]
-    pub out_dir: Option<PathBuf>,
-}
 
 /// Runs `completions`.
 pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {

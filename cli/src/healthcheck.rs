@@ -20,7 +20,7 @@ pub struct HealthcheckArgs {
         long,
         value_name = "URL",
         default_value = "http://127.0.0.1:8080/readyz",
-        value_parser = crate::cli::parse_relay_url
+        value_parser = crate::global::parse_relay_url
     )]
     pub url: Url,
 }

@@ -49,11 +49,13 @@ pub mod exit;
 pub mod files;
 pub mod generate;
 pub mod glob;
+pub mod global;
 pub mod healthcheck;
 pub mod listen;
 pub mod login;
 pub mod printed;
 pub mod proxy;
+pub mod report;
 pub mod status;
 pub mod trust;
 pub mod ui;
@@ -88,7 +90,7 @@ pub fn main() -> std::process::ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             let err = anyhow::Error::new(err).context("could not start the async runtime");
-            return exit::report(&err).into();
+            return report::report(&err).into();
         }
     };
     let result = runtime.block_on(run(cli, sources));
@@ -97,7 +99,7 @@ pub fn main() -> std::process::ExitCode {
     runtime.shutdown_timeout(Duration::from_millis(500));
     match result {
         Ok(()) => ExitCode::Success.into(),
-        Err(err) => exit::report(&err).into(),
+        Err(err) => report::report(&err).into(),
     }
 }
 

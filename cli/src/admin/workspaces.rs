@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{ApiClient, ApiError};
-use crate::cli::endpoint;
+use crate::global::endpoint;
 use crate::ui::field;
 
 pub(super) const WORKSPACES: [&str; 4] = ["api", "v1", "admin", "workspaces"];

@@ -112,7 +112,8 @@ pub async fn lookup(request: Lookup<'_>, ui: &Ui) -> anyhow::Result<(Secret, Key
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::{ExitCode, exit_code};
+    use crate::exit::ExitCode;
+    use crate::report::exit_code;
 
     fn request<'a>(given: Option<(&'a Secret, KeySource)>, dir: &tempfile::TempDir) -> Lookup<'a> {
         Lookup {

@@ -98,7 +98,8 @@ fn repeats(text: &str, said: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::{ExitCode, exit_code};
+    use crate::exit::ExitCode;
+    use crate::report::exit_code;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
     fn close(code: u16, reason: &'static str) -> CloseFrame {

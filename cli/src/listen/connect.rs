@@ -21,9 +21,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::cli::endpoint;
 use crate::exit::{Fatal, error_chain};
 use crate::glob::GlobList;
+use crate::global::endpoint;
 use crate::proxy::{self, Proxy, TunnelError};
 
 /// The WebSocket of one session.

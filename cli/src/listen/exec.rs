@@ -17,7 +17,7 @@ use lobster_shared::wire::EventFrame;
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
-use super::handler::Outcome;
+use super::outcome::Outcome;
 
 /// Runs the `--exec` command.
 pub struct Executor {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use lobster_shared::wire::EventFrame;
 
-use super::handler::Outcome;
 use super::headers::{ExtraHeader, forward_headers};
+use super::outcome::Outcome;
 use super::route::{Route, pick};
 use crate::exit::error_chain;
 use crate::ui::{Ui, short_duration};

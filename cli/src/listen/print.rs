@@ -13,7 +13,7 @@ use std::io;
 use lobster_shared::wire::{EventFrame, RelayMessage};
 use tokio_util::sync::CancellationToken;
 
-use super::handler::Outcome;
+use super::outcome::Outcome;
 use crate::ui::print_data;
 
 /// Writes events to stdout.

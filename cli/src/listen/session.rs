@@ -11,24 +11,18 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use lobster_shared::wire::{PROTOCOL_VERSION, Ready, RelayMessage};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until, timeout};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::close::{SessionEnd, on_close};
 use super::dispatch::Dispatch;
-use super::transport::{Incoming, Link};
+use super::transport::{Incoming, LIVENESS, Link};
 use super::writer::Outgoing;
-use crate::exit::{ExitCode, Fatal, error_chain};
+use crate::exit::{ExitCode, Fatal};
 use crate::ui::{Ui, clock, paint, plural, printable, short_duration};
 
-/// Hearing nothing at all (no frame, ping or pong) this long drops the connection.
-pub const LIVENESS: Duration = Duration::from_secs(60);
 /// How long to wait for the relay's close after ours.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Answers waiting for the writer.
@@ -174,48 +168,6 @@ fn ready_lines(ready: &Ready, info: SessionInfo, filter: Option<&str>) -> Vec<St
         }
     }
     lines
-}
-
-/// Reads until the `ready` frame.
-pub async fn handshake<S>(
-    ws: &mut WebSocketStream<S>,
-    stop: &CancellationToken,
-) -> Result<Ready, SessionEnd>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut last_error = None;
-    loop {
-        let next = tokio::select! {
-            () = stop.cancelled() => return Err(SessionEnd::Stopped),
-            next = timeout(LIVENESS, ws.next()) => next,
-        };
-        match next {
-            Err(_) => {
-                return Err(SessionEnd::failed(
-                    "no ready frame from the relay within 60s",
-                ));
-            }
-            Ok(None) => {
-                return Err(SessionEnd::failed(
-                    "the relay closed the connection before ready",
-                ));
-            }
-            Ok(Some(Err(err))) => return Err(SessionEnd::failed(error_chain(&err))),
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                return Err(on_close(frame.as_ref(), last_error.as_ref()));
-            }
-            Ok(Some(Ok(Message::Text(text)))) => match RelayMessage::from_json(&text) {
-                Ok(RelayMessage::Ready(ready)) => return Ok(ready),
-                Ok(RelayMessage::Error(error)) => last_error = Some(error),
-                Ok(RelayMessage::Event(_)) => {
-                    return Err(SessionEnd::failed("the relay sent an event before ready"));
-                }
-                Err(err) => return Err(SessionEnd::failed(format!("bad first frame: {err}"))),
-            },
-            Ok(Some(Ok(_))) => {}
-        }
-    }
 }
 
 /// Reads frames after `ready` until the session ends.

@@ -20,7 +20,8 @@ use super::close::SessionEnd;
 use super::dispatch::Dispatch;
 use super::handler::Handler;
 use super::session::{self, SessionInfo};
-use crate::exit::{ExitCode, exit_code};
+use crate::exit::ExitCode;
+use crate::report::exit_code;
 use crate::ui::Ui;
 
 type Ws = WebSocketStream<DuplexStream>;

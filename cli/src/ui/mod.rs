@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use console::{StyledObject, style};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 
 /// The spinner slot: `Some` while a spinner turns.
 type SpinnerSlot = Arc<Mutex<Option<ProgressBar>>>;

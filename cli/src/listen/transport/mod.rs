@@ -35,9 +35,9 @@ use tokio_util::sync::CancellationToken;
 use super::close::SessionEnd;
 use super::connect::{self, ConnectError};
 use super::writer::Outgoing;
-use crate::cli::endpoint;
 use crate::exit::{Fatal, error_chain};
 use crate::glob::GlobList;
+use crate::global::endpoint;
 use crate::proxy::Proxy;
 use crate::ui::Ui;
 
@@ -45,7 +45,9 @@ use crate::ui::Ui;
 /// fall back: a proxy that buffers the stream holds it back for good.
 const SSE_READY_WAIT: Duration = Duration::from_secs(5);
 /// How long `ready` may take when nothing comes after this transport.
-const READY_WAIT: Duration = super::session::LIVENESS;
+/// Hearing nothing at all (no frame, ping or pong) this long drops the connection.
+pub const LIVENESS: Duration = Duration::from_secs(60);
+const READY_WAIT: Duration = LIVENESS;
 /// How long the answer's headers (HTTP transports) may take.
 const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 

@@ -7,15 +7,57 @@ use futures_util::stream::{SplitSink, SplitStream};
 use lobster_shared::wire::{Ready, RelayMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::{AckSink, EventSource, Incoming, Link, Transport};
+use super::{AckSink, EventSource, Incoming, LIVENESS, Link, Transport};
 use crate::exit::error_chain;
-use crate::listen::close::SessionEnd;
-use crate::listen::session::handshake;
+use crate::listen::close::{SessionEnd, on_close};
 use crate::listen::writer::{self, Outgoing};
+
+/// Reads until the `ready` frame.
+pub async fn handshake<S>(
+    ws: &mut WebSocketStream<S>,
+    stop: &CancellationToken,
+) -> Result<Ready, SessionEnd>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut last_error = None;
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => return Err(SessionEnd::Stopped),
+            next = timeout(LIVENESS, ws.next()) => next,
+        };
+        match next {
+            Err(_) => {
+                return Err(SessionEnd::failed(
+                    "no ready frame from the relay within 60s",
+                ));
+            }
+            Ok(None) => {
+                return Err(SessionEnd::failed(
+                    "the relay closed the connection before ready",
+                ));
+            }
+            Ok(Some(Err(err))) => return Err(SessionEnd::failed(error_chain(&err))),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Err(on_close(frame.as_ref(), last_error.as_ref()));
+            }
+            Ok(Some(Ok(Message::Text(text)))) => match RelayMessage::from_json(&text) {
+                Ok(RelayMessage::Ready(ready)) => return Ok(ready),
+                Ok(RelayMessage::Error(error)) => last_error = Some(error),
+                Ok(RelayMessage::Event(_)) => {
+                    return Err(SessionEnd::failed("the relay sent an event before ready"));
+                }
+                Err(err) => return Err(SessionEnd::failed(format!("bad first frame: {err}"))),
+            },
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
 
 /// Waits for `ready` on an open WebSocket, then splits it into a [`Link`].
 pub async fn open<S>(
