@@ -2,7 +2,9 @@
 //! `lobster-relay server`, the relay itself.
 //!
 //! Layout:
-//! - [`cli`]: the clap definitions of the global flags and the commands.
+//! - [`cli`]: the clap definitions of the commands, wired together.
+//! - [`global`]: the flags every command takes, `--relay` parsing and API
+//!   URLs (below every command: nothing here imports one).
 //! - [`context`]: what every agent command shares, resolved once: the
 //!   relay, the config dir and `config.toml`, the API key lookup.
 //! - [`config`]: `config.toml` (default relay, `listen` defaults).
@@ -25,7 +27,8 @@
 //! - [`version`]: `version` and `--version` (commit, target, build date).
 //! - [`glob`]: event type patterns for `--events` and forward routes.
 //! - [`ui`]: data on stdout, status on stderr, colour and spinner on a TTY.
-//! - [`exit`]: exit codes and how errors are reported.
+//! - [`exit`]: exit codes and the errors that choose them; [`report`]: a
+//!   failed command's message and exit code.
 //!
 //! `server` is [`lobster_server::main`] with its own flags; this crate only
 //! dispatches to it. Every command is an `async fn` returning
