@@ -4,7 +4,7 @@ use http::HeaderMap;
 
 use super::header::{GITHUB_DELIVERY, GITHUB_EVENT, GITHUB_SIGNATURE};
 use super::tag::{decode_tag, hmac, judge, tags};
-use super::verify::{content_key, optional, required};
+use super::verified::{content_key, optional, required};
 use super::{SigningKey, Verified, VerifyError};
 
 pub(super) fn verify_github(

@@ -18,8 +18,10 @@
 //! - `standard`, `github`, `stripe`: one file per scheme, its `sign_*` and
 //!   its verification.
 //! - `tag`: HMAC tags and judging candidate signatures in constant time.
-//! - `verify`: [`verify`] dispatching by scheme, [`Verified`] with its
-//!   replay-protection key, and [`VerifyError`].
+//! - `verify`: [`verify`] dispatching by scheme.
+//! - `verified`: [`Verified`] with its replay-protection key,
+//!   [`VerifyError`], and the readings the schemes share (headers,
+//!   timestamps).
 
 pub mod header;
 
@@ -29,6 +31,7 @@ mod scheme;
 mod standard;
 mod stripe;
 mod tag;
+mod verified;
 mod verify;
 
 #[cfg(test)]
@@ -41,4 +44,5 @@ pub use key::{KeyError, SigningKey};
 pub use scheme::Scheme;
 pub use standard::sign_standard;
 pub use stripe::sign_stripe;
-pub use verify::{TOLERANCE_SECS, Verified, VerifyError, verify};
+pub use verified::{TOLERANCE_SECS, Verified, VerifyError};
+pub use verify::verify;

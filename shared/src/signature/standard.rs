@@ -7,7 +7,7 @@ use http::HeaderMap;
 use super::header::{WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 use super::key::LENIENT_BASE64;
 use super::tag::{Tag, decode_tag, hmac, judge, tags};
-use super::verify::{parse_timestamp, required, verified};
+use super::verified::{parse_timestamp, required, verified};
 use super::{SigningKey, Verified, VerifyError};
 
 pub(super) fn verify_standard(

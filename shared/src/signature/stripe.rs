@@ -5,7 +5,7 @@ use http::HeaderMap;
 
 use super::header::STRIPE_SIGNATURE;
 use super::tag::{Tag, decode_tag, hmac, judge, tags};
-use super::verify::{parse_timestamp, required, verified};
+use super::verified::{parse_timestamp, required, verified};
 use super::{SigningKey, Verified, VerifyError};
 
 pub(super) fn verify_stripe(
