@@ -27,7 +27,8 @@ from ._errors import (
     WaitTimeoutError,
     WebhookRelayError,
 )
-from ._event import Headers, WebhookEvent
+from ._event import WebhookEvent
+from ._headers import Headers
 from ._signature import Scheme, is_valid_signature, sign_standard_webhooks, verify_signature
 from ._types import ConnectedInfo, DisconnectedInfo, FallbackInfo, ReconnectingInfo
 from ._util import DEFAULT_RELAY_URL

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Iterable, Literal, Mapping, Optional, Tuple, Union
 
 from ._errors import ConfigurationError, SignatureVerificationError
-from ._event import Headers
+from ._headers import Headers
 
 
 __all__ = ["Scheme", "verify_signature", "is_valid_signature", "sign_standard_webhooks"]
