@@ -123,6 +123,8 @@ fn render(shown: &CallbackShown) -> String {
         "pushing events now"
     } else if shown.online_sessions > 0 {
         "paused: a session of this agent is connected and gets the events"
+    } else if shown.connected_elsewhere {
+        "paused: a session of this agent is connected to another relay instance and gets the events"
     } else {
         "not pushing on the instance that answered"
     };
@@ -164,6 +166,7 @@ mod tests {
             updated_at: "2026-12-04T10:00:00.000Z".into(),
             pushing: true,
             online_sessions: 0,
+            connected_elsewhere: false,
         }
     }
 

@@ -25,6 +25,9 @@ pub struct Hub {
     agents: Mutex<HashMap<String, AgentRoute>>,
     /// Agent lookups; every revocation passes through [`Hub::revoke`].
     cache: AgentCache,
+    /// Notified when an agent's first own session opens here or its last
+    /// closes (`crate::presence` tells other instances).
+    pub presence_changed: tokio::sync::Notify,
 }
 
 /// How long a reserved session place waits for its session to register.
@@ -117,6 +120,9 @@ impl Hub {
             .insert(session_id.to_owned(), (revoked.clone(), transport));
         if transport != CALLBACK_TRANSPORT {
             route.tell_connected();
+            if route.connected_count() == 1 {
+                self.presence_changed.notify_one();
+            }
         }
         Registration {
             hub: self.clone(),
@@ -218,6 +224,15 @@ impl Hub {
         }
     }
 
+    /// The agents with at least one of their own sessions live here.
+    pub fn connected_agents(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, route)| route.connected_count() > 0)
+            .map(|(agent_id, _)| agent_id.clone())
+            .collect()
+    }
+
     /// The transports of the agent's sessions, sorted (one per session).
     pub fn session_transports(&self, agent_id: &str) -> Vec<&'static str> {
         let mut transports: Vec<&'static str> = self
@@ -242,6 +257,9 @@ impl Drop for Registration {
                 && transport != CALLBACK_TRANSPORT
             {
                 route.tell_connected();
+                if route.connected_count() == 0 {
+                    self.hub.presence_changed.notify_one();
+                }
             }
             if route.is_idle() {
                 agents.remove(&self.agent_id);

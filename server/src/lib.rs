@@ -19,6 +19,8 @@
 //! - [`hub`]: in-memory wake-ups and revocation for live sessions;
 //!   [`bus`]: the same across instances, over Redis pub/sub.
 //! - [`last_seen`]: agents' last connection times, written in batches.
+//! - [`presence`]: which agents have a session here, told to the other
+//!   instances (push delivery steps aside for them).
 //! - [`dashboard`]: the admin dashboard at `/dashboard`.
 //! - [`metrics`]: `GET /metrics` and the figures behind it.
 //! - [`callback`]: push delivery's HTTP client and its address policy (its
@@ -51,6 +53,7 @@ pub mod last_seen;
 pub mod metrics;
 #[cfg(test)]
 mod openapi;
+pub mod presence;
 pub mod retry;
 pub mod routes;
 mod serve;
@@ -184,6 +187,13 @@ pub async fn run(
     if state.store.is_shared() {
         tokio::spawn(watch_revocations(state.clone()));
     }
+    let presence = state.store.is_shared().then(|| {
+        tokio::spawn(presence::run(
+            state.bus.hub().clone(),
+            state.store.clone(),
+            shutdown.clone(),
+        ))
+    });
     tokio::spawn(sync_callbacks(state.clone()));
     let serving = serve::Serving {
         tls: match &certs {
@@ -213,6 +223,9 @@ pub async fn run(
     sweeper.abort();
     gauge.abort();
     let _ = seen_writer.await;
+    if let Some(presence) = presence {
+        let _ = presence.await;
+    }
     last_seen.flush(&store).await;
     store.close().await;
     tracing::info!("relay stopped");

@@ -183,6 +183,10 @@ pub struct CallbackShown {
     pub pushing: bool,
     /// Sessions of this agent on the instance that answered.
     pub online_sessions: u64,
+    /// Whether a session of the agent is connected to another instance
+    /// sharing the database (pushes pause for it too).
+    #[serde(default)]
+    pub connected_elsewhere: bool,
 }
 
 /// Every error answer: `{"error": {"code", "message"}}`.

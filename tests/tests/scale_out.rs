@@ -511,3 +511,69 @@ async fn a_revocation_on_a_stops_the_agent_on_b_with_and_without_redis() {
         );
     }
 }
+
+/// Push delivery steps aside for a session of the agent on *another*
+/// instance (as it does for one on its own): the sessions mark themselves
+/// in PostgreSQL (`presence`), and a callback reads the marks.
+#[tokio::test]
+async fn a_session_on_another_instance_takes_precedence_over_the_callback() {
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    let database = fresh_database().await.unwrap();
+    let push = [
+        "--encryption-key",
+        KEY,
+        "--allow-http-callbacks",
+        "--callback-allow-cidr",
+        "127.0.0.1/32",
+    ];
+    let a = Relay::start(opts(&database, None, &push)).await.unwrap();
+    let b = Relay::start(opts(&database, None, &push)).await.unwrap();
+    let agent = a.create_agent("both").await.unwrap();
+    let (sink, receiver) = (Sink::start().await.unwrap(), Sink::start().await.unwrap());
+    let mut on_b = Listener::ready(
+        &b.url(),
+        &agent.api_key,
+        &["--forward", &sink.host_path("/in")],
+    )
+    .await
+    .unwrap();
+    let put = a
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/agent/callback",
+            Some(&agent.api_key),
+            Some(serde_json::json!({ "url": receiver.url("/pushed") })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.status, 200, "{}", put.text);
+    eventually("A to see the session on B", WAIT, || async {
+        let shown = a
+            .agent_get(&agent.api_key, "/api/v1/agent/callback")
+            .await?;
+        anyhow::ensure!(shown.json["connected_elsewhere"] == true, "{}", shown.text);
+        anyhow::ensure!(shown.json["pushing"] == false, "{}", shown.text);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // Accepted by A, which has the callback and no session of the agent:
+    // every one goes to the listener on B (each event is delivered once,
+    // so one pushed by A would be missing there).
+    let accepted = post_n(&webhook_url(&a, &agent), 5, "while-on-b").await;
+    sink.wait_until("the events through B", WAIT, |reqs| {
+        let got: HashSet<&str> = reqs.iter().filter_map(|r| r.event_id()).collect();
+        accepted.iter().all(|id| got.contains(id.as_str()))
+    })
+    .await
+    .unwrap();
+    assert!(receiver.is_empty(), "A pushed while the agent was on B");
+
+    // Once the session on B is gone, A pushes again.
+    on_b.interrupt().unwrap();
+    on_b.wait_exit(WAIT).await.unwrap();
+    let after = post_n(&webhook_url(&a, &agent), 1, "after-b").await;
+    let pushed = receiver.wait_for(1, WAIT).await.unwrap();
+    assert_eq!(pushed[0].event_id(), Some(after[0].as_str()));
+    assert_eq!(pushed[0].path, "/pushed");
+}

@@ -98,6 +98,11 @@ pub async fn show(
     let pushing = hub
         .session_transports(&agent.agent_id)
         .contains(&CALLBACK_TRANSPORT);
+    let connected_elsewhere = state
+        .store
+        .connected_elsewhere(&agent.agent_id)
+        .await
+        .unwrap_or(false);
     let urls = texts(&target.urls);
     Ok(Json(CallbackShown {
         url: urls[0].clone(),
@@ -107,6 +112,7 @@ pub async fn show(
         updated_at: rfc3339(stored.updated_at),
         pushing,
         online_sessions: hub.online_sessions(&agent.agent_id) as u64,
+        connected_elsewhere,
     }))
 }
 

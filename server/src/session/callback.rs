@@ -11,8 +11,10 @@
 //! an SDK, SSE, long-poll), the callback session ends at once and hands its
 //! leases back, as a closing session does; it starts again when the last of
 //! them closes. The hub tells it ([`crate::hub::Hub::watch_connected`]).
-//! Sessions on *other* instances sharing PostgreSQL are not seen: there,
-//! both compete for the agent's events (each is still delivered once).
+//! Sessions on *other* instances sharing PostgreSQL count too, as those
+//! instances mark them ([`crate::presence`]): read every
+//! [`crate::presence::EVERY`], so a callback yields to a session on another
+//! instance within that, and resumes within it after the session closed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -160,12 +162,21 @@ impl Callbacks {
 async fn supervise(state: AppState, agent: Agent, target: Arc<Target>, stop: CancellationToken) {
     let hub = state.bus.hub().clone();
     let mut connected = hub.watch_connected(&agent.agent_id);
+    let mut elsewhere = watch_elsewhere(&state, &agent.agent_id, stop.clone());
     tracing::info!(agent_id = %agent.agent_id, host = target.urls[0].host_str().unwrap_or(""), urls = target.urls.len(), "push delivery on");
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = state.shutdown.cancelled() => break,
             seen = connected.wait_for(|n| *n == 0) => if seen.is_err() { break },
+        }
+        if *elsewhere.borrow_and_update() {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = state.shutdown.cancelled() => break,
+                _ = elsewhere.changed() => {}
+            }
+            continue;
         }
         let started = tokio::time::Instant::now();
         let link = CallbackLink {
@@ -175,6 +186,7 @@ async fn supervise(state: AppState, agent: Agent, target: Arc<Target>, stop: Can
             running: JoinSet::new(),
             handles: HashMap::new(),
             connected: connected.clone(),
+            elsewhere: elsewhere.clone(),
             stop: stop.clone(),
         };
         run(
@@ -218,6 +230,8 @@ struct CallbackLink {
     handles: HashMap<String, AbortHandle>,
     /// The agent's own sessions here; the callback yields when one opens.
     connected: watch::Receiver<usize>,
+    /// Whether one is connected to another instance (shared stores).
+    elsewhere: watch::Receiver<bool>,
     /// Cancelled when the callback is cleared or replaced.
     stop: CancellationToken,
 }
@@ -245,6 +259,57 @@ async fn agent_connected(connected: &mut watch::Receiver<usize>) {
     if connected.wait_for(|n| *n > 0).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// Resolves when a session of the agent is connected to another instance.
+async fn connected_elsewhere(elsewhere: &mut watch::Receiver<bool>) {
+    if elsewhere.wait_for(|online| *online).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Follows whether a session of the agent is connected to another instance
+/// (read from a shared store every [`crate::presence::EVERY`]; never on
+/// SQLite), until `stop`.
+fn watch_elsewhere(
+    state: &AppState,
+    agent_id: &str,
+    stop: CancellationToken,
+) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    if !state.store.is_shared() {
+        // Kept until `stop`, so the receiver never reads "closed".
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            drop(tx);
+        });
+        return rx;
+    }
+    let (store, shutdown, agent_id) = (
+        state.store.clone(),
+        state.shutdown.clone(),
+        agent_id.to_owned(),
+    );
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(crate::presence::EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = shutdown.cancelled() => break,
+                _ = every.tick() => {}
+            }
+            match store.connected_elsewhere(&agent_id).await {
+                Ok(online) => {
+                    tx.send_if_modified(|was| std::mem::replace(was, online) != online);
+                }
+                Err(err) => {
+                    tracing::debug!(agent_id = %agent_id, error = %err, "cannot read where the agent is connected");
+                }
+            }
+        }
+    });
+    rx
 }
 
 impl Link for CallbackLink {
@@ -279,6 +344,9 @@ impl Link for CallbackLink {
             Some(done) = self.running.join_next(), if !self.running.is_empty() => self.outcome(done),
             _ = agent_connected(&mut self.connected) => {
                 Some(Inbound::Gone("a session of the agent opened; it takes precedence over the callback".into()))
+            }
+            _ = connected_elsewhere(&mut self.elsewhere) => {
+                Some(Inbound::Gone("a session of the agent is connected to another relay instance; it takes precedence over the callback".into()))
             }
             _ = self.stop.cancelled() => Some(Inbound::Gone("the callback was cleared or replaced".into())),
         }

@@ -267,6 +267,30 @@ impl Store {
         delegate!(self.touch_agents(seen))
     }
 
+    /// Marks agents as having a session on this instance until `until`,
+    /// and `offline` as no longer (see [`crate::presence`]). Only a shared
+    /// store keeps it: on SQLite every session is on this instance.
+    pub async fn mark_presence(
+        &self,
+        online: Vec<String>,
+        offline: Vec<String>,
+        until: Millis,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(s) => s.mark_presence(online, offline, until).await,
+        }
+    }
+
+    /// Whether a session of the agent is connected to another instance, as
+    /// the instances last marked it (always `false` on SQLite).
+    pub async fn connected_elsewhere(&self, agent_id: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(false),
+            Store::Postgres(s) => s.connected_elsewhere(agent_id).await,
+        }
+    }
+
     pub async fn agent_count(&self) -> Result<u64, StoreError> {
         delegate_read!(self.agent_count())
     }

@@ -61,6 +61,55 @@ pub(super) async fn touch_agents(
     Ok(())
 }
 
+/// `online` have a session on `instance` until `until`; `offline` no longer
+/// do. Marks of instances gone for a minute are dropped.
+pub(super) async fn mark_presence(
+    c: &impl GenericClient,
+    instance: &str,
+    online: &[String],
+    offline: &[String],
+    until: Millis,
+    now: Millis,
+) -> Result<(), Error> {
+    if !online.is_empty() {
+        let mark = c
+            .prepare_cached(
+                "INSERT INTO presence (agent_id, instance_id, until)
+                 SELECT agent_id, $2, $3 FROM UNNEST($1::text[]) AS marked(agent_id)
+                 ON CONFLICT (agent_id, instance_id) DO UPDATE SET until = EXCLUDED.until",
+            )
+            .await?;
+        c.execute(&mark, &[&online, &instance, &until]).await?;
+    }
+    let clear = c
+        .prepare_cached(
+            "DELETE FROM presence
+              WHERE (instance_id = $2 AND agent_id = ANY($1)) OR until < $3",
+        )
+        .await?;
+    c.execute(&clear, &[&offline, &instance, &(now - 60_000)])
+        .await?;
+    Ok(())
+}
+
+/// Whether an instance other than `instance` has a session of the agent.
+pub(super) async fn connected_elsewhere(
+    c: &impl GenericClient,
+    instance: &str,
+    agent_id: &str,
+    now: Millis,
+) -> Result<bool, Error> {
+    let read = c
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM presence
+                             WHERE agent_id = $1 AND instance_id <> $2 AND until > $3)",
+        )
+        .await?;
+    Ok(c.query_one(&read, &[&agent_id, &instance, &now])
+        .await?
+        .get(0))
+}
+
 /// Which unique column identifies the agent.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum AgentKey {

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, REPLAY_FLAG),
     (5, RETRY_BASE),
     (6, super::callbacks::SCHEMA),
+    (7, PRESENCE),
 ];
 
 /// Version 3: finding an agent's next retry or lease expiry is an index seek,
@@ -34,6 +35,16 @@ const REPLAY_FLAG: &str =
 /// before it (`retry_base`) no longer count against it.
 const RETRY_BASE: &str =
     "ALTER TABLE events ADD COLUMN IF NOT EXISTS retry_base INTEGER NOT NULL DEFAULT 0;";
+
+/// Version 7: which instances have a session of which agent, until when
+/// (renewed while it lasts), so that push delivery on the other instances
+/// steps aside (`crate::presence`).
+const PRESENCE: &str = "CREATE TABLE IF NOT EXISTS presence (
+    agent_id TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    until BIGINT NOT NULL,
+    PRIMARY KEY (agent_id, instance_id)
+);";
 
 /// This build's schema version: the last migration's.
 const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -49,6 +49,8 @@ pub struct PostgresStore {
     lanes: Lanes,
     retry: RetryPolicy,
     clock: Clock,
+    /// This process among the instances sharing the database (presence).
+    instance: String,
 }
 
 impl PostgresStore {
@@ -62,6 +64,7 @@ impl PostgresStore {
             lanes: Lanes::default(),
             retry,
             clock: Clock::system(),
+            instance: lobster_shared::ids::session_id().replacen("ses_", "ins_", 1),
         })
     }
 
@@ -228,6 +231,33 @@ impl PostgresStore {
             let now = clock.now();
             statement!(&pool, QUICK, |c| agents::revoke_agent(c, &agent_id, now))
         })
+    }
+
+    pub async fn mark_presence(
+        &self,
+        online: Vec<String>,
+        offline: Vec<String>,
+        until: Millis,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        statement!(&self.pool, QUICK, |c| agents::mark_presence(
+            c,
+            &self.instance,
+            &online,
+            &offline,
+            until,
+            now
+        ))
+    }
+
+    pub async fn connected_elsewhere(&self, agent_id: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        statement!(&self.pool, QUICK, |c| agents::connected_elsewhere(
+            c,
+            &self.instance,
+            agent_id,
+            now
+        ))
     }
 
     pub fn touch_agents(

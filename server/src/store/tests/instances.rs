@@ -91,7 +91,7 @@ async fn instances_starting_together_migrate_once() {
         .map(|row| row.get(0))
         .collect();
     // Each migration recorded once, however many instances raced to apply it.
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
 }
 
 #[tokio::test]
@@ -155,4 +155,28 @@ async fn tls_is_refused_until_supported() {
         panic!("sslmode=require was accepted");
     };
     assert!(message.contains("sslmode"), "{message}");
+}
+
+/// Presence: what one instance marks, the others see (and it does not see
+/// its own); a cleared or expired mark is gone.
+#[tokio::test]
+async fn instances_see_each_others_connected_agents() {
+    let db = TestDb::postgres().await;
+    let (a, b) = (db.open().await, db.open().await);
+    let soon = a.clock().now() + 10_000;
+    a.mark_presence(vec!["agt_1".into()], vec![], soon)
+        .await
+        .unwrap();
+    assert!(b.connected_elsewhere("agt_1").await.unwrap());
+    assert!(!a.connected_elsewhere("agt_1").await.unwrap(), "its own");
+    assert!(!b.connected_elsewhere("agt_2").await.unwrap());
+    a.mark_presence(vec![], vec!["agt_1".into()], soon)
+        .await
+        .unwrap();
+    assert!(!b.connected_elsewhere("agt_1").await.unwrap(), "cleared");
+    a.mark_presence(vec!["agt_1".into()], vec![], soon)
+        .await
+        .unwrap();
+    b.clock().advance(Duration::from_secs(11));
+    assert!(!b.connected_elsewhere("agt_1").await.unwrap(), "run out");
 }
