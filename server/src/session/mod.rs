@@ -12,7 +12,7 @@
 //! - [`websocket`]: `GET /api/v1/agent/connect`, frames both ways.
 //! - [`sse`]: `GET /api/v1/agent/stream`, frames down a Server-Sent Events
 //!   stream; answers come by `POST`.
-//! - [`poll`]: `GET /api/v1/agent/poll`, a long-poll per batch of events;
+//! - [`poll`](mod@poll): `GET /api/v1/agent/poll`, a long-poll per batch of events;
 //!   answers come by `POST`.
 //! - [`callback`]: push delivery, a server-side session that POSTs each
 //!   event to the agent's callback URL while the agent is not connected.

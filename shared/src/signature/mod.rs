@@ -1,7 +1,7 @@
 //! Signing and verifying webhooks (`docs/security.md`, "Signatures"; `docs/api-reference.md`, "Webhook ingest").
 //!
 //! Three schemes, all HMAC-SHA256: Standard Webhooks, GitHub and Stripe, plus
-//! `none` for development. [`verify`] is what the relay runs on every ingest
+//! `none` for development. [`verify()`] is what the relay runs on every ingest
 //! request; the `sign_*` functions exist so tests and the CLI's `trigger`
 //! produce requests the relay accepts.
 //!
@@ -18,7 +18,7 @@
 //! - `standard`, `github`, `stripe`: one file per scheme, its `sign_*` and
 //!   its verification.
 //! - `tag`: HMAC tags and judging candidate signatures in constant time.
-//! - `verify`: [`verify`] dispatching by scheme.
+//! - `verify`: [`verify()`] dispatching by scheme.
 //! - `verified`: [`Verified`] with its replay-protection key,
 //!   [`VerifyError`], and the readings the schemes share (headers,
 //!   timestamps).

@@ -17,6 +17,8 @@ mod dashboard;
 pub(crate) mod files;
 mod leases;
 mod queries;
+mod reads;
+mod schema;
 mod workspaces;
 mod writer;
 
@@ -28,6 +30,7 @@ use rusqlite::Connection;
 
 use super::push::{Port, Ports};
 use super::*;
+use schema::{SCHEMA_VERSION, migrate};
 use writer::{Durability, Settle, Undo, Writer};
 
 /// The SQLite store. Cheap to clone.
@@ -52,10 +55,6 @@ struct Readers {
     permits: Arc<tokio::sync::Semaphore>,
 }
 
-/// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes;
-/// 4: the same as partial indexes; 5: replay flag; 6: retry base;
-/// 7: callbacks.
-const SCHEMA_VERSION: i32 = 7;
 const MAX_READERS: usize = 8;
 /// Prepared statements kept per connection. rusqlite's default (16) is
 /// fewer than the writer uses, so its least recently used statements were
@@ -316,53 +315,6 @@ impl SqliteStore {
             .submit(move |c| queries::sweep(c, retention_ms, failed_ms, clock.now()))
     }
 
-    pub async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
-        self.read(move |c| queries::list_events(c, &query)).await
-    }
-
-    pub async fn event_detail(
-        &self,
-        agent_id: &str,
-        id: &str,
-    ) -> Result<Option<EventDetail>, StoreError> {
-        let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
-        self.read(move |c| queries::event_detail(c, &agent_id, &id))
-            .await
-    }
-
-    pub async fn list_agents(&self) -> Result<Vec<AgentStats>, StoreError> {
-        self.read(queries::list_agents).await
-    }
-
-    pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>, StoreError> {
-        let key_hash = key_hash.to_owned();
-        self.read(move |c| queries::agent_where(c, "key_hash", &key_hash))
-            .await
-    }
-
-    pub async fn agent_by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
-        let relay_id = relay_id.to_owned();
-        self.read(move |c| queries::agent_where(c, "relay_id", &relay_id))
-            .await
-    }
-
-    pub async fn pending_count(&self, agent_id: &str) -> Result<u64, StoreError> {
-        let agent_id = agent_id.to_owned();
-        self.read(move |c| queries::pending_count(c, &agent_id))
-            .await
-    }
-
-    pub async fn agent_count(&self) -> Result<u64, StoreError> {
-        self.read(|c| {
-            Ok(c.query_row("SELECT COUNT(*) FROM agents", [], |r| r.get::<_, i64>(0))? as u64)
-        })
-        .await
-    }
-
-    pub async fn revoked_since(&self, since: Millis) -> Result<Vec<String>, StoreError> {
-        self.read(move |c| queries::revoked_since(c, since)).await
-    }
-
     /// Readable, and writable: after a failed commit (a full disk) a probe
     /// that must write a page (the schema version, unchanged) is committed,
     /// so `/readyz` reports the failure until space returns, and clears as
@@ -427,57 +379,4 @@ impl Readers {
             idle.push(conn);
         }
     }
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Database(format!(
-            "the database was written by a newer lobster-relay (schema {version}, this build knows {SCHEMA_VERSION}): upgrade lobster-relay"
-        )));
-    }
-    if version < SCHEMA_VERSION {
-        let tx = conn.transaction()?;
-        if version < 1 {
-            tx.execute_batch(include_str!("schema.sql"))?;
-        }
-        if version < 2 {
-            workspaces::migrate_to_2(&tx)?;
-        }
-        if version < 4 {
-            // An agent's next retry or lease expiry is an index seek, not a
-            // scan of everything it has pending (claims ask on every lease).
-            // Partial indexes (schema 4; 3 had full ones): each holds only
-            // the events in its status, so an insert, a lease and an ack
-            // each touch fewer B-trees.
-            tx.execute_batch(
-                "DROP INDEX IF EXISTS events_due;
-                 DROP INDEX IF EXISTS events_lease;
-                 CREATE INDEX events_due ON events (agent_id, next_attempt_at)
-                     WHERE status = 'pending';
-                 CREATE INDEX events_lease ON events (agent_id, lease_until)
-                     WHERE status = 'delivering';",
-            )?;
-        }
-        if version < 5 {
-            // Schema 5: an event queued again by an explicit replay says so
-            // in its next event frame (`"replay": true`) until it is acked.
-            tx.execute_batch("ALTER TABLE events ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;")?;
-        }
-        if version < 6 {
-            // Schema 6: a replay gives the event a fresh retry budget; the
-            // attempts before it (`retry_base`) no longer count against it,
-            // while the attempt number itself goes on.
-            tx.execute_batch(
-                "ALTER TABLE events ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0;",
-            )?;
-        }
-        if version < 7 {
-            // Schema 7: agents' callback URLs for push delivery.
-            callbacks::migrate_to_7(&tx)?;
-        }
-        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-        tx.commit()?;
-    }
-    Ok(())
 }

@@ -1,0 +1,64 @@
+//! The SQLite schema and its migrations (`PRAGMA user_version`).
+
+use rusqlite::Connection;
+
+use super::{callbacks, workspaces};
+use crate::store::StoreError;
+
+/// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes;
+/// 4: the same as partial indexes; 5: replay flag; 6: retry base;
+/// 7: callbacks.
+pub(super) const SCHEMA_VERSION: i32 = 7;
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Database(format!(
+            "the database was written by a newer lobster-relay (schema {version}, this build knows {SCHEMA_VERSION}): upgrade lobster-relay"
+        )));
+    }
+    if version < SCHEMA_VERSION {
+        let tx = conn.transaction()?;
+        if version < 1 {
+            tx.execute_batch(include_str!("schema.sql"))?;
+        }
+        if version < 2 {
+            workspaces::migrate_to_2(&tx)?;
+        }
+        if version < 4 {
+            // An agent's next retry or lease expiry is an index seek, not a
+            // scan of everything it has pending (claims ask on every lease).
+            // Partial indexes (schema 4; 3 had full ones): each holds only
+            // the events in its status, so an insert, a lease and an ack
+            // each touch fewer B-trees.
+            tx.execute_batch(
+                "DROP INDEX IF EXISTS events_due;
+                 DROP INDEX IF EXISTS events_lease;
+                 CREATE INDEX events_due ON events (agent_id, next_attempt_at)
+                     WHERE status = 'pending';
+                 CREATE INDEX events_lease ON events (agent_id, lease_until)
+                     WHERE status = 'delivering';",
+            )?;
+        }
+        if version < 5 {
+            // Schema 5: an event queued again by an explicit replay says so
+            // in its next event frame (`"replay": true`) until it is acked.
+            tx.execute_batch("ALTER TABLE events ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;")?;
+        }
+        if version < 6 {
+            // Schema 6: a replay gives the event a fresh retry budget; the
+            // attempts before it (`retry_base`) no longer count against it,
+            // while the attempt number itself goes on.
+            tx.execute_batch(
+                "ALTER TABLE events ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0;",
+            )?;
+        }
+        if version < 7 {
+            // Schema 7: agents' callback URLs for push delivery.
+            callbacks::migrate_to_7(&tx)?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
