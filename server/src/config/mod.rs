@@ -4,16 +4,26 @@
 //! defaults. Everything is validated once into a plain [`Config`]; nothing
 //! downstream reads the environment.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use lobster_shared::Secret;
 use lobster_shared::signature::{Scheme, SigningKey};
-use serde::Deserialize;
+
+mod file;
+mod flags;
+mod parse;
+
+use file::{FileConfig, OneOrMany, read_file};
+pub use flags::{LogFormat, ServerArgs};
+pub use parse::parse_cidrs;
+use parse::{
+    default_data_dir, duration, parse_cidrs_for, parse_database_url, parse_secrets, positive, rate,
+    size,
+};
 
 use crate::crypto::EncryptionKey;
 use crate::retry::RetryPolicy;
@@ -24,235 +34,6 @@ use crate::retry::RetryPolicy;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
-
-/// Flags of `lobster-relay server` (`docs/api-reference.md`, "Server configuration").
-#[derive(Debug, Clone, Default, Args)]
-pub struct ServerArgs {
-    /// TOML file with the same settings (flags and env win over it).
-    #[arg(long, env = "RELAY_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "RELAY_LISTEN", value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// Public base URL of this relay, used in webhook URLs [default: http://{listen}].
-    #[arg(long, env = "RELAY_PUBLIC_URL", value_name = "URL")]
-    pub public_url: Option<String>,
-    /// sqlite://PATH [default: sqlite://{data_dir}/relay.db].
-    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
-    pub database: Option<String>,
-    /// Redis URL for cross-instance wake-ups (with a PostgreSQL database).
-    #[arg(long, env = "REDIS_URL", value_name = "URL")]
-    pub redis: Option<String>,
-    /// Directory for the database and the generated admin token.
-    #[arg(long, env = "RELAY_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Signing secret of the default workspace, taken verbatim (spaces
-    /// included). Give the flag again to verify with more than one (rotation).
-    #[arg(
-        long,
-        env = "WEBHOOK_SECRET",
-        value_name = "SECRET",
-        hide_env_values = true,
-        action = clap::ArgAction::Append
-    )]
-    pub webhook_secret: Vec<Secret>,
-    /// One more secret that also verifies, verbatim (rotation: the old one).
-    #[arg(
-        long,
-        env = "WEBHOOK_SECRET_PREVIOUS",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
-    pub webhook_secret_previous: Option<Secret>,
-    /// standard-webhooks, github, stripe or none [default: standard-webhooks].
-    #[arg(long, env = "RELAY_SIGNATURE_SCHEME", value_name = "SCHEME")]
-    pub signature_scheme: Option<Scheme>,
-    /// Token for the admin API [default: generated on first start].
-    #[arg(
-        long,
-        env = "RELAY_ADMIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub admin_token: Option<Secret>,
-    /// 64 hex chars: AES-256-GCM key for secrets at rest.
-    #[arg(
-        long,
-        env = "RELAY_ENCRYPTION_KEY",
-        value_name = "HEX",
-        hide_env_values = true
-    )]
-    pub encryption_key: Option<Secret>,
-    /// TLS certificate chain (PEM).
-    #[arg(long, env = "RELAY_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, env = "RELAY_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    /// Largest webhook body accepted [default: 1MiB].
-    #[arg(long, env = "RELAY_MAX_BODY", value_name = "SIZE")]
-    pub max_body: Option<String>,
-    /// Ingest rate limit per agent, e.g. 1000/s (burst twice that).
-    #[arg(long, env = "RELAY_AGENT_RATE_LIMIT", value_name = "RATE")]
-    pub agent_rate_limit: Option<String>,
-    /// Ingest rate limit for the whole relay, e.g. 20000/s [default: none].
-    #[arg(long, env = "RELAY_GLOBAL_RATE_LIMIT", value_name = "RATE")]
-    pub global_rate_limit: Option<String>,
-    /// pretty or json [default: pretty on a TTY, else json].
-    #[arg(long, env = "RELAY_LOG_FORMAT", value_name = "FORMAT")]
-    pub log_format: Option<LogFormat>,
-    /// Unacked events per session [default: 100].
-    #[arg(long, env = "RELAY_MAX_IN_FLIGHT", value_name = "N")]
-    pub max_in_flight: Option<u32>,
-    /// Time an agent has to ack an event [default: 30s].
-    #[arg(long, env = "RELAY_ACK_TIMEOUT", value_name = "DURATION")]
-    pub ack_timeout: Option<String>,
-    /// First retry delay after a nack [default: 1s].
-    #[arg(long, env = "RELAY_RETRY_INITIAL", value_name = "DURATION")]
-    pub retry_initial: Option<String>,
-    /// Longest delay between retries [default: 10m].
-    #[arg(long, env = "RELAY_RETRY_MAX_DELAY", value_name = "DURATION")]
-    pub retry_max_delay: Option<String>,
-    /// Delivery attempts before an event is marked failed [default: 20].
-    #[arg(long, env = "RELAY_RETRY_MAX_ATTEMPTS", value_name = "N")]
-    pub retry_max_attempts: Option<u32>,
-    /// How long events are kept [default: 7d].
-    #[arg(long, env = "RELAY_RETENTION", value_name = "DURATION")]
-    pub retention: Option<String>,
-    /// How long failed events (dead letters) are kept [default: 30d].
-    #[arg(long, env = "RELAY_FAILED_RETENTION", value_name = "DURATION")]
-    pub failed_retention: Option<String>,
-    /// Trust X-Forwarded-For only from these proxies, e.g. 10.0.0.0/8,::1 [default: none].
-    #[arg(long, env = "RELAY_TRUSTED_PROXIES", value_name = "CIDR,...")]
-    pub trusted_proxies: Option<String>,
-    /// Failed agent-key and admin-token attempts per client IP before 429, e.g. 10/m (burst twice that).
-    #[arg(long, env = "RELAY_AUTH_FAILURE_LIMIT", value_name = "RATE")]
-    pub auth_failure_limit: Option<String>,
-    /// Live WebSocket sessions per agent on this relay instance [default: 10].
-    #[arg(long, env = "RELAY_MAX_SESSIONS_PER_AGENT", value_name = "N")]
-    pub max_sessions_per_agent: Option<u32>,
-    /// Undelivered events an agent may have stored; webhooks beyond get 429 [default: 100000].
-    #[arg(long, env = "RELAY_AGENT_MAX_PENDING", value_name = "N")]
-    pub agent_max_pending: Option<u64>,
-    /// Open connections at most, WebSockets included [default: the open-files limit minus a reserve].
-    #[arg(long, env = "RELAY_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Time a client has to send a request's headers, and to finish a TLS handshake [default: 10s].
-    #[arg(long, env = "RELAY_HEADER_TIMEOUT", value_name = "DURATION")]
-    pub header_timeout: Option<String>,
-    /// Time a request (body included) may take, WebSockets excepted [default: 30s].
-    #[arg(long, env = "RELAY_REQUEST_TIMEOUT", value_name = "DURATION")]
-    pub request_timeout: Option<String>,
-    /// How often the TLS files are checked for changes [default: 5s].
-    #[arg(
-        long,
-        env = "RELAY_TLS_RELOAD_INTERVAL",
-        value_name = "DURATION",
-        hide = true
-    )]
-    pub tls_reload_interval: Option<String>,
-    /// Accept plain http:// callback URLs (push delivery) [default: https only].
-    #[arg(
-        long,
-        env = "RELAY_ALLOW_HTTP_CALLBACKS",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
-    pub allow_http_callbacks: Option<bool>,
-    /// Networks callbacks may reach although they are loopback, private,
-    /// link-local... e.g. 10.1.2.0/24 [default: none].
-    #[arg(long, env = "RELAY_CALLBACK_ALLOW_CIDR", value_name = "CIDR,...")]
-    pub callback_allow_cidr: Option<String>,
-    /// CA certificates (PEM) trusted for callback URLs, besides the system's.
-    #[arg(long, env = "RELAY_CALLBACK_CA_CERT", value_name = "FILE")]
-    pub callback_ca_cert: Option<PathBuf>,
-    /// With PostgreSQL: how often sessions re-check the database for work
-    /// whose wake-up was lost [default: 5s with Redis, 1s without].
-    #[arg(long, env = "RELAY_RESCAN_INTERVAL", value_name = "DURATION")]
-    pub rescan_interval: Option<String>,
-}
-
-/// How the server writes its logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
-
-/// The `--config` file: the flags' names, kebab-case or snake_case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    #[serde(alias = "public_url")]
-    public_url: Option<String>,
-    database: Option<String>,
-    redis: Option<String>,
-    #[serde(alias = "data_dir")]
-    data_dir: Option<PathBuf>,
-    #[serde(alias = "webhook_secret")]
-    webhook_secret: Option<OneOrMany<Secret>>,
-    #[serde(alias = "webhook_secret_previous")]
-    webhook_secret_previous: Option<Secret>,
-    #[serde(alias = "signature_scheme")]
-    signature_scheme: Option<Scheme>,
-    #[serde(alias = "admin_token")]
-    admin_token: Option<Secret>,
-    #[serde(alias = "encryption_key")]
-    encryption_key: Option<Secret>,
-    #[serde(alias = "tls_cert")]
-    tls_cert: Option<PathBuf>,
-    #[serde(alias = "tls_key")]
-    tls_key: Option<PathBuf>,
-    #[serde(alias = "max_body")]
-    max_body: Option<String>,
-    #[serde(alias = "agent_rate_limit")]
-    agent_rate_limit: Option<String>,
-    #[serde(alias = "global_rate_limit")]
-    global_rate_limit: Option<String>,
-    #[serde(alias = "log_format")]
-    log_format: Option<LogFormat>,
-    #[serde(alias = "max_in_flight")]
-    max_in_flight: Option<u32>,
-    #[serde(alias = "ack_timeout")]
-    ack_timeout: Option<String>,
-    #[serde(alias = "retry_initial")]
-    retry_initial: Option<String>,
-    #[serde(alias = "retry_max_delay")]
-    retry_max_delay: Option<String>,
-    #[serde(alias = "retry_max_attempts")]
-    retry_max_attempts: Option<u32>,
-    retention: Option<String>,
-    #[serde(alias = "failed_retention")]
-    failed_retention: Option<String>,
-    #[serde(alias = "rescan_interval")]
-    rescan_interval: Option<String>,
-    #[serde(alias = "trusted_proxies")]
-    trusted_proxies: Option<String>,
-    #[serde(alias = "auth_failure_limit")]
-    auth_failure_limit: Option<String>,
-    #[serde(alias = "max_sessions_per_agent")]
-    max_sessions_per_agent: Option<u32>,
-    #[serde(alias = "agent_max_pending")]
-    agent_max_pending: Option<u64>,
-    #[serde(alias = "max_connections")]
-    max_connections: Option<usize>,
-    #[serde(alias = "header_timeout")]
-    header_timeout: Option<String>,
-    #[serde(alias = "request_timeout")]
-    request_timeout: Option<String>,
-    #[serde(alias = "tls_reload_interval")]
-    tls_reload_interval: Option<String>,
-    #[serde(alias = "allow_http_callbacks")]
-    allow_http_callbacks: Option<bool>,
-    #[serde(alias = "callback_allow_cidr")]
-    callback_allow_cidr: Option<String>,
-    #[serde(alias = "callback_ca_cert")]
-    callback_ca_cert: Option<PathBuf>,
-}
 
 /// The certificate chain and key files the relay serves TLS with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -591,169 +372,10 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
-}
-
-fn default_data_dir() -> anyhow::Result<PathBuf> {
-    directories::ProjectDirs::from("com", "PowerLobster", "lobster-relay")
-        .map(|dirs| dirs.data_dir().to_path_buf())
-        .context("no home directory to keep data in: pass --data-dir DIR")
-}
-
-fn parse_database_url(url: &str) -> anyhow::Result<Database> {
-    let url = url.trim();
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            bail!(
-                "--database sqlite:// needs a path, e.g. sqlite:///var/lib/lobster-relay/relay.db"
-            );
-        }
-        return Ok(Database::Sqlite(PathBuf::from(path)));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Database::Postgres(url.to_owned()));
-    }
-    bail!("--database must be sqlite://PATH or postgres://USER@HOST/DB")
-}
-
-/// A TOML value that may be one item or a list of them.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::One(one) => vec![one],
-            OneOrMany::Many(many) => many,
-        }
-    }
-}
-
-/// The keys, and the secrets they were read from (for fingerprints). Each
-/// secret is taken verbatim: GitHub's own example secret has spaces in it.
-/// Empty ones (an unset variable expanded into a flag) are ignored.
-fn parse_secrets(
-    secrets: Vec<Secret>,
-    scheme: Scheme,
-) -> anyhow::Result<(Vec<SigningKey>, Vec<Secret>)> {
-    let secrets: Vec<Secret> = secrets
-        .into_iter()
-        .filter(|s| !s.expose().is_empty())
-        .collect();
-    let keys = secrets
-        .iter()
-        .enumerate()
-        .map(|(n, s)| {
-            SigningKey::parse_for(scheme, s.expose()).with_context(|| {
-                format!("webhook secret {} of {} is not valid", n + 1, secrets.len())
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if keys.is_empty() && scheme != Scheme::None {
-        bail!(
-            "no webhook secret: pass --webhook-secret (or WEBHOOK_SECRET), or --signature-scheme none for local development only"
-        );
-    }
-    Ok((keys, secrets))
-}
-
-/// The longest duration any flag takes. Durations become milliseconds in
-/// signed 64-bit arithmetic (due times, retention cut-offs); a bound far
-/// below that keeps every sum and cast exact, so `--retention 600000000y`
-/// is a usage error instead of a negative cut-off that would purge
-/// everything.
-const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// The largest size any flag takes (`--max-body`): 1 GiB.
-const MAX_SIZE: u64 = 1 << 30;
-
-fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
-    let text = value.unwrap_or_else(|| default.to_owned());
-    let parsed = humantime::parse_duration(text.trim()).with_context(|| {
-        format!("--{name} {text:?} is not a duration: use e.g. 500ms, 30s, 10m, 7d")
-    })?;
-    if parsed > MAX_DURATION {
-        bail!("--{name} {text:?} is too long: at most 100 years (36500d)");
-    }
-    Ok(parsed)
-}
-
-fn positive(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
-    let every = duration(name, value, default)?;
-    if every.is_zero() {
-        bail!("--{name} must be longer than 0, e.g. {default}");
-    }
-    Ok(every)
-}
-
-/// `10.0.0.0/8, 192.168.1.7, ::1`: networks, or single addresses.
-pub fn parse_cidrs(text: &str) -> anyhow::Result<Vec<IpNet>> {
-    parse_cidrs_for("trusted-proxies", text)
-}
-
-/// [`parse_cidrs`] for the flag `--{name}`, named in the error.
-fn parse_cidrs_for(name: &str, text: &str) -> anyhow::Result<Vec<IpNet>> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            part.parse::<IpNet>()
-                .or_else(|_| part.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "--{name}: {part:?} is not an IP address or CIDR network: use e.g. 10.0.0.0/8,192.168.1.7,::1"
-                    )
-                })
-        })
-        .collect()
-}
-
-fn size(name: &str, value: Option<String>, default: &str) -> anyhow::Result<usize> {
-    let text = value.unwrap_or_else(|| default.to_owned());
-    let bytes: bytesize::ByteSize = text.trim().parse().map_err(|e| {
-        anyhow::anyhow!("--{name} {text:?} is not a size ({e}): use e.g. 512KiB, 1MiB")
-    })?;
-    if bytes.as_u64() > MAX_SIZE {
-        bail!("--{name} {text:?} is too large: at most 1GiB");
-    }
-    let bytes = usize::try_from(bytes.as_u64()).context("size too large")?;
-    if bytes == 0 {
-        bail!("--{name} must be larger than 0");
-    }
-    Ok(bytes)
-}
-
-fn rate(name: &str, value: Option<String>) -> anyhow::Result<Option<Rate>> {
-    let Some(text) = value else { return Ok(None) };
-    let bad = || {
-        anyhow::anyhow!(
-            "--{name} {text:?} is not a rate: use COUNT/UNIT, e.g. 1000/s, 600/m, 10000/h"
-        )
-    };
-    let (count, unit) = text.trim().split_once('/').ok_or_else(bad)?;
-    let count: u32 = count.trim().parse().map_err(|_| bad())?;
-    let per = match unit.trim() {
-        "s" | "sec" | "second" => Duration::from_secs(1),
-        "m" | "min" | "minute" => Duration::from_secs(60),
-        "h" | "hour" => Duration::from_secs(3600),
-        _ => return Err(bad()),
-    };
-    if count == 0 {
-        bail!("--{name} must allow at least 1 event");
-    }
-    Ok(Some(Rate { count, per }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn args() -> ServerArgs {
         ServerArgs {
