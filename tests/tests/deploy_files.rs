@@ -96,11 +96,26 @@ fn names_after(text: &str, before: &str) -> BTreeSet<String> {
 }
 
 /// The environment variables the server reads: its flags' `env = "..."`
-/// (hidden flags included) and the log filter. Nothing else in the server
-/// reads the environment (config.rs: "nothing downstream reads the
-/// environment"); the scan below would see a new `from_env`.
+/// (hidden flags included, in any file of `server/src/config/`) and the
+/// log filter. Nothing else in the server reads the environment
+/// (config/mod.rs: "nothing downstream reads the environment"); the scan
+/// below would see a new `from_env`.
 fn server_variables() -> BTreeSet<String> {
-    let mut names = names_after(&read("server/src/config.rs"), "env = \"");
+    let mut names = BTreeSet::new();
+    let dir = repo().join("server/src/config");
+    for entry in std::fs::read_dir(&dir).expect("server/src/config is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_some_and(|ext| ext == "rs") {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            names.extend(names_after(&text, "env = \""));
+        }
+    }
+    assert!(
+        names.contains("RELAY_LISTEN"),
+        "the flags' env attributes were not found under {}",
+        dir.display()
+    );
     for file in ["server/src/startup.rs", "server/src/lib.rs"] {
         names.extend(names_after(&read(file), "from_env(\""));
     }
