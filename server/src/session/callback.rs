@@ -278,11 +278,8 @@ fn watch_elsewhere(
 ) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     if !state.store.is_shared() {
-        // Kept until `stop`, so the receiver never reads "closed".
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            drop(tx);
-        });
+        // Closed at `false`: the supervisor never waits on it, and
+        // `connected_elsewhere` never resolves.
         return rx;
     }
     let (store, shutdown, agent_id) = (
