@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use lobster_shared::error_chain;
 use lobster_shared::signature::{SigningKey, header, sign_standard};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -211,16 +212,6 @@ impl Tally {
     pub fn latency(&mut self) -> Option<Latency> {
         Latency::of(&mut self.latencies)
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 /// `senders` tasks, each posting and awaiting the answer until `duration`

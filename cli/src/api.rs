@@ -288,7 +288,7 @@ fn unreachable_reason(err: &reqwest::Error) -> String {
         }
         return cause.to_string();
     }
-    let chain = crate::exit::error_chain(err);
+    let chain = lobster_shared::error_chain(err);
     let parts: Vec<&str> = chain
         .split(": ")
         .skip_while(|part| part.starts_with("error sending request"))

@@ -82,21 +82,6 @@ impl Fatal {
     }
 }
 
-/// An error and its sources as one line, `outer: inner: root`, skipping
-/// a source whose text repeats the previous one.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if parts.last().is_none_or(|last| !last.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
-}
-
 /// True when the error comes from writing to a closed stdout (`| head -1`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {

@@ -47,7 +47,7 @@ pub async fn run(args: HealthcheckArgs) -> anyhow::Result<()> {
             }
             cause.to_string()
         } else {
-            crate::exit::error_chain(&err)
+            lobster_shared::error_chain(&err)
         };
         anyhow::anyhow!("unhealthy: GET {url} failed: {reason}")
     })?;

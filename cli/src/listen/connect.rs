@@ -21,10 +21,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::exit::{Fatal, error_chain};
+use crate::exit::Fatal;
 use crate::glob::GlobList;
 use crate::global::endpoint;
 use crate::proxy::{self, Proxy, TunnelError};
+use lobster_shared::error_chain;
 
 /// The WebSocket of one session.
 pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;

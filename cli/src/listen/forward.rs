@@ -12,8 +12,8 @@ use lobster_shared::wire::EventFrame;
 use super::headers::{ExtraHeader, forward_headers};
 use super::outcome::Outcome;
 use super::route::{Route, pick};
-use crate::exit::error_chain;
 use crate::ui::{Ui, short_duration};
+use lobster_shared::error_chain;
 
 /// POSTs events to their route.
 pub struct Forwarder {

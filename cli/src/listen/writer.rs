@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
-use crate::exit::error_chain;
+use lobster_shared::error_chain;
 
 /// How often we ping the relay, as the relay pings us.
 pub const PING_EVERY: Duration = Duration::from_secs(20);

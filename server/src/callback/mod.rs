@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use lobster_shared::error_chain;
 use lobster_shared::signature::{SigningKey, header, sign_standard};
 use lobster_shared::wire::HOP_BY_HOP;
 use reqwest::Url;
@@ -245,21 +246,6 @@ fn forwarded_headers(original: &[(String, String)]) -> Vec<(http::HeaderName, ht
             Some((name, http::HeaderValue::from_str(value).ok()?))
         })
         .collect()
-}
-
-/// An error with its causes, `a: b: c`, without repeats.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

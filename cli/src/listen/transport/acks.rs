@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{AckSink, Http, relay_error_code};
-use crate::exit::error_chain;
 use crate::listen::writer::Outgoing;
+use lobster_shared::error_chain;
 
 /// Most answers in one request (the relay takes up to 10,000).
 const MAX_BATCH: usize = 1000;

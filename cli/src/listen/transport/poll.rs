@@ -16,8 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::acks::HttpSink;
 use super::{EventSource, Failure, HTTP_CONNECT_TIMEOUT, Http, Incoming, Link, Transport};
-use crate::exit::error_chain;
 use crate::ui::Ui;
+use lobster_shared::error_chain;
 
 /// Seconds a poll waits for an event: well inside the 60 s liveness, and
 /// under the idle timeouts of common proxies.

@@ -17,9 +17,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::acks::HttpSink;
 use super::{EventSource, Failure, HTTP_CONNECT_TIMEOUT, Http, Incoming, Link, Transport};
-use crate::exit::error_chain;
 use crate::listen::close::on_close;
 use crate::ui::Ui;
+use lobster_shared::error_chain;
 
 /// Longest line kept: a 64 MiB frame (`listen/connect.rs`) with room.
 const MAX_LINE: usize = 80 << 20;

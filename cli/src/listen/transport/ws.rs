@@ -13,9 +13,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::{AckSink, EventSource, Incoming, LIVENESS, Link, Transport};
-use crate::exit::error_chain;
 use crate::listen::close::{SessionEnd, on_close};
 use crate::listen::writer::{self, Outgoing};
+use lobster_shared::error_chain;
 
 /// Reads until the `ready` frame.
 pub async fn handshake<S>(
