@@ -23,6 +23,8 @@ pub const EVENT_ID_PREFIX: &str = "evt_";
 pub const AGENT_ID_PREFIX: &str = "agt_";
 /// Prefix of session ids.
 pub const SESSION_ID_PREFIX: &str = "ses_";
+/// Prefix of instance ids: a relay process among those sharing one database.
+pub const INSTANCE_ID_PREFIX: &str = "ins_";
 /// Prefix of relay ids, the public part of webhook URLs.
 pub const RELAY_ID_PREFIX: &str = "rly_";
 /// Prefix of agent API keys.
@@ -64,6 +66,11 @@ pub fn agent_id() -> String {
 /// A new session id: `ses_` + ULID.
 pub fn session_id() -> String {
     prefixed_ulid(SESSION_ID_PREFIX)
+}
+
+/// A new instance id: `ins_` + ULID, one per relay process.
+pub fn instance_id() -> String {
+    prefixed_ulid(INSTANCE_ID_PREFIX)
 }
 
 /// A new relay id: `rly_` + 26 random lowercase base32 symbols (130 bits).
@@ -176,6 +183,7 @@ mod tests {
             ("event_id", event_id, EVENT_ID_PREFIX, 30),
             ("agent_id", agent_id, AGENT_ID_PREFIX, 30),
             ("session_id", session_id, SESSION_ID_PREFIX, 30),
+            ("instance_id", instance_id, INSTANCE_ID_PREFIX, 30),
             ("relay_id", relay_id, RELAY_ID_PREFIX, RELAY_ID_LEN),
             (
                 "api_key",
@@ -215,6 +223,7 @@ mod tests {
             ("event_id", event_id as fn() -> String),
             ("agent_id", agent_id),
             ("session_id", session_id),
+            ("instance_id", instance_id),
         ] {
             // Thousands of ids land in the same millisecond: order must hold anyway.
             let ids: Vec<String> = (0..5000).map(|_| generate()).collect();

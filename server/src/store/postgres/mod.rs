@@ -64,7 +64,7 @@ impl PostgresStore {
             lanes: Lanes::default(),
             retry,
             clock: Clock::system(),
-            instance: lobster_shared::ids::session_id().replacen("ses_", "ins_", 1),
+            instance: lobster_shared::ids::instance_id(),
         })
     }
 
