@@ -114,7 +114,7 @@ Examples:
 
 SIGTERM or Ctrl-C drains: no new requests, writes finish, sessions close
 with 1012 so listeners reconnect by themselves.")]
-    Server(Box<lobster_server::ServerArgs>),
+    Server(Box<lobster_server::Settings>),
 
     /// Check that a relay answers: GET a URL, exit 0 on 2xx, else 1 (for container health checks).
     #[command(after_help = "\

@@ -226,14 +226,24 @@ fn toml_string(text: &str) -> String {
 }
 
 /// The first line of a multi-line parser message, plus its position line.
+/// A toml error on one line: where, then why, without the quoted source
+/// line and its `^^^` (the reason comes after them, and was cut off when the
+/// first two lines were kept).
 fn one_line(message: &str) -> String {
     message
         .lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.chars().all(|c| "|^ ".contains(c)))
-        .take(2)
+        .filter(|line| !line.is_empty() && !is_source_excerpt(line))
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+/// `2 | forwrd = "x"`, `|` and `^^^^^^` in toml's error text.
+fn is_source_excerpt(line: &str) -> bool {
+    let numbered = line
+        .split_once('|')
+        .is_some_and(|(number, _)| number.trim().chars().all(|c| c.is_ascii_digit()));
+    numbered || line.chars().all(|c| "|^ ".contains(c))
 }
 
 #[cfg(test)]
@@ -342,5 +352,13 @@ transport = "sse"
         std::fs::write(&path, "relay = [").unwrap();
         let err = Config::load(&path).unwrap_err();
         assert_eq!(crate::report::exit_code(&err), crate::exit::ExitCode::Usage);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let reason = Config::parse("[listen]\nforwrd = \"localhost:3000\"\n").unwrap_err();
+        assert!(reason.starts_with("TOML parse error at line 2"), "{reason}");
+        assert!(reason.contains("unknown field `forwrd`"), "{reason}");
+        assert!(!reason.contains('^') && !reason.contains("2 |"), "{reason}");
     }
 }

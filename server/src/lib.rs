@@ -72,7 +72,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{Config, ConfigError, ServerArgs};
+pub use config::{Config, ConfigError, Settings};
 
 use crate::bus::Bus;
 use crate::config::Database;
@@ -90,7 +90,7 @@ const QUEUE_GAUGE_EVERY: Duration = Duration::from_secs(5);
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs the relay in the foreground until SIGINT or SIGTERM, then drains.
-pub async fn main(args: ServerArgs) -> anyhow::Result<()> {
+pub async fn main(args: Settings) -> anyhow::Result<()> {
     let config = Config::load(args).map_err(|err| ConfigError(format!("{err:#}")))?;
     startup::init_logging(config.log_format);
     let listener = startup::bind(&config.listen).await?;

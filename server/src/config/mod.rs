@@ -13,17 +13,15 @@ use ipnet::IpNet;
 use lobster_shared::Secret;
 use lobster_shared::signature::{Scheme, SigningKey};
 
-mod file;
-mod flags;
 mod parse;
+mod settings;
 
-use file::{FileConfig, OneOrMany, read_file};
-pub use flags::{LogFormat, ServerArgs};
 pub use parse::parse_cidrs;
 use parse::{
     default_data_dir, duration, parse_cidrs_for, parse_database_url, parse_secrets, positive, rate,
     size,
 };
+pub use settings::{LogFormat, Settings};
 
 use crate::crypto::EncryptionKey;
 use crate::retry::RetryPolicy;
@@ -114,24 +112,25 @@ pub struct Config {
 
 impl Config {
     /// Layers flags/env over the `--config` file over defaults and validates.
-    pub fn load(args: ServerArgs) -> anyhow::Result<Config> {
+    pub fn load(args: Settings) -> anyhow::Result<Config> {
         let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            Some(path) => Settings::read_file(path)?,
+            None => Settings::default(),
         };
-        Self::from_layers(args, file)
+        Self::from_settings(args.or(file))
     }
 
-    fn from_layers(flags: ServerArgs, file: FileConfig) -> anyhow::Result<Config> {
-        let data_dir = match flags.data_dir.or(file.data_dir) {
+    /// Validates the merged settings, filling in the defaults.
+    fn from_settings(s: Settings) -> anyhow::Result<Config> {
+        let data_dir = match s.data_dir {
             Some(dir) => dir,
             None => default_data_dir()?,
         };
-        let database = match flags.database.or(file.database) {
+        let database = match s.database {
             None => Database::Sqlite(data_dir.join("relay.db")),
             Some(url) => parse_database_url(&url)?,
         };
-        let redis_url = flags.redis.or(file.redis).filter(|u| !u.trim().is_empty());
+        let redis_url = s.redis.filter(|u| !u.trim().is_empty());
         if redis_url.is_some() && matches!(database, Database::Sqlite(_)) {
             bail!(
                 "--redis carries wake-ups between relay instances sharing PostgreSQL; with SQLite there is one instance: remove --redis / REDIS_URL, or use --database postgres://..."
@@ -141,15 +140,11 @@ impl Config {
             Database::Sqlite(_) => None,
             Database::Postgres(_) => {
                 let default = if redis_url.is_some() { "5s" } else { "1s" };
-                let every = duration(
-                    "rescan-interval",
-                    flags.rescan_interval.or(file.rescan_interval),
-                    default,
-                )?;
+                let every = duration("rescan-interval", s.rescan_interval, default)?;
                 Some(every).filter(|d| !d.is_zero())
             }
         };
-        let encryption_key = match flags.encryption_key.or(file.encryption_key) {
+        let encryption_key = match s.encryption_key {
             None => None,
             Some(hex) if hex.expose().trim().is_empty() => None,
             Some(hex) => Some(EncryptionKey::from_hex(hex.expose()).map_err(|err| {
@@ -158,46 +153,26 @@ impl Config {
                 )
             })?),
         };
-        let tls = match (
-            flags.tls_cert.or(file.tls_cert),
-            flags.tls_key.or(file.tls_key),
-        ) {
+        let tls = match (s.tls_cert, s.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
                 key,
-                reload_every: positive(
-                    "tls-reload-interval",
-                    flags.tls_reload_interval.or(file.tls_reload_interval),
-                    "5s",
-                )?,
+                reload_every: positive("tls-reload-interval", s.tls_reload_interval, "5s")?,
             }),
             _ => bail!(
                 "--tls-cert and --tls-key go together: pass both (PEM files), or neither for plain HTTP behind a proxy"
             ),
         };
-        let trusted_proxies = parse_cidrs(
-            flags
-                .trusted_proxies
-                .or(file.trusted_proxies)
-                .as_deref()
-                .unwrap_or(""),
-        )?;
+        let trusted_proxies = parse_cidrs(s.trusted_proxies.as_deref().unwrap_or(""))?;
         let callback_policy = crate::callback::Policy {
-            allow_http: flags
-                .allow_http_callbacks
-                .or(file.allow_http_callbacks)
-                .unwrap_or(false),
+            allow_http: s.allow_http_callbacks.unwrap_or(false),
             allow: parse_cidrs_for(
                 "callback-allow-cidr",
-                flags
-                    .callback_allow_cidr
-                    .or(file.callback_allow_cidr)
-                    .as_deref()
-                    .unwrap_or(""),
+                s.callback_allow_cidr.as_deref().unwrap_or(""),
             )?,
         };
-        let callback_ca_cert = match flags.callback_ca_cert.or(file.callback_ca_cert) {
+        let callback_ca_cert = match s.callback_ca_cert {
             None => None,
             Some(path) => Some(std::fs::read(&path).with_context(|| {
                 format!(
@@ -208,96 +183,49 @@ impl Config {
         };
         let auth_failure_limit = rate(
             "auth-failure-limit",
-            Some(
-                flags
-                    .auth_failure_limit
-                    .or(file.auth_failure_limit)
-                    .unwrap_or_else(|| "10/m".into()),
-            ),
+            Some(s.auth_failure_limit.unwrap_or_else(|| "10/m".into())),
         )?
         .expect("a value was given");
-        let max_sessions_per_agent = flags
-            .max_sessions_per_agent
-            .or(file.max_sessions_per_agent)
-            .unwrap_or(10);
+        let max_sessions_per_agent = s.max_sessions_per_agent.unwrap_or(10);
         if !(1..=10_000).contains(&max_sessions_per_agent) {
             bail!(
                 "--max-sessions-per-agent must be between 1 and 10000, got {max_sessions_per_agent}"
             );
         }
-        let max_connections = flags.max_connections.or(file.max_connections);
+        let max_connections = s.max_connections;
         if max_connections.is_some_and(|n| !(1..=1_000_000).contains(&n)) {
             bail!("--max-connections must be between 1 and 1000000");
         }
-        let agent_max_pending = flags
-            .agent_max_pending
-            .or(file.agent_max_pending)
-            .unwrap_or(100_000);
+        let agent_max_pending = s.agent_max_pending.unwrap_or(100_000);
         if !(1..=1_000_000_000).contains(&agent_max_pending) {
             bail!("--agent-max-pending must be between 1 and 1000000000, got {agent_max_pending}");
         }
-        let header_timeout = positive(
-            "header-timeout",
-            flags.header_timeout.or(file.header_timeout),
-            "10s",
-        )?;
-        let request_timeout = positive(
-            "request-timeout",
-            flags.request_timeout.or(file.request_timeout),
-            "30s",
-        )?;
-        let scheme = flags
-            .signature_scheme
-            .or(file.signature_scheme)
-            .unwrap_or_default();
-        let secrets = if flags.webhook_secret.is_empty() {
-            file.webhook_secret
-                .map(OneOrMany::into_vec)
-                .unwrap_or_default()
-        } else {
-            flags.webhook_secret
-        };
-        let previous = flags
-            .webhook_secret_previous
-            .or(file.webhook_secret_previous);
+        let header_timeout = positive("header-timeout", s.header_timeout, "10s")?;
+        let request_timeout = positive("request-timeout", s.request_timeout, "30s")?;
+        let scheme = s.signature_scheme.unwrap_or_default();
+        let secrets = s.webhook_secret.unwrap_or_default();
+        let previous = s.webhook_secret_previous;
         let (signing_keys, webhook_secrets) =
             parse_secrets(secrets.into_iter().chain(previous).collect(), scheme)?;
         let retry = RetryPolicy {
-            initial: duration(
-                "retry-initial",
-                flags.retry_initial.or(file.retry_initial),
-                "1s",
-            )?,
-            max_delay: duration(
-                "retry-max-delay",
-                flags.retry_max_delay.or(file.retry_max_delay),
-                "10m",
-            )?,
-            max_attempts: flags
-                .retry_max_attempts
-                .or(file.retry_max_attempts)
-                .unwrap_or(20),
+            initial: duration("retry-initial", s.retry_initial, "1s")?,
+            max_delay: duration("retry-max-delay", s.retry_max_delay, "10m")?,
+            max_attempts: s.retry_max_attempts.unwrap_or(20),
         };
         if retry.max_attempts == 0 {
             bail!("--retry-max-attempts must be at least 1");
         }
-        let max_in_flight = flags.max_in_flight.or(file.max_in_flight).unwrap_or(100);
+        let max_in_flight = s.max_in_flight.unwrap_or(100);
         if !(1..=10_000).contains(&max_in_flight) {
             bail!("--max-in-flight must be between 1 and 10000, got {max_in_flight}");
         }
-        let ack_timeout = duration("ack-timeout", flags.ack_timeout.or(file.ack_timeout), "30s")?;
+        let ack_timeout = duration("ack-timeout", s.ack_timeout, "30s")?;
         if ack_timeout < Duration::from_millis(100) {
             bail!("--ack-timeout must be at least 100ms");
         }
         Ok(Config {
-            listen: flags
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".into()),
-            public_url: flags
-                .public_url
-                .or(file.public_url)
-                .map(|u| u.trim_end_matches('/').to_owned()),
+            listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
+            public_url: s.public_url.map(|u| u.trim_end_matches('/').to_owned()),
             database,
             redis_url,
             rescan,
@@ -305,33 +233,20 @@ impl Config {
             scheme,
             signing_keys,
             webhook_secrets,
-            admin_token: flags
-                .admin_token
-                .or(file.admin_token)
-                .filter(|t| !t.expose().is_empty()),
+            admin_token: s.admin_token.filter(|t| !t.expose().is_empty()),
             encryption_key,
-            max_body: size("max-body", flags.max_body.or(file.max_body), "1MiB")?,
+            max_body: size("max-body", s.max_body, "1MiB")?,
             agent_rate_limit: rate(
                 "agent-rate-limit",
-                flags
-                    .agent_rate_limit
-                    .or(file.agent_rate_limit)
-                    .or(Some("1000/s".into())),
+                s.agent_rate_limit.or(Some("1000/s".into())),
             )?,
-            global_rate_limit: rate(
-                "global-rate-limit",
-                flags.global_rate_limit.or(file.global_rate_limit),
-            )?,
-            log_format: flags.log_format.or(file.log_format),
+            global_rate_limit: rate("global-rate-limit", s.global_rate_limit)?,
+            log_format: s.log_format,
             max_in_flight,
             ack_timeout,
             retry,
-            retention: duration("retention", flags.retention.or(file.retention), "7d")?,
-            failed_retention: duration(
-                "failed-retention",
-                flags.failed_retention.or(file.failed_retention),
-                "30d",
-            )?,
+            retention: duration("retention", s.retention, "7d")?,
+            failed_retention: duration("failed-retention", s.failed_retention, "30d")?,
             tls,
             trusted_proxies,
             auth_failure_limit,
@@ -377,17 +292,17 @@ mod tests {
     use super::*;
     use std::net::IpAddr;
 
-    fn args() -> ServerArgs {
-        ServerArgs {
+    fn args() -> Settings {
+        Settings {
             data_dir: Some("/tmp/x".into()),
-            webhook_secret: vec![Secret::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")],
+            webhook_secret: Some(vec![Secret::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")]),
             ..Default::default()
         }
     }
 
     #[test]
     fn defaults_follow_the_contract() {
-        let c = Config::from_layers(args(), FileConfig::default()).unwrap();
+        let c = Config::from_settings(args()).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(
             c.database,
@@ -414,12 +329,12 @@ mod tests {
 
     #[test]
     fn flags_beat_the_file() {
-        let file: FileConfig =
-            toml::from_str("listen = \"0.0.0.0:9\"\nmax-in-flight = 5\nack_timeout = \"5s\"")
+        let file =
+            Settings::from_toml("listen = \"0.0.0.0:9\"\nmax-in-flight = 5\nack_timeout = \"5s\"")
                 .unwrap();
         let mut a = args();
         a.listen = Some("127.0.0.1:1".into());
-        let c = Config::from_layers(a, file).unwrap();
+        let c = Config::from_settings(a.or(file)).unwrap();
         assert_eq!(c.listen, "127.0.0.1:1");
         assert_eq!(c.max_in_flight, 5);
         assert_eq!(c.ack_timeout, Duration::from_secs(5));
@@ -427,9 +342,9 @@ mod tests {
 
     #[test]
     fn bad_values_say_what_to_do() {
-        type Case = (fn(&mut ServerArgs), &'static str);
+        type Case = (fn(&mut Settings), &'static str);
         let cases: Vec<Case> = vec![
-            (|a| a.webhook_secret.clear(), "--signature-scheme none"),
+            (|a| a.webhook_secret = None, "--signature-scheme none"),
             (|a| a.max_body = Some("lots".into()), "512KiB"),
             (|a| a.ack_timeout = Some("soon".into()), "30s"),
             (|a| a.agent_rate_limit = Some("fast".into()), "1000/s"),
@@ -456,10 +371,7 @@ mod tests {
         for (mutate, hint) in cases {
             let mut a = args();
             mutate(&mut a);
-            let err = format!(
-                "{:#}",
-                Config::from_layers(a, FileConfig::default()).unwrap_err()
-            );
+            let err = format!("{:#}", Config::from_settings(a).unwrap_err());
             assert!(err.contains(hint), "{err:?} should mention {hint:?}");
         }
     }
@@ -468,11 +380,11 @@ mod tests {
     fn postgres_rescans_faster_without_redis() {
         let mut a = args();
         a.database = Some("postgres://u@h/db".into());
-        let c = Config::from_layers(a.clone(), FileConfig::default()).unwrap();
+        let c = Config::from_settings(a.clone()).unwrap();
         assert_eq!(c.database, Database::Postgres("postgres://u@h/db".into()));
         assert_eq!(c.rescan, Some(Duration::from_secs(1)));
         a.redis = Some("redis://h".into());
-        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        let c = Config::from_settings(a).unwrap();
         assert_eq!(c.rescan, Some(Duration::from_secs(5)));
     }
 
@@ -480,9 +392,7 @@ mod tests {
     fn redis_without_postgres_is_refused() {
         let mut a = args();
         a.redis = Some("redis://h".into());
-        let err = Config::from_layers(a, FileConfig::default())
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_settings(a).unwrap_err().to_string();
         assert!(err.contains("postgres"), "{err}");
     }
 
@@ -505,10 +415,10 @@ mod tests {
     fn tls_needs_both_files_and_makes_the_public_url_https() {
         let mut a = args();
         a.tls_cert = Some("/c.pem".into());
-        let err = Config::from_layers(a.clone(), FileConfig::default()).unwrap_err();
+        let err = Config::from_settings(a.clone()).unwrap_err();
         assert!(err.to_string().contains("go together"), "{err}");
         a.tls_key = Some("/k.pem".into());
-        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        let c = Config::from_settings(a).unwrap();
         assert_eq!(c.tls.as_ref().unwrap().reload_every, Duration::from_secs(5));
         let bound: SocketAddr = "127.0.0.1:8443".parse().unwrap();
         assert_eq!(c.public_url_for(bound), "https://127.0.0.1:8443");
@@ -516,43 +426,79 @@ mod tests {
 
     #[test]
     fn abuse_limits_have_defaults_and_parse_durations() {
-        let c = Config::from_layers(args(), FileConfig::default()).unwrap();
+        let c = Config::from_settings(args()).unwrap();
         assert_eq!(c.max_sessions_per_agent, 10);
         assert_eq!(c.header_timeout, Duration::from_secs(10));
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert_eq!(c.auth_failure_limit.count, 10);
-        let file: FileConfig =
-            toml::from_str("header-timeout = \"1500ms\"\nauth_failure_limit = \"3/s\"").unwrap();
-        let c = Config::from_layers(args(), file).unwrap();
+        let file = Settings::from_toml("header-timeout = \"1500ms\"\nauth_failure_limit = \"3/s\"")
+            .unwrap();
+        let c = Config::from_settings(args().or(file)).unwrap();
         assert_eq!(c.header_timeout, Duration::from_millis(1500));
         assert_eq!(c.auth_failure_limit.per, Duration::from_secs(1));
         let mut a = args();
         a.header_timeout = Some("0s".into());
-        assert!(Config::from_layers(a, FileConfig::default()).is_err());
+        assert!(Config::from_settings(a).is_err());
         let mut a = args();
         a.max_sessions_per_agent = Some(0);
-        assert!(Config::from_layers(a, FileConfig::default()).is_err());
+        assert!(Config::from_settings(a).is_err());
     }
 
     #[test]
-    fn unknown_file_keys_are_rejected() {
-        assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
+    fn unknown_file_keys_are_rejected_by_name() {
+        let err = Settings::from_toml("listn = \"x\"").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `listn`"),
+            "{err:#}"
+        );
+        // `--config` is a flag only: a file cannot name another file.
+        let err = Settings::from_toml("config = \"other.toml\"").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `config`"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_file_key_is_kebab_or_snake_case_but_not_both() {
+        let both = Settings::from_toml("max_body = \"1KiB\"\nmax-body = \"2KiB\"").unwrap_err();
+        assert!(
+            format!("{both:#}").contains("`max-body` is given twice"),
+            "{both:#}"
+        );
+        let snake = Settings::from_toml("max_in_flight = 7\nwebhook_secret = \"s\"").unwrap();
+        assert_eq!(snake.max_in_flight, Some(7));
+        assert_eq!(snake.webhook_secret.map(|s| s.len()), Some(1));
+    }
+
+    #[test]
+    fn every_setting_the_flags_leave_out_comes_from_the_file() {
+        let file = Settings::from_toml(
+            "listen = \"0.0.0.0:9\"\nretention = \"1d\"\nwebhook-secret = \"from file\"",
+        )
+        .unwrap();
+        let flags = Settings {
+            retention: Some("2d".into()),
+            ..Default::default()
+        };
+        let merged = flags.or(file);
+        assert_eq!(merged.listen.as_deref(), Some("0.0.0.0:9"));
+        assert_eq!(merged.retention.as_deref(), Some("2d"));
+        let secrets = merged.webhook_secret.unwrap();
+        assert_eq!(secrets[0].expose(), "from file");
     }
 
     #[test]
     fn encryption_keys_are_64_hex_characters() {
         let mut a = args();
         a.encryption_key = Some(Secret::new("ab".repeat(32)));
-        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        let c = Config::from_settings(a).unwrap();
         assert!(c.encryption_key.is_some());
         assert!(!format!("{c:?}").contains("abab"), "the key never prints");
         for bad in ["abcd", &"zz".repeat(32)] {
             let mut a = args();
             a.encryption_key = Some(Secret::new(bad));
-            let err = format!(
-                "{:#}",
-                Config::from_layers(a, FileConfig::default()).unwrap_err()
-            );
+            let err = format!("{:#}", Config::from_settings(a).unwrap_err());
             assert!(err.contains("--encryption-key"), "{err}");
             assert!(err.contains("64 hex characters"), "{err}");
             assert!(!err.contains(bad), "the value is not echoed: {err}");
@@ -562,22 +508,17 @@ mod tests {
     #[test]
     fn no_secret_is_fine_only_with_scheme_none() {
         let mut a = args();
-        a.webhook_secret.clear();
+        a.webhook_secret = None;
         a.signature_scheme = Some(Scheme::None);
-        assert!(
-            Config::from_layers(a, FileConfig::default())
-                .unwrap()
-                .signing_keys
-                .is_empty()
-        );
+        assert!(Config::from_settings(a).unwrap().signing_keys.is_empty());
     }
 
     #[test]
     fn a_secret_with_spaces_is_one_secret_taken_verbatim() {
         let mut a = args();
         a.signature_scheme = Some(Scheme::Github);
-        a.webhook_secret = vec![Secret::new("It's a Secret to Everybody")];
-        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        a.webhook_secret = Some(vec![Secret::new("It's a Secret to Everybody")]);
+        let c = Config::from_settings(a).unwrap();
         assert_eq!(c.webhook_secrets.len(), 1);
         assert_eq!(c.webhook_secrets[0].expose(), "It's a Secret to Everybody");
         assert_eq!(c.signing_keys.len(), 1);
@@ -587,9 +528,9 @@ mod tests {
     fn rotation_is_the_flag_repeated_or_the_previous_secret() {
         let mut a = args();
         a.signature_scheme = Some(Scheme::Github);
-        a.webhook_secret = vec![Secret::new("new one"), Secret::new("newer")];
+        a.webhook_secret = Some(vec![Secret::new("new one"), Secret::new("newer")]);
         a.webhook_secret_previous = Some(Secret::new(" old one "));
-        let c = Config::from_layers(a, FileConfig::default()).unwrap();
+        let c = Config::from_settings(a).unwrap();
         let secrets: Vec<&str> = c.webhook_secrets.iter().map(Secret::expose).collect();
         assert_eq!(secrets, ["new one", "newer", " old one "]);
         assert_eq!(
@@ -601,12 +542,13 @@ mod tests {
     #[test]
     fn the_file_takes_one_secret_or_a_list() {
         let mut a = args();
-        a.webhook_secret.clear();
+        a.webhook_secret = None;
         a.signature_scheme = Some(Scheme::Github);
-        let file: FileConfig =
-            toml::from_str("webhook-secret = [\"a b\", \"c\"]\nwebhook-secret-previous = \"d e\"")
-                .unwrap();
-        let c = Config::from_layers(a, file).unwrap();
+        let file = Settings::from_toml(
+            "webhook-secret = [\"a b\", \"c\"]\nwebhook-secret-previous = \"d e\"",
+        )
+        .unwrap();
+        let c = Config::from_settings(a.or(file)).unwrap();
         let secrets: Vec<&str> = c.webhook_secrets.iter().map(Secret::expose).collect();
         assert_eq!(secrets, ["a b", "c", "d e"]);
     }

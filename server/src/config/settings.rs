@@ -1,18 +1,52 @@
-//! The flags of `lobster-relay server` (each with its environment
-//! variable), as clap reads them.
+//! Every setting of `lobster-relay server`, defined once: as a flag with
+//! its environment variable (clap) and as a key of the `--config` file
+//! (serde, the flag's name). Both layers are read into this one struct and
+//! merged by [`Settings::or`]; `Config::from_settings` validates the result
+//! and holds the defaults.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use lobster_shared::Secret;
 use lobster_shared::signature::Scheme;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-/// Flags of `lobster-relay server` (`docs/api-reference.md`, "Server configuration").
-#[derive(Debug, Clone, Default, Args)]
-pub struct ServerArgs {
+/// Defines the settings struct and its merge from one list of fields, so a
+/// new setting is written once. Every field is an `Option`: `None` is "not
+/// given in this layer".
+macro_rules! settings {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident: Option<$ty:ty>, )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: Option<$ty>, )*
+        }
+
+        impl $name {
+            /// Each setting from `self`, or else from `under`: flags and
+            /// environment over the file.
+            pub fn or(self, under: $name) -> $name {
+                $name { $( $field: self.$field.or(under.$field), )* }
+            }
+        }
+    };
+}
+
+settings! {
+/// Flags of `lobster-relay server` and keys of its `--config` file
+/// (`docs/api-reference.md`, "Server configuration"). In the file a key is
+/// the flag's name, kebab-case or snake_case.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Settings {
     /// TOML file with the same settings (flags and env win over it).
     #[arg(long, env = "RELAY_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "RELAY_LISTEN", value_name = "ADDR")]
@@ -38,7 +72,8 @@ pub struct ServerArgs {
         hide_env_values = true,
         action = clap::ArgAction::Append
     )]
-    pub webhook_secret: Vec<Secret>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub webhook_secret: Option<Vec<Secret>>,
     /// One more secret that also verifies, verbatim (rotation: the old one).
     #[arg(
         long,
@@ -155,6 +190,51 @@ pub struct ServerArgs {
     /// whose wake-up was lost [default: 5s with Redis, 1s without].
     #[arg(long, env = "RELAY_RESCAN_INTERVAL", value_name = "DURATION")]
     pub rescan_interval: Option<String>,
+}
+}
+
+/// A TOML value that may be one item or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+fn one_or_many<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    }))
+}
+
+impl Settings {
+    /// The settings of a `--config` file.
+    pub fn read_file(path: &Path) -> anyhow::Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::from_toml(&text)
+            .with_context(|| format!("config file {} is not valid", path.display()))
+    }
+
+    /// Settings from TOML text, its keys kebab-case or snake_case.
+    pub fn from_toml(text: &str) -> anyhow::Result<Settings> {
+        let table: toml::Table = toml::from_str(text)?;
+        let mut keys = toml::Table::new();
+        for (key, value) in table {
+            let kebab = key.replace('_', "-");
+            if keys.insert(kebab.clone(), value).is_some() {
+                anyhow::bail!(
+                    "`{kebab}` is given twice (kebab-case and snake_case name the same setting)"
+                );
+            }
+        }
+        Ok(toml::Value::Table(keys).try_into()?)
+    }
 }
 
 /// How the server writes its logs.
