@@ -9,15 +9,16 @@
 //!
 //! The operations are declared here, one function per route (the handlers
 //! are in [`crate::api`]); the WebSocket, Server-Sent Events and long-poll
-//! sessions, the workspace endpoints and `/metrics` are described in
-//! `docs/api-reference.md` only.
+//! streams themselves and `/metrics` are described in
+//! `docs/api-reference.md` only (the acks of the two HTTP streams are here).
 
 #![allow(dead_code)]
 
 use lobster_shared::api::{
-    Accepted, AgentList, AgentMe, Attempt, BodyEncoding, CallbackSet, CallbackShown, CreatedAgent,
-    ErrorBody, ErrorDetail, EventDetail, EventPage, EventSummary, ListedAgent, ReplayedFailed,
-    Revoked, SetCallback,
+    Accepted, AgentList, AgentMe, AnswersApplied, Attempt, BodyEncoding, CallbackSet,
+    CallbackShown, CreateWorkspace, CreatedAgent, ErrorBody, ErrorDetail, EventDetail, EventPage,
+    EventSummary, ListedAgent, ReplaceSecrets, ReplayedFailed, Revoked, SetCallback, Workspace,
+    WorkspaceList,
 };
 use utoipa::OpenApi;
 
@@ -43,15 +44,21 @@ use utoipa::OpenApi;
         list_agents,
         revoke_agent,
         admin_replay_failed,
+        create_workspace,
+        list_workspaces,
+        replace_workspace_secrets,
+        stream_acks,
     ),
     components(schemas(
         Accepted,
         AgentList,
         AgentMe,
+        AnswersApplied,
         Attempt,
         BodyEncoding,
         CallbackSet,
         CallbackShown,
+        CreateWorkspace,
         CreatedAgent,
         ErrorBody,
         ErrorDetail,
@@ -59,9 +66,12 @@ use utoipa::OpenApi;
         EventPage,
         EventSummary,
         ListedAgent,
+        ReplaceSecrets,
         ReplayedFailed,
         Revoked,
         SetCallback,
+        Workspace,
+        WorkspaceList,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -250,6 +260,58 @@ fn revoke_agent() {}
     )
 )]
 fn admin_replay_failed() {}
+
+/// Creates a workspace: its own signature scheme and secrets, which never
+/// come back.
+#[utoipa::path(
+    post, path = "/api/v1/admin/workspaces", tag = "admin", security(("bearer" = [])),
+    request_body = CreateWorkspace,
+    responses(
+        (status = 201, body = Workspace),
+        (status = 400, body = ErrorBody),
+        (status = 409, description = "`workspace_exists`", body = ErrorBody),
+    )
+)]
+fn create_workspace() {}
+
+/// Every workspace, the default one (from the relay's flags) first.
+#[utoipa::path(
+    get, path = "/api/v1/admin/workspaces", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, body = WorkspaceList),
+        (status = 401, body = ErrorBody),
+    )
+)]
+fn list_workspaces() {}
+
+/// Replaces a stored workspace's secrets (rotation: keep the old one in
+/// the list during the switch).
+#[utoipa::path(
+    put, path = "/api/v1/admin/workspaces/{name}/secrets", tag = "admin", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A stored workspace's name")),
+    request_body = ReplaceSecrets,
+    responses(
+        (status = 200, body = Workspace),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+fn replace_workspace_secrets() {}
+
+/// Acks and nacks of a Server-Sent Events or long-poll session, in one
+/// batch: `{"acks": [{"id"}], "nacks": [{"id", "reason"?}]}`.
+#[utoipa::path(
+    post, path = "/api/v1/agent/stream/{session_id}/acks", tag = "agent", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "The session id of the stream's `ready`")),
+    request_body(content = Object, description = "`{\"acks\": [...], \"nacks\": [...]}`"),
+    responses(
+        (status = 200, body = AnswersApplied),
+        (status = 400, description = "`invalid_batch`", body = ErrorBody),
+        (status = 404, description = "`session_not_found`: the session has ended", body = ErrorBody),
+        (status = 503, description = "Not stored; send them again", body = ErrorBody),
+    )
+)]
+fn stream_acks() {}
 
 #[cfg(test)]
 mod tests {

@@ -205,6 +205,66 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// `POST /api/v1/admin/workspaces`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateWorkspace {
+    /// 1 to 64 characters of a-z, 0-9 and `-`; not `default`.
+    pub name: String,
+    /// `standard-webhooks` (the default), `github`, `stripe` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_scheme: Option<String>,
+    /// Signing secrets, taken verbatim; any of them verifies.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Required `true` with the scheme `none`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_unsigned: bool,
+}
+
+/// `PUT /api/v1/admin/workspaces/{name}/secrets`: the new set, replacing
+/// the old one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplaceSecrets {
+    pub secrets: Vec<String>,
+}
+
+/// A workspace as the API shows it: never its secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Workspace {
+    pub name: String,
+    pub signature_scheme: String,
+    pub secret_count: usize,
+    /// `sha256:` and the first hex digits of each secret's SHA-256.
+    pub secret_fingerprints: Vec<String>,
+    /// `config` (the default workspace, from the relay's flags) or
+    /// `database`.
+    pub source: String,
+    /// `null` for the default workspace.
+    pub created_at: Option<String>,
+    /// Whether the stored secrets are sealed with `--encryption-key`;
+    /// `null` for the default workspace.
+    pub encrypted_at_rest: Option<bool>,
+}
+
+/// `GET /api/v1/admin/workspaces`: the default workspace first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkspaceList {
+    pub workspaces: Vec<Workspace>,
+}
+
+/// `POST /api/v1/agent/stream/{session_id}/acks` (the Server-Sent Events
+/// and long-poll sessions): how many of the batch's acks and nacks applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnswersApplied {
+    pub acked: usize,
+    pub nacked: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

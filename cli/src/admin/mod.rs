@@ -208,22 +208,20 @@ async fn run_workspaces(ctx: &Context, command: AdminCommand) -> anyhow::Result<
         } => {
             let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
             let body = workspaces::create_body(&name, scheme, &secrets, allow_unsigned);
-            let created = client.post(&workspaces::WORKSPACES, &body).await?;
-            (created, Some("Created"))
+            Answer::One(workspaces::create(&client, &body).await?, "Created")
         }
         AdminCommand::ListWorkspaces { auth } => {
             let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
-            (client.get(&workspaces::WORKSPACES).await?, None)
+            Answer::List(workspaces::list(&client).await?)
         }
         AdminCommand::RotateWorkspaceSecrets {
             name,
             secrets,
             auth,
         } => {
-            let client = ApiClient::new(ctx.relay.clone(), auth.admin_token.clone())?;
-            let rotated =
-                workspaces::put_secrets(&client, &auth.admin_token, &name, &secrets).await?;
-            (rotated, Some("Replaced the secrets of"))
+            let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
+            let rotated = workspaces::put_secrets(&client, &name, &secrets).await?;
+            Answer::One(rotated, "Replaced the secrets of")
         }
         AdminCommand::CreateAgent { .. }
         | AdminCommand::ListAgents { .. }
@@ -232,11 +230,19 @@ async fn run_workspaces(ctx: &Context, command: AdminCommand) -> anyhow::Result<
         }
     };
     match answer {
-        (value, _) if json => print_json(&value)?,
-        (value, Some(verb)) => print_data(workspaces::describe(&value, verb))?,
-        (value, None) => print_data(workspaces::table(&value).trim_end())?,
+        Answer::One(workspace, _) if json => print_json(&serde_json::to_value(workspace)?)?,
+        Answer::List(listed) if json => print_json(&serde_json::to_value(listed)?)?,
+        Answer::One(workspace, verb) => print_data(workspaces::describe(&workspace, verb))?,
+        Answer::List(listed) => print_data(workspaces::table(&listed).trim_end())?,
     }
     Ok(())
+}
+
+/// What a workspace subcommand got back.
+enum Answer {
+    /// One workspace, and the verb that made or changed it.
+    One(lobster_shared::api::Workspace, &'static str),
+    List(lobster_shared::api::WorkspaceList),
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {

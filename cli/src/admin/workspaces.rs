@@ -6,14 +6,11 @@
 use std::fmt::Write as _;
 
 use lobster_shared::Secret;
+use lobster_shared::api::{CreateWorkspace, ReplaceSecrets, Workspace, WorkspaceList};
 use lobster_shared::signature::Scheme;
-use reqwest::{Method, Url};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::api::{ApiClient, ApiError};
-use crate::global::endpoint;
-use crate::ui::field;
+use crate::api::{ApiClient, ApiError, typed};
 
 pub(super) const WORKSPACES: [&str; 4] = ["api", "v1", "admin", "workspaces"];
 
@@ -23,102 +20,68 @@ pub(super) fn create_body(
     scheme: Scheme,
     secrets: &[Secret],
     allow_unsigned: bool,
-) -> Value {
-    let secrets: Vec<&str> = secrets.iter().map(Secret::expose).collect();
-    let mut body = json!({ "name": name, "signature_scheme": scheme, "secrets": secrets });
-    if allow_unsigned {
-        body["allow_unsigned"] = json!(true);
+) -> CreateWorkspace {
+    CreateWorkspace {
+        name: name.to_owned(),
+        signature_scheme: Some(scheme.as_str().to_owned()),
+        secrets: secrets.iter().map(|s| s.expose().to_owned()).collect(),
+        allow_unsigned,
     }
-    body
 }
 
-/// `PUT /api/v1/admin/workspaces/{name}/secrets`. The shared [`ApiClient`]
-/// has no `put` yet, so this sends the one PUT itself, with the same
-/// error shapes.
+/// `POST /api/v1/admin/workspaces`.
+pub(super) async fn create(
+    client: &ApiClient,
+    body: &CreateWorkspace,
+) -> Result<Workspace, ApiError> {
+    let answer = client.post(&WORKSPACES, &to_value(body)).await?;
+    typed(&WORKSPACES.join("/"), answer)
+}
+
+/// `GET /api/v1/admin/workspaces`.
+pub(super) async fn list(client: &ApiClient) -> Result<WorkspaceList, ApiError> {
+    client.get_as(&WORKSPACES).await
+}
+
+/// `PUT /api/v1/admin/workspaces/{name}/secrets`.
 pub(super) async fn put_secrets(
     client: &ApiClient,
-    token: &Secret,
     name: &str,
     secrets: &[Secret],
-) -> Result<Value, ApiError> {
+) -> Result<Workspace, ApiError> {
     let mut segments = WORKSPACES.to_vec();
     segments.extend([name, "secrets"]);
-    let url: Url = endpoint(client.base(), &segments);
-    let path = url.path().to_owned();
-    let secrets: Vec<&str> = secrets.iter().map(Secret::expose).collect();
-    let http = crate::trust::http_client()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|err| ApiError::Unreachable {
-            url: url.clone(),
-            reason: err.to_string(),
-        })?;
-    let unreachable = |err: reqwest::Error| ApiError::Unreachable {
-        url: url.clone(),
-        reason: err.to_string(),
+    let body = ReplaceSecrets {
+        secrets: secrets.iter().map(|s| s.expose().to_owned()).collect(),
     };
-    let response = http
-        .put(url.clone())
-        .bearer_auth(token.expose())
-        .json(&json!({ "secrets": secrets }))
-        .send()
-        .await
-        .map_err(unreachable)?;
-    let status = response.status();
-    let bytes = response.bytes().await.map_err(unreachable)?;
-    if !status.is_success() {
-        #[derive(Deserialize)]
-        struct Body {
-            error: Detail,
-        }
-        #[derive(Deserialize)]
-        struct Detail {
-            code: String,
-            message: String,
-        }
-        let (code, message) = match serde_json::from_slice::<Body>(&bytes) {
-            Ok(body) => (body.error.code, body.error.message),
-            Err(_) => ("unexpected_answer".to_owned(), status.to_string()),
-        };
-        return Err(ApiError::Status {
-            method: Method::PUT,
-            path,
-            status,
-            code,
-            message,
-        });
-    }
-    serde_json::from_slice(&bytes).map_err(|err| ApiError::BadBody {
-        path,
-        reason: err.to_string(),
-    })
+    let answer = client.put(&segments, &to_value(&body)).await?;
+    typed(&segments.join("/"), answer)
 }
 
-fn fingerprints(workspace: &Value) -> String {
-    match workspace.get("secret_fingerprints") {
-        Some(Value::Array(prints)) if !prints.is_empty() => prints
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => "-".to_owned(),
+fn to_value(body: &impl serde::Serialize) -> Value {
+    serde_json::to_value(body).expect("request bodies serialize")
+}
+
+fn fingerprints(workspace: &Workspace) -> String {
+    if workspace.secret_fingerprints.is_empty() {
+        "-".to_owned()
+    } else {
+        workspace.secret_fingerprints.join(" ")
     }
 }
 
 /// One workspace after create or rotate.
-pub(super) fn describe(workspace: &Value, verb: &str) -> String {
+pub(super) fn describe(workspace: &Workspace, verb: &str) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
         "{verb} workspace {} (scheme {}) with {} secret(s): {}",
-        field(workspace, "name"),
-        field(workspace, "signature_scheme"),
-        field(workspace, "secret_count"),
+        workspace.name,
+        workspace.signature_scheme,
+        workspace.secret_count,
         fingerprints(workspace),
     );
-    if workspace.get("encrypted_at_rest") == Some(&Value::Bool(false))
-        && workspace.get("secret_count").and_then(Value::as_u64) > Some(0)
-    {
+    if workspace.encrypted_at_rest == Some(false) && workspace.secret_count > 0 {
         let _ = write!(
             out,
             "\nNote: this relay stores them unencrypted (it runs without --encryption-key)."
@@ -127,25 +90,20 @@ pub(super) fn describe(workspace: &Value, verb: &str) -> String {
     let _ = write!(
         out,
         "\nCreate agents in it with `lobster-relay admin create-agent NAME --workspace {}`.",
-        field(workspace, "name")
+        workspace.name
     );
     out
 }
 
 /// A table of workspaces, one per line.
-pub(super) fn table(listed: &Value) -> String {
-    let empty = Vec::new();
-    let workspaces = listed
-        .get("workspaces")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+pub(super) fn table(listed: &WorkspaceList) -> String {
     let titles = ["NAME", "SCHEME", "SECRETS", "SOURCE", "FINGERPRINTS"].map(str::to_owned);
-    let rows = workspaces.iter().map(|w| {
+    let rows = listed.workspaces.iter().map(|w| {
         vec![
-            field(w, "name"),
-            field(w, "signature_scheme"),
-            field(w, "secret_count"),
-            field(w, "source"),
+            w.name.clone(),
+            w.signature_scheme.clone(),
+            w.secret_count.to_string(),
+            w.source.clone(),
             fingerprints(w),
         ]
     });
@@ -160,30 +118,39 @@ pub(super) fn table(listed: &Value) -> String {
 mod tests {
     use super::*;
 
+    use serde_json::json;
+
     #[test]
     fn the_create_body_says_allow_unsigned_only_when_asked() {
         let body = create_body("acme", Scheme::Github, &[Secret::new("s1")], false);
         assert_eq!(
-            body,
+            to_value(&body),
             json!({"name":"acme","signature_scheme":"github","secrets":["s1"]})
         );
         let body = create_body("dev", Scheme::None, &[], true);
-        assert_eq!(body["allow_unsigned"], true);
+        assert_eq!(to_value(&body)["allow_unsigned"], true);
     }
 
     #[test]
     fn renderings_show_counts_and_fingerprints_never_secrets() {
-        let ws = json!({"name":"acme","signature_scheme":"github","secret_count":2,
+        let ws: Workspace = serde_json::from_value(
+            json!({"name":"acme","signature_scheme":"github","secret_count":2,
             "secret_fingerprints":["sha256:aaaa1111","sha256:bbbb2222"],
-            "source":"database","encrypted_at_rest":false});
+            "source":"database","created_at":"2026-12-04T00:00:00.000Z","encrypted_at_rest":false}),
+        )
+        .unwrap();
         let text = describe(&ws, "Created");
         assert!(text.starts_with("Created workspace acme (scheme github) with 2 secret(s): sha256:aaaa1111 sha256:bbbb2222"), "{text}");
         assert!(text.contains("unencrypted"), "{text}");
         assert!(text.contains("--workspace acme"), "{text}");
-        let listed = json!({"workspaces":[
+        let default: Workspace = serde_json::from_value(json!(
             {"name":"default","signature_scheme":"standard-webhooks","secret_count":1,
-             "secret_fingerprints":["sha256:cccc3333"],"source":"config"},
-            ws]});
+             "secret_fingerprints":["sha256:cccc3333"],"source":"config",
+             "created_at":null,"encrypted_at_rest":null}))
+        .unwrap();
+        let listed = WorkspaceList {
+            workspaces: vec![default, ws],
+        };
         let table = table(&listed);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3, "{table}");

@@ -7,9 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lobster_shared::Secret;
+use lobster_shared::api::{CreateWorkspace, ReplaceSecrets, Workspace, WorkspaceList};
 use lobster_shared::signature::{Scheme, SigningKey};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::Admin;
 use super::error::ApiError;
@@ -36,21 +35,6 @@ impl From<WorkspaceError> for ApiError {
             ),
         }
     }
-}
-
-#[derive(Deserialize)]
-pub struct CreateWorkspace {
-    name: String,
-    signature_scheme: Option<String>,
-    #[serde(default)]
-    secrets: Vec<String>,
-    #[serde(default)]
-    allow_unsigned: bool,
-}
-
-#[derive(Deserialize)]
-pub struct ReplaceSecrets {
-    secrets: Vec<String>,
 }
 
 pub async fn create(
@@ -106,27 +90,30 @@ pub async fn create(
     let verifier = Verifier::for_secrets(scheme, &secrets);
     let verifier = state.workspaces.remember(&stored, verifier);
     tracing::info!(workspace = %stored.name, scheme = %scheme, secrets = secrets.len(), "workspace created");
-    Ok((StatusCode::CREATED, Json(stored_json(&stored, &verifier))))
+    Ok((StatusCode::CREATED, Json(shown(&stored, &verifier))))
 }
 
-pub async fn list(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<WorkspaceList>, ApiError> {
     let default = &state.workspaces.default;
-    let mut workspaces = vec![json!({
-        "name": DEFAULT_WORKSPACE,
-        "signature_scheme": default.scheme,
-        "secret_count": default.fingerprints.len(),
-        "secret_fingerprints": default.fingerprints,
-        "source": "config",
-        "created_at": null,
-        "encrypted_at_rest": null,
-    })];
+    let mut workspaces = vec![Workspace {
+        name: DEFAULT_WORKSPACE.to_owned(),
+        signature_scheme: default.scheme.as_str().to_owned(),
+        secret_count: default.fingerprints.len(),
+        secret_fingerprints: default.fingerprints.clone(),
+        source: "config".to_owned(),
+        created_at: None,
+        encrypted_at_rest: None,
+    }];
     for stored in state.store.list_workspaces().await? {
         match state.workspaces.verifier(&stored.name).await? {
-            Some(verifier) => workspaces.push(stored_json(&stored, &verifier)),
+            Some(verifier) => workspaces.push(shown(&stored, &verifier)),
             None => continue,
         }
     }
-    Ok(Json(json!({ "workspaces": workspaces })))
+    Ok(Json(WorkspaceList { workspaces }))
 }
 
 pub async fn replace_secrets(
@@ -134,7 +121,7 @@ pub async fn replace_secrets(
     _: Admin,
     Path(name): Path<String>,
     body: Result<Json<ReplaceSecrets>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Workspace>, ApiError> {
     let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
     if name == DEFAULT_WORKSPACE {
         return Err(ApiError::bad_request(
@@ -184,7 +171,7 @@ pub async fn replace_secrets(
     let verifier = Verifier::for_secrets(scheme, &secrets);
     let verifier = state.workspaces.remember(&stored, verifier);
     tracing::info!(workspace = %name, secrets = secrets.len(), "workspace secrets replaced");
-    Ok(Json(stored_json(&stored, &verifier)))
+    Ok(Json(shown(&stored, &verifier)))
 }
 
 /// Non-empty, parseable for the scheme, at most [`MAX_SECRETS`]; none for
@@ -239,16 +226,16 @@ fn validate_secrets(scheme: Scheme, secrets: Vec<String>) -> Result<Vec<Secret>,
 }
 
 /// A stored workspace as the API shows it: never its secrets.
-fn stored_json(stored: &StoredWorkspace, verifier: &Verifier) -> Value {
-    json!({
-        "name": stored.name,
-        "signature_scheme": verifier.scheme,
-        "secret_count": verifier.fingerprints.len(),
-        "secret_fingerprints": verifier.fingerprints,
-        "source": "database",
-        "created_at": rfc3339(stored.created_at),
-        "encrypted_at_rest": stored.secrets.iter().all(|s| crypto::is_encrypted(s)),
-    })
+fn shown(stored: &StoredWorkspace, verifier: &Verifier) -> Workspace {
+    Workspace {
+        name: stored.name.clone(),
+        signature_scheme: verifier.scheme.as_str().to_owned(),
+        secret_count: verifier.fingerprints.len(),
+        secret_fingerprints: verifier.fingerprints.clone(),
+        source: "database".to_owned(),
+        created_at: Some(rfc3339(stored.created_at)),
+        encrypted_at_rest: Some(stored.secrets.iter().all(|s| crypto::is_encrypted(s))),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Form, Json};
-use serde_json::json;
+use lobster_shared::api::ReplaceSecrets;
 
 use super::answer::answer;
 use super::auth::DashState;
@@ -22,18 +22,14 @@ pub async fn show(State(state): State<DashState>, op: Operator) -> Html<String> 
 
 async fn render(state: &DashState, op: &Operator, top: String) -> Html<String> {
     let workspaces = match api::list(State(state.app.clone()), Admin).await {
-        Ok(Json(v)) => v["workspaces"].as_array().cloned().unwrap_or_default(),
+        Ok(Json(listed)) => listed.workspaces,
         Err(err) => return page("Workspaces", &op.csrf, &notice("error", &err.message)),
     };
     let mut rows = String::new();
     for w in &workspaces {
-        let name = w["name"].as_str().unwrap_or_default();
-        let scheme = w["signature_scheme"].as_str().unwrap_or_default();
-        let prints: Vec<&str> = w["secret_fingerprints"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|p| p.as_str()).collect())
-            .unwrap_or_default();
-        let rotate = if w["source"] == "config" {
+        let name = w.name.as_str();
+        let scheme = w.signature_scheme.as_str();
+        let rotate = if w.source == "config" {
             "<span class=\"hint\">set by --webhook-secret; change it there and restart</span>"
                 .to_owned()
         } else if scheme == "none" {
@@ -57,9 +53,9 @@ async fn render(state: &DashState, op: &Operator, top: String) -> Html<String> {
              <td data-label=\"Source\">{source}</td><td>{rotate}</td></tr>",
             name = esc(name),
             scheme = esc(scheme),
-            count = w["secret_count"].as_u64().unwrap_or(0),
-            prints = esc(&prints.join(" ")),
-            source = esc(w["source"].as_str().unwrap_or_default()),
+            count = w.secret_count,
+            prints = esc(&w.secret_fingerprints.join(" ")),
+            source = esc(&w.source),
         );
     }
     let body = format!(
@@ -90,24 +86,16 @@ pub async fn rotate(
                 .collect()
         })
         .unwrap_or_default();
-    let request = serde_json::from_value(json!({ "secrets": secrets }))
-        .map_err(|e| e.to_string())
-        .map(Json);
-    let outcome = match request {
-        Ok(body) => {
-            match api::replace_secrets(
-                State(state.app.clone()),
-                Admin,
-                Path(name.clone()),
-                Ok(body),
-            )
-            .await
-            {
-                Ok(answered) => answer(answered.into_response()).await,
-                Err(err) => Err(err.message),
-            }
-        }
-        Err(err) => Err(err),
+    let outcome = match api::replace_secrets(
+        State(state.app.clone()),
+        Admin,
+        Path(name.clone()),
+        Ok(Json(ReplaceSecrets { secrets })),
+    )
+    .await
+    {
+        Ok(answered) => answer(answered.into_response()).await,
+        Err(err) => Err(err.message),
     };
     let top = match outcome {
         Ok(_) => notice(

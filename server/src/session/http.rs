@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use lobster_shared::api::AnswersApplied;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::link::{AnswerBatch, BatchOutcome};
@@ -54,7 +54,7 @@ pub async fn post_answers(
     AuthedAgent(agent): AuthedAgent,
     Path(session_id): Path<String>,
     body: Result<Json<Answers>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AnswersApplied>, ApiError> {
     let Json(answers) = body.map_err(|rejection| {
         // Wrong JSON types are malformed batches too (axum says 422).
         let status = match rejection.status() {
@@ -109,7 +109,7 @@ pub async fn post_answers(
         err.retry_after_secs = Some(1);
         return Err(err);
     }
-    Ok(Json(json!({"acked": acked, "nacked": nacked})))
+    Ok(Json(AnswersApplied { acked, nacked }))
 }
 
 #[cfg(test)]
