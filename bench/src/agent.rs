@@ -115,6 +115,11 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Starts `listen --forward` and waits for its `Ready!` line.
     pub async fn start(
         bin: &Path,

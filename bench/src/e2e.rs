@@ -95,6 +95,14 @@ impl Consumers {
         Ok(Consumers::Listen(sink, listeners))
     }
 
+    /// Process ids of the `listen` children (none in the in-process modes).
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Consumers::Protocol(..) => Vec::new(),
+            Consumers::Listen(_, listeners) => listeners.iter().filter_map(Listener::pid).collect(),
+        }
+    }
+
     /// Stops every consumer; returns what they reported, as JSON and text.
     async fn stop(self) -> (Value, String) {
         let mut notes = Vec::new();
@@ -161,12 +169,21 @@ pub async fn run(
     let consumers = Consumers::start(relay, relay_args, args, &agents, &recorder, clock).await?;
     let load = ingest::load_for(relay, &agents, args.max_in_flight, args.body_size, clock)?;
     let load_start = clock.elapsed();
+    let relay_pids: Vec<u32> = relay.pid().into_iter().collect();
+    let listen_pids = consumers.pids();
+    let cpu_before = (cpu_of(&relay_pids), cpu_of(&listen_pids));
     eprintln!(
         "e2e: sending for {}...",
         humantime::format_duration(args.duration)
     );
     let mut tally = load::open_loop(load, args.rate, args.duration, args.max_in_flight).await;
     let waited = recorder.settle(&tally.accepted, args.settle).await;
+    let cpu = CpuPerEvent {
+        relay: cpu_of(&relay_pids).saturating_sub(cpu_before.0),
+        listen: cpu_of(&listen_pids).saturating_sub(cpu_before.1),
+        relay_measured: !relay_pids.is_empty(),
+        listen_measured: !listen_pids.is_empty(),
+    };
     let (consumer_json, consumer_text) = consumers.stop().await;
     let seen = recorder.take();
 
@@ -208,11 +225,12 @@ pub async fn run(
         "settle",
     ];
     let table = format!(
-        "ingest side:\n{}{}delivery (delivered/s = unique deliveries / first send to last arrival):\n{}{}{}{}",
+        "ingest side:\n{}{}delivery (delivered/s = unique deliveries / first send to last arrival):\n{}{}{}{}{}",
         tally.table(),
         Latency::table(ingest_latency, "202s"),
         table(&headers, &[row]),
         Latency::table(latency, "POST to consumer"),
+        cpu.table(delivered),
         if consumer_text.is_empty() {
             String::new()
         } else {
@@ -228,6 +246,7 @@ pub async fn run(
         "delivered_per_s": per_sec, "settle_waited_s": waited.as_secs_f64(),
         "latency_e2e": Latency::to_json(latency),
         "consumers": consumer_json, "relay_log": log.0,
+        "cpu_us_per_delivered_event": cpu.to_json(delivered),
     });
     Ok(Outcome {
         name: format!(
@@ -243,4 +262,50 @@ pub async fn run(
         table,
         worked: accepted > 0 && delivered > 0,
     })
+}
+
+/// CPU time of processes, user plus system.
+fn cpu_of(pids: &[u32]) -> Duration {
+    pids.iter()
+        .filter_map(|pid| crate::fleet::cpu_time(*pid))
+        .sum()
+}
+
+/// CPU the relay and the `listen` processes spent from the first send until
+/// the last delivery settled. Per delivered event, it is the figure to
+/// compare between builds: unlike a saturated rate it barely moves with
+/// what else runs on the host.
+struct CpuPerEvent {
+    relay: Duration,
+    listen: Duration,
+    /// False with `--relay-url` (not our child) and for in-process agents.
+    relay_measured: bool,
+    listen_measured: bool,
+}
+
+impl CpuPerEvent {
+    fn per_event(cpu: Duration, measured: bool, events: usize) -> Option<f64> {
+        (measured && events > 0).then(|| cpu.as_secs_f64() * 1e6 / events as f64)
+    }
+
+    fn table(&self, events: usize) -> String {
+        let show = |v: Option<f64>| v.map_or("-".to_owned(), |us| format!("{us:.0}"));
+        format!(
+            "cpu per delivered event (\u{b5}s, user+system, first send to settled):\n{}",
+            table(
+                &["relay", "listen"],
+                &[vec![
+                    show(Self::per_event(self.relay, self.relay_measured, events)),
+                    show(Self::per_event(self.listen, self.listen_measured, events)),
+                ]],
+            )
+        )
+    }
+
+    fn to_json(&self, events: usize) -> Value {
+        json!({
+            "relay": Self::per_event(self.relay, self.relay_measured, events),
+            "listen": Self::per_event(self.listen, self.listen_measured, events),
+        })
+    }
 }
