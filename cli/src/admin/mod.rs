@@ -9,10 +9,11 @@ mod workspaces;
 
 use clap::{Args, Subcommand};
 use lobster_shared::Secret;
+use lobster_shared::api::{AgentList, CreatedAgent};
 use lobster_shared::signature::Scheme;
 use serde_json::{Value, json};
 
-use crate::api::ApiClient;
+use crate::api::{ApiClient, typed};
 use crate::context::Context;
 use crate::ui::print_data;
 
@@ -152,6 +153,7 @@ pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
             if global.json {
                 print_json(&created)
             } else {
+                let created: CreatedAgent = typed(&AGENTS.join("/"), created)?;
                 print_data(render::created_agent(&created, client.base()))?;
                 Ok(())
             }
@@ -162,14 +164,14 @@ pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
             if global.json {
                 print_json(&listed)
             } else {
-                let agents = render::agent_list(&listed);
+                let AgentList { agents } = typed(&AGENTS.join("/"), listed)?;
                 if agents.is_empty() {
                     ui.status(
                         "No agents yet. Create one with `lobster-relay admin create-agent NAME`.",
                     );
                     return Ok(());
                 }
-                print_data(render::agent_table(agents).trim_end())?;
+                print_data(render::agent_table(&agents).trim_end())?;
                 Ok(())
             }
         }

@@ -1,27 +1,26 @@
-//! Human renderings of admin API answers.
-//!
-//! The answers are read as loose JSON, not strict structs: a field the relay
-//! adds later must not break an older CLI, and a missing one shows as `-`.
+//! Human renderings of admin API answers, read as the types of
+//! [`lobster_shared::api`] (a field the relay adds later is ignored; a
+//! missing one is an error naming it).
 
 use std::fmt::Write as _;
 
+use lobster_shared::api::{CreatedAgent, ListedAgent};
 use reqwest::Url;
-use serde_json::Value;
 
-use crate::ui::{field, table};
+use crate::ui::{printable, table};
 
 /// The answer to `POST /api/v1/admin/agents`, with the key shown once and
 /// the `login` and `listen` lines to paste.
-pub fn created_agent(created: &Value, relay: &Url) -> String {
+pub fn created_agent(created: &CreatedAgent, relay: &Url) -> String {
     let relay = relay.as_str().trim_end_matches('/');
-    let api_key = field(created, "api_key");
+    let api_key = printable(&created.api_key);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "Created agent {} ({}) in workspace {}.",
-        field(created, "name"),
-        field(created, "agent_id"),
-        field(created, "workspace"),
+        printable(&created.name),
+        created.agent_id,
+        created.workspace,
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -31,7 +30,7 @@ pub fn created_agent(created: &Value, relay: &Url) -> String {
     let _ = writeln!(out, "  {api_key}");
     let _ = writeln!(out);
     let _ = writeln!(out, "Webhook URL (give this to the sender):");
-    let _ = writeln!(out, "  {}", field(created, "webhook_url"));
+    let _ = writeln!(out, "  {}", printable(&created.webhook_url));
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -47,49 +46,56 @@ pub fn created_agent(created: &Value, relay: &Url) -> String {
     out
 }
 
-/// The agents in a `GET /api/v1/admin/agents` answer, whether it is a bare
-/// array or `{"agents": [...]}`.
-pub fn agent_list(listed: &Value) -> &[Value] {
-    match listed {
-        Value::Array(agents) => agents,
-        Value::Object(_) => match listed.get("agents") {
-            Some(Value::Array(agents)) => agents,
-            _ => &[],
-        },
-        _ => &[],
-    }
-}
-
-const COLUMNS: [(&str, &str); 6] = [
-    ("AGENT ID", "agent_id"),
-    ("NAME", "name"),
-    ("WORKSPACE", "workspace"),
-    ("ONLINE", "online_sessions"),
-    ("PENDING", "pending_events"),
-    ("LAST SEEN", "last_seen"),
-];
-
 /// A plain-text table of agents, one per line, columns padded with spaces.
-pub fn agent_table(agents: &[Value]) -> String {
-    let titles = COLUMNS
-        .iter()
-        .map(|(title, _)| (*title).to_owned())
-        .collect();
-    let rows = agents
-        .iter()
-        .map(|agent| COLUMNS.iter().map(|(_, key)| field(agent, key)).collect());
+pub fn agent_table(agents: &[ListedAgent]) -> String {
+    let titles = [
+        "AGENT ID",
+        "NAME",
+        "WORKSPACE",
+        "ONLINE",
+        "PENDING",
+        "LAST SEEN",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let rows = agents.iter().map(|agent| {
+        vec![
+            agent.agent_id.clone(),
+            printable(&agent.name).into_owned(),
+            agent.workspace.clone(),
+            agent.online_sessions.to_string(),
+            agent.pending_events.to_string(),
+            agent.last_seen.clone().unwrap_or_else(|| "-".to_owned()),
+        ]
+    });
     table(&std::iter::once(titles).chain(rows).collect::<Vec<_>>())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// A listed agent from the fields a test cares about.
+    fn listed(fields: Value) -> ListedAgent {
+        let mut agent = json!({"agent_id": "agt_1", "name": "a", "workspace": "default",
+            "relay_id": "rly_1", "webhook_url": "http://x", "created_at": "2026-11-28T00:00:00Z",
+            "last_seen": null, "online_sessions": 0, "session_transports": [],
+            "pending_events": 0});
+        agent
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        serde_json::from_value(agent).unwrap()
+    }
 
     #[test]
     fn a_created_agent_shows_the_key_once_and_a_listen_line() {
-        let created = json!({"agent_id":"agt_1","name":"laptop","workspace":"default",
-            "relay_id":"r1","api_key":"lr_secret","webhook_url":"http://x/api/v1/webhook/r1"});
+        let created: CreatedAgent = serde_json::from_value(
+            json!({"agent_id":"agt_1","name":"laptop","workspace":"default",
+            "relay_id":"r1","api_key":"lr_secret","webhook_url":"http://x/api/v1/webhook/r1"}),
+        )
+        .unwrap();
         let relay = Url::parse("http://127.0.0.1:8080").unwrap();
         let text = created_agent(&created, &relay);
         assert!(text.contains("shown only once"));
@@ -106,22 +112,17 @@ mod tests {
     }
 
     #[test]
-    fn agent_lists_come_bare_or_wrapped() {
-        let one = json!([{"agent_id":"a"}]);
-        assert_eq!(agent_list(&one).len(), 1);
-        let wrapped = json!({"agents":[{"agent_id":"a"},{"agent_id":"b"}]});
-        assert_eq!(agent_list(&wrapped).len(), 2);
-        assert!(agent_list(&json!({"x":1})).is_empty());
-    }
-
-    #[test]
     fn tables_align_columns_and_fill_gaps() {
         let agents = [
-            json!({"agent_id":"agt_1","name":"laptop","workspace":"default",
+            listed(
+                json!({"agent_id":"agt_1","name":"laptop","workspace":"default",
                    "online_sessions":2,"pending_events":0,"last_seen":null}),
-            json!({"agent_id":"agt_22","name":"ci","workspace":"default",
+            ),
+            listed(
+                json!({"agent_id":"agt_22","name":"ci","workspace":"default",
                    "online_sessions":0,"pending_events":17,
                    "last_seen":"2026-11-28T12:00:00Z"}),
+            ),
         ];
         let table = agent_table(&agents);
         let lines: Vec<&str> = table.lines().collect();

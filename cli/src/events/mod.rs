@@ -9,12 +9,11 @@ mod render;
 use anyhow::Context as _;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use lobster_shared::api::{Accepted, ReplayedFailed};
+use lobster_shared::api::{Accepted, BodyEncoding, EventDetail, EventPage, ReplayedFailed};
 use serde_json::{Value, json};
 
 use crate::api::typed;
 use crate::context::Context;
-use crate::exit::Fatal;
 use crate::ui::{print_data, print_raw};
 
 const STATUSES: [&str; 6] = [
@@ -140,22 +139,22 @@ pub async fn run(ctx: &Context, command: EventsCommand) -> anyhow::Result<()> {
             if ctx.global.json {
                 return print_json(&listed);
             }
-            let events = listed["events"].as_array().cloned().unwrap_or_default();
-            if events.is_empty() {
+            let page: EventPage = typed(&EVENTS.join("/"), listed)?;
+            if page.events.is_empty() {
                 ctx.ui.status(match &args.status {
                     Some(status) => format!("No {status} events."),
                     None => "No events yet. Send one with `lobster-relay trigger`.".to_owned(),
                 });
                 return Ok(());
             }
-            let table = render::event_table(&events);
+            let table = render::event_table(&page.events);
             // On a terminal, each row fits its width; piped, rows stay whole.
             let table = match console::Term::stdout().size_checked() {
                 Some((_, columns)) => render::fit_width(&table, usize::from(columns)),
                 None => table,
             };
             print_data(table)?;
-            if let Some(next) = listed["next"].as_str() {
+            if let Some(next) = &page.next {
                 ctx.ui.status(format!(
                     "More: lobster-relay events list --limit {} --before {next}",
                     args.limit
@@ -166,12 +165,13 @@ pub async fn run(ctx: &Context, command: EventsCommand) -> anyhow::Result<()> {
         EventsCommand::Show { id, body, pretty } => {
             let mut path = EVENTS.to_vec();
             path.push(&id);
-            let event = client.get(&path).await?;
+            let answer = client.get(&path).await?;
+            if ctx.global.json && !body {
+                return print_json(&answer);
+            }
+            let event: EventDetail = typed(&path.join("/"), answer)?;
             if body {
                 return print_raw(&raw_body(&event)?).map_err(Into::into);
-            }
-            if ctx.global.json {
-                return print_json(&event);
             }
             print_data(render::event_detail(&event, pretty))?;
             Ok(())
@@ -248,18 +248,12 @@ pub async fn trigger(ctx: &Context, args: TriggerArgs) -> anyhow::Result<()> {
 }
 
 /// The event's body as the relay stored it, decoded from `body_encoding`.
-fn raw_body(event: &Value) -> anyhow::Result<Vec<u8>> {
-    let body = event["body"].as_str().unwrap_or_default();
-    match event["body_encoding"].as_str() {
-        Some("base64") => base64::engine::general_purpose::STANDARD
-            .decode(body)
+fn raw_body(event: &EventDetail) -> anyhow::Result<Vec<u8>> {
+    match event.body_encoding {
+        BodyEncoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(&event.body)
             .context("the relay sent a body that is not valid base64"),
-        Some("utf8") | None => Ok(body.as_bytes().to_vec()),
-        Some(other) => Err(Fatal::usage(
-            format!("the relay sent a body in an encoding this version does not know: {other}"),
-            "upgrade lobster-relay, or use --json to see the body as sent",
-        )
-        .into()),
+        BodyEncoding::Utf8 => Ok(event.body.as_bytes().to_vec()),
     }
 }
 
@@ -287,11 +281,22 @@ mod tests {
 
     #[test]
     fn bodies_decode_by_their_encoding() {
-        let event = json!({"body": "aGk=", "body_encoding": "base64"});
-        assert_eq!(raw_body(&event).unwrap(), b"hi");
-        let event = json!({"body": "{\"a\":1}", "body_encoding": "utf8"});
-        assert_eq!(raw_body(&event).unwrap(), b"{\"a\":1}");
-        assert!(raw_body(&json!({"body": "x", "body_encoding": "rot13"})).is_err());
+        let event = |body: &str, encoding: &str| {
+            typed::<EventDetail>(
+                "api/v1/agent/events/evt_1",
+                json!({"id": "evt_1", "event_type": "x", "status": "pending",
+                       "received_at": "2026-11-28T12:00:01Z", "attempts": 0, "headers": [],
+                       "body": body, "body_encoding": encoding, "attempt_history": []}),
+            )
+        };
+        assert_eq!(raw_body(&event("aGk=", "base64").unwrap()).unwrap(), b"hi");
+        let utf8 = event("{\"a\":1}", "utf8").unwrap();
+        assert_eq!(raw_body(&utf8).unwrap(), b"{\"a\":1}");
+        assert!(raw_body(&event("!!", "base64").unwrap()).is_err());
+        // An encoding this version does not know fails as an answer it
+        // cannot read, naming the field's value.
+        let unknown = event("x", "rot13").unwrap_err().to_string();
+        assert!(unknown.contains("rot13"), "{unknown}");
     }
 
     #[test]

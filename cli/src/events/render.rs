@@ -1,15 +1,16 @@
 //! Human renderings of agent API answers about events.
 //!
-//! Answers are read as loose JSON: a field the relay adds later must not
-//! break an older CLI, and a missing one shows as `-`. Colour (statuses)
-//! only when stdout is a terminal and `NO_COLOR` is unset.
+//! Answers arrive typed ([`lobster_shared::api`]): a field the relay adds
+//! later is ignored, a missing one is an error naming it (`--json` prints
+//! the answer as it came). Colour (statuses) only when stdout is a terminal
+//! and `NO_COLOR` is unset.
 
 use std::fmt::Write as _;
 
 use console::style;
-use serde_json::Value;
+use lobster_shared::api::{BodyEncoding, EventDetail, EventSummary};
 
-use crate::ui::{field, local_time, printable, printable_multiline, table};
+use crate::ui::{local_time, printable, printable_multiline, table};
 
 /// A status, coloured by what it means for the user.
 fn status(text: &str) -> String {
@@ -27,7 +28,7 @@ fn status(text: &str) -> String {
 const MAX_TYPE_WIDTH: usize = 40;
 
 /// `events list`: one row per event.
-pub fn event_table(events: &[Value]) -> String {
+pub fn event_table(events: &[EventSummary]) -> String {
     let mut rows = vec![
         ["ID", "TYPE", "STATUS", "RECEIVED", "ATTEMPTS"]
             .map(|h| style(h).bold().to_string())
@@ -35,13 +36,13 @@ pub fn event_table(events: &[Value]) -> String {
     ];
     for event in events {
         rows.push(vec![
-            field(event, "id"),
+            printable(&event.id).into_owned(),
             // The sender picks the type: a long one must not push the
             // other columns off the screen (`--json` has it whole).
-            console::truncate_str(&field(event, "event_type"), MAX_TYPE_WIDTH, "…").into_owned(),
-            status(&field(event, "status")),
-            local_time(&field(event, "received_at")),
-            attempt_count(event).to_string(),
+            console::truncate_str(&printable(&event.event_type), MAX_TYPE_WIDTH, "…").into_owned(),
+            status(&event.status),
+            local_time(&event.received_at),
+            event.attempts.to_string(),
         ]);
     }
     table(&rows)
@@ -56,46 +57,38 @@ pub fn fit_width(text: &str, columns: usize) -> String {
         .join("\n")
 }
 
-fn attempt_count(event: &Value) -> u64 {
-    match &event["attempts"] {
-        Value::Array(list) => list.len() as u64,
-        other => other.as_u64().unwrap_or(0),
-    }
-}
-
 /// `events show`: the summary, headers, body and attempt history. The body
 /// is shown as received; `pretty` re-indents a JSON body (key order and
 /// number spelling kept). Everything the sender chose goes through
 /// [`printable`], so a body cannot move the cursor or recolour the terminal.
-pub fn event_detail(event: &Value, pretty: bool) -> String {
+pub fn event_detail(event: &EventDetail, pretty: bool) -> String {
     let mut out = String::new();
+    let summary = &event.summary;
     let label = |text: &str| style(format!("{text:<10}")).bold().to_string();
-    let _ = writeln!(out, "{}{}", label("Event"), field(event, "id"));
-    let _ = writeln!(out, "{}{}", label("Type"), field(event, "event_type"));
+    let _ = writeln!(out, "{}{}", label("Event"), printable(&summary.id));
+    let _ = writeln!(out, "{}{}", label("Type"), printable(&summary.event_type));
     let _ = writeln!(
         out,
         "{}{} ({} attempts)",
         label("Status"),
-        status(&field(event, "status")),
-        attempt_count(event)
+        status(&summary.status),
+        summary.attempts
     );
     let _ = writeln!(
         out,
         "{}{}",
         label("Received"),
-        local_time(&field(event, "received_at"))
+        local_time(&summary.received_at)
     );
 
     let _ = writeln!(out, "\n{}", style("Headers").bold());
-    for pair in event["headers"].as_array().into_iter().flatten() {
-        let name = pair.get(0).and_then(Value::as_str).unwrap_or("?");
-        let value = pair.get(1).and_then(Value::as_str).unwrap_or("");
+    for (name, value) in &event.headers {
         let _ = writeln!(out, "  {}: {}", printable(name), printable(value));
     }
 
-    let body = event["body"].as_str().unwrap_or_default();
-    match event["body_encoding"].as_str() {
-        Some("base64") => {
+    let body = event.body.as_str();
+    match event.body_encoding {
+        BodyEncoding::Base64 => {
             let _ = writeln!(
                 out,
                 "\n{} (binary, base64; `--body` prints the bytes)",
@@ -103,7 +96,7 @@ pub fn event_detail(event: &Value, pretty: bool) -> String {
             );
             let _ = writeln!(out, "{body}");
         }
-        _ => {
+        BodyEncoding::Utf8 => {
             let reindented = if pretty { reindent_json(body) } else { None };
             let note = if reindented.is_some() {
                 ", re-indented"
@@ -121,31 +114,24 @@ pub fn event_detail(event: &Value, pretty: bool) -> String {
         }
     }
 
-    let history = event["attempt_history"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let history = &event.attempt_history;
     if !history.is_empty() {
         let _ = writeln!(out, "\n{}", style("Attempts").bold());
         let rows: Vec<Vec<String>> = history
             .iter()
             .map(|attempt| {
-                let outcome = field(attempt, "outcome");
-                let outcome = match outcome.as_str() {
+                let outcome = attempt.outcome.as_str();
+                let outcome = match outcome {
                     "delivered" => style(outcome).green().to_string(),
                     "nacked" | "timeout" => style(outcome).red().to_string(),
                     _ => style(outcome).yellow().to_string(),
                 };
-                let error = match attempt.get("error") {
-                    Some(Value::String(error)) if !error.is_empty() => error.clone(),
-                    _ => String::new(),
-                };
                 vec![
-                    format!("  #{}", field(attempt, "attempt")),
-                    local_time(&field(attempt, "at")),
+                    format!("  #{}", attempt.attempt),
+                    local_time(&attempt.at),
                     outcome,
-                    field(attempt, "session_id"),
-                    error,
+                    attempt.session_id.as_deref().unwrap_or("-").to_owned(),
+                    printable(attempt.error.as_deref().unwrap_or_default()).into_owned(),
                 ]
             })
             .collect();
@@ -219,15 +205,43 @@ pub fn reindent_json(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// A listed event from the fields a test cares about.
+    fn summary(fields: Value) -> EventSummary {
+        let mut event = json!({"id": "evt_1", "event_type": "x", "status": "pending",
+                               "received_at": "2026-11-28T12:00:01Z", "attempts": 0});
+        event
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        serde_json::from_value(event).unwrap()
+    }
+
+    /// An event's detail from the fields a test cares about.
+    fn detail(fields: Value) -> EventDetail {
+        let mut event = json!({"id": "evt_1", "event_type": "x", "status": "pending",
+                               "received_at": "2026-11-28T12:00:01Z", "attempts": 0,
+                               "headers": [], "body": "", "body_encoding": "utf8",
+                               "attempt_history": []});
+        event
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        serde_json::from_value(event).unwrap()
+    }
 
     #[test]
     fn the_table_lines_up_and_keeps_every_event() {
         let events = [
-            json!({"id": "evt_1", "event_type": "message.received", "status": "delivered",
+            summary(
+                json!({"id": "evt_1", "event_type": "message.received", "status": "delivered",
                    "received_at": "2026-11-28T12:00:01Z", "attempts": 1}),
-            json!({"id": "evt_22", "event_type": "ping", "status": "failed",
+            ),
+            summary(
+                json!({"id": "evt_22", "event_type": "ping", "status": "failed",
                    "received_at": "2026-11-28T12:00:02Z", "attempts": 20}),
+            ),
         ];
         let text = console::strip_ansi_codes(&event_table(&events)).to_string();
         let lines: Vec<&str> = text.lines().collect();
@@ -240,10 +254,10 @@ mod tests {
 
     #[test]
     fn rows_fit_the_terminal_width() {
-        let events = [
+        let events = [summary(
             json!({"id": "evt_01JD0000000000000000000000", "event_type": "message.received",
                              "status": "delivered", "received_at": "2026-11-28T12:00:01Z", "attempts": 1}),
-        ];
+        )];
         let table = event_table(&events);
         let fitted = fit_width(&table, 30);
         for line in fitted.lines() {
@@ -256,10 +270,10 @@ mod tests {
     #[test]
     fn a_long_event_type_is_cut_to_keep_the_columns_on_screen() {
         let long = "x".repeat(500);
-        let events = [
+        let events = [summary(
             json!({"id": "evt_1", "event_type": long, "status": "pending",
                              "received_at": "2026-11-28T12:00:01Z", "attempts": 0}),
-        ];
+        )];
         let text = console::strip_ansi_codes(&event_table(&events)).to_string();
         let row = text.lines().nth(1).unwrap();
         assert!(
@@ -271,7 +285,7 @@ mod tests {
 
     #[test]
     fn details_show_headers_body_and_attempts() {
-        let event = json!({
+        let event = detail(json!({
             "id": "evt_1", "event_type": "order.paid", "status": "delivered",
             "received_at": "2026-11-28T12:00:01Z", "attempts": 2,
             "headers": [["content-type", "application/json"], ["x-a", "b"]],
@@ -282,7 +296,7 @@ mod tests {
                 {"attempt": 2, "at": "2026-11-28T12:00:04Z", "session_id": "ses_1",
                  "outcome": "delivered", "error": null}
             ]
-        });
+        }));
         let text = console::strip_ansi_codes(&event_detail(&event, false)).to_string();
         assert!(text.contains("Event     evt_1"), "{text}");
         assert!(text.contains("  x-a: b"), "{text}");
@@ -297,7 +311,7 @@ mod tests {
 
     #[test]
     fn binary_bodies_say_so() {
-        let event = json!({"id": "evt_1", "body": "AAEC", "body_encoding": "base64"});
+        let event = detail(json!({"body": "AAEC", "body_encoding": "base64"}));
         let text = console::strip_ansi_codes(&event_detail(&event, false)).to_string();
         assert!(text.contains("binary, base64"), "{text}");
         assert!(text.contains("AAEC"), "{text}");
@@ -313,7 +327,7 @@ mod tests {
         );
         assert_eq!(reindent_json("not json"), None);
         assert_eq!(reindent_json("{\"a\":1} trailing"), None);
-        let event = json!({"id": "evt_1", "body": body, "body_encoding": "utf8"});
+        let event = detail(json!({"body": body, "body_encoding": "utf8"}));
         let text = console::strip_ansi_codes(&event_detail(&event, true)).to_string();
         assert!(text.contains("re-indented"), "{text}");
         assert!(text.find("zeta") < text.find("alpha"), "{text}");
@@ -321,11 +335,13 @@ mod tests {
 
     #[test]
     fn what_the_sender_chose_cannot_drive_the_terminal() {
-        let event = json!({
+        let event = detail(json!({
             "id": "evt_1", "event_type": "x\u{1b}[2Jy",
             "headers": [["x-evil\u{1b}[31m", "v\r\u{9b}1m"]],
-            "body": "line one\nline two\u{1b}]0;title\u{7}\r", "body_encoding": "utf8"
-        });
+            "body": "line one\nline two\u{1b}]0;title\u{7}\r", "body_encoding": "utf8",
+            "attempt_history": [{"attempt": 1, "at": "2026-11-28T12:00:02Z", "session_id": null,
+                                 "outcome": "nacked", "error": "bad\u{1b}[2J"}]
+        }));
         let text = event_detail(&event, false);
         let plain = console::strip_ansi_codes(&text).to_string();
         for forbidden in ['\u{1b}', '\r', '\u{9b}', '\u{7}'] {

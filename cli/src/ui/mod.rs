@@ -9,7 +9,7 @@
 //! program quietly.
 
 mod table;
-pub use table::{field, table};
+pub use table::table;
 
 use std::borrow::Cow;
 use std::fmt::{Display, Write as _};

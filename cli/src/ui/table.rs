@@ -1,23 +1,8 @@
-//! Loose JSON answers as terminal text: one field, or rows as a table.
-//!
-//! Answers are read as loose JSON, not strict structs: a field the relay
-//! adds later must not break an older CLI, and a missing one shows as `-`.
+//! Rows of text as an aligned table. (Answers of the relay are typed,
+//! [`lobster_shared::api`]; their renderers pass what a sender chose
+//! through [`super::printable`].)
 
 use console::{measure_text_width, pad_str};
-use serde_json::Value;
-
-use super::printable;
-
-/// A field of a JSON object as display text: strings bare (escaped with
-/// [`printable`]: some are chosen by webhook senders), `null` or missing as
-/// `-`, anything else as JSON.
-pub fn field(value: &Value, name: &str) -> String {
-    match value.get(name) {
-        None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(text)) => printable(text).into_owned(),
-        Some(other) => other.to_string(),
-    }
-}
 
 /// Rows padded to the widest cell of each column (ANSI codes not counted),
 /// two spaces apart, without trailing blanks or a final newline.
@@ -52,16 +37,6 @@ pub fn table(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn fields_are_text_dashes_or_json() {
-        let value = json!({"name": "a\u{1b}[2Jb", "n": 3, "none": null});
-        assert_eq!(field(&value, "name"), printable("a\u{1b}[2Jb"));
-        assert_eq!(field(&value, "n"), "3");
-        assert_eq!(field(&value, "none"), "-");
-        assert_eq!(field(&value, "missing"), "-");
-    }
 
     #[test]
     fn columns_align_on_visible_width() {
