@@ -8,20 +8,20 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use ipnet::IpNet;
 use lobster_shared::Secret;
 use lobster_shared::signature::{Scheme, SigningKey};
 
 mod parse;
 mod settings;
+mod validate;
 
 pub use parse::parse_cidrs;
-use parse::{
-    default_data_dir, duration, parse_cidrs_for, parse_database_url, parse_secrets, positive, rate,
-    size,
-};
 pub use settings::{LogFormat, Settings};
+use validate::{
+    Delivery, Limits, Storage, callbacks, delivery, encryption_key, limits, signatures, storage,
+    tls,
+};
 
 use crate::crypto::EncryptionKey;
 use crate::retry::RetryPolicy;
@@ -120,109 +120,35 @@ impl Config {
         Self::from_settings(args.or(file))
     }
 
-    /// Validates the merged settings, filling in the defaults.
-    fn from_settings(s: Settings) -> anyhow::Result<Config> {
-        let data_dir = match s.data_dir {
-            Some(dir) => dir,
-            None => default_data_dir()?,
-        };
-        let database = match s.database {
-            None => Database::Sqlite(data_dir.join("relay.db")),
-            Some(url) => parse_database_url(&url)?,
-        };
-        let redis_url = s.redis.filter(|u| !u.trim().is_empty());
-        if redis_url.is_some() && matches!(database, Database::Sqlite(_)) {
-            bail!(
-                "--redis carries wake-ups between relay instances sharing PostgreSQL; with SQLite there is one instance: remove --redis / REDIS_URL, or use --database postgres://..."
-            );
-        }
-        let rescan = match &database {
-            Database::Sqlite(_) => None,
-            Database::Postgres(_) => {
-                let default = if redis_url.is_some() { "5s" } else { "1s" };
-                let every = duration("rescan-interval", s.rescan_interval, default)?;
-                Some(every).filter(|d| !d.is_zero())
-            }
-        };
-        let encryption_key = match s.encryption_key {
-            None => None,
-            Some(hex) if hex.expose().trim().is_empty() => None,
-            Some(hex) => Some(EncryptionKey::from_hex(hex.expose()).map_err(|err| {
-                anyhow::anyhow!(
-                    "{err}: generate one with `openssl rand -hex 32` and pass it as --encryption-key or RELAY_ENCRYPTION_KEY"
-                )
-            })?),
-        };
-        let tls = match (s.tls_cert, s.tls_key) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert,
-                key,
-                reload_every: positive("tls-reload-interval", s.tls_reload_interval, "5s")?,
-            }),
-            _ => bail!(
-                "--tls-cert and --tls-key go together: pass both (PEM files), or neither for plain HTTP behind a proxy"
-            ),
-        };
-        let trusted_proxies = parse_cidrs(s.trusted_proxies.as_deref().unwrap_or(""))?;
-        let callback_policy = crate::callback::Policy {
-            allow_http: s.allow_http_callbacks.unwrap_or(false),
-            allow: parse_cidrs_for(
-                "callback-allow-cidr",
-                s.callback_allow_cidr.as_deref().unwrap_or(""),
-            )?,
-        };
-        let callback_ca_cert = match s.callback_ca_cert {
-            None => None,
-            Some(path) => Some(std::fs::read(&path).with_context(|| {
-                format!(
-                    "cannot read --callback-ca-cert {}: pass a PEM file of CA certificates",
-                    path.display()
-                )
-            })?),
-        };
-        let auth_failure_limit = rate(
-            "auth-failure-limit",
-            Some(s.auth_failure_limit.unwrap_or_else(|| "10/m".into())),
-        )?
-        .expect("a value was given");
-        let max_sessions_per_agent = s.max_sessions_per_agent.unwrap_or(10);
-        if !(1..=10_000).contains(&max_sessions_per_agent) {
-            bail!(
-                "--max-sessions-per-agent must be between 1 and 10000, got {max_sessions_per_agent}"
-            );
-        }
-        let max_connections = s.max_connections;
-        if max_connections.is_some_and(|n| !(1..=1_000_000).contains(&n)) {
-            bail!("--max-connections must be between 1 and 1000000");
-        }
-        let agent_max_pending = s.agent_max_pending.unwrap_or(100_000);
-        if !(1..=1_000_000_000).contains(&agent_max_pending) {
-            bail!("--agent-max-pending must be between 1 and 1000000000, got {agent_max_pending}");
-        }
-        let header_timeout = positive("header-timeout", s.header_timeout, "10s")?;
-        let request_timeout = positive("request-timeout", s.request_timeout, "30s")?;
-        let scheme = s.signature_scheme.unwrap_or_default();
-        let secrets = s.webhook_secret.unwrap_or_default();
-        let previous = s.webhook_secret_previous;
-        let (signing_keys, webhook_secrets) =
-            parse_secrets(secrets.into_iter().chain(previous).collect(), scheme)?;
-        let retry = RetryPolicy {
-            initial: duration("retry-initial", s.retry_initial, "1s")?,
-            max_delay: duration("retry-max-delay", s.retry_max_delay, "10m")?,
-            max_attempts: s.retry_max_attempts.unwrap_or(20),
-        };
-        if retry.max_attempts == 0 {
-            bail!("--retry-max-attempts must be at least 1");
-        }
-        let max_in_flight = s.max_in_flight.unwrap_or(100);
-        if !(1..=10_000).contains(&max_in_flight) {
-            bail!("--max-in-flight must be between 1 and 10000, got {max_in_flight}");
-        }
-        let ack_timeout = duration("ack-timeout", s.ack_timeout, "30s")?;
-        if ack_timeout < Duration::from_millis(100) {
-            bail!("--ack-timeout must be at least 100ms");
-        }
+    /// Validates the merged settings, filling in the defaults, one concern
+    /// at a time (each takes its settings out of `s`).
+    fn from_settings(mut s: Settings) -> anyhow::Result<Config> {
+        let Storage {
+            data_dir,
+            database,
+            redis_url,
+            rescan,
+        } = storage(&mut s)?;
+        let (scheme, signing_keys, webhook_secrets) = signatures(&mut s)?;
+        let Delivery {
+            max_in_flight,
+            ack_timeout,
+            retry,
+            retention,
+            failed_retention,
+        } = delivery(&mut s)?;
+        let Limits {
+            max_body,
+            agent_rate_limit,
+            global_rate_limit,
+            auth_failure_limit,
+            max_sessions_per_agent,
+            agent_max_pending,
+            max_connections,
+            header_timeout,
+            request_timeout,
+        } = limits(&mut s)?;
+        let (callback_policy, callback_ca_cert) = callbacks(&mut s)?;
         Ok(Config {
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             public_url: s.public_url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -234,21 +160,18 @@ impl Config {
             signing_keys,
             webhook_secrets,
             admin_token: s.admin_token.filter(|t| !t.expose().is_empty()),
-            encryption_key,
-            max_body: size("max-body", s.max_body, "1MiB")?,
-            agent_rate_limit: rate(
-                "agent-rate-limit",
-                s.agent_rate_limit.or(Some("1000/s".into())),
-            )?,
-            global_rate_limit: rate("global-rate-limit", s.global_rate_limit)?,
+            encryption_key: encryption_key(s.encryption_key)?,
+            max_body,
+            agent_rate_limit,
+            global_rate_limit,
             log_format: s.log_format,
             max_in_flight,
             ack_timeout,
             retry,
-            retention: duration("retention", s.retention, "7d")?,
-            failed_retention: duration("failed-retention", s.failed_retention, "30d")?,
-            tls,
-            trusted_proxies,
+            retention,
+            failed_retention,
+            tls: tls(s.tls_cert, s.tls_key, s.tls_reload_interval)?,
+            trusted_proxies: parse_cidrs(s.trusted_proxies.as_deref().unwrap_or(""))?,
             auth_failure_limit,
             max_sessions_per_agent,
             agent_max_pending,
