@@ -1,8 +1,8 @@
 //! Every setting of `lobster-relay server`, defined once: as a flag with
 //! its environment variable (clap) and as a key of the `--config` file
 //! (serde, the flag's name). Both layers are read into this one struct and
-//! merged by [`Settings::or`]; `Config::from_settings` validates the result
-//! and holds the defaults.
+//! merged by [`Settings::or`]; `config/validate.rs` checks the result and
+//! fills in the defaults, one concern at a time.
 
 use std::path::{Path, PathBuf};
 
