@@ -225,7 +225,6 @@ fn toml_string(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
 }
 
-/// The first line of a multi-line parser message, plus its position line.
 /// A toml error on one line: where, then why, without the quoted source
 /// line and its `^^^` (the reason comes after them, and was cut off when the
 /// first two lines were kept).

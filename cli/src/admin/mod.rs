@@ -200,7 +200,8 @@ pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
 /// The workspace subcommands.
 async fn run_workspaces(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
     let json = ctx.global.json;
-    let answer = match command {
+    // The path the answer came from, and the verb when it is one workspace.
+    let (answer, path, verb) = match command {
         AdminCommand::CreateWorkspace {
             name,
             scheme,
@@ -210,11 +211,15 @@ async fn run_workspaces(ctx: &Context, command: AdminCommand) -> anyhow::Result<
         } => {
             let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
             let body = workspaces::create_body(&name, scheme, &secrets, allow_unsigned);
-            Answer::One(workspaces::create(&client, &body).await?, "Created")
+            let created = client
+                .post(&workspaces::WORKSPACES, &workspaces::to_value(&body))
+                .await?;
+            (created, workspaces::WORKSPACES.join("/"), Some("Created"))
         }
         AdminCommand::ListWorkspaces { auth } => {
             let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
-            Answer::List(workspaces::list(&client).await?)
+            let listed = client.get(&workspaces::WORKSPACES).await?;
+            (listed, workspaces::WORKSPACES.join("/"), None)
         }
         AdminCommand::RotateWorkspaceSecrets {
             name,
@@ -222,8 +227,10 @@ async fn run_workspaces(ctx: &Context, command: AdminCommand) -> anyhow::Result<
             auth,
         } => {
             let client = ApiClient::new(ctx.relay.clone(), auth.admin_token)?;
-            let rotated = workspaces::put_secrets(&client, &name, &secrets).await?;
-            Answer::One(rotated, "Replaced the secrets of")
+            let path = workspaces::secrets_path(&name);
+            let body = workspaces::to_value(&workspaces::replace_body(&secrets));
+            let rotated = client.put(&path, &body).await?;
+            (rotated, path.join("/"), Some("Replaced the secrets of"))
         }
         AdminCommand::CreateAgent { .. }
         | AdminCommand::ListAgents { .. }
@@ -231,20 +238,15 @@ async fn run_workspaces(ctx: &Context, command: AdminCommand) -> anyhow::Result<
             unreachable!("run dispatches only workspace commands here")
         }
     };
-    match answer {
-        Answer::One(workspace, _) if json => print_json(&serde_json::to_value(workspace)?)?,
-        Answer::List(listed) if json => print_json(&serde_json::to_value(listed)?)?,
-        Answer::One(workspace, verb) => print_data(workspaces::describe(&workspace, verb))?,
-        Answer::List(listed) => print_data(workspaces::table(&listed).trim_end())?,
+    // --json prints the relay's answer as it came, like every command.
+    if json {
+        return print_json(&answer);
+    }
+    match verb {
+        Some(verb) => print_data(workspaces::describe(&typed(&path, answer)?, verb))?,
+        None => print_data(workspaces::table(&typed(&path, answer)?).trim_end())?,
     }
     Ok(())
-}
-
-/// What a workspace subcommand got back.
-enum Answer {
-    /// One workspace, and the verb that made or changed it.
-    One(lobster_shared::api::Workspace, &'static str),
-    List(lobster_shared::api::WorkspaceList),
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {

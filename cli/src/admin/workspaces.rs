@@ -10,8 +10,6 @@ use lobster_shared::api::{CreateWorkspace, ReplaceSecrets, Workspace, WorkspaceL
 use lobster_shared::signature::Scheme;
 use serde_json::Value;
 
-use crate::api::{ApiClient, ApiError, typed};
-
 pub(super) const WORKSPACES: [&str; 4] = ["api", "v1", "admin", "workspaces"];
 
 /// The body of `POST /api/v1/admin/workspaces`.
@@ -29,36 +27,21 @@ pub(super) fn create_body(
     }
 }
 
-/// `POST /api/v1/admin/workspaces`.
-pub(super) async fn create(
-    client: &ApiClient,
-    body: &CreateWorkspace,
-) -> Result<Workspace, ApiError> {
-    let answer = client.post(&WORKSPACES, &to_value(body)).await?;
-    typed(&WORKSPACES.join("/"), answer)
-}
-
-/// `GET /api/v1/admin/workspaces`.
-pub(super) async fn list(client: &ApiClient) -> Result<WorkspaceList, ApiError> {
-    client.get_as(&WORKSPACES).await
-}
-
-/// `PUT /api/v1/admin/workspaces/{name}/secrets`.
-pub(super) async fn put_secrets(
-    client: &ApiClient,
-    name: &str,
-    secrets: &[Secret],
-) -> Result<Workspace, ApiError> {
+/// The path of `PUT /api/v1/admin/workspaces/{name}/secrets`.
+pub(super) fn secrets_path(name: &str) -> Vec<&str> {
     let mut segments = WORKSPACES.to_vec();
     segments.extend([name, "secrets"]);
-    let body = ReplaceSecrets {
-        secrets: secrets.iter().map(|s| s.expose().to_owned()).collect(),
-    };
-    let answer = client.put(&segments, &to_value(&body)).await?;
-    typed(&segments.join("/"), answer)
+    segments
 }
 
-fn to_value(body: &impl serde::Serialize) -> Value {
+/// The body of that PUT.
+pub(super) fn replace_body(secrets: &[Secret]) -> ReplaceSecrets {
+    ReplaceSecrets {
+        secrets: secrets.iter().map(|s| s.expose().to_owned()).collect(),
+    }
+}
+
+pub(super) fn to_value(body: &impl serde::Serialize) -> Value {
     serde_json::to_value(body).expect("request bodies serialize")
 }
 
