@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::link::{AnswerBatch, BatchOutcome};
-use super::registry::{Command, ended};
+use super::registry::{Command, find_session, gone};
 use crate::api::auth::AuthedAgent;
 use crate::api::error::ApiError;
 use crate::state::AppState;
@@ -76,7 +76,7 @@ pub async fn post_answers(
             format!("at most {MAX_BATCH} acks and nacks in one request"),
         ));
     }
-    let (_, tx) = state.http_sessions.find(&agent.agent_id, &session_id)?;
+    let (_, tx) = find_session(&state, &agent, &session_id).await?;
     let (reply, outcome) = oneshot::channel();
     let batch = AnswerBatch {
         acks: answers.acks.into_iter().map(|a| a.id).collect(),
@@ -87,15 +87,18 @@ pub async fn post_answers(
             .collect(),
         reply,
     };
-    tx.send(Command::Answers(batch))
-        .await
-        .map_err(|_| ended(&session_id))?;
-    let BatchOutcome {
+    if tx.send(Command::Answers(batch)).await.is_err() {
+        return Err(gone(&state, &agent, &session_id).await);
+    }
+    let Ok(BatchOutcome {
         acked,
         nacked,
         acks_stored,
         nacks_stored,
-    } = outcome.await.map_err(|_| ended(&session_id))?;
+    }) = outcome.await
+    else {
+        return Err(gone(&state, &agent, &session_id).await);
+    };
     let acks_stored = match acks_stored {
         Some(write) => write.await.unwrap_or(false),
         None => true,

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lobster_shared::ids;
 use lobster_shared::wire::RelayMessage;
@@ -26,7 +25,8 @@ use super::driver::run;
 use super::link::{Ending, Inbound, Link};
 use super::patterns::parse_patterns;
 use super::registry::{
-    Command, Kind, Listed, PollAnswer, PollRequest, ended, restarting, wrong_transport,
+    Command, Kind, Listed, PollAnswer, PollRequest, ended, find_session, gone, restarting, revoked,
+    wrong_transport,
 };
 use super::reserve::reserve_session;
 use crate::api::auth::AuthedAgent;
@@ -79,7 +79,7 @@ pub async fn poll(
     .min(max_in_flight);
     let (session_id, commands) = match params.session_id.filter(|id| !id.is_empty()) {
         Some(session_id) => {
-            let (kind, commands) = state.http_sessions.find(&agent.agent_id, &session_id)?;
+            let (kind, commands) = find_session(&state, &agent, &session_id).await?;
             if kind != Kind::Poll {
                 return Err(wrong_transport());
             }
@@ -87,7 +87,7 @@ pub async fn poll(
         }
         None => {
             let patterns = parse_patterns(params.events.as_deref().unwrap_or(""))?;
-            open(&state, agent, patterns)?
+            open(&state, agent.clone(), patterns)?
         }
     };
     let (reply, answer) = oneshot::channel();
@@ -96,14 +96,13 @@ pub async fn poll(
         until: Instant::now() + Duration::from_secs(wait),
         reply,
     };
-    commands
-        .send(Command::Poll(request))
-        .await
-        .map_err(|_| ended(&session_id))?;
+    if commands.send(Command::Poll(request)).await.is_err() {
+        return Err(gone(&state, &agent, &session_id).await);
+    }
     match answer.await {
         Ok(Ok(answer)) => Ok(answer.into_response()),
         Ok(Err(err)) => Err(err),
-        Err(_) => Err(ended(&session_id)),
+        Err(_) => Err(gone(&state, &agent, &session_id).await),
     }
 }
 
@@ -275,11 +274,7 @@ impl Link for PollLink {
             return;
         };
         match ending {
-            Ending::Revoked => request.refuse(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "agent_revoked",
-                "this agent was revoked",
-            )),
+            Ending::Revoked => request.refuse(revoked()),
             Ending::Shutdown => request.refuse(restarting()),
             _ => request.refuse(ended(&self.session_id)),
         }

@@ -12,6 +12,8 @@ use tokio::time::Instant;
 
 use super::link::AnswerBatch;
 use crate::api::error::ApiError;
+use crate::state::AppState;
+use crate::store::Agent;
 
 /// Requests queued for one session's loop.
 const COMMAND_QUEUE: usize = 16;
@@ -76,14 +78,17 @@ impl HttpSessions {
         (listed, tx, rx)
     }
 
-    /// The session `session_id` of `agent_id`.
-    pub(crate) fn find(
+    /// The session `session_id` of `agent_id`; `None` when there is no
+    /// such session (see [`gone`]).
+    fn find(
         &self,
         agent_id: &str,
         session_id: &str,
-    ) -> Result<(Kind, mpsc::Sender<Command>), ApiError> {
+    ) -> Result<Option<(Kind, mpsc::Sender<Command>)>, ApiError> {
         let sessions = self.lock();
-        let entry = sessions.get(session_id).ok_or_else(|| ended(session_id))?;
+        let Some(entry) = sessions.get(session_id) else {
+            return Ok(None);
+        };
         if entry.agent_id != agent_id {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -91,12 +96,45 @@ impl HttpSessions {
                 format!("session {session_id} belongs to another agent: use that agent's key"),
             ));
         }
-        Ok((entry.kind, entry.tx.clone()))
+        Ok(Some((entry.kind, entry.tx.clone())))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The live HTTP session `session_id` of `agent`, or why there is none
+/// (see [`gone`]).
+pub(crate) async fn find_session(
+    state: &AppState,
+    agent: &Agent,
+    session_id: &str,
+) -> Result<(Kind, mpsc::Sender<Command>), ApiError> {
+    match state.http_sessions.find(&agent.agent_id, session_id)? {
+        Some(found) => Ok(found),
+        None => Err(gone(state, agent, session_id).await),
+    }
+}
+
+/// What a request for a session that is not, or no longer, there gets:
+/// `403 agent_revoked` when its agent was revoked meanwhile (the request
+/// passed authentication just before the revocation ended the session, and
+/// must not read as "reconnect"), else `404 session_not_found`.
+pub(crate) async fn gone(state: &AppState, agent: &Agent, session_id: &str) -> ApiError {
+    match state.agents.by_relay_id(&agent.relay_id).await {
+        Ok(None) => revoked(),
+        _ => ended(session_id),
+    }
+}
+
+/// `403 agent_revoked`.
+pub(crate) fn revoked() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "agent_revoked",
+        "this agent was revoked",
+    )
 }
 
 /// `404 session_not_found`.
@@ -186,10 +224,13 @@ mod tests {
     fn sessions_are_found_by_their_agent_only_while_listed() {
         let sessions = Arc::new(HttpSessions::default());
         let (listed, _tx, _rx) = sessions.open("agt_1", "ses_1", Kind::Sse);
-        assert_eq!(sessions.find("agt_1", "ses_1").unwrap().0, Kind::Sse);
+        assert_eq!(
+            sessions.find("agt_1", "ses_1").unwrap().unwrap().0,
+            Kind::Sse
+        );
         assert_eq!(sessions.find("agt_2", "ses_1").unwrap_err().status, 403);
-        assert_eq!(sessions.find("agt_1", "ses_2").unwrap_err().status, 404);
+        assert!(sessions.find("agt_1", "ses_2").unwrap().is_none());
         drop(listed);
-        assert_eq!(sessions.find("agt_1", "ses_1").unwrap_err().status, 404);
+        assert!(sessions.find("agt_1", "ses_1").unwrap().is_none());
     }
 }
