@@ -23,13 +23,13 @@ use anyhow::Context as _;
 use reqwest::Url;
 use serde::Deserialize;
 
+use crate::agent::transport::TransportChoice;
 use crate::exit::Fatal;
 use crate::files::{read_optional, write_private};
 use crate::glob::GlobList;
 use crate::global::parse_relay_url;
 use crate::listen::headers::ExtraHeader;
 use crate::listen::route::Route;
-use crate::listen::transport::TransportChoice;
 
 /// The parsed and validated `config.toml`.
 #[derive(Debug, Clone, Default, PartialEq)]

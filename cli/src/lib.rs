@@ -12,7 +12,10 @@
 //!   `credentials.toml`).
 //! - [`files`]: the config dir and atomic, private file writes.
 //! - [`login`]: `login` and `logout`.
-//! - [`listen`]: `listen`, the WebSocket agent (sessions, handlers, reconnects).
+//! - [`agent`]: an agent's connection, shared by `listen` and `wait`:
+//!   transports (WebSocket, SSE, long-poll), handshake, answers, reconnects.
+//! - [`listen`]: `listen`, the agent that handles every event (sessions,
+//!   handlers).
 //! - [`wait`]: `wait`, one event and out.
 //! - [`status`]: the `status` command.
 //! - [`events`]: `events list | show | replay` and `trigger`.
@@ -40,6 +43,7 @@
 #![allow(rustdoc::private_intra_doc_links, rustdoc::bare_urls)]
 
 pub mod admin;
+pub mod agent;
 pub mod api;
 pub mod callback;
 pub mod cli;

@@ -22,17 +22,16 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::check_protocol;
+use crate::agent::close::{SessionEnd, on_close};
+use crate::agent::reconnect;
+use crate::agent::transport::{Connector, EventSource, Incoming, LIVENESS, Link, TransportChoice};
+use crate::agent::writer::Outgoing;
 use crate::context::Context;
 use crate::exit::{ExitCode, Fatal, is_broken_pipe};
 use crate::glob::GlobList;
-use crate::listen::backoff::Backoff;
-use crate::listen::close::{SessionEnd, on_close};
-use crate::listen::session::check_protocol;
-use crate::listen::transport::LIVENESS;
-use crate::listen::transport::{Connector, EventSource, Incoming, Link, TransportChoice};
-use crate::listen::writer::Outgoing;
 use crate::printed::Printed;
-use crate::ui::{Ui, paint, print_data, short_duration};
+use crate::ui::{Ui, paint, print_data};
 
 /// How long to wait for the relay's side of the close after the ack.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -185,77 +184,64 @@ async fn deliver(
     Ok(())
 }
 
-/// Connects (again and again if need be) until a matching event arrives.
-/// The first connection must work: a relay that cannot be reached at all
-/// (a mistyped `--relay`, something else on that port) is exit 1 at once,
-/// not a retry loop that ends as a timeout; once connected, a lost
-/// connection is retried like `listen` does.
+/// Connects (again and again if need be, by [`reconnect::run`]) until a
+/// matching event arrives. The first connection must work: a relay that
+/// cannot be reached at all (a mistyped `--relay`, something else on that
+/// port) is exit 1 at once, not a retry loop that ends as a timeout; once
+/// connected, a lost connection is retried like `listen` does.
 async fn next_event(
     connector: &Connector,
     ui: &Ui,
     args: &WaitArgs,
     printed: &Printed,
 ) -> anyhow::Result<(Session, EventFrame)> {
-    let filter = args.events.as_ref();
+    // `wait` has no Ctrl-C handling of its own: the signal ends it.
     let never = CancellationToken::new();
-    let mut backoff = Backoff::new();
-    let mut connected_once = false;
-    loop {
-        ui.spin("Connecting to the relay...");
-        let end = match connector.open(ui, &never).await {
-            Err(end) => end,
-            Ok(link) => {
-                check_protocol(&link.ready)?;
-                backoff.reset();
-                connected_once = true;
-                let what = match filter {
-                    Some(filter) => format!("an event matching {}", filter.to_query()),
-                    None => "the next event".to_owned(),
-                };
-                let until = match args.timeout {
-                    t if t.is_zero() => String::new(),
-                    t => format!(" (up to {})", humantime::format_duration(t)),
-                };
-                ui.detail(format!(
-                    "connected; webhook URL {}{}",
-                    link.ready.webhook_url,
-                    link.via()
-                ));
-                ui.spin(format!("Waiting for {what}{until}..."));
-                let mut session = Session::start(link);
-                match read_until_event(&mut session, filter, printed, ui).await {
-                    Ok(frame) => return Ok((session, frame)),
-                    Err(end) => end,
-                }
+    let found = reconnect::run(
+        |_| async {
+            ui.spin("Connecting to the relay...");
+            let link = connector.open(ui, &never).await?;
+            check_protocol(&link.ready).map_err(SessionEnd::Fatal)?;
+            let ready_at = Instant::now();
+            ui.detail(format!(
+                "connected; webhook URL {}{}",
+                link.ready.webhook_url,
+                link.via()
+            ));
+            ui.spin(waiting_for(args));
+            let mut session = Session::start(link);
+            match read_until_event(&mut session, args.events.as_ref(), printed, ui).await {
+                Ok(frame) => Ok((session, frame)),
+                Err(SessionEnd::Dropped {
+                    reason, restarting, ..
+                }) => Err(SessionEnd::Dropped {
+                    reason,
+                    up_for: Some(ready_at.elapsed()),
+                    restarting,
+                }),
+                Err(end) => Err(end),
             }
-        };
-        match end {
-            SessionEnd::Fatal(err) => return Err(err),
-            SessionEnd::Stopped => {}
-            SessionEnd::Dropped { reason, .. } if !connected_once => {
-                return Err(Fatal::relay_unreachable(
-                    connector.url().as_str(),
-                    &reason,
-                    connector.via(),
-                )
-                .into());
-            }
-            SessionEnd::Dropped {
-                reason, restarting, ..
-            } => {
-                if restarting {
-                    backoff.relay_restarting();
-                }
-                let delay = backoff.next_delay();
-                ui.status(format!(
-                    "{} {reason}. Retrying in {}...",
-                    paint("Lost the relay:").yellow(),
-                    short_duration(delay)
-                ));
-                tokio::time::sleep(delay).await;
-            }
-        }
-    }
+        },
+        connector.url().as_str(),
+        connector.via(),
+        &never,
+        ui,
+    )
+    .await?;
+    found.ok_or_else(|| anyhow::anyhow!("stopped before an event arrived"))
+}
+
+/// The spinner's text while connected: what `wait` waits for, how long.
+fn waiting_for(args: &WaitArgs) -> String {
+    let what = match &args.events {
+        Some(filter) => format!("an event matching {}", filter.to_query()),
+        None => "the next event".to_owned(),
+    };
+    let until = match args.timeout {
+        t if t.is_zero() => String::new(),
+        t => format!(" (up to {})", humantime::format_duration(t)),
+    };
+    format!("Waiting for {what}{until}...")
 }
 
 /// Reads until an event that matches `filter`.

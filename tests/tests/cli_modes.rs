@@ -222,6 +222,39 @@ async fn wait_prints_the_next_event_acks_it_and_exits_0() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A relay killed while `wait` is connected is reconnected to, as
+/// `listen` does (the same loop), and the event queued after the restart
+/// is printed and acked within the one `--timeout`.
+#[tokio::test]
+async fn wait_reconnects_after_a_relay_sigkill_and_gets_the_event() -> anyhow::Result<()> {
+    let (mut relay, agent) = relay_with_agent(RelayOpts::default(), "wait-kill").await?;
+    let config = tempfile::tempdir()?;
+    let mut wait = spawn_wait(
+        &relay.url(),
+        &agent.api_key,
+        &["--timeout", "60s", "-v"],
+        &config,
+    )?;
+    wait.wait_for_stderr("connected; webhook URL", WAIT).await?;
+    relay.kill9().await?;
+    wait.wait_for_stderr("Connection lost:", WAIT).await?;
+    relay.restart().await?;
+    let id = accepted_id(
+        &Sender::default()
+            .post(&agent.webhook_url, br#"{"type":"after.kill"}"#, &[])
+            .await?,
+    );
+    let status = wait.wait_exit(Duration::from_secs(30)).await?;
+    assert_eq!(status.code(), Some(0), "stderr: {}", wait.stderr.tail(10));
+    let lines = wait.stdout.lines();
+    assert_eq!(lines.len(), 1, "one JSON line on stdout: {lines:?}");
+    assert_eq!(parse_line(&lines[0])["id"], id.as_str());
+    relay
+        .wait_event_status(&agent.api_key, &id, "delivered", WAIT)
+        .await?;
+    Ok(())
+}
+
 /// As `timeout(1)`: 124 when nothing arrives in time, so a script can tell
 /// "no callback yet" from "the relay is down" (1).
 #[tokio::test]

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::headers::ExtraHeader;
 use super::route::Route;
-use super::transport::TransportChoice;
+use crate::agent::transport::TransportChoice;
 use crate::config::ListenDefaults;
 use crate::exit::Fatal;
 use crate::glob::GlobList;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handler::Handler;
-use super::writer::Outgoing;
+use crate::agent::writer::Outgoing;
 use crate::ui::plural;
 
 /// What the dispatcher shares with the rest of the listener.

@@ -6,20 +6,14 @@
 //!   headers of a forwarded request.
 //! - `handler` with `print`, `forward`, `exec`: one event in, an
 //!   ack or nack out, and its `-->` / `<--` lines.
-//! - `transport`: opening a session over the WebSocket (`connect`,
-//!   `writer`), SSE or long-poll, with `auto`'s fallback.
-//! - `session`, `dispatch`, `close`: one session (reader loop, handler
-//!   tasks), whatever the transport.
-//! - `reconnect`, `backoff`: sessions again and again, with jittered delays.
+//! - `session`, `dispatch`: one session (reader loop, handler tasks),
+//!   whatever the transport.
 //! - `signal`: Ctrl-C handling.
 //!
-//! `transport`, `session`, `close` and `backoff` are shared with `wait`.
+//! Opening sessions, their end and reconnecting are [`crate::agent`]'s,
+//! shared with `wait`.
 
 mod args;
-/// The reconnect delays, from the shared crate (the bench's agents use them too).
-pub(crate) use lobster_shared::backoff;
-pub(crate) mod close;
-pub(crate) mod connect;
 mod dispatch;
 mod exec;
 mod forward;
@@ -28,32 +22,30 @@ mod handler;
 pub(crate) mod headers;
 mod outcome;
 mod print;
-mod reconnect;
 pub(crate) mod route;
-pub(crate) mod session;
+mod session;
 mod signal;
-pub(crate) mod transport;
-pub(crate) mod writer;
 
 #[cfg(test)]
 mod tests;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
+pub use crate::agent::transport::TransportChoice;
 pub use args::{ListenArgs, Mode, Settings};
 pub use headers::ExtraHeader;
 pub use route::Route;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-pub use transport::TransportChoice;
 
-use self::close::SessionEnd;
 use self::dispatch::Dispatch;
 use self::handler::Handler;
-use self::reconnect::Attempt;
 use self::session::{Backlog, SessionInfo};
-use self::transport::Connector;
+use crate::agent::close::SessionEnd;
+use crate::agent::reconnect::{self, Attempt};
+use crate::agent::transport::Connector;
 use crate::api::{ApiClient, ApiError};
 use crate::context::Context;
 use crate::exit::Fatal;
@@ -108,22 +100,16 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
                     Some(_) => format!("Reconnecting to {}...", ctx.account()),
                 });
                 let backlog = tokio::select! {
-                    () = dispatch.stop.cancelled() => return SessionEnd::Stopped,
-                    backlog = backlog(client, via.is_some()) => backlog,
+                    () = dispatch.stop.cancelled() => return Err(SessionEnd::Stopped),
+                    backlog = backlog(client, via.is_some()) => backlog?,
                 };
-                let backlog = match backlog {
-                    Ok(backlog) => backlog,
-                    Err(end) => return end,
-                };
-                let link = match connector.open(ui, &dispatch.stop).await {
-                    Ok(link) => link,
-                    Err(end) => return end,
-                };
+                let link = connector.open(ui, &dispatch.stop).await?;
                 let info = SessionInfo {
                     offline_since: attempt.offline_since,
                     backlog,
                 };
-                session::run(link, dispatch, ui, info).await
+                // A listener's sessions only end: it stops on Ctrl-C.
+                Err::<Infallible, _>(session::run(link, dispatch, ui, info).await)
             }
         },
         ctx.account(),
@@ -131,7 +117,8 @@ pub async fn run(ctx: &Context, args: ListenArgs) -> anyhow::Result<()> {
         &stop,
         ui,
     )
-    .await;
+    .await
+    .map(|_| ());
     ui.stop_spin();
     if result.is_ok() {
         // Handlers of a connection lost earlier may still run; their answers

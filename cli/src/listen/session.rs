@@ -11,16 +11,16 @@
 
 use std::time::Duration;
 
-use lobster_shared::wire::{PROTOCOL_VERSION, Ready, RelayMessage};
+use lobster_shared::wire::{Ready, RelayMessage};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::close::{SessionEnd, on_close};
 use super::dispatch::Dispatch;
-use super::transport::{Incoming, LIVENESS, Link};
-use super::writer::Outgoing;
-use crate::exit::{ExitCode, Fatal};
+use crate::agent::check_protocol;
+use crate::agent::close::{SessionEnd, on_close};
+use crate::agent::transport::{Incoming, LIVENESS, Link};
+use crate::agent::writer::Outgoing;
 use crate::ui::{Ui, clock, paint, plural, printable, short_duration};
 
 /// How long to wait for the relay's close after ours.
@@ -96,22 +96,6 @@ pub async fn run(link: Link, dispatch: &Dispatch, ui: &Ui, info: SessionInfo) ->
         },
         other => other,
     }
-}
-
-/// Fatal (exit code 3) when the relay speaks another protocol version.
-pub fn check_protocol(ready: &Ready) -> Result<(), anyhow::Error> {
-    if ready.protocol == PROTOCOL_VERSION {
-        return Ok(());
-    }
-    Err(Fatal {
-        code: ExitCode::Auth,
-        message: format!(
-            "the relay speaks protocol version {}, this lobster-relay speaks {PROTOCOL_VERSION}",
-            ready.protocol
-        ),
-        next_step: Some("upgrade lobster-relay to a release that matches the relay".into()),
-    }
-    .into())
 }
 
 /// The lines that say the listener is connected, and what is arriving.

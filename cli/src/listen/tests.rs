@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::args::Mode;
-use super::close::SessionEnd;
 use super::dispatch::Dispatch;
 use super::handler::Handler;
 use super::session::{self, SessionInfo};
+use crate::agent::close::SessionEnd;
 use crate::exit::ExitCode;
 use crate::report::exit_code;
 use crate::ui::Ui;
@@ -49,7 +49,7 @@ fn dispatch(command: &str, concurrency: usize) -> Dispatch {
 
 /// One session over the WebSocket `agent`, as `listen` runs it.
 async fn run_ws(agent: Ws, dispatch: &Dispatch) -> SessionEnd {
-    match super::transport::ws::open(agent, &dispatch.stop).await {
+    match crate::agent::transport::ws::open(agent, &dispatch.stop).await {
         Ok(link) => session::run(link, dispatch, &Ui::silent(), SessionInfo::default()).await,
         Err(end) => end,
     }

@@ -6,10 +6,10 @@ use lobster_shared::Secret;
 use reqwest::{StatusCode, Url};
 
 use super::HTTP_CONNECT_TIMEOUT;
+use crate::agent::connect::{self, ConnectError};
 use crate::exit::Fatal;
 use crate::glob::GlobList;
 use crate::global::endpoint;
-use crate::listen::connect::{self, ConnectError};
 use lobster_shared::error_chain;
 
 /// The plain-HTTP side of the relay, for SSE, polls and acks: reqwest

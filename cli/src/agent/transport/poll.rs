@@ -180,7 +180,7 @@ impl EventSource for Source {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listen::close::{SessionEnd, on_close};
+    use crate::agent::close::{SessionEnd, on_close};
 
     fn end_of(incoming: Incoming) -> SessionEnd {
         match incoming {

@@ -17,11 +17,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::acks::HttpSink;
 use super::{EventSource, Failure, HTTP_CONNECT_TIMEOUT, Http, Incoming, Link, Transport};
-use crate::listen::close::on_close;
+use crate::agent::close::on_close;
 use crate::ui::Ui;
 use lobster_shared::error_chain;
 
-/// Longest line kept: a 64 MiB frame (`listen/connect.rs`) with room.
+/// Longest line kept: a 64 MiB frame (`agent/connect.rs`) with room.
 const MAX_LINE: usize = 80 << 20;
 
 /// One item of the stream.
@@ -193,7 +193,7 @@ pub(super) async fn open(http: Arc<Http>, fallback: bool, ui: &Ui) -> Result<Lin
             Err(Failure::End(on_close(frame.as_ref(), Some(&error))))
         }
         Ok(Incoming::Message(RelayMessage::Event(_))) => Err(Failure::End(
-            crate::listen::close::SessionEnd::failed("the relay sent an event before ready"),
+            crate::agent::close::SessionEnd::failed("the relay sent an event before ready"),
         )),
         Ok(Incoming::Unreadable(err)) => Err(Failure::Refused(format!("bad first message: {err}"))),
         Ok(Incoming::Closed(frame)) => Err(Failure::End(on_close(frame.as_ref(), None))),

@@ -1,4 +1,5 @@
-//! The reconnect loop: run sessions until Ctrl-C or a fatal error.
+//! The reconnect loop of `listen` and `wait`: run sessions until one
+//! returns what the command waits for, Ctrl-C, or a fatal error.
 //!
 //! A lost connection or a failed attempt waits a [`Backoff`] delay and tries
 //! again, saying so on stderr: one line when the connection drops or an
@@ -50,30 +51,35 @@ pub struct Attempt {
     pub offline_since: Option<Instant>,
 }
 
-/// Runs `session` again and again. Returns `Ok` once stopped, or the fatal
-/// error. The first connection must work: when it cannot be made at all (a
-/// mistyped `--relay`, nothing listening, something that is not a relay)
-/// the loop ends at once with exit 1 naming `relay`, rather than retrying
-/// forever as if the relay were only restarting. Once a session was ready,
-/// every failure is retried.
-pub async fn run<F, Fut>(
+/// Runs `session` again and again until one returns `Ok` (what the command
+/// waited for: `Ok(Some)`), ends [`SessionEnd::Stopped`] or `stop` fires
+/// (`Ok(None)`), or fails fatally. The first connection must work: when it
+/// cannot be made at all (a mistyped `--relay`, nothing listening,
+/// something that is not a relay) the loop ends at once with exit 1 naming
+/// `relay`, rather than retrying forever as if the relay were only
+/// restarting. Once a session was ready, every failure is retried.
+pub async fn run<T, F, Fut>(
     mut session: F,
     relay: &str,
     via: Option<&crate::proxy::Proxy>,
     stop: &CancellationToken,
     ui: &Ui,
-) -> anyhow::Result<()>
+) -> anyhow::Result<Option<T>>
 where
     F: FnMut(Attempt) -> Fut,
-    Fut: Future<Output = SessionEnd>,
+    Fut: Future<Output = Result<T, SessionEnd>>,
 {
     let mut backoff = Backoff::new();
     let mut attempt = Attempt::default();
     let mut ever_ready = false;
     let mut quiet = Quiet::default();
     loop {
-        let (reason, up_for, restarting) = match session(attempt).await {
-            SessionEnd::Stopped => return Ok(()),
+        let end = match session(attempt).await {
+            Ok(found) => return Ok(Some(found)),
+            Err(end) => end,
+        };
+        let (reason, up_for, restarting) = match end {
+            SessionEnd::Stopped => return Ok(None),
             SessionEnd::Fatal(err) => return Err(err),
             SessionEnd::Dropped {
                 reason,
@@ -87,7 +93,7 @@ where
             return Err(Fatal::relay_unreachable(relay, &reason, via).into());
         }
         if stop.is_cancelled() {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(up_for) = up_for {
             attempt.offline_since = Some(Instant::now());
@@ -122,7 +128,7 @@ where
         ));
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = stop.cancelled() => return Ok(()),
+            () = stop.cancelled() => return Ok(None),
         }
     }
 }
@@ -136,12 +142,14 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+    use crate::agent::backoff::{CAP, FIRST, RESTART_STEP, STABLE};
     use crate::exit::{ExitCode, Fatal};
-    use crate::listen::backoff::{CAP, FIRST, RESTART_STEP, STABLE};
 
     /// Plays `script` as session outcomes, each session lasting its
     /// `up_for`, and records when each one started.
-    async fn replay(script: Vec<SessionEnd>) -> (anyhow::Result<()>, Vec<Instant>, Vec<bool>) {
+    async fn replay(
+        script: Vec<SessionEnd>,
+    ) -> (anyhow::Result<Option<()>>, Vec<Instant>, Vec<bool>) {
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let starts = Arc::new(Mutex::new(Vec::new()));
         let flags = Arc::new(Mutex::new(Vec::new()));
@@ -164,7 +172,7 @@ mod tests {
                     {
                         tokio::time::sleep(*up_for).await;
                     }
-                    end
+                    Err::<(), _>(end)
                 }
             },
             "http://relay.test",
@@ -319,7 +327,7 @@ mod tests {
                 let cancel = cancel.clone();
                 async move {
                     cancel.cancel();
-                    SessionEnd::failed("refused")
+                    Err::<(), _>(SessionEnd::failed("refused"))
                 }
             },
             "http://relay.test",
@@ -328,7 +336,7 @@ mod tests {
             &Ui::silent(),
         )
         .await;
-        result.unwrap();
+        assert!(result.unwrap().is_none());
         assert!(started.elapsed() < Duration::from_millis(1));
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{AckSink, Http, relay_error_code};
-use crate::listen::writer::Outgoing;
+use crate::agent::writer::Outgoing;
 use lobster_shared::error_chain;
 
 /// Most answers in one request (the relay takes up to 10,000).

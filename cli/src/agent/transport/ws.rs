@@ -1,5 +1,5 @@
 //! The WebSocket as a [`Link`]: the reader half is the event source, the
-//! writer task (`listen/writer.rs`, acks, pings and the close) the sink.
+//! writer task (`agent/writer.rs`, acks, pings and the close) the sink.
 
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::{AckSink, EventSource, Incoming, LIVENESS, Link, Transport};
-use crate::listen::close::{SessionEnd, on_close};
-use crate::listen::writer::{self, Outgoing};
+use crate::agent::close::{SessionEnd, on_close};
+use crate::agent::writer::{self, Outgoing};
 use lobster_shared::error_chain;
 
 /// Reads until the `ready` frame.
