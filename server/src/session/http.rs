@@ -76,7 +76,7 @@ pub async fn post_answers(
             format!("at most {MAX_BATCH} acks and nacks in one request"),
         ));
     }
-    let (_, tx) = find_session(&state, &agent, &session_id).await?;
+    let (_, tx) = find_session(&state.http_sessions, &state.agents, &agent, &session_id).await?;
     let (reply, outcome) = oneshot::channel();
     let batch = AnswerBatch {
         acks: answers.acks.into_iter().map(|a| a.id).collect(),
@@ -88,7 +88,7 @@ pub async fn post_answers(
         reply,
     };
     if tx.send(Command::Answers(batch)).await.is_err() {
-        return Err(gone(&state, &agent, &session_id).await);
+        return Err(gone(&state.agents, &agent, &session_id).await);
     }
     let Ok(BatchOutcome {
         acked,
@@ -97,7 +97,7 @@ pub async fn post_answers(
         nacks_stored,
     }) = outcome.await
     else {
-        return Err(gone(&state, &agent, &session_id).await);
+        return Err(gone(&state.agents, &agent, &session_id).await);
     };
     let acks_stored = match acks_stored {
         Some(write) => write.await.unwrap_or(false),

@@ -79,7 +79,8 @@ pub async fn poll(
     .min(max_in_flight);
     let (session_id, commands) = match params.session_id.filter(|id| !id.is_empty()) {
         Some(session_id) => {
-            let (kind, commands) = find_session(&state, &agent, &session_id).await?;
+            let (kind, commands) =
+                find_session(&state.http_sessions, &state.agents, &agent, &session_id).await?;
             if kind != Kind::Poll {
                 return Err(wrong_transport());
             }
@@ -97,12 +98,12 @@ pub async fn poll(
         reply,
     };
     if commands.send(Command::Poll(request)).await.is_err() {
-        return Err(gone(&state, &agent, &session_id).await);
+        return Err(gone(&state.agents, &agent, &session_id).await);
     }
     match answer.await {
         Ok(Ok(answer)) => Ok(answer.into_response()),
         Ok(Err(err)) => Err(err),
-        Err(_) => Err(gone(&state, &agent, &session_id).await),
+        Err(_) => Err(gone(&state.agents, &agent, &session_id).await),
     }
 }
 

@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::link::AnswerBatch;
+use crate::agent_directory::AgentDirectory;
 use crate::api::error::ApiError;
-use crate::state::AppState;
 use crate::store::Agent;
 
 /// Requests queued for one session's loop.
@@ -107,13 +107,14 @@ impl HttpSessions {
 /// The live HTTP session `session_id` of `agent`, or why there is none
 /// (see [`gone`]).
 pub(crate) async fn find_session(
-    state: &AppState,
+    sessions: &HttpSessions,
+    agents: &AgentDirectory,
     agent: &Agent,
     session_id: &str,
 ) -> Result<(Kind, mpsc::Sender<Command>), ApiError> {
-    match state.http_sessions.find(&agent.agent_id, session_id)? {
+    match sessions.find(&agent.agent_id, session_id)? {
         Some(found) => Ok(found),
-        None => Err(gone(state, agent, session_id).await),
+        None => Err(gone(agents, agent, session_id).await),
     }
 }
 
@@ -121,8 +122,8 @@ pub(crate) async fn find_session(
 /// `403 agent_revoked` when its agent was revoked meanwhile (the request
 /// passed authentication just before the revocation ended the session, and
 /// must not read as "reconnect"), else `404 session_not_found`.
-pub(crate) async fn gone(state: &AppState, agent: &Agent, session_id: &str) -> ApiError {
-    match state.agents.by_relay_id(&agent.relay_id).await {
+pub(crate) async fn gone(agents: &AgentDirectory, agent: &Agent, session_id: &str) -> ApiError {
+    match agents.by_relay_id(&agent.relay_id).await {
         Ok(None) => revoked(),
         _ => ended(session_id),
     }
