@@ -10,13 +10,15 @@
 //! could undo it, which means redelivery, never loss), and one of only acks
 //! and `last_seen` first waits a few ms to join other jobs. Jobs run in the
 //! order they were submitted, which the session loop relies on (an ack is
-//! applied before the claim that follows it).
+//! applied before the claim that follows it). A claim for an agent with
+//! nothing waiting skips the writer altogether (`queued`).
 
 mod callbacks;
 mod dashboard;
 pub(crate) mod files;
 mod leases;
 mod queries;
+mod queued;
 mod reads;
 mod schema;
 mod workspaces;
@@ -26,10 +28,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use rusqlite::Connection;
 
 use super::push::{Port, Ports};
 use super::*;
+use queued::Queued;
 use schema::{SCHEMA_VERSION, migrate};
 use writer::{Durability, Settle, Undo, Writer};
 
@@ -44,6 +48,9 @@ pub struct SqliteStore {
     /// One relay per database file; released by `close` (or with the process).
     lock: Arc<Mutex<Option<files::DatabaseLock>>>,
     clock: Clock,
+    /// Agents that may have events waiting: a claim for any other agent
+    /// finds nothing and skips the writer.
+    queued: Arc<Queued>,
 }
 
 struct Readers {
@@ -103,6 +110,7 @@ impl SqliteStore {
         )?;
         migrate(&mut conn)?;
         leases::release_all_leases(&conn, now_ms())?;
+        let queued = Queued::load(&conn)?;
         Ok(SqliteStore {
             writer: Writer::start(conn)?,
             readers: Arc::new(Readers {
@@ -114,6 +122,7 @@ impl SqliteStore {
             ports: Arc::new(Ports::default()),
             lock: Arc::new(Mutex::new(Some(lock))),
             clock: Clock::system(),
+            queued: Arc::new(queued),
         })
     }
 
@@ -162,6 +171,7 @@ impl SqliteStore {
     ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
         let clock = self.clock.clone();
         let ports = self.ports.clone();
+        self.queued.add(&event.agent_id);
         self.writer
             .submit_settled(Durability::Fsync, Undo::Batch, move |c| {
                 let now = clock.now();
@@ -188,36 +198,47 @@ impl SqliteStore {
         &self,
         req: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
+        if req.requeue_except.is_none()
+            && self.queued.nothing_for(&req.agent_id, req.port.as_deref())
+        {
+            return Either::Left(std::future::ready(Ok(Claim {
+                deliveries: Vec::new(),
+                next_due: None,
+                more: false,
+            })));
+        }
         let clock = self.clock.clone();
         let max_attempts = self.retry.max_attempts;
-        self.writer
-            .submit_settled(Durability::Relaxed, Undo::Batch, move |c| {
-                let now = clock.now();
-                let Some(port) = req.port.clone() else {
-                    return Ok((leases::claim(c, &req, max_attempts, now)?, None));
-                };
-                let limit = port.take_all();
-                let claim = match leases::claim_up_to(c, &req, limit, max_attempts, now) {
-                    Ok(claim) => claim,
-                    Err(err) => {
-                        port.give_back(limit);
-                        return Err(err);
+        Either::Right(
+            self.writer
+                .submit_settled(Durability::Relaxed, Undo::Batch, move |c| {
+                    let now = clock.now();
+                    let Some(port) = req.port.clone() else {
+                        return Ok((leases::claim(c, &req, max_attempts, now)?, None));
+                    };
+                    let limit = port.take_all();
+                    let claim = match leases::claim_up_to(c, &req, limit, max_attempts, now) {
+                        Ok(claim) => claim,
+                        Err(err) => {
+                            port.give_back(limit);
+                            return Err(err);
+                        }
+                    };
+                    let leased = claim.deliveries.len();
+                    port.give_back(limit - leased);
+                    if limit > 0 {
+                        port.set_caught_up(!claim.more);
                     }
-                };
-                let leased = claim.deliveries.len();
-                port.give_back(limit - leased);
-                if limit > 0 {
-                    port.set_caught_up(!claim.more);
-                }
-                // Rolled back: the slots it leased into are free after all.
-                let settle: Settle = Box::new(move |committed| {
-                    if !committed {
-                        port.give_back(leased);
-                        port.set_caught_up(false);
-                    }
-                });
-                Ok((claim, Some(settle)))
-            })
+                    // Rolled back: the slots it leased into are free after all.
+                    let settle: Settle = Box::new(move |committed| {
+                        if !committed {
+                            port.give_back(leased);
+                            port.set_caught_up(false);
+                        }
+                    });
+                    Ok((claim, Some(settle)))
+                }),
+        )
     }
 
     pub fn ack(
@@ -271,6 +292,7 @@ impl SqliteStore {
         id: &str,
     ) -> impl Future<Output = Result<ReplayOutcome, StoreError>> + Send + use<> {
         let clock = self.clock.clone();
+        self.queued.add(agent_id);
         let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
         self.writer
             .submit(move |c| queries::replay(c, &agent_id, &id, clock.now()))
