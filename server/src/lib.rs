@@ -27,13 +27,15 @@
 //!   session is `session::callback`).
 //! - [`retry`]: the retry policy.
 //! - `startup`: logging, the admin token, the listening socket.
-//! - `serve`: the accept loop (plain or TLS, header and handshake timeouts).
+//! - `serve`: the accept loop (plain or TLS, header and handshake timeouts,
+//!   `--max-connections`) over any [`Listener`] of streams.
 //! - [`tls`]: the served certificate, reloaded on SIGHUP and file change.
 //!
 //! [`main`] is what the `lobster-relay server` command calls; it binds the
-//! socket and hands it to [`run`] with a shutdown token. The end-to-end
-//! tests run the real binary on port 0; [`run`] is the seam for embedding
-//! the relay with a socket and a shutdown of one's own.
+//! socket and hands it to [`run`] with a shutdown token. [`run`] is the seam
+//! for serving with a listener and a shutdown of one's own: the end-to-end
+//! tests run the real binary on port 0, and `server/tests/` runs the relay
+//! in-process on a [`Listener`] of `tokio::io::duplex` pipes.
 
 // Module docs link to the private modules and types they describe: the
 // links resolve in `cargo doc --document-private-items`, the view meant
@@ -68,11 +70,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::{Config, ConfigError, Settings};
+pub use serve::Listener;
 
 use crate::bus::Bus;
 use crate::config::Database;
@@ -101,9 +103,12 @@ pub async fn main(args: Settings) -> anyhow::Result<()> {
 
 /// Serves on `listener` until `shutdown` is cancelled; then stops accepting,
 /// closes sessions with 1012, commits every queued write, and returns.
-pub async fn run(
+///
+/// `listener` is a [`TcpListener`](tokio::net::TcpListener), or any
+/// [`Listener`]: the server's own tests serve on in-memory pipes.
+pub async fn run<L: Listener>(
     config: Config,
-    listener: TcpListener,
+    listener: L,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let bound = listener

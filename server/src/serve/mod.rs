@@ -1,5 +1,6 @@
-//! The accept loop: plain TCP or TLS, one hyper HTTP/1.1 connection per
-//! socket, with the upgrades WebSockets need.
+//! The accept loop: plain or TLS, one hyper HTTP/1.1 connection per
+//! accepted stream, with the upgrades WebSockets need. Streams come from a
+//! [`Listener`]: a TCP socket, or in tests the halves of in-memory pipes.
 //!
 //! `axum::serve` cannot terminate TLS nor bound how long a client may take
 //! to send its headers; this loop does both. Each request carries the
@@ -18,14 +19,15 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service as _;
 
+mod listener;
 mod parse_errors;
+pub use listener::Listener;
 use parse_errors::JsonParseErrors;
 
 /// How long in-flight requests get to finish once the drain starts.
@@ -84,8 +86,8 @@ fn open_files_limit() -> Option<usize> {
 /// HTTP/1.1 only, through hyper's own http1 builder: hyper-util's `auto`
 /// builder first waits for bytes to pick a protocol, with no timer, so a
 /// client that connects and says nothing would be held forever.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L: Listener>(
+    mut listener: L,
     app: Router,
     serving: Serving,
     shutdown: CancellationToken,
@@ -100,7 +102,7 @@ pub async fn serve(
     let shed = Arc::new(Notify::new());
     let mut refusals = Refusals::default();
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (io, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -122,13 +124,12 @@ pub async fn serve(
                     Ok(Ok(slot)) => slot,
                     _ => {
                         refusals.refused(serving.max_connections);
-                        drop(tcp);
+                        drop(io);
                         continue;
                     }
                 }
             }
         };
-        let _ = tcp.set_nodelay(true);
         let connection = Connection {
             app: app.clone(),
             builder: builder.clone(),
@@ -139,7 +140,7 @@ pub async fn serve(
             },
             shed: shed.clone(),
         };
-        connections.spawn(connection.run(tcp, shutdown.clone()));
+        connections.spawn(connection.run(io, shutdown.clone()));
     }
     drop(listener);
     connections.close();
@@ -186,7 +187,10 @@ impl Refusals {
 }
 
 impl Connection {
-    async fn run(self, tcp: TcpStream, shutdown: CancellationToken) {
+    async fn run<Io>(self, io: Io, shutdown: CancellationToken)
+    where
+        Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let Connection {
             app,
             builder,
@@ -201,35 +205,32 @@ impl Connection {
             let mut app = app.clone();
             async move { Ok::<_, Infallible>(app.call(request).await.unwrap_or_else(|e| match e {})) }
         });
-        let result =
-            match serving.tls {
-                None => {
-                    let conn = builder
-                        .serve_connection(TokioIo::new(JsonParseErrors::new(tcp)), service)
-                        .with_upgrades();
-                    until_drained(conn, &shutdown, &shed).await
-                }
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(serving.header_timeout, acceptor.accept(tcp))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(err)) => {
-                                tracing::debug!(peer = %peer, error = %err, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(peer = %peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(JsonParseErrors::new(stream)), service)
-                        .with_upgrades();
-                    until_drained(conn, &shutdown, &shed).await
-                }
-            };
+        let result = match serving.tls {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(JsonParseErrors::new(io)), service)
+                    .with_upgrades();
+                until_drained(conn, &shutdown, &shed).await
+            }
+            Some(acceptor) => {
+                let stream =
+                    match tokio::time::timeout(serving.header_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(err)) => {
+                            tracing::debug!(peer = %peer, error = %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let conn = builder
+                    .serve_connection(TokioIo::new(JsonParseErrors::new(stream)), service)
+                    .with_upgrades();
+                until_drained(conn, &shutdown, &shed).await
+            }
+        };
         if let Err(err) = result {
             tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
         }
