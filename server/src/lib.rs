@@ -9,8 +9,9 @@
 //! - [`api`]: the HTTP API handlers and the JSON error edge.
 //! - [`session`]: one agent's session, over a WebSocket, Server-Sent Events
 //!   or long-poll, and the loop behind all three.
-//! - [`store`]: the durable store (SQLite with group commit, or PostgreSQL),
-//!   and its push path to live sessions.
+//! - [`store`]: the durable store, one contract (`store::Backend`) that
+//!   SQLite (group commit) and PostgreSQL implement, and its push path to
+//!   live sessions.
 //! - [`agent_directory`]: agent lookups for handlers, through
 //!   [`agent_cache`] (agents by relay id and key hash, kept until a
 //!   revocation).

@@ -5,9 +5,7 @@
 //! happen above it. One callback per agent; a revoked agent's callback is
 //! never listed.
 
-use futures_util::future::Either;
-
-use super::{Agent, Millis, Store, StoreError};
+use super::{Agent, Millis};
 
 /// A stored callback and the (unrevoked) agent it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,47 +54,5 @@ pub(super) fn callback_from(
         version,
         created_at,
         updated_at,
-    }
-}
-
-impl Store {
-    /// Stores (or replaces) an agent's callback; returns its new version.
-    pub fn set_callback(
-        &self,
-        agent_id: &str,
-        url: String,
-        secret: String,
-    ) -> impl Future<Output = Result<i64, StoreError>> + Send + use<> {
-        match self {
-            Store::Sqlite(s) => Either::Left(s.set_callback(agent_id, url, secret)),
-            Store::Postgres(p) => Either::Right(p.set_callback(agent_id, url, secret)),
-        }
-    }
-
-    /// Removes an agent's callback; `false` if it had none.
-    pub fn clear_callback(
-        &self,
-        agent_id: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
-        match self {
-            Store::Sqlite(s) => Either::Left(s.clear_callback(agent_id)),
-            Store::Postgres(p) => Either::Right(p.clear_callback(agent_id)),
-        }
-    }
-
-    /// An unrevoked agent's callback.
-    pub async fn callback(&self, agent_id: &str) -> Result<Option<StoredCallback>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.callback(agent_id).await,
-            Store::Postgres(p) => p.callback(agent_id).await,
-        }
-    }
-
-    /// Every unrevoked agent's callback, by agent id.
-    pub async fn list_callbacks(&self) -> Result<Vec<StoredCallback>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.list_callbacks().await,
-            Store::Postgres(p) => p.list_callbacks().await,
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! Reads across agents for the admin dashboard (`crate::dashboard`): the
 //! agent API's queries are scoped to one agent, an operator's are not.
 
-use super::{EventStatus, EventSummary, Millis, Store, StoreError};
+use super::{EventStatus, EventSummary, Millis};
 
 /// A filter over every agent's events. Every field narrows; `None` is "any".
 #[derive(Debug, Clone, Default)]
@@ -48,51 +48,6 @@ pub fn glob_to_like(glob: &str) -> String {
         }
     }
     like
-}
-
-impl Store {
-    /// Events of any agent matching `query`.
-    pub async fn admin_events(
-        &self,
-        query: AdminEventQuery,
-    ) -> Result<Vec<AdminEventRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.admin_events(query).await,
-            Store::Postgres(p) => p.admin_events(query).await,
-        }
-    }
-
-    /// The agent an event belongs to, if the event exists.
-    pub async fn event_agent(&self, id: &str) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.event_agent(id).await,
-            Store::Postgres(p) => p.event_agent(id).await,
-        }
-    }
-
-    /// Failed events per agent id.
-    pub async fn failed_by_agent(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.failed_by_agent().await,
-            Store::Postgres(p) => p.failed_by_agent().await,
-        }
-    }
-
-    /// Events not yet delivered (pending or being delivered), all agents.
-    pub async fn queue_depth(&self) -> Result<u64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.queue_depth().await,
-            Store::Postgres(p) => p.queue_depth().await,
-        }
-    }
-
-    /// Events that became `failed` at or after `since`.
-    pub async fn failed_since(&self, since: Millis) -> Result<u64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.failed_since(since).await,
-            Store::Postgres(p) => p.failed_since(since).await,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ pub struct NewEvent {
     pub dedup_key: Option<String>,
 }
 
-/// Result of [`super::Store::insert_event`].
+/// Result of [`super::Backend::insert_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
     New(String),

@@ -5,8 +5,7 @@
 //! it, so no backend ever sees a key. `default` is never stored: it comes
 //! from the configuration.
 
-use super::{Millis, Store, StoreError};
-use futures_util::future::Either;
+use super::{Millis, StoreError};
 
 /// A stored workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,53 +45,4 @@ pub(super) fn workspace_from(
         version,
         created_at,
     })
-}
-
-impl Store {
-    /// Stores a new workspace; `false` if one of that name exists.
-    pub fn create_workspace(
-        &self,
-        workspace: StoredWorkspace,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
-        match self {
-            Store::Sqlite(s) => Either::Left(s.create_workspace(workspace)),
-            Store::Postgres(p) => Either::Right(p.create_workspace(workspace)),
-        }
-    }
-
-    /// Replaces a workspace's secrets and bumps its version; returns the new
-    /// version, `None` if there is no such workspace.
-    pub fn replace_workspace_secrets(
-        &self,
-        name: &str,
-        secrets: Vec<String>,
-    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send + use<> {
-        match self {
-            Store::Sqlite(s) => Either::Left(s.replace_workspace_secrets(name, secrets)),
-            Store::Postgres(p) => Either::Right(p.replace_workspace_secrets(name, secrets)),
-        }
-    }
-
-    pub async fn workspace(&self, name: &str) -> Result<Option<StoredWorkspace>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.workspace(name).await,
-            Store::Postgres(p) => p.workspace(name).await,
-        }
-    }
-
-    /// Only the version, for caches checking whether they are stale.
-    pub async fn workspace_version(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.workspace_version(name).await,
-            Store::Postgres(p) => p.workspace_version(name).await,
-        }
-    }
-
-    /// Every stored workspace, by name.
-    pub async fn list_workspaces(&self) -> Result<Vec<StoredWorkspace>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.list_workspaces().await,
-            Store::Postgres(p) => p.list_workspaces().await,
-        }
-    }
 }

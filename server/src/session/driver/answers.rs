@@ -1,11 +1,13 @@
 //! What the agent answers, applied: acks batched and stored without
-//! waiting, nacks stored before the next lease, and posted batches (SSE,
-//! long-poll) answered with whether their writes were stored.
+//! waiting, nacks stored before the next lease (in the order `writes`
+//! keeps), and posted batches (SSE, long-poll) answered with whether their
+//! writes were stored.
 
 use lobster_shared::wire::AgentMessage;
 use tokio::task::JoinHandle;
 
 use super::Session;
+use super::writes::log_failure;
 use crate::session::link::{AnswerBatch, BatchOutcome};
 
 impl Session {
@@ -42,6 +44,10 @@ impl Session {
         }
         tracing::debug!(event_id = %id, reason = ?reason, "nack");
         self.flush_acks();
+        if !freed {
+            // Answered already, or late: after the acks under way.
+            self.writes.settled().await;
+        }
         let nack = self
             .state
             .store
@@ -90,24 +96,9 @@ impl Session {
             return None;
         }
         let ids = std::mem::take(&mut self.acks);
-        let ack = self
-            .state
-            .store
-            .ack(&self.agent.agent_id, &self.session_id, ids);
-        Some(self.state.sessions.spawn(log_failure(ack, "ack")))
-    }
-}
-
-/// Runs a store job; returns whether it succeeded.
-pub(super) async fn log_failure(
-    job: impl Future<Output = Result<(), crate::store::StoreError>>,
-    what: &'static str,
-) -> bool {
-    match job.await {
-        Ok(()) => true,
-        Err(err) => {
-            tracing::warn!(error = %err, "{what} not stored; the event will be delivered again");
-            false
-        }
+        Some(
+            self.writes
+                .ack(&self.state, &self.agent.agent_id, &self.session_id, ids),
+        )
     }
 }

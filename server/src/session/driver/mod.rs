@@ -1,6 +1,10 @@
 //! The session loop: leases, pushes, answers, timeouts.
+//!
+//! Layout: this file is the loop; `answers` applies the agent's acks and
+//! nacks; `writes` keeps the order of the session's writes.
 
 mod answers;
+mod writes;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,6 +17,7 @@ use super::link::{Ending, Inbound, Link};
 use crate::state::AppState;
 use crate::store::push::Port;
 use crate::store::{Agent, ClaimRequest, Delivery, Millis, now_ms};
+use writes::Writes;
 
 /// A poll session with no poll waiting and no request for this long ends.
 pub(super) const AWAY_LIMIT: Duration = Duration::from_secs(30);
@@ -55,6 +60,8 @@ struct Session {
     /// their commit (see `store::push`).
     port: std::sync::Arc<Port>,
     acks: Vec<String>,
+    /// Acks under way, which some writes wait for.
+    writes: Writes,
     /// The last claim failed: it may have leased events (PostgreSQL can
     /// commit and lose the answer) that this session never sent.
     claim_in_doubt: bool,
@@ -82,6 +89,7 @@ impl Session {
             in_flight: HashMap::new(),
             port,
             acks: Vec::new(),
+            writes: Writes::default(),
             claim_in_doubt: false,
         }
     }
@@ -250,6 +258,10 @@ impl Session {
                 (None, limit)
             }
         };
+        if self.claim_in_doubt {
+            // It takes back what is not in flight: not what was acked.
+            self.writes.settled().await;
+        }
         let claim = self
             .state
             .store
@@ -321,6 +333,9 @@ impl Session {
             ports.detach(&self.agent.agent_id, &self.session_id);
         }
         self.port.close();
+        // An ack applied after the release would find its event back in
+        // the queue, and perhaps with another session already.
+        self.writes.settled().await;
         let release = self
             .state
             .store

@@ -84,7 +84,7 @@ async fn all(c: &impl GenericClient) -> Result<Vec<RawRow>, Error> {
 }
 
 impl PostgresStore {
-    pub fn set_callback(
+    pub(super) fn set_callback(
         &self,
         agent_id: &str,
         url: String,
@@ -99,7 +99,7 @@ impl PostgresStore {
         })
     }
 
-    pub fn clear_callback(
+    pub(super) fn clear_callback(
         &self,
         agent_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
@@ -108,11 +108,14 @@ impl PostgresStore {
         self.spawn(async move { statement!(&pool, QUICK, |c| delete(c, &agent_id)) })
     }
 
-    pub async fn callback(&self, agent_id: &str) -> Result<Option<StoredCallback>, StoreError> {
+    pub(super) async fn callback(
+        &self,
+        agent_id: &str,
+    ) -> Result<Option<StoredCallback>, StoreError> {
         Ok(statement!(&self.pool, QUICK, |c| one(c, agent_id))?.map(callback_from))
     }
 
-    pub async fn list_callbacks(&self) -> Result<Vec<StoredCallback>, StoreError> {
+    pub(super) async fn list_callbacks(&self) -> Result<Vec<StoredCallback>, StoreError> {
         Ok(statement!(&self.pool, QUICK, |c| all(c))?
             .into_iter()
             .map(callback_from)

@@ -8,7 +8,10 @@ use crate::store::dashboard::{AdminEventQuery, AdminEventRow, glob_to_like};
 use crate::store::{EventStatus, EventSummary, Millis, StoreError};
 
 impl PostgresStore {
-    pub async fn admin_events(&self, q: AdminEventQuery) -> Result<Vec<AdminEventRow>, StoreError> {
+    pub(super) async fn admin_events(
+        &self,
+        q: AdminEventQuery,
+    ) -> Result<Vec<AdminEventRow>, StoreError> {
         let order = if q.after_seq.is_some() { "ASC" } else { "DESC" };
         let sql = format!(
             "SELECT seq, agent_id, id, event_type, status, received_at, attempts FROM events
@@ -56,7 +59,7 @@ impl PostgresStore {
             .collect())
     }
 
-    pub async fn event_agent(&self, id: &str) -> Result<Option<String>, StoreError> {
+    pub(super) async fn event_agent(&self, id: &str) -> Result<Option<String>, StoreError> {
         let row = statement!(&self.pool, QUICK, |c| async {
             let stmt = c
                 .prepare_cached("SELECT agent_id FROM events WHERE id = $1")
@@ -66,7 +69,7 @@ impl PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    pub async fn failed_by_agent(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    pub(super) async fn failed_by_agent(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let rows = statement!(&self.pool, QUICK, |c| async {
             let stmt = c
                 .prepare_cached(
@@ -81,7 +84,7 @@ impl PostgresStore {
             .collect())
     }
 
-    pub async fn failed_since(&self, since: Millis) -> Result<u64, StoreError> {
+    pub(super) async fn failed_since(&self, since: Millis) -> Result<u64, StoreError> {
         let row = statement!(&self.pool, QUICK, |c| async {
             let stmt = c
                 .prepare_cached(
@@ -93,7 +96,7 @@ impl PostgresStore {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    pub async fn queue_depth(&self) -> Result<u64, StoreError> {
+    pub(super) async fn queue_depth(&self) -> Result<u64, StoreError> {
         let row = statement!(&self.pool, QUICK, |c| async {
             let stmt = c
                 .prepare_cached(

@@ -9,20 +9,21 @@
 //!
 //! Each write is spawned when it is called, so it runs even if the caller
 //! drops the future (as a queued SQLite job does), and `close` waits for
-//! them. Writes of one session apply in call order (`lanes`); other writes
-//! run concurrently, each committed by PostgreSQL on its own (durable when
-//! it returns with the server's default `synchronous_commit = on`).
+//! them. Writes run concurrently, each committed by PostgreSQL on its own
+//! (durable when it returns with the server's default `synchronous_commit
+//! = on`); callers that need an order await (see [`Backend`]).
 //! TLS to PostgreSQL is not supported yet (`NoTls`).
 //!
-//! Layout: `pool` (connections, time limits, errors), `lanes` (order of a
-//! session's writes), `migrate`, `queue` (the delivery lifecycle), `events`
-//! (reads and retention), `agents`.
+//! Layout: `backend` (the [`Backend`] implementation), `pool`
+//! (connections, time limits, errors), `migrate`, `queue` (the delivery
+//! lifecycle), `events` (reads and retention), `agents`, `callbacks`,
+//! `workspaces`, `dashboard`.
 
 mod agents;
+mod backend;
 mod callbacks;
 mod dashboard;
 mod events;
-mod lanes;
 mod migrate;
 mod pool;
 mod queue;
@@ -35,7 +36,6 @@ use tokio_util::task::TaskTracker;
 
 use super::*;
 use agents::AgentKey;
-use lanes::{Lanes, Turn};
 use pool::{Limit, QUICK, statement, transaction};
 
 /// Retention may touch many rows at once.
@@ -46,7 +46,6 @@ const SWEEP_LIMIT: Limit = Limit(Duration::from_secs(300));
 pub struct PostgresStore {
     pool: Pool,
     writes: TaskTracker,
-    lanes: Lanes,
     retry: RetryPolicy,
     clock: Clock,
     /// This process among the instances sharing the database (presence).
@@ -55,26 +54,16 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects and migrates. Leaves existing leases alone.
-    pub async fn open(url: &str, retry: RetryPolicy) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, retry: RetryPolicy, clock: Clock) -> Result<Self, StoreError> {
         let pool = pool::build(url)?;
         migrate::migrate(&pool).await?;
         Ok(PostgresStore {
             pool,
             writes: TaskTracker::new(),
-            lanes: Lanes::default(),
             retry,
-            clock: Clock::system(),
+            clock,
             instance: lobster_shared::ids::instance_id(),
         })
-    }
-
-    /// Stamps and compares times by `clock` from now on (tests).
-    pub fn set_clock(&mut self, clock: Clock) {
-        self.clock = clock;
-    }
-
-    pub fn clock(&self) -> &Clock {
-        &self.clock
     }
 
     /// Starts a write now; the returned future resolves with its outcome.
@@ -97,7 +86,7 @@ impl PostgresStore {
         }
     }
 
-    pub fn insert_event(
+    fn insert_event(
         &self,
         event: NewEvent,
     ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
@@ -109,30 +98,44 @@ impl PostgresStore {
         })
     }
 
-    pub fn claim(
+    /// No insert takes a port's slots on this backend (its sessions
+    /// claim), so taking them all for the claim's duration races with
+    /// nothing but the session giving some back.
+    fn claim(
         &self,
-        req: ClaimRequest,
+        mut req: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
         let clock = self.clock.clone();
-        let turn = self.lanes.enter(&req.session_id);
+        let port = req.port.take();
+        if let Some(port) = &port {
+            req.limit = port.take_all();
+        }
+        let limit = req.limit;
         let (pool, max_attempts) = (self.pool.clone(), self.retry.max_attempts);
-        self.spawn(in_turn(turn, async move {
+        let claim = self.spawn(async move {
             let now = clock.now();
             transaction!(&pool, QUICK, |tx| queue::claim(tx, &req, max_attempts, now))
-        }))
+        });
+        async move {
+            let claim = claim.await;
+            if let Some(port) = port {
+                let leased = claim.as_ref().map_or(0, |c| c.deliveries.len());
+                port.give_back(limit - leased);
+            }
+            claim
+        }
     }
 
-    pub fn ack(
+    fn ack(
         &self,
         agent_id: &str,
         session_id: &str,
         ids: Vec<String>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let clock = self.clock.clone();
-        let turn = self.lanes.enter(session_id);
         let pool = self.pool.clone();
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
-        self.spawn(in_turn(turn, async move {
+        self.spawn(async move {
             let now = clock.now();
             statement!(&pool, QUICK, |c| queue::ack(
                 c,
@@ -141,10 +144,10 @@ impl PostgresStore {
                 &ids,
                 now
             ))
-        }))
+        })
     }
 
-    pub fn nack(
+    fn nack(
         &self,
         agent_id: &str,
         session_id: &str,
@@ -152,7 +155,6 @@ impl PostgresStore {
         reason: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let clock = self.clock.clone();
-        let turn = self.lanes.enter(session_id);
         let (pool, retry) = (self.pool.clone(), self.retry);
         let (agent_id, session_id, id, reason) = (
             agent_id.to_owned(),
@@ -160,7 +162,7 @@ impl PostgresStore {
             id.to_owned(),
             reason.to_owned(),
         );
-        self.spawn(in_turn(turn, async move {
+        self.spawn(async move {
             let now = clock.now();
             transaction!(&pool, QUICK, |tx| queue::nack(
                 tx,
@@ -171,19 +173,18 @@ impl PostgresStore {
                 &retry,
                 now
             ))
-        }))
+        })
     }
 
-    pub fn release(
+    fn release(
         &self,
         agent_id: &str,
         session_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
         let clock = self.clock.clone();
-        let turn = self.lanes.enter(session_id);
         let pool = self.pool.clone();
         let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
-        self.spawn(in_turn(turn, async move {
+        self.spawn(async move {
             let now = clock.now();
             statement!(&pool, QUICK, |c| queue::release(
                 c,
@@ -191,10 +192,10 @@ impl PostgresStore {
                 &session_id,
                 now
             ))
-        }))
+        })
     }
 
-    pub fn replay(
+    fn replay(
         &self,
         agent_id: &str,
         id: &str,
@@ -208,7 +209,7 @@ impl PostgresStore {
         })
     }
 
-    pub fn create_agent(
+    fn create_agent(
         &self,
         agent: NewAgent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
@@ -220,7 +221,7 @@ impl PostgresStore {
         })
     }
 
-    pub fn revoke_agent(
+    fn revoke_agent(
         &self,
         agent_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
@@ -233,7 +234,7 @@ impl PostgresStore {
         })
     }
 
-    pub async fn mark_presence(
+    async fn mark_presence(
         &self,
         online: Vec<String>,
         offline: Vec<String>,
@@ -250,7 +251,7 @@ impl PostgresStore {
         ))
     }
 
-    pub async fn connected_elsewhere(&self, agent_id: &str) -> Result<bool, StoreError> {
+    async fn connected_elsewhere(&self, agent_id: &str) -> Result<bool, StoreError> {
         let now = self.clock.now();
         statement!(&self.pool, QUICK, |c| agents::connected_elsewhere(
             c,
@@ -260,7 +261,7 @@ impl PostgresStore {
         ))
     }
 
-    pub fn touch_agents(
+    fn touch_agents(
         &self,
         seen: Vec<(String, Millis)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
@@ -274,7 +275,7 @@ impl PostgresStore {
         })
     }
 
-    pub fn sweep(
+    fn sweep(
         &self,
         retention: Duration,
         failed_retention: Duration,
@@ -294,11 +295,11 @@ impl PostgresStore {
         })
     }
 
-    pub async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+    async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
         statement!(&self.pool, QUICK, |c| events::list_events(c, &query))
     }
 
-    pub async fn event_detail(
+    async fn event_detail(
         &self,
         agent_id: &str,
         id: &str,
@@ -306,11 +307,11 @@ impl PostgresStore {
         statement!(&self.pool, QUICK, |c| events::event_detail(c, agent_id, id))
     }
 
-    pub async fn list_agents(&self) -> Result<Vec<AgentStats>, StoreError> {
+    async fn list_agents(&self) -> Result<Vec<AgentStats>, StoreError> {
         statement!(&self.pool, QUICK, |c| agents::list_agents(c))
     }
 
-    pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>, StoreError> {
+    async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>, StoreError> {
         statement!(&self.pool, QUICK, |c| agents::agent_where(
             c,
             AgentKey::KeyHash,
@@ -318,7 +319,7 @@ impl PostgresStore {
         ))
     }
 
-    pub async fn agent_by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
+    async fn agent_by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
         statement!(&self.pool, QUICK, |c| agents::agent_where(
             c,
             AgentKey::RelayId,
@@ -326,19 +327,19 @@ impl PostgresStore {
         ))
     }
 
-    pub async fn pending_count(&self, agent_id: &str) -> Result<u64, StoreError> {
+    async fn pending_count(&self, agent_id: &str) -> Result<u64, StoreError> {
         statement!(&self.pool, QUICK, |c| events::pending_count(c, agent_id))
     }
 
-    pub async fn agent_count(&self) -> Result<u64, StoreError> {
+    async fn agent_count(&self) -> Result<u64, StoreError> {
         statement!(&self.pool, QUICK, |c| agents::agent_count(c))
     }
 
-    pub async fn revoked_since(&self, since: Millis) -> Result<Vec<String>, StoreError> {
+    async fn revoked_since(&self, since: Millis) -> Result<Vec<String>, StoreError> {
         statement!(&self.pool, QUICK, |c| agents::revoked_since(c, since))
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         statement!(&self.pool, QUICK, |c| async {
             c.simple_query("SELECT 1").await.map(drop)
         })
@@ -346,18 +347,9 @@ impl PostgresStore {
 
     /// Lets every started write finish, then closes the connections. Later
     /// calls fail with [`StoreError::Closed`].
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.writes.close();
         self.writes.wait().await;
         self.pool.close();
     }
-}
-
-/// Runs a write of a session after the writes that session started before
-/// it ([`lanes`]).
-async fn in_turn<T>(mut turn: Turn, write: impl Future<Output = T>) -> T {
-    turn.wait().await;
-    let result = write.await;
-    drop(turn);
-    result
 }

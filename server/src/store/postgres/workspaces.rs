@@ -91,7 +91,7 @@ async fn all(c: &impl GenericClient) -> Result<Vec<RawRow>, Error> {
 }
 
 impl PostgresStore {
-    pub fn create_workspace(
+    pub(super) fn create_workspace(
         &self,
         workspace: StoredWorkspace,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
@@ -103,7 +103,7 @@ impl PostgresStore {
         })
     }
 
-    pub fn replace_workspace_secrets(
+    pub(super) fn replace_workspace_secrets(
         &self,
         name: &str,
         secrets: Vec<String>,
@@ -117,17 +117,20 @@ impl PostgresStore {
         })
     }
 
-    pub async fn workspace(&self, name: &str) -> Result<Option<StoredWorkspace>, StoreError> {
+    pub(super) async fn workspace(
+        &self,
+        name: &str,
+    ) -> Result<Option<StoredWorkspace>, StoreError> {
         statement!(&self.pool, QUICK, |c| one(c, name))?
             .map(workspace_from)
             .transpose()
     }
 
-    pub async fn workspace_version(&self, name: &str) -> Result<Option<i64>, StoreError> {
+    pub(super) async fn workspace_version(&self, name: &str) -> Result<Option<i64>, StoreError> {
         statement!(&self.pool, QUICK, |c| version(c, name))
     }
 
-    pub async fn list_workspaces(&self) -> Result<Vec<StoredWorkspace>, StoreError> {
+    pub(super) async fn list_workspaces(&self) -> Result<Vec<StoredWorkspace>, StoreError> {
         statement!(&self.pool, QUICK, |c| all(c))?
             .into_iter()
             .map(workspace_from)

@@ -51,7 +51,7 @@ fn upsert(
 }
 
 impl SqliteStore {
-    pub fn set_callback(
+    pub(super) fn set_callback(
         &self,
         agent_id: &str,
         url: String,
@@ -63,7 +63,7 @@ impl SqliteStore {
             .submit(move |c| upsert(c, &agent_id, &url, &secret, clock.now()))
     }
 
-    pub fn clear_callback(
+    pub(super) fn clear_callback(
         &self,
         agent_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
@@ -77,7 +77,10 @@ impl SqliteStore {
         })
     }
 
-    pub async fn callback(&self, agent_id: &str) -> Result<Option<StoredCallback>, StoreError> {
+    pub(super) async fn callback(
+        &self,
+        agent_id: &str,
+    ) -> Result<Option<StoredCallback>, StoreError> {
         let agent_id = agent_id.to_owned();
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
@@ -91,7 +94,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn list_callbacks(&self) -> Result<Vec<StoredCallback>, StoreError> {
+    pub(super) async fn list_callbacks(&self) -> Result<Vec<StoredCallback>, StoreError> {
         self.read(|c| {
             let mut list = c.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM callbacks c JOIN agents a ON a.agent_id = c.agent_id

@@ -7,7 +7,10 @@ use crate::store::dashboard::{AdminEventQuery, AdminEventRow};
 use crate::store::{EventStatus, EventSummary, Millis, StoreError};
 
 impl SqliteStore {
-    pub async fn admin_events(&self, q: AdminEventQuery) -> Result<Vec<AdminEventRow>, StoreError> {
+    pub(super) async fn admin_events(
+        &self,
+        q: AdminEventQuery,
+    ) -> Result<Vec<AdminEventRow>, StoreError> {
         self.read(move |c| {
             let order = if q.after_seq.is_some() { "ASC" } else { "DESC" };
             let sql = format!(
@@ -52,7 +55,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn event_agent(&self, id: &str) -> Result<Option<String>, StoreError> {
+    pub(super) async fn event_agent(&self, id: &str) -> Result<Option<String>, StoreError> {
         let id = id.to_owned();
         self.read(move |c| {
             Ok(
@@ -64,7 +67,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn failed_by_agent(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    pub(super) async fn failed_by_agent(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT agent_id, COUNT(*) FROM events WHERE status = 'failed' GROUP BY agent_id",
@@ -77,7 +80,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn failed_since(&self, since: Millis) -> Result<u64, StoreError> {
+    pub(super) async fn failed_since(&self, since: Millis) -> Result<u64, StoreError> {
         self.read(move |c| {
             Ok(c.prepare_cached(
                 "SELECT COUNT(*) FROM events WHERE status = 'failed' AND updated_at >= ?1",
@@ -87,7 +90,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn queue_depth(&self) -> Result<u64, StoreError> {
+    pub(super) async fn queue_depth(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT COUNT(*) FROM events WHERE status IN ('pending', 'delivering')",

@@ -9,10 +9,17 @@
 //! only leases, acks and `last_seen` commits without the fsync (a power cut
 //! could undo it, which means redelivery, never loss), and one of only acks
 //! and `last_seen` first waits a few ms to join other jobs. Jobs run in the
-//! order they were submitted, which the session loop relies on (an ack is
-//! applied before the claim that follows it). A claim for an agent with
-//! nothing waiting skips the writer altogether (`queued`).
+//! order they were submitted (a property of this backend, not of the
+//! store's contract: sessions order their own writes). A claim for an
+//! agent with nothing waiting skips the writer altogether (`queued`).
+//!
+//! Layout: `backend` (the [`Backend`] implementation), `writer/` (the
+//! thread and its group commit), `queries`, `leases` (SQL of the hot
+//! path), `reads`, `callbacks`, `workspaces`, `dashboard`, `schema` and
+//! `files` (the database file, its lock and permissions), `queued` (which
+//! agents may have events waiting).
 
+mod backend;
 mod callbacks;
 mod dashboard;
 pub(crate) mod files;
@@ -88,7 +95,7 @@ fn tune(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
-    pub fn open(path: &Path, retry: RetryPolicy) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, retry: RetryPolicy, clock: Clock) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             files::create_private_dir(dir).map_err(|e| {
                 StoreError::Database(format!("cannot create {}: {e}", dir.display()))
@@ -121,7 +128,7 @@ impl SqliteStore {
             retry,
             ports: Arc::new(Ports::default()),
             lock: Arc::new(Mutex::new(Some(lock))),
-            clock: Clock::system(),
+            clock,
             queued: Arc::new(queued),
         })
     }
@@ -148,24 +155,10 @@ impl SqliteStore {
         .map_err(|e| StoreError::Database(format!("reader task failed: {e}")))?
     }
 
-    /// Stamps and compares times by `clock` from now on (tests).
-    pub fn set_clock(&mut self, clock: Clock) {
-        self.clock = clock;
-    }
-
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
-    /// This instance's session ports (see [`super::push`]).
-    pub fn ports(&self) -> &Arc<Ports> {
-        &self.ports
-    }
-
     /// Stores the event; if a session of its agent is caught up and has a
     /// free slot, leased to it in the same insert and pushed to it once
     /// committed.
-    pub fn insert_event(
+    fn insert_event(
         &self,
         event: NewEvent,
     ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
@@ -194,7 +187,7 @@ impl SqliteStore {
 
     /// Leases due events into the session's free slots (or up to `limit`
     /// without a port).
-    pub fn claim(
+    fn claim(
         &self,
         req: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
@@ -241,7 +234,7 @@ impl SqliteStore {
         )
     }
 
-    pub fn ack(
+    fn ack(
         &self,
         agent_id: &str,
         session_id: &str,
@@ -254,7 +247,7 @@ impl SqliteStore {
         })
     }
 
-    pub fn nack(
+    fn nack(
         &self,
         agent_id: &str,
         session_id: &str,
@@ -274,7 +267,7 @@ impl SqliteStore {
         })
     }
 
-    pub fn release(
+    fn release(
         &self,
         agent_id: &str,
         session_id: &str,
@@ -286,7 +279,7 @@ impl SqliteStore {
         })
     }
 
-    pub fn replay(
+    fn replay(
         &self,
         agent_id: &str,
         id: &str,
@@ -298,7 +291,7 @@ impl SqliteStore {
             .submit(move |c| queries::replay(c, &agent_id, &id, clock.now()))
     }
 
-    pub fn create_agent(
+    fn create_agent(
         &self,
         agent: NewAgent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
@@ -307,7 +300,7 @@ impl SqliteStore {
             .submit(move |c| queries::create_agent(c, &agent, clock.now()))
     }
 
-    pub fn revoke_agent(
+    fn revoke_agent(
         &self,
         agent_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
@@ -317,7 +310,7 @@ impl SqliteStore {
             .submit(move |c| queries::revoke_agent(c, &agent_id, clock.now()))
     }
 
-    pub fn touch_agents(
+    fn touch_agents(
         &self,
         seen: Vec<(String, Millis)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
@@ -325,7 +318,7 @@ impl SqliteStore {
             .submit_hot(Durability::Lazy, move |c| queries::touch_agents(c, &seen))
     }
 
-    pub fn sweep(
+    fn sweep(
         &self,
         retention: Duration,
         failed_retention: Duration,
@@ -341,7 +334,7 @@ impl SqliteStore {
     /// that must write a page (the schema version, unchanged) is committed,
     /// so `/readyz` reports the failure until space returns, and clears as
     /// soon as a write would succeed again.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         if self.writer.failing() {
             self.writer
                 .submit(|c| {
@@ -354,7 +347,7 @@ impl SqliteStore {
             .await
     }
 
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.writer.close().await;
         // The writer is gone: another relay may have the database now.
         self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();

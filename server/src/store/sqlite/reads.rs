@@ -5,11 +5,14 @@ use super::{SqliteStore, queries};
 use crate::store::*;
 
 impl SqliteStore {
-    pub async fn list_events(&self, query: EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+    pub(super) async fn list_events(
+        &self,
+        query: EventQuery,
+    ) -> Result<Vec<EventSummary>, StoreError> {
         self.read(move |c| queries::list_events(c, &query)).await
     }
 
-    pub async fn event_detail(
+    pub(super) async fn event_detail(
         &self,
         agent_id: &str,
         id: &str,
@@ -19,36 +22,42 @@ impl SqliteStore {
             .await
     }
 
-    pub async fn list_agents(&self) -> Result<Vec<AgentStats>, StoreError> {
+    pub(super) async fn list_agents(&self) -> Result<Vec<AgentStats>, StoreError> {
         self.read(queries::list_agents).await
     }
 
-    pub async fn agent_by_key_hash(&self, key_hash: &str) -> Result<Option<Agent>, StoreError> {
+    pub(super) async fn agent_by_key_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<Agent>, StoreError> {
         let key_hash = key_hash.to_owned();
         self.read(move |c| queries::agent_where(c, "key_hash", &key_hash))
             .await
     }
 
-    pub async fn agent_by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
+    pub(super) async fn agent_by_relay_id(
+        &self,
+        relay_id: &str,
+    ) -> Result<Option<Agent>, StoreError> {
         let relay_id = relay_id.to_owned();
         self.read(move |c| queries::agent_where(c, "relay_id", &relay_id))
             .await
     }
 
-    pub async fn pending_count(&self, agent_id: &str) -> Result<u64, StoreError> {
+    pub(super) async fn pending_count(&self, agent_id: &str) -> Result<u64, StoreError> {
         let agent_id = agent_id.to_owned();
         self.read(move |c| queries::pending_count(c, &agent_id))
             .await
     }
 
-    pub async fn agent_count(&self) -> Result<u64, StoreError> {
+    pub(super) async fn agent_count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             Ok(c.query_row("SELECT COUNT(*) FROM agents", [], |r| r.get::<_, i64>(0))? as u64)
         })
         .await
     }
 
-    pub async fn revoked_since(&self, since: Millis) -> Result<Vec<String>, StoreError> {
+    pub(super) async fn revoked_since(&self, since: Millis) -> Result<Vec<String>, StoreError> {
         self.read(move |c| queries::revoked_since(c, since)).await
     }
 }

@@ -46,7 +46,7 @@ fn replace(c: &Connection, name: &str, secrets: &str, now: i64) -> Result<Option
 }
 
 impl SqliteStore {
-    pub fn create_workspace(
+    pub(super) fn create_workspace(
         &self,
         workspace: StoredWorkspace,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
@@ -55,7 +55,7 @@ impl SqliteStore {
             .submit(move |c| insert(c, &workspace, clock.now()))
     }
 
-    pub fn replace_workspace_secrets(
+    pub(super) fn replace_workspace_secrets(
         &self,
         name: &str,
         secrets: Vec<String>,
@@ -66,7 +66,10 @@ impl SqliteStore {
             .submit(move |c| replace(c, &name, &secrets, clock.now()))
     }
 
-    pub async fn workspace(&self, name: &str) -> Result<Option<StoredWorkspace>, StoreError> {
+    pub(super) async fn workspace(
+        &self,
+        name: &str,
+    ) -> Result<Option<StoredWorkspace>, StoreError> {
         let name = name.to_owned();
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {COLUMNS} FROM workspaces WHERE name = ?1"))?
@@ -78,7 +81,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn workspace_version(&self, name: &str) -> Result<Option<i64>, StoreError> {
+    pub(super) async fn workspace_version(&self, name: &str) -> Result<Option<i64>, StoreError> {
         let name = name.to_owned();
         self.read(move |c| {
             Ok(
@@ -90,7 +93,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn list_workspaces(&self) -> Result<Vec<StoredWorkspace>, StoreError> {
+    pub(super) async fn list_workspaces(&self) -> Result<Vec<StoredWorkspace>, StoreError> {
         self.read(|c| {
             let mut list =
                 c.prepare_cached(&format!("SELECT {COLUMNS} FROM workspaces ORDER BY name"))?;

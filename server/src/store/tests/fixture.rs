@@ -5,6 +5,8 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 use crate::retry::RetryPolicy;
+use crate::store::postgres::PostgresStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{Clock, Store};
 
 /// Fast retries so that tests need not wait; three attempts in all.
@@ -35,13 +37,15 @@ impl TestDb {
     /// another instance (PostgreSQL). Its clock is adjustable: a test moves
     /// it past a deadline (`store.clock().advance(..)`) instead of sleeping.
     pub async fn open(&self) -> Store {
-        let store = match self {
+        let clock = Clock::adjustable();
+        match self {
             TestDb::Sqlite(dir) => {
-                Store::open_sqlite(&dir.path().join("relay.db"), POLICY).unwrap()
+                Store::new(SqliteStore::open(&dir.path().join("relay.db"), POLICY, clock).unwrap())
             }
-            TestDb::Postgres(db) => Store::open_postgres(&db.url, POLICY).await.unwrap(),
-        };
-        store.with_clock(Clock::adjustable())
+            TestDb::Postgres(db) => {
+                Store::new(PostgresStore::open(&db.url, POLICY, clock).await.unwrap())
+            }
+        }
     }
 
     pub fn postgres_url(&self) -> &str {

@@ -43,7 +43,7 @@ on_every_backend!(
     expired_leases_and_closed_sessions_return_events,
     the_history_records_every_outcome_in_order,
     leases_that_keep_timing_out_fail_after_the_last_attempt,
-    unawaited_writes_of_a_session_apply_in_call_order,
+    dropped_writes_still_apply_and_close_waits_for_them,
     patterns_filter_by_event_type,
     only_star_and_question_mark_are_wildcards,
     replay_requeues_a_delivered_event_keeping_its_id,
