@@ -17,11 +17,13 @@
 //! thread and its group commit), `queries`, `leases` (SQL of the hot
 //! path), `reads`, `callbacks`, `workspaces`, `dashboard`, `schema` and
 //! `files` (the database file, its lock and permissions), `queued` (which
-//! agents may have events waiting).
+//! agents may have events waiting), `dedup` (replay protection's recent
+//! keys, in memory).
 
 mod backend;
 mod callbacks;
 mod dashboard;
+mod dedup;
 pub(crate) mod files;
 mod leases;
 mod queries;
@@ -58,6 +60,8 @@ pub struct SqliteStore {
     /// Agents that may have events waiting: a claim for any other agent
     /// finds nothing and skips the writer.
     queued: Arc<Queued>,
+    /// The dedup keys of the last ten minutes (replay protection).
+    recent: dedup::SharedRecent,
 }
 
 struct Readers {
@@ -118,6 +122,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         leases::release_all_leases(&conn, now_ms())?;
         let queued = Queued::load(&conn)?;
+        let recent = dedup::SharedRecent::load(&conn, clock.now())?;
         Ok(SqliteStore {
             writer: Writer::start(conn)?,
             readers: Arc::new(Readers {
@@ -130,6 +135,7 @@ impl SqliteStore {
             lock: Arc::new(Mutex::new(Some(lock))),
             clock,
             queued: Arc::new(queued),
+            recent,
         })
     }
 
@@ -164,24 +170,46 @@ impl SqliteStore {
     ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + use<> {
         let clock = self.clock.clone();
         let ports = self.ports.clone();
+        let recent = self.recent.clone();
+        // Hashed here, off the writer thread.
+        let hash = event
+            .dedup_key
+            .as_deref()
+            .map(|key| dedup::key_hash(&event.agent_id, key));
         self.queued.add(&event.agent_id);
         self.writer
             .submit_settled(Durability::Fsync, Undo::Batch, move |c| {
                 let now = clock.now();
-                if let Some(id) = queries::duplicate_of(c, &event, now)? {
+                let dedup = hash.map(|hash| (hash, now + DEDUP_WINDOW_MS));
+                if let Some(hash) = hash
+                    && let Some(id) = recent.lock().find(hash, now)
+                {
                     return Ok((Inserted::Duplicate(id), None));
                 }
-                let Some(port) = ports.take_slot(&event.agent_id) else {
-                    queries::store_event(c, &event, now, None)?;
-                    return Ok((Inserted::New(event.id), None));
-                };
-                let lease = (port.session_id(), now + port.lease_ms());
-                if let Err(err) = queries::store_event(c, &event, now, Some(lease)) {
-                    port.give_back(1);
-                    return Err(err);
-                }
                 let id = event.id.clone();
-                Ok((Inserted::Pushed(id), Some(push_when_committed(port, event))))
+                let (inserted, settle) = match ports.take_slot(&event.agent_id) {
+                    None => {
+                        queries::store_event(c, &event, None, dedup)?;
+                        (Inserted::New(id.clone()), None)
+                    }
+                    Some(port) => {
+                        let lease = (port.session_id(), now + port.lease_ms());
+                        if let Err(err) = queries::store_event(c, &event, Some(lease), dedup) {
+                            port.give_back(1);
+                            return Err(err);
+                        }
+                        let pushed = Inserted::Pushed(id.clone());
+                        (pushed, Some(push_when_committed(port, event)))
+                    }
+                };
+                let Some((hash, until)) = dedup else {
+                    return Ok((inserted, settle));
+                };
+                // Later jobs of this batch see the key at once; a rollback
+                // takes it back.
+                recent.lock().remember(hash, &id, until);
+                let settle = dedup::forget_unless_committed(recent, hash, id, settle);
+                Ok((inserted, Some(settle)))
             })
     }
 

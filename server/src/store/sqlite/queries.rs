@@ -15,55 +15,61 @@ pub(super) fn headers_from(text: &str) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
-fn insert_event(c: &Connection, e: &NewEvent, now: Millis) -> Result<Inserted, StoreError> {
-    if let Some(id) = duplicate_of(c, e, now)? {
-        return Ok(Inserted::Duplicate(id));
-    }
-    store_event(c, e, now, None)?;
+fn insert_event(c: &Connection, e: &NewEvent) -> Result<Inserted, StoreError> {
+    store_event(c, e, None, None)?;
     Ok(Inserted::New(e.id.clone()))
 }
 
-/// The event `e` repeats (same dedup key within the window), if any.
-pub(super) fn duplicate_of(
-    c: &Connection,
-    e: &NewEvent,
-    now: Millis,
-) -> Result<Option<String>, StoreError> {
-    let Some(key) = &e.dedup_key else {
-        return Ok(None);
-    };
-    Ok(c.prepare_cached(
-        "SELECT event_id FROM dedup WHERE agent_id = ?1 AND key = ?2 AND expires_at > ?3",
-    )?
-    .query_row(params![e.agent_id, key, now], |r| r.get(0))
-    .optional()?)
-}
-
-/// Stores a new event (and its dedup key): `pending`, or with `lease`
-/// (session, lease end) already leased to a session as its first attempt.
+/// Stores a new event: `pending`, or with `lease` (session, lease end)
+/// already leased to a session as its first attempt; `dedup` is its key's
+/// hash and the end of its window (see `dedup.rs`).
 pub(super) fn store_event(
     c: &Connection,
     e: &NewEvent,
-    now: Millis,
     lease: Option<(&str, Millis)>,
+    dedup: Option<(u128, Millis)>,
 ) -> Result<(), StoreError> {
-    if let Some(key) = &e.dedup_key {
-        c.prepare_cached("INSERT OR REPLACE INTO dedup (agent_id, key, event_id, expires_at) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![e.agent_id, key, e.id, now + DEDUP_WINDOW_MS])?;
-    }
     let headers = headers_json(&e.headers);
+    let (dedup_key, dedup_until) = match dedup {
+        Some((hash, until)) => (Some(hash.to_be_bytes()), Some(until)),
+        None => (None, None),
+    };
     match lease {
-        None => c.prepare_cached(
-            "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status, next_attempt_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4)",
-        )?
-        .execute(params![e.id, e.agent_id, e.event_type, e.received_at, headers, &e.body[..]])?,
-        Some((session_id, lease_until)) => c.prepare_cached(
-            "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
-                                 attempts, lease_session, lease_until, next_attempt_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'delivering', 1, ?7, ?8, ?4, ?4)",
-        )?
-        .execute(params![e.id, e.agent_id, e.event_type, e.received_at, headers, &e.body[..], session_id, lease_until])?,
+        None => c
+            .prepare_cached(
+                "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
+                                 next_attempt_at, updated_at, dedup_key, dedup_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4, ?7, ?8)",
+            )?
+            .execute(params![
+                e.id,
+                e.agent_id,
+                e.event_type,
+                e.received_at,
+                headers,
+                &e.body[..],
+                dedup_key,
+                dedup_until
+            ])?,
+        Some((session_id, lease_until)) => c
+            .prepare_cached(
+                "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
+                                 attempts, lease_session, lease_until, next_attempt_at, updated_at,
+                                 dedup_key, dedup_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'delivering', 1, ?7, ?8, ?4, ?4, ?9, ?10)",
+            )?
+            .execute(params![
+                e.id,
+                e.agent_id,
+                e.event_type,
+                e.received_at,
+                headers,
+                &e.body[..],
+                session_id,
+                lease_until,
+                dedup_key,
+                dedup_until
+            ])?,
     };
     Ok(())
 }
@@ -282,6 +288,16 @@ pub(super) fn sweep(
                 OR (status = 'failed' AND updated_at < ?2))",
         params![cutoff, failed_cutoff],
     )?;
+    // An event deleted inside its dedup window (a retention under ten
+    // minutes) leaves its key in the `dedup` table, for the next start.
+    c.execute(
+        "INSERT OR REPLACE INTO dedup (agent_id, key, event_id, expires_at)
+         SELECT agent_id, 'h:' || lower(hex(dedup_key)), id, dedup_until FROM events
+         WHERE dedup_key IS NOT NULL AND dedup_until > ?3
+           AND ((status IN ('delivered', 'expired', 'skipped') AND updated_at < ?1)
+             OR (status = 'failed' AND updated_at < ?2))",
+        params![cutoff, failed_cutoff, now],
+    )?;
     changed += c.execute(
         "DELETE FROM events
          WHERE (status IN ('delivered', 'expired', 'skipped') AND updated_at < ?1)
@@ -339,7 +355,7 @@ mod tests {
                 body: Bytes::from_static(b"{}"),
                 dedup_key: None,
             };
-            insert_event(&c, &event, 500).unwrap();
+            insert_event(&c, &event).unwrap();
         }
         assert_eq!(claim_with(&c, 1).deliveries.len(), 1);
         assert_eq!(claim_with(&c, 3).deliveries.len(), 3);

@@ -7,8 +7,8 @@ use crate::store::StoreError;
 
 /// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes;
 /// 4: the same as partial indexes; 5: replay flag; 6: retry base;
-/// 7: callbacks.
-pub(super) const SCHEMA_VERSION: i32 = 7;
+/// 7: callbacks; 8: each event's dedup key in its row.
+pub(super) const SCHEMA_VERSION: i32 = 8;
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -56,6 +56,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         if version < 7 {
             // Schema 7: agents' callback URLs for push delivery.
             callbacks::migrate_to_7(&tx)?;
+        }
+        if version < 8 {
+            // Schema 8: an event's dedup key (its 128-bit hash) and the end
+            // of its window live in its row, written with it; the `dedup`
+            // table keeps only keys of events deleted inside their window
+            // (see `dedup.rs`). Its rows from before stay and are read.
+            tx.execute_batch(
+                "ALTER TABLE events ADD COLUMN dedup_key BLOB;
+                 ALTER TABLE events ADD COLUMN dedup_until INTEGER;",
+            )?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;

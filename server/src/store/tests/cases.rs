@@ -79,6 +79,23 @@ pub async fn a_repeated_dedup_key_returns_the_original_id(db: TestDb) {
     assert_eq!(store.pending_count("agt_1").await.unwrap(), 1);
 }
 
+/// Replay protection holds across a restart: the key still names its event
+/// inside its window, and is forgotten after it.
+pub async fn a_dedup_key_outlives_a_restart_for_its_window(db: TestDb) {
+    let store = db.open().await;
+    let Inserted::New(id) = store.insert_event(event(1, Some("msg_1"))).await.unwrap() else {
+        panic!("stored")
+    };
+    store.close().await;
+    let reopened = db.open().await;
+    let again = reopened.insert_event(event(2, Some("msg_1"))).await.unwrap();
+    assert_eq!(again, Inserted::Duplicate(id));
+    reopened.clock().advance(Duration::from_millis(DEDUP_WINDOW_MS as u64 + 1));
+    let later = reopened.insert_event(event(3, Some("msg_1"))).await.unwrap();
+    assert!(matches!(later, Inserted::New(_)), "{later:?}");
+    assert_eq!(reopened.pending_count("agt_1").await.unwrap(), 2);
+}
+
 pub async fn claims_hand_out_in_acceptance_order_to_one_session_each(db: TestDb) {
     let store = db.open().await;
     let mut inserted = vec![];

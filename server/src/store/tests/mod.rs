@@ -37,6 +37,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     concurrent_inserts_all_survive_reopen,
     a_repeated_dedup_key_returns_the_original_id,
+    a_dedup_key_outlives_a_restart_for_its_window,
     claims_hand_out_in_acceptance_order_to_one_session_each,
     a_claim_in_doubt_takes_back_what_the_session_never_got,
     ack_delivers_nack_retries_then_fails,

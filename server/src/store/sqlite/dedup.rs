@@ -1,0 +1,280 @@
+//! Replay protection on SQLite: the dedup keys of the last ten minutes,
+//! looked up in memory, kept on disk in each event's own row.
+//!
+//! The keys used to be a table of their own, keyed by (agent, key). A key
+//! is a signature's message id or a hash of the body: random, so every
+//! insert landed on a different leaf of that B-tree, and each leaf became a
+//! WAL frame of its own, written again by the next checkpoint. That one
+//! insert was more than half of the writer's work per webhook (measured:
+//! 15.8 KB written per event with it, 5.8 KB without; docs/performance.md).
+//!
+//! Now an event's row carries its key's 128-bit hash and the end of its
+//! window (`dedup_key`, `dedup_until`, schema 8), written with the row in
+//! the same page, and the writer thread looks keys up in [`Recent`]. At
+//! start-up `Recent` is filled from the rows of the last ten minutes, and
+//! from the `dedup` table, which now holds only keys whose event the sweep
+//! deleted inside their window (a `--retention` under ten minutes) and the
+//! keys of databases written before schema 8.
+//!
+//! Memory: about 110 bytes per webhook of the last ten minutes (66 MB at a
+//! sustained 1,000 webhooks a second); entries leave as their window ends.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, params};
+use sha2::{Digest as _, Sha256};
+
+use super::writer::Settle;
+use crate::store::{DEDUP_WINDOW_MS, Millis, StoreError};
+
+/// How far before the window's start the start-up scan reads back, for a
+/// clock that stepped back.
+const LOAD_MARGIN_MS: Millis = 60_000;
+
+/// Prefix of `dedup.key` for keys the table holds as their hash.
+const HASHED: &str = "h:";
+
+/// The hash an agent's dedup key is known by.
+pub(super) fn key_hash(agent_id: &str, key: &str) -> u128 {
+    let digest = Sha256::new()
+        .chain_update(agent_id.as_bytes())
+        .chain_update([0u8])
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
+}
+
+/// The form of a hash in the `dedup` table's `key` column (the sweep
+/// writes it in SQL: `'h:' || lower(hex(dedup_key))`).
+#[cfg(test)]
+fn hashed_key(hash: u128) -> String {
+    format!("{HASHED}{hash:032x}")
+}
+
+/// The keys whose window is open, and the event each one names.
+#[derive(Default)]
+pub(super) struct Recent {
+    seen: HashMap<u128, Seen>,
+    /// In insertion order, to let keys go as their windows end.
+    order: VecDeque<(Millis, u128)>,
+}
+
+struct Seen {
+    id: Box<str>,
+    until: Millis,
+}
+
+/// [`Recent`] shared by the writer thread's jobs and their settles.
+#[derive(Clone, Default)]
+pub(super) struct SharedRecent(Arc<Mutex<Recent>>);
+
+impl SharedRecent {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Recent> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the keys still in their window at `now`: from the rows of the
+    /// last ten minutes, newest first until older than the window, and from
+    /// the `dedup` table.
+    pub(super) fn load(conn: &Connection, now: Millis) -> Result<Self, StoreError> {
+        let mut recent = Recent::default();
+        let mut table = conn.prepare(
+            "SELECT agent_id, key, event_id, expires_at FROM dedup WHERE expires_at > ?1",
+        )?;
+        let rows = table.query_map(params![now], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Millis>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (agent_id, key, id, until) = row?;
+            let hash = key
+                .strip_prefix(HASHED)
+                .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+                .unwrap_or_else(|| key_hash(&agent_id, &key));
+            recent.remember(hash, &id, until);
+        }
+        let mut events = conn.prepare(
+            "SELECT dedup_key, id, dedup_until, received_at FROM events ORDER BY seq DESC",
+        )?;
+        let mut rows = events.query([])?;
+        let oldest = now - DEDUP_WINDOW_MS - LOAD_MARGIN_MS;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            if row.get::<_, Millis>(3)? < oldest {
+                break;
+            }
+            let (Some(key), Some(until)) = (
+                row.get::<_, Option<Vec<u8>>>(0)?,
+                row.get::<_, Option<Millis>>(2)?,
+            ) else {
+                continue;
+            };
+            if let (Ok(bytes), true) = (<[u8; 16]>::try_from(key.as_slice()), until > now) {
+                found.push((u128::from_be_bytes(bytes), row.get::<_, String>(1)?, until));
+            }
+        }
+        // Oldest first, so a key given twice keeps its latest event.
+        for (hash, id, until) in found.into_iter().rev() {
+            recent.remember(hash, &id, until);
+        }
+        Ok(SharedRecent(Arc::new(Mutex::new(recent))))
+    }
+}
+
+impl Recent {
+    /// The event that `hash` names, if its window is still open at `now`.
+    pub(super) fn find(&mut self, hash: u128, now: Millis) -> Option<String> {
+        self.forget_ended(now);
+        self.seen
+            .get(&hash)
+            .filter(|seen| seen.until > now)
+            .map(|seen| seen.id.to_string())
+    }
+
+    /// `hash` names event `id` until `until`.
+    pub(super) fn remember(&mut self, hash: u128, id: &str, until: Millis) {
+        self.seen.insert(
+            hash,
+            Seen {
+                id: id.into(),
+                until,
+            },
+        );
+        self.order.push_back((until, hash));
+    }
+
+    /// Undoes [`Recent::remember`] of event `id` (its insert rolled back).
+    fn forget(&mut self, hash: u128, id: &str) {
+        if self.seen.get(&hash).is_some_and(|seen| &*seen.id == id) {
+            self.seen.remove(&hash);
+        }
+    }
+
+    fn forget_ended(&mut self, now: Millis) {
+        while let Some(&(until, hash)) = self.order.front() {
+            if until > now {
+                break;
+            }
+            self.order.pop_front();
+            // A key given again after its window has a later entry.
+            if self.seen.get(&hash).is_some_and(|seen| seen.until == until) {
+                self.seen.remove(&hash);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+/// `settle`, and then, if the insert that remembered `hash` for `id`
+/// rolled back, forgetting it: a sender's retry must not be called a
+/// duplicate of an event that was never stored.
+pub(super) fn forget_unless_committed(
+    recent: SharedRecent,
+    hash: u128,
+    id: String,
+    settle: Option<Settle>,
+) -> Settle {
+    Box::new(move |committed| {
+        if !committed {
+            recent.lock().forget(hash, &id);
+        }
+        if let Some(settle) = settle {
+            settle(committed);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_names_its_event_until_its_window_ends() {
+        let mut recent = Recent::default();
+        let hash = key_hash("agt_1", "msg_1");
+        recent.remember(hash, "evt_1", 1_000);
+        assert_eq!(recent.find(hash, 999).as_deref(), Some("evt_1"));
+        assert_eq!(recent.find(hash, 1_000), None);
+        assert_eq!(recent.len(), 0, "an ended window frees its entry");
+    }
+
+    #[test]
+    fn keys_are_per_agent() {
+        assert_ne!(key_hash("agt_1", "msg"), key_hash("agt_2", "msg"));
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(key_hash("ab", "c"), key_hash("a", "bc"));
+    }
+
+    #[test]
+    fn a_key_given_again_after_its_window_keeps_its_new_event() {
+        let mut recent = Recent::default();
+        let hash = key_hash("agt_1", "k");
+        recent.remember(hash, "evt_1", 1_000);
+        assert_eq!(recent.find(hash, 1_500), None);
+        recent.remember(hash, "evt_2", 2_500);
+        // The old entry's end passes without taking the new one.
+        assert_eq!(recent.find(hash, 2_000).as_deref(), Some("evt_2"));
+    }
+
+    #[test]
+    fn a_rolled_back_insert_is_forgotten() {
+        let recent = SharedRecent::default();
+        let hash = key_hash("agt_1", "k");
+        recent.lock().remember(hash, "evt_1", 1_000);
+        forget_unless_committed(recent.clone(), hash, "evt_1".into(), None)(false);
+        assert_eq!(recent.lock().find(hash, 0), None);
+        recent.lock().remember(hash, "evt_2", 1_000);
+        forget_unless_committed(recent.clone(), hash, "evt_2".into(), None)(true);
+        assert_eq!(recent.lock().find(hash, 0).as_deref(), Some("evt_2"));
+    }
+
+    /// After a restart: keys from the rows of the window and from the
+    /// `dedup` table (hashed by the sweep, or raw from before schema 8).
+    #[test]
+    fn start_up_reads_rows_and_the_table() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut c).unwrap();
+        let now: Millis = 10_000_000;
+        let row = |id: &str, key: Option<u128>, until: Option<Millis>, received: Millis| {
+            c.execute(
+                "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
+                                     next_attempt_at, updated_at, dedup_key, dedup_until)
+                 VALUES (?1, 'agt_1', 't', ?2, '[]', x'', 'delivered', 0, 0, ?3, ?4)",
+                params![id, received, key.map(|k| k.to_be_bytes().to_vec()), until],
+            )
+            .unwrap();
+        };
+        row("evt_old", Some(1), Some(now - 1), now - 700_000);
+        row("evt_open", Some(2), Some(now + 5_000), now - 595_000);
+        row("evt_none", None, None, now - 1_000);
+        let sweep = key_hash("agt_1", "swept");
+        c.execute(
+            "INSERT INTO dedup (agent_id, key, event_id, expires_at) VALUES
+                 ('agt_1', ?1, 'evt_swept', ?2), ('agt_1', 'legacy', 'evt_legacy', ?2),
+                 ('agt_1', 'gone', 'evt_gone', ?3)",
+            params![hashed_key(sweep), now + 1_000, now],
+        )
+        .unwrap();
+        let recent = SharedRecent::load(&c, now).unwrap();
+        let mut recent = recent.lock();
+        assert_eq!(recent.find(2, now).as_deref(), Some("evt_open"));
+        assert_eq!(recent.find(1, now), None, "window ended");
+        assert_eq!(recent.find(sweep, now).as_deref(), Some("evt_swept"));
+        assert_eq!(
+            recent.find(key_hash("agt_1", "legacy"), now).as_deref(),
+            Some("evt_legacy")
+        );
+        assert_eq!(recent.find(key_hash("agt_1", "gone"), now), None);
+    }
+}
