@@ -4,8 +4,8 @@
 //! - `args`: the flags, merged with config.toml into [`Settings`].
 //! - `route`, `headers`: parsing `--forward` and `--header`, and the
 //!   headers of a forwarded request.
-//! - `handler` with `print`, `forward`, `exec`: one event in, an
-//!   ack or nack out, and its `-->` / `<--` lines.
+//! - `handler` with `print`, `forward` (its HTTP client: `post`), `exec`:
+//!   one event in, an ack or nack out, and its `-->` / `<--` lines.
 //! - `transport`: opening a session over the WebSocket (`connect`,
 //!   `writer`), SSE or long-poll, with `auto`'s fallback.
 //! - `session`, `dispatch`, `close`: one session (reader loop, handler
@@ -27,6 +27,7 @@ mod handled;
 mod handler;
 pub(crate) mod headers;
 mod outcome;
+mod post;
 mod print;
 mod reconnect;
 pub(crate) mod route;
