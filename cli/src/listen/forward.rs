@@ -249,6 +249,46 @@ mod tests {
         assert!(head.contains("x-extra: yes\r\n"), "{head}");
     }
 
+    /// Events to a plain http:// app reuse one kept-alive connection: the
+    /// app accepts once and reads both requests from it.
+    #[tokio::test]
+    async fn one_connection_carries_many_events() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            for _ in 0..2 {
+                let mut data = Vec::new();
+                while !data.windows(6).any(|w| w == b"\r\n\r\n{}") {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the connection was closed");
+                    data.extend_from_slice(&buf[..n]);
+                }
+                seen.push(String::from_utf8(data).unwrap().to_lowercase());
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+            seen
+        });
+        let forwarder = forwarder(&format!("{addr}/hooks"), Duration::from_secs(5));
+        for _ in 0..2 {
+            let outcome = forwarder.forward(&frame(b"{}")).await;
+            assert!(matches!(outcome, Outcome::Done { .. }), "{outcome:?}");
+        }
+        let seen = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("both requests came over the first connection")
+            .unwrap();
+        for head in seen {
+            assert!(head.starts_with("post /hooks http/1.1\r\n"), "{head}");
+            assert!(head.contains("accept: */*\r\n"), "{head}");
+            assert!(head.contains("content-length: 2\r\n"), "{head}");
+            assert!(!head.contains("connection: close"), "{head}");
+        }
+    }
+
     #[tokio::test]
     async fn other_statuses_nack() {
         let (addr, _request) = serve_once(500, Duration::ZERO).await;
