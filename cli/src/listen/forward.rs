@@ -11,14 +11,16 @@ use lobster_shared::wire::EventFrame;
 
 use super::headers::{ExtraHeader, forward_headers};
 use super::outcome::Outcome;
+use super::post::{PostError, Poster, Target};
 use super::route::{Route, pick};
 use crate::ui::{Ui, short_duration};
-use lobster_shared::error_chain;
 
 /// POSTs events to their route.
 pub struct Forwarder {
-    client: reqwest::Client,
     routes: Vec<Route>,
+    /// One per route, in the same order.
+    targets: Vec<Target>,
+    poster: Poster,
     extra: Vec<ExtraHeader>,
     timeout: Duration,
     ui: Ui,
@@ -46,9 +48,11 @@ impl Forwarder {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()?;
+        let targets = routes.iter().map(|route| Target::new(&route.url)).collect();
         Ok(Self {
-            client,
             routes,
+            targets,
+            poster: Poster::new(client, timeout),
             extra,
             timeout,
             ui,
@@ -70,11 +74,12 @@ impl Forwarder {
 
     /// Forwards one event to the first route that takes it.
     pub async fn forward(&self, frame: &EventFrame) -> Outcome {
-        let Some(route) = pick(&self.routes, &frame.event_type) else {
+        let Some(index) = pick(&self.routes, &frame.event_type) else {
             return Outcome::Skipped {
                 why: "no --forward route matches".to_owned(),
             };
         };
+        let (route, target) = (&self.routes[index], &self.targets[index]);
         let body = match frame.raw_body() {
             Ok(body) => body,
             Err(err) => {
@@ -92,17 +97,10 @@ impl Forwarder {
                 invalid.join(", ")
             ));
         }
-        let mut request = self.client.post(route.url.clone()).body(body);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                // Read the answer so the connection can be reused; only the
-                // status decides, but with -v a failure shows what the app
-                // said (the first KiB, escaped).
-                let answer = response.bytes().await.unwrap_or_default();
+        match self.poster.post(target, headers, body).await {
+            Ok((status, answer)) => {
+                // Only the status decides, but with -v a failure shows what
+                // the app said (the first KiB, escaped).
                 // `200 POST http://localhost:3000/hooks`, as the event line shows it.
                 let line = format!("{} POST {}", status.as_u16(), route.url);
                 if status.is_success() {
@@ -118,30 +116,26 @@ impl Forwarder {
                     Outcome::Failed { reason: line }
                 }
             }
-            Err(err) if err.is_timeout() => Outcome::Failed {
+            Err(PostError::Timeout) => Outcome::Failed {
                 reason: format!(
                     "no answer from {} within {}",
                     route.url,
                     short_duration(self.timeout)
                 ),
             },
-            Err(err) if err.is_connect() && is_tls(&err) => Outcome::Failed {
+            Err(PostError::Connect { tls: true, cause }) => Outcome::Failed {
                 reason: format!(
-                    "TLS handshake with {} failed: {} (trust its certificate with --ca-cert FILE, or --forward-insecure for a local app)",
+                    "TLS handshake with {} failed: {cause} (trust its certificate with --ca-cert FILE, or --forward-insecure for a local app)",
                     route.url,
-                    root_cause(&err)
                 ),
             },
-            Err(err) if err.is_connect() => Outcome::Failed {
+            Err(PostError::Connect { tls: false, cause }) => Outcome::Failed {
                 reason: format!(
-                    "could not connect to {} (is your app running?): {}",
+                    "could not connect to {} (is your app running?): {cause}",
                     route.url,
-                    root_cause(&err)
                 ),
             },
-            Err(err) => Outcome::Failed {
-                reason: error_chain(&err),
-            },
+            Err(PostError::Other(reason)) => Outcome::Failed { reason },
         }
     }
 }
@@ -157,41 +151,6 @@ fn answer_excerpt(answer: &[u8]) -> String {
         shown.push_str("...");
     }
     shown
-}
-
-/// Whether a connect error came from the TLS handshake (a certificate the
-/// CLI does not trust, a protocol mismatch) rather than the TCP connect.
-fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(err);
-    while let Some(err) = cause {
-        if err.is::<rustls::Error>() {
-            return true;
-        }
-        // io::Error's source() skips the error it wraps: look inside.
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            return true;
-        }
-        // Some layers keep only the text of the rustls error.
-        let text = err.to_string();
-        if text.contains("peer certificate") || text.contains("TLS") || text.contains("handshake") {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
-}
-
-/// The innermost error text, e.g. `Connection refused (os error 111)`.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]
@@ -288,6 +247,46 @@ mod tests {
         assert!(head.contains("lobster-relay-event-id: evt_7\r\n"), "{head}");
         assert!(head.contains("lobster-relay-attempt: 2\r\n"), "{head}");
         assert!(head.contains("x-extra: yes\r\n"), "{head}");
+    }
+
+    /// Events to a plain http:// app reuse one kept-alive connection: the
+    /// app accepts once and reads both requests from it.
+    #[tokio::test]
+    async fn one_connection_carries_many_events() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            for _ in 0..2 {
+                let mut data = Vec::new();
+                while !data.windows(6).any(|w| w == b"\r\n\r\n{}") {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the connection was closed");
+                    data.extend_from_slice(&buf[..n]);
+                }
+                seen.push(String::from_utf8(data).unwrap().to_lowercase());
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+            seen
+        });
+        let forwarder = forwarder(&format!("{addr}/hooks"), Duration::from_secs(5));
+        for _ in 0..2 {
+            let outcome = forwarder.forward(&frame(b"{}")).await;
+            assert!(matches!(outcome, Outcome::Done { .. }), "{outcome:?}");
+        }
+        let seen = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("both requests came over the first connection")
+            .unwrap();
+        for head in seen {
+            assert!(head.starts_with("post /hooks http/1.1\r\n"), "{head}");
+            assert!(head.contains("accept: */*\r\n"), "{head}");
+            assert!(head.contains("content-length: 2\r\n"), "{head}");
+            assert!(!head.contains("connection: close"), "{head}");
+        }
     }
 
     #[tokio::test]

@@ -16,7 +16,8 @@ use crate::ui::{Ui, clock, paint, printable, took};
 
 enum Action {
     Print(Printer),
-    Forward(Forwarder),
+    // Boxed: the HTTP clients make it ten times the size of the others.
+    Forward(Box<Forwarder>),
     Exec(Executor),
 }
 
@@ -45,13 +46,13 @@ impl Handler {
                 headers,
                 timeout,
                 insecure,
-            } => Action::Forward(Forwarder::new(
+            } => Action::Forward(Box::new(Forwarder::new(
                 routes,
                 headers,
                 timeout,
                 insecure,
                 ui.clone(),
-            )?),
+            )?)),
             Mode::Exec { command } => Action::Exec(Executor::new(command)),
         };
         Ok(Self {

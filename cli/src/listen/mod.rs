@@ -4,8 +4,8 @@
 //! - `args`: the flags, merged with config.toml into [`Settings`].
 //! - `route`, `headers`: parsing `--forward` and `--header`, and the
 //!   headers of a forwarded request.
-//! - `handler` with `print`, `forward`, `exec`: one event in, an
-//!   ack or nack out, and its `-->` / `<--` lines.
+//! - `handler` with `print`, `forward` (its HTTP client: `post`), `exec`:
+//!   one event in, an ack or nack out, and its `-->` / `<--` lines.
 //! - `session`, `dispatch`: one session (reader loop, handler tasks),
 //!   whatever the transport.
 //! - `signal`: Ctrl-C handling.
@@ -21,6 +21,7 @@ mod handled;
 mod handler;
 pub(crate) mod headers;
 mod outcome;
+mod post;
 mod print;
 pub(crate) mod route;
 mod session;
