@@ -88,10 +88,18 @@ pub async fn a_dedup_key_outlives_a_restart_for_its_window(db: TestDb) {
     };
     store.close().await;
     let reopened = db.open().await;
-    let again = reopened.insert_event(event(2, Some("msg_1"))).await.unwrap();
+    let again = reopened
+        .insert_event(event(2, Some("msg_1")))
+        .await
+        .unwrap();
     assert_eq!(again, Inserted::Duplicate(id));
-    reopened.clock().advance(Duration::from_millis(DEDUP_WINDOW_MS as u64 + 1));
-    let later = reopened.insert_event(event(3, Some("msg_1"))).await.unwrap();
+    reopened
+        .clock()
+        .advance(Duration::from_millis(DEDUP_WINDOW_MS as u64 + 1));
+    let later = reopened
+        .insert_event(event(3, Some("msg_1")))
+        .await
+        .unwrap();
     assert!(matches!(later, Inserted::New(_)), "{later:?}");
     assert_eq!(reopened.pending_count("agt_1").await.unwrap(), 2);
 }
