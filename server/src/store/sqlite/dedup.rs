@@ -16,13 +16,16 @@
 //! deleted inside their window (a `--retention` under ten minutes) and the
 //! keys of databases written before schema 8.
 //!
-//! Memory: about 110 bytes per webhook of the last ten minutes (66 MB at a
-//! sustained 1,000 webhooks a second); entries leave as their window ends.
+//! Memory: an entry is the key's hash, the event's row number and the end
+//! of its window (about 55 bytes with the map's and the queue's overhead,
+//! twice that while the map grows): 33 MB at a sustained 1,000 webhooks a
+//! second. Entries leave as their window ends. A duplicate is rare, so the
+//! original event's id is read from its row only then.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use sha2::{Digest as _, Sha256};
 
 use super::writer::Settle;
@@ -49,23 +52,56 @@ pub(super) fn key_hash(agent_id: &str, key: &str) -> u128 {
 
 /// The form of a hash in the `dedup` table's `key` column (the sweep
 /// writes it in SQL: `'h:' || lower(hex(dedup_key))`).
-#[cfg(test)]
 fn hashed_key(hash: u128) -> String {
     format!("{HASHED}{hash:032x}")
+}
+
+/// The id of the event that [`Recent::find`] answered for this agent's
+/// `key`: from its row, else from the `dedup` table; `None` if neither
+/// holds it any more.
+pub(super) fn original_id(
+    c: &Connection,
+    seq: i64,
+    agent_id: &str,
+    key: &str,
+    hash: u128,
+) -> Result<Option<String>, StoreError> {
+    if seq != IN_TABLE {
+        let id = c
+            .prepare_cached("SELECT id FROM events WHERE seq = ?1")?
+            .query_row(params![seq], |r| r.get(0))
+            .optional()?;
+        if id.is_some() {
+            return Ok(id);
+        }
+    }
+    Ok(c.prepare_cached(
+        "SELECT event_id FROM dedup WHERE agent_id = ?1 AND key IN (?2, ?3)
+             ORDER BY expires_at DESC LIMIT 1",
+    )?
+    .query_row(params![agent_id, key, hashed_key(hash)], |r| r.get(0))
+    .optional()?)
 }
 
 /// The keys whose window is open, and the event each one names.
 #[derive(Default)]
 pub(super) struct Recent {
     seen: HashMap<u128, Seen>,
-    /// In insertion order, to let keys go as their windows end.
-    order: VecDeque<(Millis, u128)>,
+    /// Keys in insertion order (so in order of their windows' ends), to
+    /// let them go as their windows end.
+    order: VecDeque<u128>,
 }
 
+#[derive(Clone, Copy)]
 struct Seen {
-    id: Box<str>,
+    /// The event's row (`events.seq`); [`IN_TABLE`] for a key read from
+    /// the `dedup` table, whose row names the event.
+    seq: i64,
     until: Millis,
 }
+
+/// [`Seen::seq`] of a key whose event the `dedup` table names.
+pub(super) const IN_TABLE: i64 = 0;
 
 /// [`Recent`] shared by the writer thread's jobs and their settles.
 #[derive(Clone, Default)]
@@ -81,27 +117,25 @@ impl SharedRecent {
     /// the `dedup` table.
     pub(super) fn load(conn: &Connection, now: Millis) -> Result<Self, StoreError> {
         let mut recent = Recent::default();
-        let mut table = conn.prepare(
-            "SELECT agent_id, key, event_id, expires_at FROM dedup WHERE expires_at > ?1",
-        )?;
+        let mut table =
+            conn.prepare("SELECT agent_id, key, expires_at FROM dedup WHERE expires_at > ?1")?;
         let rows = table.query_map(params![now], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Millis>(3)?,
+                r.get::<_, Millis>(2)?,
             ))
         })?;
         for row in rows {
-            let (agent_id, key, id, until) = row?;
+            let (agent_id, key, until) = row?;
             let hash = key
                 .strip_prefix(HASHED)
                 .and_then(|hex| u128::from_str_radix(hex, 16).ok())
                 .unwrap_or_else(|| key_hash(&agent_id, &key));
-            recent.remember(hash, &id, until);
+            recent.remember(hash, IN_TABLE, until);
         }
         let mut events = conn.prepare(
-            "SELECT dedup_key, id, dedup_until, received_at FROM events ORDER BY seq DESC",
+            "SELECT dedup_key, seq, dedup_until, received_at FROM events ORDER BY seq DESC",
         )?;
         let mut rows = events.query([])?;
         let oldest = now - DEDUP_WINDOW_MS - LOAD_MARGIN_MS;
@@ -117,56 +151,54 @@ impl SharedRecent {
                 continue;
             };
             if let (Ok(bytes), true) = (<[u8; 16]>::try_from(key.as_slice()), until > now) {
-                found.push((u128::from_be_bytes(bytes), row.get::<_, String>(1)?, until));
+                found.push((u128::from_be_bytes(bytes), row.get::<_, i64>(1)?, until));
             }
         }
         // Oldest first, so a key given twice keeps its latest event.
-        for (hash, id, until) in found.into_iter().rev() {
-            recent.remember(hash, &id, until);
+        for (hash, seq, until) in found.into_iter().rev() {
+            recent.remember(hash, seq, until);
         }
         Ok(SharedRecent(Arc::new(Mutex::new(recent))))
     }
 }
 
 impl Recent {
-    /// The event that `hash` names, if its window is still open at `now`.
-    pub(super) fn find(&mut self, hash: u128, now: Millis) -> Option<String> {
+    /// The row of the event that `hash` names ([`IN_TABLE`]: the `dedup`
+    /// table's), if its window is still open at `now`.
+    pub(super) fn find(&mut self, hash: u128, now: Millis) -> Option<i64> {
         self.forget_ended(now);
         self.seen
             .get(&hash)
             .filter(|seen| seen.until > now)
-            .map(|seen| seen.id.to_string())
+            .map(|seen| seen.seq)
     }
 
-    /// `hash` names event `id` until `until`.
-    pub(super) fn remember(&mut self, hash: u128, id: &str, until: Millis) {
-        self.seen.insert(
-            hash,
-            Seen {
-                id: id.into(),
-                until,
-            },
-        );
-        self.order.push_back((until, hash));
+    /// `hash` names the event in row `seq` until `until`.
+    pub(super) fn remember(&mut self, hash: u128, seq: i64, until: Millis) {
+        self.seen.insert(hash, Seen { seq, until });
+        self.order.push_back(hash);
     }
 
-    /// Undoes [`Recent::remember`] of event `id` (its insert rolled back).
-    fn forget(&mut self, hash: u128, id: &str) {
-        if self.seen.get(&hash).is_some_and(|seen| &*seen.id == id) {
+    /// Undoes [`Recent::remember`] of row `seq` (its insert rolled back).
+    fn forget(&mut self, hash: u128, seq: i64) {
+        if self.seen.get(&hash).is_some_and(|seen| seen.seq == seq) {
             self.seen.remove(&hash);
         }
     }
 
+    /// Lets keys go from the front while their windows have ended. A key
+    /// given again after its window sits at the front until its new window
+    /// ends too, holding back the keys behind it at most that long.
     fn forget_ended(&mut self, now: Millis) {
-        while let Some(&(until, hash)) = self.order.front() {
-            if until > now {
-                break;
+        while let Some(&hash) = self.order.front() {
+            match self.seen.get(&hash) {
+                Some(seen) if seen.until > now => break,
+                Some(_) => {
+                    self.seen.remove(&hash);
+                }
+                None => {}
             }
             self.order.pop_front();
-            // A key given again after its window has a later entry.
-            if self.seen.get(&hash).is_some_and(|seen| seen.until == until) {
-                self.seen.remove(&hash);
-            }
         }
     }
 
@@ -176,18 +208,18 @@ impl Recent {
     }
 }
 
-/// `settle`, and then, if the insert that remembered `hash` for `id`
+/// `settle`, and then, if the insert that remembered `hash` for row `seq`
 /// rolled back, forgetting it: a sender's retry must not be called a
 /// duplicate of an event that was never stored.
 pub(super) fn forget_unless_committed(
     recent: SharedRecent,
     hash: u128,
-    id: String,
+    seq: i64,
     settle: Option<Settle>,
 ) -> Settle {
     Box::new(move |committed| {
         if !committed {
-            recent.lock().forget(hash, &id);
+            recent.lock().forget(hash, seq);
         }
         if let Some(settle) = settle {
             settle(committed);
@@ -203,8 +235,8 @@ mod tests {
     fn a_key_names_its_event_until_its_window_ends() {
         let mut recent = Recent::default();
         let hash = key_hash("agt_1", "msg_1");
-        recent.remember(hash, "evt_1", 1_000);
-        assert_eq!(recent.find(hash, 999).as_deref(), Some("evt_1"));
+        recent.remember(hash, 1, 1_000);
+        assert_eq!(recent.find(hash, 999), Some(1));
         assert_eq!(recent.find(hash, 1_000), None);
         assert_eq!(recent.len(), 0, "an ended window frees its entry");
     }
@@ -220,23 +252,28 @@ mod tests {
     fn a_key_given_again_after_its_window_keeps_its_new_event() {
         let mut recent = Recent::default();
         let hash = key_hash("agt_1", "k");
-        recent.remember(hash, "evt_1", 1_000);
+        let other = key_hash("agt_1", "other");
+        recent.remember(hash, 1, 1_000);
+        recent.remember(other, 2, 1_200);
         assert_eq!(recent.find(hash, 1_500), None);
-        recent.remember(hash, "evt_2", 2_500);
+        recent.remember(hash, 3, 2_500);
         // The old entry's end passes without taking the new one.
-        assert_eq!(recent.find(hash, 2_000).as_deref(), Some("evt_2"));
+        assert_eq!(recent.find(hash, 2_000), Some(3));
+        assert_eq!(recent.len(), 1, "the other key's window ended");
+        assert_eq!(recent.find(hash, 2_500), None);
+        assert_eq!(recent.len(), 0);
     }
 
     #[test]
     fn a_rolled_back_insert_is_forgotten() {
         let recent = SharedRecent::default();
         let hash = key_hash("agt_1", "k");
-        recent.lock().remember(hash, "evt_1", 1_000);
-        forget_unless_committed(recent.clone(), hash, "evt_1".into(), None)(false);
+        recent.lock().remember(hash, 1, 1_000);
+        forget_unless_committed(recent.clone(), hash, 1, None)(false);
         assert_eq!(recent.lock().find(hash, 0), None);
-        recent.lock().remember(hash, "evt_2", 1_000);
-        forget_unless_committed(recent.clone(), hash, "evt_2".into(), None)(true);
-        assert_eq!(recent.lock().find(hash, 0).as_deref(), Some("evt_2"));
+        recent.lock().remember(hash, 2, 1_000);
+        forget_unless_committed(recent.clone(), hash, 2, None)(true);
+        assert_eq!(recent.lock().find(hash, 0), Some(2));
     }
 
     /// After a restart: keys from the rows of the window and from the
@@ -266,14 +303,19 @@ mod tests {
             params![hashed_key(sweep), now + 1_000, now],
         )
         .unwrap();
+        let open_seq: i64 = c
+            .query_row("SELECT seq FROM events WHERE id = 'evt_open'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
         let recent = SharedRecent::load(&c, now).unwrap();
         let mut recent = recent.lock();
-        assert_eq!(recent.find(2, now).as_deref(), Some("evt_open"));
+        assert_eq!(recent.find(2, now), Some(open_seq));
         assert_eq!(recent.find(1, now), None, "window ended");
-        assert_eq!(recent.find(sweep, now).as_deref(), Some("evt_swept"));
+        assert_eq!(recent.find(sweep, now), Some(IN_TABLE));
         assert_eq!(
-            recent.find(key_hash("agt_1", "legacy"), now).as_deref(),
-            Some("evt_legacy")
+            recent.find(key_hash("agt_1", "legacy"), now),
+            Some(IN_TABLE)
         );
         assert_eq!(recent.find(key_hash("agt_1", "gone"), now), None);
     }

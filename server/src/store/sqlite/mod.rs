@@ -181,10 +181,14 @@ impl SqliteStore {
             .submit_settled(Durability::Fsync, Undo::Batch, move |c| {
                 let now = clock.now();
                 let dedup = hash.map(|hash| (hash, now + DEDUP_WINDOW_MS));
-                if let Some(hash) = hash
-                    && let Some(id) = recent.lock().find(hash, now)
-                {
-                    return Ok((Inserted::Duplicate(id), None));
+                let seen = hash.and_then(|hash| Some((hash, recent.lock().find(hash, now)?)));
+                if let Some((hash, seq)) = seen {
+                    let key = event.dedup_key.as_deref().unwrap_or_default();
+                    if let Some(id) = dedup::original_id(c, seq, &event.agent_id, key, hash)? {
+                        return Ok((Inserted::Duplicate(id), None));
+                    }
+                    // Neither its row nor the table names the event any
+                    // more: storing it again may repeat it, never lose it.
                 }
                 let id = event.id.clone();
                 let (inserted, settle) = match ports.take_slot(&event.agent_id) {
@@ -207,8 +211,9 @@ impl SqliteStore {
                 };
                 // Later jobs of this batch see the key at once; a rollback
                 // takes it back.
-                recent.lock().remember(hash, &id, until);
-                let settle = dedup::forget_unless_committed(recent, hash, id, settle);
+                let seq = c.last_insert_rowid();
+                recent.lock().remember(hash, seq, until);
+                let settle = dedup::forget_unless_committed(recent, hash, seq, settle);
                 Ok((inserted, Some(settle)))
             })
     }
