@@ -1,16 +1,23 @@
-//! [`Backend`] on PostgreSQL: each operation is the method of the same
-//! name (`mod.rs`, `events`, `callbacks`, `workspaces`, `dashboard`),
-//! boxed. Every write is a task spawned by the call.
+//! [`Backend`] on PostgreSQL: how each operation runs. Every write is a
+//! task spawned by the call (`PostgresStore::spawn`), one statement or one
+//! transaction on a pooled connection under a time limit (`pool`); reads
+//! run on a pooled connection when polled. The SQL is in `queue`, `events`,
+//! `agents`, `callbacks`, `workspaces` and `dashboard`.
 
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::PostgresStore;
-use crate::store::callbacks::StoredCallback;
+use super::agents::AgentKey;
+use super::pool::{Limit, QUICK, statement, transaction};
+use super::{PostgresStore, agents, callbacks, dashboard, events, queue, workspaces};
+use crate::store::callbacks::{StoredCallback, callback_from};
 use crate::store::dashboard::{AdminEventQuery, AdminEventRow};
-use crate::store::workspaces::StoredWorkspace;
+use crate::store::workspaces::{StoredWorkspace, secrets_json, workspace_from};
 use crate::store::*;
+
+/// Retention may touch many rows at once.
+const SWEEP_LIMIT: Limit = Limit(Duration::from_secs(300));
 
 impl Backend for PostgresStore {
     fn clock(&self) -> &Clock {
@@ -21,76 +28,202 @@ impl Backend for PostgresStore {
         true
     }
 
+    // The delivery lifecycle.
+
     fn insert_event(&self, event: NewEvent) -> Write<Inserted> {
-        Box::pin(self.insert_event(event))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            statement!(&pool, QUICK, |c| queue::insert_event(c, &event, now))
+        }))
     }
 
-    fn claim(&self, request: ClaimRequest) -> Write<Claim> {
-        Box::pin(self.claim(request))
+    /// No insert takes a port's slots on this backend (its sessions
+    /// claim), so taking them all for the claim's duration races with
+    /// nothing but the session giving some back.
+    fn claim(&self, mut req: ClaimRequest) -> Write<Claim> {
+        let clock = self.clock.clone();
+        let port = req.port.take();
+        if let Some(port) = &port {
+            req.limit = port.take_all();
+        }
+        let limit = req.limit;
+        let (pool, max_attempts) = (self.pool.clone(), self.retry.max_attempts);
+        let claim = self.spawn(async move {
+            let now = clock.now();
+            transaction!(&pool, QUICK, |tx| queue::claim(tx, &req, max_attempts, now))
+        });
+        Box::pin(async move {
+            let claim = claim.await;
+            if let Some(port) = port {
+                let leased = claim.as_ref().map_or(0, |c| c.deliveries.len());
+                port.give_back(limit - leased);
+            }
+            claim
+        })
     }
 
     fn ack(&self, agent_id: &str, session_id: &str, ids: Vec<String>) -> Write<()> {
-        Box::pin(self.ack(agent_id, session_id, ids))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            statement!(&pool, QUICK, |c| queue::ack(
+                c,
+                &agent_id,
+                &session_id,
+                &ids,
+                now
+            ))
+        }))
     }
 
     fn nack(&self, agent_id: &str, session_id: &str, id: &str, reason: &str) -> Write<()> {
-        Box::pin(self.nack(agent_id, session_id, id, reason))
+        let clock = self.clock.clone();
+        let (pool, retry) = (self.pool.clone(), self.retry);
+        let (agent_id, session_id, id, reason) = (
+            agent_id.to_owned(),
+            session_id.to_owned(),
+            id.to_owned(),
+            reason.to_owned(),
+        );
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            transaction!(&pool, QUICK, |tx| queue::nack(
+                tx,
+                &agent_id,
+                &session_id,
+                &id,
+                &reason,
+                &retry,
+                now
+            ))
+        }))
     }
 
     fn release(&self, agent_id: &str, session_id: &str) -> Write<()> {
-        Box::pin(self.release(agent_id, session_id))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            statement!(&pool, QUICK, |c| queue::release(
+                c,
+                &agent_id,
+                &session_id,
+                now
+            ))
+        }))
     }
 
     fn replay(&self, agent_id: &str, id: &str) -> Write<ReplayOutcome> {
-        Box::pin(self.replay(agent_id, id))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            transaction!(&pool, QUICK, |tx| queue::replay(tx, &agent_id, &id, now))
+        }))
     }
 
     fn sweep(&self, retention: Duration, failed_retention: Duration) -> Write<u64> {
-        Box::pin(self.sweep(retention, failed_retention))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        let retention_ms = retention.as_millis() as Millis;
+        let failed_ms = failed_retention.as_millis() as Millis;
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            transaction!(&pool, SWEEP_LIMIT, |tx| events::sweep(
+                tx,
+                retention_ms,
+                failed_ms,
+                now
+            ))
+        }))
     }
 
+    // Events, read.
+
     fn list_events(&self, query: EventQuery) -> Read<'_, Vec<EventSummary>> {
-        Box::pin(self.list_events(query))
+        Box::pin(async move { statement!(&self.pool, QUICK, |c| events::list_events(c, &query)) })
     }
 
     fn event_detail<'a>(&'a self, agent_id: &'a str, id: &'a str) -> Read<'a, Option<EventDetail>> {
-        Box::pin(self.event_detail(agent_id, id))
+        Box::pin(
+            async move { statement!(&self.pool, QUICK, |c| events::event_detail(c, agent_id, id)) },
+        )
     }
 
     fn pending_count<'a>(&'a self, agent_id: &'a str) -> Read<'a, u64> {
-        Box::pin(self.pending_count(agent_id))
+        Box::pin(
+            async move { statement!(&self.pool, QUICK, |c| events::pending_count(c, agent_id)) },
+        )
     }
 
+    // Agents.
+
     fn create_agent(&self, agent: NewAgent) -> Write<()> {
-        Box::pin(self.create_agent(agent))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            statement!(&pool, QUICK, |c| agents::create_agent(c, &agent, now))
+        }))
     }
 
     fn revoke_agent(&self, agent_id: &str) -> Write<bool> {
-        Box::pin(self.revoke_agent(agent_id))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        let agent_id = agent_id.to_owned();
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            statement!(&pool, QUICK, |c| agents::revoke_agent(c, &agent_id, now))
+        }))
     }
 
     fn touch_agents(&self, seen: Vec<(String, Millis)>) -> Write<()> {
-        Box::pin(self.touch_agents(seen))
+        let pool = self.pool.clone();
+        Box::pin(self.spawn(async move {
+            let agent_ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+            let times: Vec<Millis> = seen.iter().map(|&(_, at)| at).collect();
+            statement!(&pool, QUICK, |c| agents::touch_agents(
+                c, &agent_ids, &times
+            ))
+        }))
     }
 
     fn list_agents(&self) -> Read<'_, Vec<AgentStats>> {
-        Box::pin(self.list_agents())
+        Box::pin(async move { statement!(&self.pool, QUICK, |c| agents::list_agents(c)) })
     }
 
     fn agent_count(&self) -> Read<'_, u64> {
-        Box::pin(self.agent_count())
+        Box::pin(async move { statement!(&self.pool, QUICK, |c| agents::agent_count(c)) })
     }
 
     fn agent_by_key_hash<'a>(&'a self, key_hash: &'a str) -> Read<'a, Option<Agent>> {
-        Box::pin(self.agent_by_key_hash(key_hash))
+        Box::pin(async move {
+            statement!(&self.pool, QUICK, |c| agents::agent_where(
+                c,
+                AgentKey::KeyHash,
+                key_hash
+            ))
+        })
     }
 
     fn agent_by_relay_id<'a>(&'a self, relay_id: &'a str) -> Read<'a, Option<Agent>> {
-        Box::pin(self.agent_by_relay_id(relay_id))
+        Box::pin(async move {
+            statement!(&self.pool, QUICK, |c| agents::agent_where(
+                c,
+                AgentKey::RelayId,
+                relay_id
+            ))
+        })
     }
 
     fn revoked_since(&self, since: Millis) -> Read<'_, Vec<String>> {
-        Box::pin(self.revoked_since(since))
+        Box::pin(async move { statement!(&self.pool, QUICK, |c| agents::revoked_since(c, since)) })
     }
 
     fn mark_presence(
@@ -99,74 +232,153 @@ impl Backend for PostgresStore {
         offline: Vec<String>,
         until: Millis,
     ) -> Read<'_, ()> {
-        Box::pin(self.mark_presence(online, offline, until))
+        Box::pin(async move {
+            let now = self.clock.now();
+            statement!(&self.pool, QUICK, |c| agents::mark_presence(
+                c,
+                &self.instance,
+                &online,
+                &offline,
+                until,
+                now
+            ))
+        })
     }
 
     fn connected_elsewhere<'a>(&'a self, agent_id: &'a str) -> Read<'a, bool> {
-        Box::pin(self.connected_elsewhere(agent_id))
+        Box::pin(async move {
+            let now = self.clock.now();
+            statement!(&self.pool, QUICK, |c| agents::connected_elsewhere(
+                c,
+                &self.instance,
+                agent_id,
+                now
+            ))
+        })
     }
 
+    // Push delivery's callbacks.
+
     fn set_callback(&self, agent_id: &str, url: String, secret: String) -> Write<i64> {
-        Box::pin(self.set_callback(agent_id, url, secret))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        let agent_id = agent_id.to_owned();
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            statement!(&pool, QUICK, |c| callbacks::upsert(
+                c, &agent_id, &url, &secret, now
+            ))
+        }))
     }
 
     fn clear_callback(&self, agent_id: &str) -> Write<bool> {
-        Box::pin(self.clear_callback(agent_id))
+        let pool = self.pool.clone();
+        let agent_id = agent_id.to_owned();
+        Box::pin(
+            self.spawn(
+                async move { statement!(&pool, QUICK, |c| callbacks::delete(c, &agent_id)) },
+            ),
+        )
     }
 
     fn callback<'a>(&'a self, agent_id: &'a str) -> Read<'a, Option<StoredCallback>> {
-        Box::pin(self.callback(agent_id))
+        Box::pin(async move {
+            let raw = statement!(&self.pool, QUICK, |c| callbacks::one(c, agent_id))?;
+            Ok(raw.map(callback_from))
+        })
     }
 
     fn list_callbacks(&self) -> Read<'_, Vec<StoredCallback>> {
-        Box::pin(self.list_callbacks())
+        Box::pin(async move {
+            let raw = statement!(&self.pool, QUICK, |c| callbacks::all(c))?;
+            Ok(raw.into_iter().map(callback_from).collect())
+        })
     }
 
+    // Workspaces.
+
     fn create_workspace(&self, workspace: StoredWorkspace) -> Write<bool> {
-        Box::pin(self.create_workspace(workspace))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            statement!(&pool, QUICK, |c| workspaces::insert(c, &workspace, now))
+        }))
     }
 
     fn replace_workspace_secrets(&self, name: &str, secrets: Vec<String>) -> Write<Option<i64>> {
-        Box::pin(self.replace_workspace_secrets(name, secrets))
+        let clock = self.clock.clone();
+        let pool = self.pool.clone();
+        let (name, secrets) = (name.to_owned(), secrets_json(&secrets));
+        Box::pin(self.spawn(async move {
+            let now = clock.now();
+            statement!(&pool, QUICK, |c| workspaces::replace(
+                c, &name, &secrets, now
+            ))
+        }))
     }
 
     fn workspace<'a>(&'a self, name: &'a str) -> Read<'a, Option<StoredWorkspace>> {
-        Box::pin(self.workspace(name))
+        Box::pin(async move {
+            let raw = statement!(&self.pool, QUICK, |c| workspaces::one(c, name))?;
+            raw.map(workspace_from).transpose()
+        })
     }
 
     fn workspace_version<'a>(&'a self, name: &'a str) -> Read<'a, Option<i64>> {
-        Box::pin(self.workspace_version(name))
+        Box::pin(async move { statement!(&self.pool, QUICK, |c| workspaces::version(c, name)) })
     }
 
     fn list_workspaces(&self) -> Read<'_, Vec<StoredWorkspace>> {
-        Box::pin(self.list_workspaces())
+        Box::pin(async move {
+            let raw = statement!(&self.pool, QUICK, |c| workspaces::all(c))?;
+            raw.into_iter().map(workspace_from).collect()
+        })
     }
 
+    // The admin dashboard's reads across agents.
+
     fn admin_events(&self, query: AdminEventQuery) -> Read<'_, Vec<AdminEventRow>> {
-        Box::pin(self.admin_events(query))
+        Box::pin(
+            async move { statement!(&self.pool, QUICK, |c| dashboard::admin_events(c, &query)) },
+        )
     }
 
     fn event_agent<'a>(&'a self, id: &'a str) -> Read<'a, Option<String>> {
-        Box::pin(self.event_agent(id))
+        Box::pin(async move { statement!(&self.pool, QUICK, |c| dashboard::event_agent(c, id)) })
     }
 
     fn failed_by_agent(&self) -> Read<'_, Vec<(String, u64)>> {
-        Box::pin(self.failed_by_agent())
+        Box::pin(async move { statement!(&self.pool, QUICK, |c| dashboard::failed_by_agent(c)) })
     }
 
     fn queue_depth(&self) -> Read<'_, u64> {
-        Box::pin(self.queue_depth())
+        Box::pin(async move { statement!(&self.pool, QUICK, |c| dashboard::queue_depth(c)) })
     }
 
     fn failed_since(&self, since: Millis) -> Read<'_, u64> {
-        Box::pin(self.failed_since(since))
+        Box::pin(
+            async move { statement!(&self.pool, QUICK, |c| dashboard::failed_since(c, since)) },
+        )
     }
+
+    // The store itself.
 
     fn ping(&self) -> Read<'_, ()> {
-        Box::pin(self.ping())
+        Box::pin(async move {
+            statement!(&self.pool, QUICK, |c| async {
+                c.simple_query("SELECT 1").await.map(drop)
+            })
+        })
     }
 
+    /// Lets every started write finish, then closes the connections. Later
+    /// calls fail with [`StoreError::Closed`].
     fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.close())
+        Box::pin(async move {
+            self.writes.close();
+            self.writes.wait().await;
+            self.pool.close();
+        })
     }
 }

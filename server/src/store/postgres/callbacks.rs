@@ -1,12 +1,10 @@
-//! Callbacks on PostgreSQL (migration 6 adds their table).
+//! Callbacks on PostgreSQL (migration 6 adds their table): the SQL, on a
+//! client the caller provides (`backend` runs it).
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::{Error, Row};
 
-use super::PostgresStore;
-use super::pool::{QUICK, statement};
-use crate::store::StoreError;
-use crate::store::callbacks::{COLUMNS, RawRow, StoredCallback, callback_from};
+use crate::store::callbacks::{COLUMNS, RawRow};
 
 /// Migration 6: one callback per agent; `url` and `secret` are sealed
 /// (`v1:...`).
@@ -35,7 +33,7 @@ fn raw(r: &Row) -> RawRow {
     )
 }
 
-async fn upsert(
+pub(super) async fn upsert(
     c: &impl GenericClient,
     agent_id: &str,
     url: &str,
@@ -56,14 +54,14 @@ async fn upsert(
         .get(0))
 }
 
-async fn delete(c: &impl GenericClient, agent_id: &str) -> Result<bool, Error> {
+pub(super) async fn delete(c: &impl GenericClient, agent_id: &str) -> Result<bool, Error> {
     let delete = c
         .prepare_cached("DELETE FROM callbacks WHERE agent_id = $1")
         .await?;
     Ok(c.execute(&delete, &[&agent_id]).await? > 0)
 }
 
-async fn one(c: &impl GenericClient, agent_id: &str) -> Result<Option<RawRow>, Error> {
+pub(super) async fn one(c: &impl GenericClient, agent_id: &str) -> Result<Option<RawRow>, Error> {
     let find = c
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM callbacks c JOIN agents a ON a.agent_id = c.agent_id
@@ -73,7 +71,7 @@ async fn one(c: &impl GenericClient, agent_id: &str) -> Result<Option<RawRow>, E
     Ok(c.query_opt(&find, &[&agent_id]).await?.map(|r| raw(&r)))
 }
 
-async fn all(c: &impl GenericClient) -> Result<Vec<RawRow>, Error> {
+pub(super) async fn all(c: &impl GenericClient) -> Result<Vec<RawRow>, Error> {
     let list = c
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM callbacks c JOIN agents a ON a.agent_id = c.agent_id
@@ -81,44 +79,4 @@ async fn all(c: &impl GenericClient) -> Result<Vec<RawRow>, Error> {
         ))
         .await?;
     Ok(c.query(&list, &[]).await?.iter().map(raw).collect())
-}
-
-impl PostgresStore {
-    pub(super) fn set_callback(
-        &self,
-        agent_id: &str,
-        url: String,
-        secret: String,
-    ) -> impl Future<Output = Result<i64, StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        let pool = self.pool.clone();
-        let agent_id = agent_id.to_owned();
-        self.spawn(async move {
-            let now = clock.now();
-            statement!(&pool, QUICK, |c| upsert(c, &agent_id, &url, &secret, now))
-        })
-    }
-
-    pub(super) fn clear_callback(
-        &self,
-        agent_id: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
-        let pool = self.pool.clone();
-        let agent_id = agent_id.to_owned();
-        self.spawn(async move { statement!(&pool, QUICK, |c| delete(c, &agent_id)) })
-    }
-
-    pub(super) async fn callback(
-        &self,
-        agent_id: &str,
-    ) -> Result<Option<StoredCallback>, StoreError> {
-        Ok(statement!(&self.pool, QUICK, |c| one(c, agent_id))?.map(callback_from))
-    }
-
-    pub(super) async fn list_callbacks(&self) -> Result<Vec<StoredCallback>, StoreError> {
-        Ok(statement!(&self.pool, QUICK, |c| all(c))?
-            .into_iter()
-            .map(callback_from)
-            .collect())
-    }
 }

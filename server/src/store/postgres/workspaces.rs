@@ -1,12 +1,10 @@
-//! Workspaces on PostgreSQL (migration 2 adds their table).
+//! Workspaces on PostgreSQL (migration 2 adds their table): the SQL, on a
+//! client the caller provides (`backend` runs it).
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::{Error, Row};
 
-use super::PostgresStore;
-use super::pool::{QUICK, statement};
-use crate::store::StoreError;
-use crate::store::workspaces::{RawRow, StoredWorkspace, secrets_json, workspace_from};
+use crate::store::workspaces::{RawRow, StoredWorkspace, secrets_json};
 
 /// Migration 2: stored workspaces. `secrets` is the JSON text of the sealed
 /// secrets (`v1:...` or `plain:...`); `version` goes up with each rotation,
@@ -28,7 +26,11 @@ fn raw(r: &Row) -> RawRow {
     (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
 }
 
-async fn insert(c: &impl GenericClient, w: &StoredWorkspace, now: i64) -> Result<bool, Error> {
+pub(super) async fn insert(
+    c: &impl GenericClient,
+    w: &StoredWorkspace,
+    now: i64,
+) -> Result<bool, Error> {
     let insert = c
         .prepare_cached(
             "INSERT INTO workspaces (name, signature_scheme, secrets, version, created_at, updated_at)
@@ -52,7 +54,7 @@ async fn insert(c: &impl GenericClient, w: &StoredWorkspace, now: i64) -> Result
     Ok(rows > 0)
 }
 
-async fn replace(
+pub(super) async fn replace(
     c: &impl GenericClient,
     name: &str,
     secrets: &str,
@@ -69,71 +71,23 @@ async fn replace(
         .map(|r| r.get(0)))
 }
 
-async fn one(c: &impl GenericClient, name: &str) -> Result<Option<RawRow>, Error> {
+pub(super) async fn one(c: &impl GenericClient, name: &str) -> Result<Option<RawRow>, Error> {
     let find = c
         .prepare_cached(&format!("SELECT {COLUMNS} FROM workspaces WHERE name = $1"))
         .await?;
     Ok(c.query_opt(&find, &[&name]).await?.map(|r| raw(&r)))
 }
 
-async fn version(c: &impl GenericClient, name: &str) -> Result<Option<i64>, Error> {
+pub(super) async fn version(c: &impl GenericClient, name: &str) -> Result<Option<i64>, Error> {
     let find = c
         .prepare_cached("SELECT version FROM workspaces WHERE name = $1")
         .await?;
     Ok(c.query_opt(&find, &[&name]).await?.map(|r| r.get(0)))
 }
 
-async fn all(c: &impl GenericClient) -> Result<Vec<RawRow>, Error> {
+pub(super) async fn all(c: &impl GenericClient) -> Result<Vec<RawRow>, Error> {
     let list = c
         .prepare_cached(&format!("SELECT {COLUMNS} FROM workspaces ORDER BY name"))
         .await?;
     Ok(c.query(&list, &[]).await?.iter().map(raw).collect())
-}
-
-impl PostgresStore {
-    pub(super) fn create_workspace(
-        &self,
-        workspace: StoredWorkspace,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        let pool = self.pool.clone();
-        self.spawn(async move {
-            let now = clock.now();
-            statement!(&pool, QUICK, |c| insert(c, &workspace, now))
-        })
-    }
-
-    pub(super) fn replace_workspace_secrets(
-        &self,
-        name: &str,
-        secrets: Vec<String>,
-    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        let pool = self.pool.clone();
-        let (name, secrets) = (name.to_owned(), secrets_json(&secrets));
-        self.spawn(async move {
-            let now = clock.now();
-            statement!(&pool, QUICK, |c| replace(c, &name, &secrets, now))
-        })
-    }
-
-    pub(super) async fn workspace(
-        &self,
-        name: &str,
-    ) -> Result<Option<StoredWorkspace>, StoreError> {
-        statement!(&self.pool, QUICK, |c| one(c, name))?
-            .map(workspace_from)
-            .transpose()
-    }
-
-    pub(super) async fn workspace_version(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        statement!(&self.pool, QUICK, |c| version(c, name))
-    }
-
-    pub(super) async fn list_workspaces(&self) -> Result<Vec<StoredWorkspace>, StoreError> {
-        statement!(&self.pool, QUICK, |c| all(c))?
-            .into_iter()
-            .map(workspace_from)
-            .collect()
-    }
 }

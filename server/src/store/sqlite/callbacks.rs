@@ -1,8 +1,8 @@
-//! Callbacks on SQLite (schema version 7 adds their table).
+//! Callbacks on SQLite (schema version 7 adds their table): the SQL, on a
+//! connection the caller provides (`backend` runs it).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::SqliteStore;
 use crate::store::StoreError;
 use crate::store::callbacks::{COLUMNS, RawRow, StoredCallback, callback_from};
 
@@ -33,7 +33,7 @@ fn raw(r: &Row) -> rusqlite::Result<RawRow> {
     ))
 }
 
-fn upsert(
+pub(super) fn upsert(
     c: &Connection,
     agent_id: &str,
     url: &str,
@@ -50,63 +50,33 @@ fn upsert(
     .query_row(params![agent_id, url, secret, now], |r| r.get(0))?)
 }
 
-impl SqliteStore {
-    pub(super) fn set_callback(
-        &self,
-        agent_id: &str,
-        url: String,
-        secret: String,
-    ) -> impl Future<Output = Result<i64, StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        let agent_id = agent_id.to_owned();
-        self.writer
-            .submit(move |c| upsert(c, &agent_id, &url, &secret, clock.now()))
-    }
+pub(super) fn delete(c: &Connection, agent_id: &str) -> Result<bool, StoreError> {
+    Ok(
+        c.prepare_cached("DELETE FROM callbacks WHERE agent_id = ?1")?
+            .execute(params![agent_id])?
+            > 0,
+    )
+}
 
-    pub(super) fn clear_callback(
-        &self,
-        agent_id: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
-        let agent_id = agent_id.to_owned();
-        self.writer.submit(move |c| {
-            Ok(
-                c.prepare_cached("DELETE FROM callbacks WHERE agent_id = ?1")?
-                    .execute(params![agent_id])?
-                    > 0,
-            )
-        })
-    }
+pub(super) fn one(c: &Connection, agent_id: &str) -> Result<Option<StoredCallback>, StoreError> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM callbacks c JOIN agents a ON a.agent_id = c.agent_id
+         WHERE c.agent_id = ?1 AND a.revoked_at IS NULL"
+    ))?
+    .query_row(params![agent_id], raw)
+    .optional()?
+    .map(callback_from))
+}
 
-    pub(super) async fn callback(
-        &self,
-        agent_id: &str,
-    ) -> Result<Option<StoredCallback>, StoreError> {
-        let agent_id = agent_id.to_owned();
-        self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM callbacks c JOIN agents a ON a.agent_id = c.agent_id
-                 WHERE c.agent_id = ?1 AND a.revoked_at IS NULL"
-            ))?
-            .query_row(params![agent_id], raw)
-            .optional()?
-            .map(callback_from))
-        })
-        .await
-    }
-
-    pub(super) async fn list_callbacks(&self) -> Result<Vec<StoredCallback>, StoreError> {
-        self.read(|c| {
-            let mut list = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM callbacks c JOIN agents a ON a.agent_id = c.agent_id
-                 WHERE a.revoked_at IS NULL ORDER BY c.agent_id"
-            ))?;
-            let rows = list
-                .query_map([], raw)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows.into_iter().map(callback_from).collect())
-        })
-        .await
-    }
+pub(super) fn all(c: &Connection) -> Result<Vec<StoredCallback>, StoreError> {
+    let mut list = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM callbacks c JOIN agents a ON a.agent_id = c.agent_id
+         WHERE a.revoked_at IS NULL ORDER BY c.agent_id"
+    ))?;
+    let rows = list
+        .query_map([], raw)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().map(callback_from).collect())
 }
 
 /// Brings a database from schema version 6 to 7.

@@ -1,102 +1,86 @@
-//! The dashboard's reads across agents (`crate::store::dashboard`).
+//! The dashboard's reads across agents (`crate::store::dashboard`), on a
+//! reader connection (`backend` runs them).
 
-use rusqlite::{OptionalExtension as _, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::SqliteStore;
 use crate::store::dashboard::{AdminEventQuery, AdminEventRow};
 use crate::store::{EventStatus, EventSummary, Millis, StoreError};
 
-impl SqliteStore {
-    pub(super) async fn admin_events(
-        &self,
-        q: AdminEventQuery,
-    ) -> Result<Vec<AdminEventRow>, StoreError> {
-        self.read(move |c| {
-            let order = if q.after_seq.is_some() { "ASC" } else { "DESC" };
-            let sql = format!(
-                "SELECT seq, agent_id, id, event_type, status, received_at, attempts FROM events
-                 WHERE (?1 IS NULL OR agent_id = ?1) AND (?2 IS NULL OR status = ?2)
-                   AND (?3 IS NULL OR event_type GLOB ?3) AND (?4 IS NULL OR received_at >= ?4)
-                   AND (?5 IS NULL OR received_at < ?5) AND (?6 IS NULL OR id = ?6)
-                   AND seq > ?7 AND (?9 IS NULL OR seq < ?9)
-                 ORDER BY seq {order} LIMIT ?8"
-            );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt
-                .query_map(
-                    params![
-                        q.agent_id,
-                        q.status.map(EventStatus::as_str),
-                        q.type_glob,
-                        q.since,
-                        q.until,
-                        q.id,
-                        q.after_seq.unwrap_or(0),
-                        q.limit as i64,
-                        q.before_seq
-                    ],
-                    |r| {
-                        Ok(AdminEventRow {
-                            seq: r.get(0)?,
-                            agent_id: r.get(1)?,
-                            summary: EventSummary {
-                                id: r.get(2)?,
-                                event_type: r.get(3)?,
-                                status: r.get(4)?,
-                                received_at: r.get(5)?,
-                                attempts: r.get(6)?,
-                            },
-                        })
+pub(super) fn admin_events(
+    c: &Connection,
+    q: &AdminEventQuery,
+) -> Result<Vec<AdminEventRow>, StoreError> {
+    let order = if q.after_seq.is_some() { "ASC" } else { "DESC" };
+    let sql = format!(
+        "SELECT seq, agent_id, id, event_type, status, received_at, attempts FROM events
+         WHERE (?1 IS NULL OR agent_id = ?1) AND (?2 IS NULL OR status = ?2)
+           AND (?3 IS NULL OR event_type GLOB ?3) AND (?4 IS NULL OR received_at >= ?4)
+           AND (?5 IS NULL OR received_at < ?5) AND (?6 IS NULL OR id = ?6)
+           AND seq > ?7 AND (?9 IS NULL OR seq < ?9)
+         ORDER BY seq {order} LIMIT ?8"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(
+            params![
+                q.agent_id,
+                q.status.map(EventStatus::as_str),
+                q.type_glob,
+                q.since,
+                q.until,
+                q.id,
+                q.after_seq.unwrap_or(0),
+                q.limit as i64,
+                q.before_seq
+            ],
+            |r| {
+                Ok(AdminEventRow {
+                    seq: r.get(0)?,
+                    agent_id: r.get(1)?,
+                    summary: EventSummary {
+                        id: r.get(2)?,
+                        event_type: r.get(3)?,
+                        status: r.get(4)?,
+                        received_at: r.get(5)?,
+                        attempts: r.get(6)?,
                     },
-                )?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })
-        .await
-    }
+                })
+            },
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
 
-    pub(super) async fn event_agent(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT agent_id FROM events WHERE id = ?1")?
-                    .query_row(params![id], |r| r.get(0))
-                    .optional()?,
-            )
-        })
-        .await
-    }
+pub(super) fn event_agent(c: &Connection, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT agent_id FROM events WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?,
+    )
+}
 
-    pub(super) async fn failed_by_agent(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT agent_id, COUNT(*) FROM events WHERE status = 'failed' GROUP BY agent_id",
-            )?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
-        })
-        .await
-    }
+pub(super) fn failed_by_agent(c: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT agent_id, COUNT(*) FROM events WHERE status = 'failed' GROUP BY agent_id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
 
-    pub(super) async fn failed_since(&self, since: Millis) -> Result<u64, StoreError> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT COUNT(*) FROM events WHERE status = 'failed' AND updated_at >= ?1",
-            )?
-            .query_row(params![since], |r| r.get::<_, i64>(0))? as u64)
-        })
-        .await
-    }
+pub(super) fn failed_since(c: &Connection, since: Millis) -> Result<u64, StoreError> {
+    Ok(
+        c.prepare_cached(
+            "SELECT COUNT(*) FROM events WHERE status = 'failed' AND updated_at >= ?1",
+        )?
+        .query_row(params![since], |r| r.get::<_, i64>(0))? as u64,
+    )
+}
 
-    pub(super) async fn queue_depth(&self) -> Result<u64, StoreError> {
-        self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT COUNT(*) FROM events WHERE status IN ('pending', 'delivering')",
-            )?
-            .query_row([], |r| r.get::<_, i64>(0))? as u64)
-        })
-        .await
-    }
+pub(super) fn queue_depth(c: &Connection) -> Result<u64, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT COUNT(*) FROM events WHERE status IN ('pending', 'delivering')")?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64,
+    )
 }

@@ -13,12 +13,12 @@
 //! store's contract: sessions order their own writes). A claim for an
 //! agent with nothing waiting skips the writer altogether (`queued`).
 //!
-//! Layout: `backend` (the [`Backend`] implementation), `writer/` (the
-//! thread and its group commit), `queries`, `leases` (SQL of the hot
-//! path), `reads`, `callbacks`, `workspaces`, `dashboard`, `schema` and
-//! `files` (the database file, its lock and permissions), `queued` (which
-//! agents may have events waiting), `dedup` (replay protection's recent
-//! keys, in memory).
+//! Layout: `backend` (the [`Backend`] implementation: where each operation
+//! runs), `writer/` (the thread and its group commit), `queries`, `leases`
+//! (SQL of the hot path), `callbacks`, `workspaces`, `dashboard` (their
+//! SQL), `schema` and `files` (the database file, its lock and
+//! permissions), `queued` (which agents may have events waiting), `dedup`
+//! (replay protection's recent keys, in memory).
 
 mod backend;
 mod callbacks;
@@ -28,7 +28,6 @@ pub(crate) mod files;
 mod leases;
 mod queries;
 mod queued;
-mod reads;
 mod schema;
 mod workspaces;
 mod writer;
@@ -267,51 +266,6 @@ impl SqliteStore {
         )
     }
 
-    fn ack(
-        &self,
-        agent_id: &str,
-        session_id: &str,
-        ids: Vec<String>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
-        self.writer.submit_hot(Durability::Lazy, move |c| {
-            leases::ack(c, &agent_id, &session_id, &ids, clock.now())
-        })
-    }
-
-    fn nack(
-        &self,
-        agent_id: &str,
-        session_id: &str,
-        id: &str,
-        reason: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        let (agent_id, session_id, id, reason) = (
-            agent_id.to_owned(),
-            session_id.to_owned(),
-            id.to_owned(),
-            reason.to_owned(),
-        );
-        let retry = self.retry;
-        self.writer.submit(move |c| {
-            leases::nack(c, &agent_id, &session_id, &id, &reason, &retry, clock.now())
-        })
-    }
-
-    fn release(
-        &self,
-        agent_id: &str,
-        session_id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
-        self.writer.submit_with(Durability::Relaxed, move |c| {
-            leases::release(c, &agent_id, &session_id, clock.now())
-        })
-    }
-
     fn replay(
         &self,
         agent_id: &str,
@@ -322,68 +276,6 @@ impl SqliteStore {
         let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
         self.writer
             .submit(move |c| queries::replay(c, &agent_id, &id, clock.now()))
-    }
-
-    fn create_agent(
-        &self,
-        agent: NewAgent,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        self.writer
-            .submit(move |c| queries::create_agent(c, &agent, clock.now()))
-    }
-
-    fn revoke_agent(
-        &self,
-        agent_id: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        let agent_id = agent_id.to_owned();
-        self.writer
-            .submit(move |c| queries::revoke_agent(c, &agent_id, clock.now()))
-    }
-
-    fn touch_agents(
-        &self,
-        seen: Vec<(String, Millis)>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + use<> {
-        self.writer
-            .submit_hot(Durability::Lazy, move |c| queries::touch_agents(c, &seen))
-    }
-
-    fn sweep(
-        &self,
-        retention: Duration,
-        failed_retention: Duration,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send + use<> {
-        let clock = self.clock.clone();
-        let retention_ms = retention.as_millis() as Millis;
-        let failed_ms = failed_retention.as_millis() as Millis;
-        self.writer
-            .submit(move |c| queries::sweep(c, retention_ms, failed_ms, clock.now()))
-    }
-
-    /// Readable, and writable: after a failed commit (a full disk) a probe
-    /// that must write a page (the schema version, unchanged) is committed,
-    /// so `/readyz` reports the failure until space returns, and clears as
-    /// soon as a write would succeed again.
-    async fn ping(&self) -> Result<(), StoreError> {
-        if self.writer.failing() {
-            self.writer
-                .submit(|c| {
-                    c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-                    Ok(())
-                })
-                .await?;
-        }
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
-    }
-
-    async fn close(&self) {
-        self.writer.close().await;
-        // The writer is gone: another relay may have the database now.
-        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
