@@ -11,8 +11,10 @@
 //! Now an event's row carries its key's 128-bit hash and the end of its
 //! window (`dedup_key`, `dedup_until`, schema 8), written with the row in
 //! the same page, and the writer thread looks keys up in [`Recent`]. At
-//! start-up `Recent` is filled from the rows of the last ten minutes, and
-//! from the `dedup` table, which now holds only keys whose event the sweep
+//! start-up `Recent` is filled from the rows still in their window
+//! (through the partial index `events_dedup`, which covers the two columns
+//! and grows in window order: one appended entry per event), and from the
+//! `dedup` table, which now holds only keys whose event the sweep
 //! deleted inside their window (a `--retention` under ten minutes) and the
 //! keys of databases written before schema 8.
 //!
@@ -29,11 +31,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use sha2::{Digest as _, Sha256};
 
 use super::writer::Settle;
-use crate::store::{DEDUP_WINDOW_MS, Millis, StoreError};
-
-/// How far before the window's start the start-up scan reads back, for a
-/// clock that stepped back.
-const LOAD_MARGIN_MS: Millis = 60_000;
+use crate::store::{Millis, StoreError};
 
 /// Prefix of `dedup.key` for keys the table holds as their hash.
 const HASHED: &str = "h:";
@@ -112,9 +110,8 @@ impl SharedRecent {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads the keys still in their window at `now`: from the rows of the
-    /// last ten minutes, newest first until older than the window, and from
-    /// the `dedup` table.
+    /// Reads the keys still in their window at `now`: from the `dedup`
+    /// table, then from the events' rows.
     pub(super) fn load(conn: &Connection, now: Millis) -> Result<Self, StoreError> {
         let mut recent = Recent::default();
         let mut table =
@@ -134,29 +131,18 @@ impl SharedRecent {
                 .unwrap_or_else(|| key_hash(&agent_id, &key));
             recent.remember(hash, IN_TABLE, until);
         }
+        // Through the partial index `events_dedup`, in window order: a key
+        // given twice keeps its latest event.
         let mut events = conn.prepare(
-            "SELECT dedup_key, seq, dedup_until, received_at FROM events ORDER BY seq DESC",
+            "SELECT dedup_key, seq, dedup_until FROM events
+             WHERE dedup_key IS NOT NULL AND dedup_until > ?1 ORDER BY dedup_until",
         )?;
-        let mut rows = events.query([])?;
-        let oldest = now - DEDUP_WINDOW_MS - LOAD_MARGIN_MS;
-        let mut found = Vec::new();
+        let mut rows = events.query(params![now])?;
         while let Some(row) = rows.next()? {
-            if row.get::<_, Millis>(3)? < oldest {
-                break;
+            let key: Vec<u8> = row.get(0)?;
+            if let Ok(bytes) = <[u8; 16]>::try_from(key.as_slice()) {
+                recent.remember(u128::from_be_bytes(bytes), row.get(1)?, row.get(2)?);
             }
-            let (Some(key), Some(until)) = (
-                row.get::<_, Option<Vec<u8>>>(0)?,
-                row.get::<_, Option<Millis>>(2)?,
-            ) else {
-                continue;
-            };
-            if let (Ok(bytes), true) = (<[u8; 16]>::try_from(key.as_slice()), until > now) {
-                found.push((u128::from_be_bytes(bytes), row.get::<_, i64>(1)?, until));
-            }
-        }
-        // Oldest first, so a key given twice keeps its latest event.
-        for (hash, seq, until) in found.into_iter().rev() {
-            recent.remember(hash, seq, until);
         }
         Ok(SharedRecent(Arc::new(Mutex::new(recent))))
     }
@@ -318,5 +304,22 @@ mod tests {
             Some(IN_TABLE)
         );
         assert_eq!(recent.find(key_hash("agt_1", "gone"), now), None);
+    }
+
+    /// Start-up reads the keys from the partial index alone, never the
+    /// rows with their bodies.
+    #[test]
+    fn start_up_reads_the_covering_index() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut c).unwrap();
+        let plan: String = c
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT dedup_key, seq, dedup_until FROM events
+                 WHERE dedup_key IS NOT NULL AND dedup_until > 1 ORDER BY dedup_until",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("USING COVERING INDEX events_dedup"), "{plan}");
     }
 }

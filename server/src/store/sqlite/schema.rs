@@ -62,9 +62,13 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             // of its window live in its row, written with it; the `dedup`
             // table keeps only keys of events deleted inside their window
             // (see `dedup.rs`). Its rows from before stay and are read.
+            // The partial index is what start-up reads them from: appended
+            // in window order, and covering, so the bodies are not read.
             tx.execute_batch(
                 "ALTER TABLE events ADD COLUMN dedup_key BLOB;
-                 ALTER TABLE events ADD COLUMN dedup_until INTEGER;",
+                 ALTER TABLE events ADD COLUMN dedup_until INTEGER;
+                 CREATE INDEX events_dedup ON events (dedup_until, dedup_key)
+                     WHERE dedup_key IS NOT NULL;",
             )?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
