@@ -44,6 +44,11 @@ read -r w0 k0 < <(ticks); b0=$(written)
 out=$(wrk -t2 -c64 -d"$duration" -s "$dir/post.lua" "$url")
 read -r w1 k1 < <(ticks); b1=$(written)
 n=$(awk '/requests in/ {print $1}' <<<"$out")
+refused=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+if [ -n "$refused" ]; then
+  echo "$refused of $n requests were not answered 2xx: not a valid run" >&2
+  exit 1
+fi
 rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
 hz=$(getconf CLK_TCK)
 awk -v b="$(basename "$bin")" -v r="$rps" -v n="$n" -v w=$((w1 - w0)) -v k=$((k1 - k0)) \
