@@ -34,43 +34,32 @@ pub(super) fn store_event(
         Some((hash, until)) => (Some(hash.to_be_bytes()), Some(until)),
         None => (None, None),
     };
-    match lease {
-        None => c
-            .prepare_cached(
-                "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
-                                 next_attempt_at, updated_at, dedup_key, dedup_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4, ?7, ?8)",
-            )?
-            .execute(params![
-                e.id,
-                e.agent_id,
-                e.event_type,
-                e.received_at,
-                headers,
-                &e.body[..],
-                dedup_key,
-                dedup_until
-            ])?,
-        Some((session_id, lease_until)) => c
-            .prepare_cached(
-                "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
-                                 attempts, lease_session, lease_until, next_attempt_at, updated_at,
-                                 dedup_key, dedup_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'delivering', 1, ?7, ?8, ?4, ?4, ?9, ?10)",
-            )?
-            .execute(params![
-                e.id,
-                e.agent_id,
-                e.event_type,
-                e.received_at,
-                headers,
-                &e.body[..],
-                session_id,
-                lease_until,
-                dedup_key,
-                dedup_until
-            ])?,
+    // One statement for both: a pushed event is stored already leased, as
+    // its first attempt.
+    let (status, attempts, session_id, lease_until) = match lease {
+        None => ("pending", 0, None, None),
+        Some((session_id, until)) => ("delivering", 1, Some(session_id), Some(until)),
     };
+    c.prepare_cached(
+        "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
+                             attempts, lease_session, lease_until, next_attempt_at, updated_at,
+                             dedup_key, dedup_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?4, ?4, ?11, ?12)",
+    )?
+    .execute(params![
+        e.id,
+        e.agent_id,
+        e.event_type,
+        e.received_at,
+        headers,
+        &e.body[..],
+        status,
+        attempts,
+        session_id,
+        lease_until,
+        dedup_key,
+        dedup_until
+    ])?;
     Ok(())
 }
 
