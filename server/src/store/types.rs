@@ -106,7 +106,8 @@ pub struct Claim {
     /// In acceptance order.
     pub deliveries: Vec<Delivery>,
     /// The earliest future time at which more of this agent's events become
-    /// due (a retry or an expiring lease), if any.
+    /// due (a retry or an expiring lease), if any. A store may leave it out
+    /// when `more` is set: the caller claims again as soon as it has room.
     pub next_due: Option<Millis>,
     /// The claim filled every slot it had: more may be due right now.
     pub more: bool,

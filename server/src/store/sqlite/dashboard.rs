@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use super::schema::DONE;
 use crate::store::dashboard::{AdminEventQuery, AdminEventRow};
 use crate::store::{EventStatus, EventSummary, Millis, StoreError};
 
@@ -60,9 +61,9 @@ pub(super) fn event_agent(c: &Connection, id: &str) -> Result<Option<String>, St
 }
 
 pub(super) fn failed_by_agent(c: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT agent_id, COUNT(*) FROM events WHERE status = 'failed' GROUP BY agent_id",
-    )?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT agent_id, COUNT(*) FROM events WHERE {DONE} AND status = 'failed' GROUP BY agent_id"
+    ))?;
     let rows = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
         .collect::<Result<_, _>>()?;
@@ -70,17 +71,19 @@ pub(super) fn failed_by_agent(c: &Connection) -> Result<Vec<(String, u64)>, Stor
 }
 
 pub(super) fn failed_since(c: &Connection, since: Millis) -> Result<u64, StoreError> {
-    Ok(
-        c.prepare_cached(
-            "SELECT COUNT(*) FROM events WHERE status = 'failed' AND updated_at >= ?1",
-        )?
-        .query_row(params![since], |r| r.get::<_, i64>(0))? as u64,
-    )
+    Ok(c.prepare_cached(&format!(
+        "SELECT COUNT(*) FROM events WHERE {DONE} AND status = 'failed' AND updated_at >= ?1"
+    ))?
+    .query_row(params![since], |r| r.get::<_, i64>(0))? as u64)
 }
 
 pub(super) fn queue_depth(c: &Connection) -> Result<u64, StoreError> {
     Ok(
-        c.prepare_cached("SELECT COUNT(*) FROM events WHERE status IN ('pending', 'delivering')")?
-            .query_row([], |r| r.get::<_, i64>(0))? as u64,
+        // Each count reads its status's partial index only.
+        c.prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM events WHERE status = 'pending')
+                  + (SELECT COUNT(*) FROM events WHERE status = 'delivering')",
+        )?
+        .query_row([], |r| r.get::<_, i64>(0))? as u64,
     )
 }

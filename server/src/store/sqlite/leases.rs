@@ -83,9 +83,13 @@ pub(super) fn claim_up_to(
         })?
         .collect::<Result<_, _>>()?;
     rows.sort_by_key(|(seq, _)| *seq);
-    let next_due = next_due(c, req, now)?;
+    let more = rows.len() == limit && limit > 0;
+    // A full claim is followed by another as soon as slots free up, so the
+    // next due time (a read of every pending entry of the agent) is only
+    // worth knowing once the due ones are all out.
+    let next_due = if more { None } else { next_due(c, req, now)? };
     Ok(Claim {
-        more: rows.len() == limit && limit > 0,
+        more,
         deliveries: rows.into_iter().map(|(_, d)| d).collect(),
         next_due,
     })
@@ -108,24 +112,30 @@ fn requeue_unsent(
            AND id NOT IN (SELECT value FROM json_each(?3))",
     )?
     .execute(params)?;
-    c.prepare_cached(
+    // One statement per status, each read through its partial index.
+    for requeue in [
         "UPDATE events SET status = 'pending', lease_session = NULL, lease_until = NULL, updated_at = ?4
-         WHERE agent_id = ?1 AND lease_session = ?2 AND status IN ('delivering', 'pending')
+         WHERE agent_id = ?1 AND lease_session = ?2 AND status = 'delivering'
            AND id NOT IN (SELECT value FROM json_each(?3))",
-    )?
-    .execute(params)?;
+        "UPDATE events SET lease_session = NULL, updated_at = ?4
+         WHERE agent_id = ?1 AND lease_session = ?2 AND status = 'pending'
+           AND id NOT IN (SELECT value FROM json_each(?3))",
+    ] {
+        c.prepare_cached(requeue)?.execute(params)?;
+    }
     Ok(())
 }
 
 /// The lease statement for a session with these patterns.
 ///
-/// `INDEXED BY`: left to itself SQLite may pick `events_due` and then sort
-/// every due event of the agent to find the oldest few.
+/// `INDEXED BY`: `events_pending` holds the agent's pending events in
+/// acceptance order with their due times, so the oldest due few are read
+/// off its front without touching the rows of events not yet due.
 pub(super) fn claim_sql(patterns: &[String]) -> String {
     format!(
         "UPDATE events SET status = 'delivering', lease_session = ?2, lease_until = ?3,
              attempts = attempts + 1, updated_at = ?4
-         WHERE seq IN (SELECT seq FROM events INDEXED BY events_queue
+         WHERE seq IN (SELECT seq FROM events INDEXED BY events_pending
                        WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at <= ?4
                          AND (lease_session IS NULL OR lease_session <> ?2){}
                        ORDER BY seq LIMIT ?5)

@@ -4,6 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::schema::DONE;
 use crate::store::*;
 
 fn headers_json(headers: &[(String, String)]) -> String {
@@ -232,7 +233,8 @@ fn agent_from_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
 pub(super) fn list_agents(c: &Connection) -> Result<Vec<AgentStats>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT a.agent_id, a.name, a.workspace, a.relay_id, a.created_at, a.last_seen,
-                (SELECT COUNT(*) FROM events e WHERE e.agent_id = a.agent_id AND e.status IN ('pending', 'delivering'))
+                (SELECT COUNT(*) FROM events e WHERE e.agent_id = a.agent_id AND e.status = 'pending')
+                  + (SELECT COUNT(*) FROM events e WHERE e.agent_id = a.agent_id AND e.status = 'delivering')
          FROM agents a WHERE a.revoked_at IS NULL ORDER BY a.created_at",
     )?;
     let rows = stmt
@@ -258,6 +260,9 @@ pub(super) fn pending_count(c: &Connection, agent_id: &str) -> Result<u64, Store
     Ok(n as u64)
 }
 
+/// Retention: expires undelivered events older than `retention`, then
+/// deletes finished events (and their attempts) last changed before it, or
+/// before `failed_retention` for failed ones.
 pub(super) fn sweep(
     c: &Connection,
     retention_ms: Millis,
@@ -266,33 +271,45 @@ pub(super) fn sweep(
 ) -> Result<u64, StoreError> {
     let cutoff = now - retention_ms;
     let failed_cutoff = now - failed_ms;
-    let mut changed = c.execute(
+    let mut changed = 0;
+    // One statement per status, each written out: SQLite reads a partial
+    // index only for a query that states its condition.
+    for expire in [
         "UPDATE events SET status = 'expired', lease_session = NULL, lease_until = NULL, updated_at = ?2
-         WHERE status IN ('pending', 'delivering') AND received_at < ?1",
-        params![cutoff, now],
-    )?;
-    changed += c.execute(
-        "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events
-             WHERE (status IN ('delivered', 'expired', 'skipped') AND updated_at < ?1)
-                OR (status = 'failed' AND updated_at < ?2))",
-        params![cutoff, failed_cutoff],
-    )?;
-    // An event deleted inside its dedup window (a retention under ten
-    // minutes) leaves its key in the `dedup` table, for the next start.
-    c.execute(
-        "INSERT OR REPLACE INTO dedup (agent_id, key, event_id, expires_at)
-         SELECT agent_id, 'h:' || lower(hex(dedup_key)), id, dedup_until FROM events
-         WHERE dedup_key IS NOT NULL AND dedup_until > ?3
-           AND ((status IN ('delivered', 'expired', 'skipped') AND updated_at < ?1)
-             OR (status = 'failed' AND updated_at < ?2))",
-        params![cutoff, failed_cutoff, now],
-    )?;
-    changed += c.execute(
-        "DELETE FROM events
-         WHERE (status IN ('delivered', 'expired', 'skipped') AND updated_at < ?1)
-            OR (status = 'failed' AND updated_at < ?2)",
-        params![cutoff, failed_cutoff],
-    )?;
+         WHERE status = 'pending' AND received_at < ?1",
+        "UPDATE events SET status = 'expired', lease_session = NULL, lease_until = NULL, updated_at = ?2
+         WHERE status = 'delivering' AND received_at < ?1",
+    ] {
+        changed += c
+            .prepare_cached(expire)?
+            .execute(params![cutoff, now])?;
+    }
+    // Each a range of `events_done`: (status, updated_at before the cutoff).
+    let old = format!("{DONE} AND status = ?1 AND updated_at < ?2");
+    let done = [
+        ("delivered", cutoff),
+        ("skipped", cutoff),
+        ("expired", cutoff),
+        ("failed", failed_cutoff),
+    ];
+    for (status, before) in done {
+        changed += c
+            .prepare_cached(&format!(
+                "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events WHERE {old})"
+            ))?
+            .execute(params![status, before])?;
+        // An event deleted inside its dedup window (a retention under ten
+        // minutes) leaves its key in the `dedup` table, for the next start.
+        c.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO dedup (agent_id, key, event_id, expires_at)
+             SELECT agent_id, 'h:' || lower(hex(dedup_key)), id, dedup_until FROM events
+             WHERE {old} AND dedup_key IS NOT NULL AND dedup_until > ?3"
+        ))?
+        .execute(params![status, before, now])?;
+        changed += c
+            .prepare_cached(&format!("DELETE FROM events WHERE {old}"))?
+            .execute(params![status, before])?;
+    }
     changed += c.execute("DELETE FROM dedup WHERE expires_at <= ?1", params![now])?;
     Ok(changed as u64)
 }
@@ -353,33 +370,65 @@ mod tests {
         assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
     }
 
+    /// The plan's steps, joined; every parameter bound to 0.
     fn plan(c: &Connection, sql: &str) -> String {
         let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = stmt
-            .query_map(params!["agt_1", 1_000, 0], |r| r.get::<_, String>(3))
-            .unwrap();
-        rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+        for i in 1..=stmt.parameter_count() {
+            stmt.raw_bind_parameter(i, 0).unwrap();
+        }
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("; ")
     }
 
-    /// The retry and lease-expiry lookups each lease makes are seeks in the
-    /// partial indexes, not scans of the agent's events.
+    /// Every read on the hot path and the sweep is a seek in the index made
+    /// for it (schema 9), never a scan of the table or of another index.
     #[test]
-    fn due_times_and_expired_leases_are_found_through_the_partial_indexes() {
+    fn each_query_reads_the_index_made_for_it() {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::tune(&mut c).unwrap();
         super::super::migrate(&mut c).unwrap();
-        let due = plan(
-            &c,
-            "SELECT MIN(next_attempt_at) FROM events
-              WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at > ?2 AND ?3 = 0",
+        let cases = [
+            (
+                "SELECT MIN(next_attempt_at) FROM events
+                  WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at > ?2",
+                "SEARCH events USING COVERING INDEX events_pending (agent_id=?)",
+            ),
+            (
+                "SELECT id FROM events
+                  WHERE agent_id = ?1 AND status = 'delivering' AND lease_until <= ?2",
+                "SEARCH events USING INDEX events_lease (agent_id=? AND lease_until<?)",
+            ),
+            (
+                "SELECT id FROM events WHERE agent_id = ?1 AND seq < ?2
+                  ORDER BY seq DESC LIMIT 10",
+                "SEARCH events USING INDEX events_agent (agent_id=? AND rowid<?)",
+            ),
+            (
+                &format!("SELECT id FROM events WHERE {DONE} AND status = ?1 AND updated_at < ?2"),
+                "SEARCH events USING INDEX events_done (status=? AND updated_at<?)",
+            ),
+            (
+                "SELECT COUNT(*) FROM events WHERE agent_id = ?1 AND status = 'pending'",
+                "SEARCH events USING COVERING INDEX events_pending (agent_id=?)",
+            ),
+        ];
+        for (sql, wanted) in cases {
+            let got = plan(&c, sql);
+            assert!(
+                got.contains(wanted),
+                "{sql}\n  plan: {got}\n  wanted: {wanted}"
+            );
+        }
+        let claim = plan(&c, &claim_sql(&["push.*".into()]));
+        assert!(
+            claim.contains("USING INDEX events_pending (agent_id=?)"),
+            "{claim}"
         );
-        assert!(due.contains("USING COVERING INDEX events_due"), "{due}");
-        let expired = plan(
-            &c,
-            "SELECT id FROM events
-              WHERE agent_id = ?1 AND status = 'delivering' AND lease_until <= ?2 AND ?3 = 0",
-        );
-        assert!(expired.contains("USING INDEX events_lease"), "{expired}");
+        assert!(!claim.contains("SCAN"), "{claim}");
     }
 
     fn index_sql(c: &Connection, name: &str) -> String {
@@ -391,9 +440,9 @@ mod tests {
         .unwrap()
     }
 
-    /// A schema 3 database (full due/lease indexes) gets the partial ones.
+    /// A schema 3 database (full due/lease indexes) gets today's partial ones.
     #[test]
-    fn a_schema_3_database_gets_the_partial_indexes() {
+    fn a_schema_3_database_gets_todays_indexes() {
         let mut c = Connection::open_in_memory().unwrap();
         c.execute_batch(include_str!("schema.sql")).unwrap();
         super::super::workspaces::migrate_to_2(&c).unwrap();
@@ -404,8 +453,19 @@ mod tests {
         )
         .unwrap();
         super::super::migrate(&mut c).unwrap();
-        assert!(index_sql(&c, "events_due").ends_with("WHERE status = 'pending'"));
+        assert!(index_sql(&c, "events_pending").ends_with("WHERE status = 'pending'"));
         assert!(index_sql(&c, "events_lease").ends_with("WHERE status = 'delivering'"));
+        assert!(index_sql(&c, "events_done").ends_with(&format!("WHERE {DONE}")));
+        // Schema 9 dropped the indexes every lease and ack moved entries in.
+        let gone: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master
+                 WHERE name IN ('events_queue', 'events_age', 'events_due')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
         let version: i32 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
@@ -428,5 +488,61 @@ mod tests {
             )
             .unwrap();
         assert_eq!(replay, 1);
+    }
+
+    /// A schema 8 database with events in every state: the upgrade builds
+    /// the new indexes over them, and the queue, the listing and the sweep
+    /// see the same events as before.
+    #[test]
+    fn a_schema_8_database_keeps_its_queue_through_the_upgrade() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::tune(&mut c).unwrap();
+        super::super::migrate(&mut c).unwrap();
+        for (n, status) in ["delivered", "pending", "failed", "pending"]
+            .iter()
+            .enumerate()
+        {
+            c.execute(
+                "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
+                                     next_attempt_at, updated_at)
+                 VALUES (?1, 'agt_1', 'push', 500, '[]', x'7b7d', ?2, 500, 500)",
+                params![format!("evt_{n}"), status],
+            )
+            .unwrap();
+        }
+        c.execute_batch(
+            "DROP INDEX events_agent; DROP INDEX events_pending; DROP INDEX events_done;
+             CREATE INDEX events_queue ON events (agent_id, status, seq);
+             CREATE INDEX events_age ON events (status, updated_at);
+             CREATE INDEX events_due ON events (agent_id, next_attempt_at) WHERE status = 'pending';
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+        super::super::migrate(&mut c).unwrap();
+        let claimed: Vec<_> = claim_with(&c, 10)
+            .deliveries
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(claimed, ["evt_1", "evt_3"]);
+        let query = EventQuery {
+            agent_id: "agt_1".into(),
+            status: None,
+            before: None,
+            limit: 10,
+        };
+        assert_eq!(list_events(&c, &query).unwrap().len(), 4);
+        // A day later the delivered event goes; the failed one stays for
+        // its own, longer retention; the leased ones expire.
+        let changed = sweep(&c, 1_000, 100_000_000, 86_400_000).unwrap();
+        assert_eq!(changed, 3);
+        let left: Vec<String> = c
+            .prepare("SELECT status FROM events ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, ["expired", "failed", "expired"]);
     }
 }

@@ -40,7 +40,8 @@ impl Queued {
     /// the start-up release, so leased ones are pending by then).
     pub(super) fn load(conn: &Connection) -> Result<Self, StoreError> {
         let mut stmt = conn.prepare(
-            "SELECT DISTINCT agent_id FROM events WHERE status IN ('pending', 'delivering')",
+            "SELECT agent_id FROM events WHERE status = 'pending'
+             UNION SELECT agent_id FROM events WHERE status = 'delivering'",
         )?;
         let agents = stmt
             .query_map([], |r| r.get::<_, String>(0))?

@@ -7,8 +7,9 @@ use crate::store::StoreError;
 
 /// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes;
 /// 4: the same as partial indexes; 5: replay flag; 6: retry base;
-/// 7: callbacks; 8: each event's dedup key in its row.
-pub(super) const SCHEMA_VERSION: i32 = 8;
+/// 7: callbacks; 8: each event's dedup key in its row; 9: indexes that a
+/// lease and an ack do not touch.
+pub(super) const SCHEMA_VERSION: i32 = 9;
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -71,8 +72,45 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                      WHERE dedup_key IS NOT NULL;",
             )?;
         }
+        if version < 9 {
+            migrate_to_9(&tx)?;
+        }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         tx.commit()?;
     }
     Ok(())
 }
+
+/// Schema 9 (issue 13): every index an event's life touches costs a page
+/// per commit, so each one now holds only the rows its queries read, and a
+/// status change touches only the partial indexes of the two statuses.
+///
+/// - `events_queue (agent_id, status, seq)` and `events_age (status,
+///   updated_at)` held every event and moved it at every lease and ack;
+///   `events_due (agent_id, next_attempt_at)` held the pending ones.
+/// - `events_agent (agent_id)` (its entries end in `seq`, the rowid):
+///   an agent's events newest first, for `events list`. Written once.
+/// - `events_pending (agent_id, seq, next_attempt_at)`, pending only: a
+///   claim takes the oldest due ones in order, and the next due time is
+///   read from the same entries, without the rows.
+/// - `events_lease`, delivering only: unchanged.
+/// - `events_done (status, updated_at)`, finished events only: the
+///   retention sweep and the dashboard's failure counts. Queries name its
+///   condition verbatim ([`DONE`]): SQLite uses a partial index only then.
+fn migrate_to_9(tx: &Connection) -> Result<(), StoreError> {
+    tx.execute_batch(&format!(
+        "DROP INDEX IF EXISTS events_queue;
+         DROP INDEX IF EXISTS events_age;
+         DROP INDEX IF EXISTS events_due;
+         CREATE INDEX events_agent ON events (agent_id);
+         CREATE INDEX events_pending ON events (agent_id, seq, next_attempt_at)
+             WHERE status = 'pending';
+         CREATE INDEX events_done ON events (status, updated_at) WHERE {DONE};"
+    ))?;
+    Ok(())
+}
+
+/// The condition of the partial index `events_done`: an event that is
+/// delivered, skipped, expired or failed. A query that reads the index
+/// must hold this term as written.
+pub(super) const DONE: &str = "status IN ('delivered', 'skipped', 'expired', 'failed')";

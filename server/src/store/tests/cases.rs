@@ -156,7 +156,9 @@ pub async fn expired_leases_and_closed_sessions_return_events(db: TestDb) {
     let id = insert(&store, 0).await;
     let first = store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
     assert_eq!(first.deliveries.len(), 1);
-    let again = store.claim(claim_req("ses_b", 1, 60_000)).await.unwrap();
+    // Room for two, so the claim is not full and says what is due next.
+    let again = store.claim(claim_req("ses_b", 2, 60_000)).await.unwrap();
+    assert_eq!(again.deliveries.len(), 1);
     assert_eq!(again.deliveries[0].id, id);
     assert_eq!(again.deliveries[0].attempt, 2);
     assert!(
