@@ -271,9 +271,9 @@ mod tests {
         let now: Millis = 10_000_000;
         let row = |id: &str, key: Option<u128>, until: Option<Millis>, received: Millis| {
             c.execute(
-                "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
+                "INSERT INTO events (id, agent_id, event_type, received_at, status,
                                      next_attempt_at, updated_at, dedup_key, dedup_until)
-                 VALUES (?1, 'agt_1', 't', ?2, '[]', x'', 'delivered', 0, 0, ?3, ?4)",
+                 VALUES (?1, 'agt_1', 't', ?2, 'delivered', 0, 0, ?3, ?4)",
                 params![id, received, key.map(|k| k.to_be_bytes().to_vec()), until],
             )
             .unwrap();

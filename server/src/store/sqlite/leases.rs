@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::queries::{headers_from, pattern_clause};
+use super::queries::{Body, body_of, pattern_clause};
 use crate::retry::RetryPolicy;
 use crate::store::*;
 
@@ -75,13 +75,17 @@ pub(super) fn claim_up_to(
                     event_type: r.get(2)?,
                     received_at: r.get(3)?,
                     attempt: r.get(4)?,
-                    headers: headers_from(&r.get::<_, String>(5)?),
-                    body: r.get(6)?,
-                    replay: r.get(7)?,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    replay: r.get(5)?,
                 },
             ))
         })?
         .collect::<Result<_, _>>()?;
+    for (seq, delivery) in &mut rows {
+        let Body { headers, body } = body_of(c, *seq)?;
+        (delivery.headers, delivery.body) = (headers, body);
+    }
     rows.sort_by_key(|(seq, _)| *seq);
     let more = rows.len() == limit && limit > 0;
     // A full claim is followed by another as soon as slots free up, so the
@@ -139,7 +143,7 @@ pub(super) fn claim_sql(patterns: &[String]) -> String {
                        WHERE agent_id = ?1 AND status = 'pending' AND next_attempt_at <= ?4
                          AND (lease_session IS NULL OR lease_session <> ?2){}
                        ORDER BY seq LIMIT ?5)
-         RETURNING seq, id, event_type, received_at, attempts, headers, body, replay",
+         RETURNING seq, id, event_type, received_at, attempts, replay",
         pattern_clause(patterns, 6)
     )
 }

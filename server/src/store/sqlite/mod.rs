@@ -190,19 +190,22 @@ impl SqliteStore {
                     // more: storing it again may repeat it, never lose it.
                 }
                 let id = event.id.clone();
-                let (inserted, settle) = match ports.take_slot(&event.agent_id) {
+                let (inserted, seq, settle) = match ports.take_slot(&event.agent_id) {
                     None => {
-                        queries::store_event(c, &event, None, dedup)?;
-                        (Inserted::New(id.clone()), None)
+                        let seq = queries::store_event(c, &event, None, dedup)?;
+                        (Inserted::New(id.clone()), seq, None)
                     }
                     Some(port) => {
                         let lease = (port.session_id(), now + port.lease_ms());
-                        if let Err(err) = queries::store_event(c, &event, Some(lease), dedup) {
-                            port.give_back(1);
-                            return Err(err);
-                        }
+                        let seq = match queries::store_event(c, &event, Some(lease), dedup) {
+                            Ok(seq) => seq,
+                            Err(err) => {
+                                port.give_back(1);
+                                return Err(err);
+                            }
+                        };
                         let pushed = Inserted::Pushed(id.clone());
-                        (pushed, Some(push_when_committed(port, event)))
+                        (pushed, seq, Some(push_when_committed(port, event)))
                     }
                 };
                 let Some((hash, until)) = dedup else {
@@ -210,7 +213,6 @@ impl SqliteStore {
                 };
                 // Later jobs of this batch see the key at once; a rollback
                 // takes it back.
-                let seq = c.last_insert_rowid();
                 recent.lock().remember(hash, seq, until);
                 let settle = dedup::forget_unless_committed(recent, hash, seq, settle);
                 Ok((inserted, Some(settle)))

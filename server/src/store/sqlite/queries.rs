@@ -11,26 +11,25 @@ fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::to_string(headers).expect("string pairs always serialize")
 }
 
-pub(super) fn headers_from(text: &str) -> Vec<(String, String)> {
+fn headers_from(text: &str) -> Vec<(String, String)> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
 #[cfg(test)]
-fn insert_event(c: &Connection, e: &NewEvent) -> Result<Inserted, StoreError> {
+pub(super) fn insert_event(c: &Connection, e: &NewEvent) -> Result<Inserted, StoreError> {
     store_event(c, e, None, None)?;
     Ok(Inserted::New(e.id.clone()))
 }
 
 /// Stores a new event: `pending`, or with `lease` (session, lease end)
 /// already leased to a session as its first attempt; `dedup` is its key's
-/// hash and the end of its window (see `dedup.rs`).
+/// hash and the end of its window (see `dedup.rs`). Returns its `seq`.
 pub(super) fn store_event(
     c: &Connection,
     e: &NewEvent,
     lease: Option<(&str, Millis)>,
     dedup: Option<(u128, Millis)>,
-) -> Result<(), StoreError> {
-    let headers = headers_json(&e.headers);
+) -> Result<i64, StoreError> {
     let (dedup_key, dedup_until) = match dedup {
         Some((hash, until)) => (Some(hash.to_be_bytes()), Some(until)),
         None => (None, None),
@@ -42,18 +41,16 @@ pub(super) fn store_event(
         Some((session_id, until)) => ("delivering", 1, Some(session_id), Some(until)),
     };
     c.prepare_cached(
-        "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
-                             attempts, lease_session, lease_until, next_attempt_at, updated_at,
+        "INSERT INTO events (id, agent_id, event_type, received_at, status, attempts,
+                             lease_session, lease_until, next_attempt_at, updated_at,
                              dedup_key, dedup_until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?4, ?4, ?11, ?12)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?4, ?4, ?9, ?10)",
     )?
     .execute(params![
         e.id,
         e.agent_id,
         e.event_type,
         e.received_at,
-        headers,
-        &e.body[..],
         status,
         attempts,
         session_id,
@@ -61,7 +58,29 @@ pub(super) fn store_event(
         dedup_key,
         dedup_until
     ])?;
-    Ok(())
+    let seq = c.last_insert_rowid();
+    c.prepare_cached("INSERT INTO event_bodies (seq, headers, body) VALUES (?1, ?2, ?3)")?
+        .execute(params![seq, headers_json(&e.headers), &e.body[..]])?;
+    Ok(seq)
+}
+
+/// An event's headers and body, kept apart from its row (`event_bodies`).
+pub(super) struct Body {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The headers and body of the event `seq`.
+pub(super) fn body_of(c: &Connection, seq: i64) -> Result<Body, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT headers, body FROM event_bodies WHERE seq = ?1")?
+            .query_row(params![seq], |r| {
+                Ok(Body {
+                    headers: headers_from(&r.get::<_, String>(0)?),
+                    body: r.get(1)?,
+                })
+            })?,
+    )
 }
 
 /// `event_type GLOB ?` clauses for the session's patterns. Patterns are
@@ -142,8 +161,9 @@ pub(super) fn event_detail(
 ) -> Result<Option<EventDetail>, StoreError> {
     let row = c
         .prepare_cached(
-            "SELECT id, event_type, status, received_at, attempts, headers, body
-             FROM events WHERE id = ?1 AND agent_id = ?2",
+            "SELECT e.id, e.event_type, e.status, e.received_at, e.attempts, b.headers, b.body
+             FROM events e JOIN event_bodies b ON b.seq = e.seq
+             WHERE e.id = ?1 AND e.agent_id = ?2",
         )?
         .query_row(params![id, agent_id], |r| {
             Ok((
@@ -306,6 +326,10 @@ pub(super) fn sweep(
              WHERE {old} AND dedup_key IS NOT NULL AND dedup_until > ?3"
         ))?
         .execute(params![status, before, now])?;
+        c.prepare_cached(&format!(
+            "DELETE FROM event_bodies WHERE seq IN (SELECT seq FROM events WHERE {old})"
+        ))?
+        .execute(params![status, before])?;
         changed += c
             .prepare_cached(&format!("DELETE FROM events WHERE {old}"))?
             .execute(params![status, before])?;
@@ -490,14 +514,14 @@ mod tests {
         assert_eq!(replay, 1);
     }
 
-    /// A schema 8 database with events in every state: the upgrade builds
-    /// the new indexes over them, and the queue, the listing and the sweep
-    /// see the same events as before.
+    /// A schema 8 database with events in several states: the upgrade
+    /// moves the bodies out and builds the new indexes over them, and the
+    /// queue, the listing, the details and the sweep see the same events.
     #[test]
-    fn a_schema_8_database_keeps_its_queue_through_the_upgrade() {
+    fn a_schema_8_database_keeps_its_events_through_the_upgrade() {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::tune(&mut c).unwrap();
-        super::super::migrate(&mut c).unwrap();
+        super::super::schema::migrate_to(&mut c, 8).unwrap();
         for (n, status) in ["delivered", "pending", "failed", "pending"]
             .iter()
             .enumerate()
@@ -505,26 +529,34 @@ mod tests {
             c.execute(
                 "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status,
                                      next_attempt_at, updated_at)
-                 VALUES (?1, 'agt_1', 'push', 500, '[]', x'7b7d', ?2, 500, 500)",
-                params![format!("evt_{n}"), status],
+                 VALUES (?1, 'agt_1', 'push', 500, '[[\"x-n\",\"1\"]]', ?2, ?3, 500, 500)",
+                params![format!("evt_{n}"), format!("body {n}").into_bytes(), status],
             )
             .unwrap();
         }
-        c.execute_batch(
-            "DROP INDEX events_agent; DROP INDEX events_pending; DROP INDEX events_done;
-             CREATE INDEX events_queue ON events (agent_id, status, seq);
-             CREATE INDEX events_age ON events (status, updated_at);
-             CREATE INDEX events_due ON events (agent_id, next_attempt_at) WHERE status = 'pending';
-             PRAGMA user_version = 8;",
-        )
-        .unwrap();
+        // The newest event was deleted: its seq is never handed out again.
+        c.execute("DELETE FROM events WHERE id = 'evt_3'", [])
+            .unwrap();
         super::super::migrate(&mut c).unwrap();
+        let detail = event_detail(&c, "agt_1", "evt_2").unwrap().unwrap();
+        assert_eq!(detail.body, b"body 2");
+        assert_eq!(detail.headers, [("x-n".to_owned(), "1".to_owned())]);
+        let next = NewEvent {
+            id: "evt_4".into(),
+            agent_id: "agt_1".into(),
+            event_type: "push".into(),
+            received_at: 500,
+            headers: Vec::new(),
+            body: Bytes::from_static(b"{}"),
+            dedup_key: None,
+        };
+        assert_eq!(store_event(&c, &next, None, None).unwrap(), 5);
         let claimed: Vec<_> = claim_with(&c, 10)
             .deliveries
             .into_iter()
             .map(|d| d.id)
             .collect();
-        assert_eq!(claimed, ["evt_1", "evt_3"]);
+        assert_eq!(claimed, ["evt_1", "evt_4"]);
         let query = EventQuery {
             agent_id: "agt_1".into(),
             status: None,
@@ -534,8 +566,14 @@ mod tests {
         assert_eq!(list_events(&c, &query).unwrap().len(), 4);
         // A day later the delivered event goes; the failed one stays for
         // its own, longer retention; the leased ones expire.
+        let bodies = |c: &Connection| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM event_bodies", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(bodies(&c), 4);
         let changed = sweep(&c, 1_000, 100_000_000, 86_400_000).unwrap();
         assert_eq!(changed, 3);
+        assert_eq!(bodies(&c), 3, "the deleted event's body went with it");
         let left: Vec<String> = c
             .prepare("SELECT status FROM events ORDER BY seq")
             .unwrap()

@@ -95,8 +95,8 @@ mod tests {
             ("evt_4", "agt_failed", "failed"),
         ] {
             c.execute(
-                "INSERT INTO events (id, agent_id, event_type, received_at, headers, body, status, next_attempt_at, updated_at)
-                 VALUES (?1, ?2, 't', 0, '[]', x'', ?3, 0, 0)",
+                "INSERT INTO events (id, agent_id, event_type, received_at, status, next_attempt_at, updated_at)
+                 VALUES (?1, ?2, 't', 0, ?3, 0, 0)",
                 [id, agent, status],
             )
             .unwrap();
