@@ -62,31 +62,6 @@ pub const ADMIN_TOKEN_LEN: usize = ADMIN_TOKEN_PREFIX.len() + KEY_SYMBOLS;
 /// sort in creation order (plain `Ulid::new()` would order them at random).
 static ULIDS: Mutex<Generator> = Mutex::new(Generator::new());
 
-/// A new event id as text; [`EventId::generate`] replaces it.
-pub fn event_id() -> String {
-    EventId::generate().into_string()
-}
-
-/// A new agent id as text; [`AgentId::generate`] replaces it.
-pub fn agent_id() -> String {
-    AgentId::generate().into_string()
-}
-
-/// A new session id as text; [`SessionId::generate`] replaces it.
-pub fn session_id() -> String {
-    SessionId::generate().into_string()
-}
-
-/// A new instance id as text; [`InstanceId::generate`] replaces it.
-pub fn instance_id() -> String {
-    InstanceId::generate().into_string()
-}
-
-/// A new relay id as text; [`RelayId::generate`] replaces it.
-pub fn relay_id() -> String {
-    RelayId::generate().into_string()
-}
-
 /// A new agent API key: `lrk_` + 52 random symbols (260 bits) + a 7-symbol
 /// CRC-32 of everything before it. See [`api_key_is_well_formed`].
 pub fn api_key() -> Secret {
