@@ -11,9 +11,13 @@
 //! instance that revoked, over Redis on the others, and by the revocation
 //! poll (2 s) when Redis drops the message.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use lobster_shared::ids::RelayId;
 
 use crate::store::{Agent, Store, StoreError};
 
@@ -24,7 +28,7 @@ const MAX_ENTRIES: usize = 200_000;
 #[derive(Default)]
 pub struct AgentCache {
     generation: AtomicU64,
-    by_relay_id: Mutex<HashMap<String, Agent>>,
+    by_relay_id: Mutex<HashMap<RelayId, Agent>>,
     by_key_hash: Mutex<HashMap<String, Agent>>,
 }
 
@@ -33,7 +37,7 @@ impl AgentCache {
     pub async fn by_relay_id(
         &self,
         store: &Store,
-        relay_id: &str,
+        relay_id: &RelayId,
     ) -> Result<Option<Agent>, StoreError> {
         self.lookup(
             &self.by_relay_id,
@@ -59,12 +63,16 @@ impl AgentCache {
 
     /// `map[key]`, else what `read` finds, kept unless a revocation came
     /// in between. `read` is lazy: it touches the store only when awaited.
-    async fn lookup(
+    async fn lookup<K, Q>(
         &self,
-        map: &Mutex<HashMap<String, Agent>>,
-        key: &str,
+        map: &Mutex<HashMap<K, Agent>>,
+        key: &Q,
         read: impl Future<Output = Result<Option<Agent>, StoreError>>,
-    ) -> Result<Option<Agent>, StoreError> {
+    ) -> Result<Option<Agent>, StoreError>
+    where
+        K: Borrow<Q> + Hash + Eq,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         if let Some(agent) = lock(map).get(key) {
             return Ok(Some(agent.clone()));
         }
@@ -83,7 +91,11 @@ impl AgentCache {
         lock(&self.by_key_hash).clear();
     }
 
-    fn keep(&self, map: &Mutex<HashMap<String, Agent>>, key: &str, agent: &Agent, generation: u64) {
+    fn keep<K, Q>(&self, map: &Mutex<HashMap<K, Agent>>, key: &Q, agent: &Agent, generation: u64)
+    where
+        K: Borrow<Q> + Hash + Eq,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let mut map = lock(map);
         // Checked under the map's lock: `invalidate` bumps the generation
         // before it clears, so a stale answer is either refused here or
@@ -108,10 +120,10 @@ mod tests {
 
     fn agent(id: &str) -> Agent {
         Agent {
-            agent_id: id.into(),
+            agent_id: lobster_shared::ids::AgentId::from_stored(id),
             name: "a".into(),
-            workspace: "default".into(),
-            relay_id: format!("r_{id}"),
+            workspace: lobster_shared::ids::WorkspaceName::default_workspace(),
+            relay_id: RelayId::from_stored(format!("r_{id}")),
         }
     }
 
@@ -120,10 +132,20 @@ mod tests {
         let cache = AgentCache::default();
         let before = cache.generation.load(Ordering::Acquire);
         cache.invalidate();
-        cache.keep(&cache.by_relay_id, "r_1", &agent("1"), before);
+        cache.keep(
+            &cache.by_relay_id,
+            &RelayId::from_stored("r_1"),
+            &agent("1"),
+            before,
+        );
         assert!(lock(&cache.by_relay_id).is_empty());
         let now = cache.generation.load(Ordering::Acquire);
-        cache.keep(&cache.by_relay_id, "r_1", &agent("1"), now);
+        cache.keep(
+            &cache.by_relay_id,
+            &RelayId::from_stored("r_1"),
+            &agent("1"),
+            now,
+        );
         assert_eq!(lock(&cache.by_relay_id).len(), 1);
         cache.invalidate();
         assert!(lock(&cache.by_relay_id).is_empty());

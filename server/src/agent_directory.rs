@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use lobster_shared::ids::RelayId;
+
 use crate::hub::Hub;
 use crate::store::{Agent, Store, StoreError};
 
@@ -19,7 +21,7 @@ impl AgentDirectory {
     }
 
     /// The live agent with this relay id (webhook URLs).
-    pub async fn by_relay_id(&self, relay_id: &str) -> Result<Option<Agent>, StoreError> {
+    pub async fn by_relay_id(&self, relay_id: &RelayId) -> Result<Option<Agent>, StoreError> {
         self.hub.agents().by_relay_id(&self.store, relay_id).await
     }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use lobster_shared::ids::AgentId;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -78,7 +79,7 @@ impl Bus {
     }
 
     /// New work is stored for `agent_id`: tell its sessions, here and elsewhere.
-    pub fn wake(&self, agent_id: &str) {
+    pub fn wake(&self, agent_id: &AgentId) {
         self.hub().wake(agent_id);
         if let Bus::Redis(bus) = self {
             bus.publish(WAKE_CHANNEL, agent_id);
@@ -86,7 +87,7 @@ impl Bus {
     }
 
     /// `agent_id` was revoked: close its sessions, here and elsewhere.
-    pub fn revoke(&self, agent_id: &str) {
+    pub fn revoke(&self, agent_id: &AgentId) {
         self.hub().revoke(agent_id);
         if let Bus::Redis(bus) = self {
             bus.publish(REVOKE_CHANNEL, agent_id);
@@ -113,15 +114,15 @@ impl Bus {
 
 impl RedisBus {
     /// Fire and forget: the caller (an HTTP answer) never waits on Redis.
-    fn publish(&self, channel: &'static str, agent_id: &str) {
+    fn publish(&self, channel: &'static str, agent_id: &AgentId) {
         let Some(conn) = self.publisher.get() else {
             return; // not connected yet: the database re-scan finds the work
         };
         let mut conn = conn.clone();
-        let agent_id = agent_id.to_owned();
+        let agent_id = agent_id.clone();
         tokio::spawn(async move {
             let mut publish = redis::cmd("PUBLISH");
-            publish.arg(channel).arg(&agent_id);
+            publish.arg(channel).arg(agent_id.as_str());
             match tokio::time::timeout(REDIS_TIMEOUT, publish.query_async::<i64>(&mut conn)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(err)) => tracing::debug!(error = %err, channel, "redis publish failed"),
@@ -202,7 +203,11 @@ async fn subscribe_once(client: &redis::Client, hub: &Hub, first: bool) -> redis
     }
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
+        // Published by relay instances; anything else names no agent here.
         let Ok(agent_id) = message.get_payload::<String>() else {
+            continue;
+        };
+        let Ok(agent_id) = AgentId::parse(&agent_id) else {
             continue;
         };
         match message.get_channel_name() {

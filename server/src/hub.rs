@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lobster_shared::ids::{AgentId, SessionId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +23,7 @@ use crate::agent_cache::AgentCache;
 
 #[derive(Default)]
 pub struct Hub {
-    agents: Mutex<HashMap<String, AgentRoute>>,
+    agents: Mutex<HashMap<AgentId, AgentRoute>>,
     /// Agent lookups; every revocation passes through [`Hub::revoke`].
     cache: AgentCache,
     /// Notified when an agent's first own session opens here or its last
@@ -41,7 +42,7 @@ pub const CALLBACK_TRANSPORT: &str = "callback";
 struct AgentRoute {
     wake: watch::Sender<u64>,
     /// Session id -> its revocation token and transport.
-    sessions: HashMap<String, (CancellationToken, &'static str)>,
+    sessions: HashMap<SessionId, (CancellationToken, &'static str)>,
     /// Upgrades answered whose sessions have not registered yet.
     reserved: VecDeque<Instant>,
     /// How many of `sessions` are the agent's own (not callbacks), for
@@ -90,8 +91,8 @@ impl AgentRoute {
 /// A session's registration; leaving the hub happens on drop.
 pub struct Registration {
     hub: Arc<Hub>,
-    agent_id: String,
-    session_id: String,
+    agent_id: AgentId,
+    session_id: SessionId,
     /// Changes whenever a new event for the agent is stored.
     pub wake: watch::Receiver<u64>,
     /// Cancelled when the agent is revoked.
@@ -103,13 +104,13 @@ impl Hub {
     /// (`websocket`, `sse`, `poll`), for the admin views.
     pub fn register(
         self: &Arc<Self>,
-        agent_id: &str,
-        session_id: &str,
+        agent_id: &AgentId,
+        session_id: &SessionId,
         transport: &'static str,
     ) -> Registration {
         let mut agents = self.lock();
         let route = agents
-            .entry(agent_id.to_owned())
+            .entry(agent_id.clone())
             .or_insert_with(AgentRoute::new);
         if transport != CALLBACK_TRANSPORT {
             route.reserved.pop_front();
@@ -117,7 +118,7 @@ impl Hub {
         let revoked = CancellationToken::new();
         route
             .sessions
-            .insert(session_id.to_owned(), (revoked.clone(), transport));
+            .insert(session_id.clone(), (revoked.clone(), transport));
         if transport != CALLBACK_TRANSPORT {
             route.tell_connected();
             if route.connected_count() == 1 {
@@ -126,8 +127,8 @@ impl Hub {
         }
         Registration {
             hub: self.clone(),
-            agent_id: agent_id.to_owned(),
-            session_id: session_id.to_owned(),
+            agent_id: agent_id.clone(),
+            session_id: session_id.clone(),
             wake: route.wake.subscribe(),
             revoked,
         }
@@ -135,10 +136,10 @@ impl Hub {
 
     /// Reserves a session place for `agent_id` if it has fewer than `max`
     /// sessions and reservations; the next [`Self::register`] takes it.
-    pub fn try_reserve(&self, agent_id: &str, max: usize) -> bool {
+    pub fn try_reserve(&self, agent_id: &AgentId, max: usize) -> bool {
         let mut agents = self.lock();
         let route = agents
-            .entry(agent_id.to_owned())
+            .entry(agent_id.clone())
             .or_insert_with(AgentRoute::new);
         let now = Instant::now();
         route
@@ -155,7 +156,7 @@ impl Hub {
     }
 
     /// Gives back a reservation whose upgrade was refused.
-    pub fn unreserve(&self, agent_id: &str) {
+    pub fn unreserve(&self, agent_id: &AgentId) {
         let mut agents = self.lock();
         if let Some(route) = agents.get_mut(agent_id) {
             route.reserved.pop_back();
@@ -166,7 +167,7 @@ impl Hub {
     }
 
     /// Tells the agent's sessions, if any, that new work is stored.
-    pub fn wake(&self, agent_id: &str) {
+    pub fn wake(&self, agent_id: &AgentId) {
         if let Some(route) = self.lock().get(agent_id) {
             route.wake.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -180,7 +181,7 @@ impl Hub {
     }
 
     /// Closes every session of a revoked agent.
-    pub fn revoke(&self, agent_id: &str) {
+    pub fn revoke(&self, agent_id: &AgentId) {
         self.cache.invalidate();
         if let Some(route) = self.lock().get(agent_id) {
             for (token, _) in route.sessions.values() {
@@ -195,7 +196,7 @@ impl Hub {
     }
 
     /// The agent's own live sessions on this instance (callbacks left out).
-    pub fn online_sessions(&self, agent_id: &str) -> usize {
+    pub fn online_sessions(&self, agent_id: &AgentId) -> usize {
         self.lock()
             .get(agent_id)
             .map_or(0, AgentRoute::connected_count)
@@ -203,10 +204,10 @@ impl Hub {
 
     /// Follows how many of the agent's own sessions (callbacks left out)
     /// are live on this instance.
-    pub fn watch_connected(&self, agent_id: &str) -> watch::Receiver<usize> {
+    pub fn watch_connected(&self, agent_id: &AgentId) -> watch::Receiver<usize> {
         let mut agents = self.lock();
         let route = agents
-            .entry(agent_id.to_owned())
+            .entry(agent_id.clone())
             .or_insert_with(AgentRoute::new);
         let count = route.connected_count();
         route
@@ -217,7 +218,7 @@ impl Hub {
 
     /// Forgets an agent's route if nothing uses it any more (after a
     /// [`Self::watch_connected`] receiver was dropped).
-    pub fn tidy(&self, agent_id: &str) {
+    pub fn tidy(&self, agent_id: &AgentId) {
         let mut agents = self.lock();
         if agents.get(agent_id).is_some_and(AgentRoute::is_idle) {
             agents.remove(agent_id);
@@ -225,7 +226,7 @@ impl Hub {
     }
 
     /// The agents with at least one of their own sessions live here.
-    pub fn connected_agents(&self) -> Vec<String> {
+    pub fn connected_agents(&self) -> Vec<AgentId> {
         self.lock()
             .iter()
             .filter(|(_, route)| route.connected_count() > 0)
@@ -234,7 +235,7 @@ impl Hub {
     }
 
     /// The transports of the agent's sessions, sorted (one per session).
-    pub fn session_transports(&self, agent_id: &str) -> Vec<&'static str> {
+    pub fn session_transports(&self, agent_id: &AgentId) -> Vec<&'static str> {
         let mut transports: Vec<&'static str> = self
             .lock()
             .get(agent_id)
@@ -244,7 +245,7 @@ impl Hub {
         transports
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AgentRoute>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AgentId, AgentRoute>> {
         self.agents.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -272,70 +273,88 @@ impl Drop for Registration {
 mod tests {
     use super::*;
 
+    /// Ids as the tests name them.
+    fn agt(id: &str) -> AgentId {
+        AgentId::from_stored(id)
+    }
+
+    fn ses(id: &str) -> SessionId {
+        SessionId::from_stored(id)
+    }
+
     #[test]
     fn wakes_reach_registered_sessions_and_revoke_cancels_them() {
         let hub = Arc::new(Hub::default());
-        let mut a = hub.register("agt_1", "ses_a", "websocket");
-        let b = hub.register("agt_1", "ses_b", "sse");
-        assert_eq!(hub.online_sessions("agt_1"), 2);
-        assert_eq!(hub.session_transports("agt_1"), ["sse", "websocket"]);
-        hub.wake("agt_1");
+        let mut a = hub.register(&agt("agt_1"), &ses("ses_a"), "websocket");
+        let b = hub.register(&agt("agt_1"), &ses("ses_b"), "sse");
+        assert_eq!(hub.online_sessions(&agt("agt_1")), 2);
+        assert_eq!(hub.session_transports(&agt("agt_1")), ["sse", "websocket"]);
+        hub.wake(&agt("agt_1"));
         assert!(a.wake.has_changed().unwrap());
         a.wake.borrow_and_update();
-        hub.wake("agt_other");
+        hub.wake(&agt("agt_other"));
         assert!(!a.wake.has_changed().unwrap());
-        hub.revoke("agt_1");
+        hub.revoke(&agt("agt_1"));
         assert!(a.revoked.is_cancelled() && b.revoked.is_cancelled());
         drop(a);
-        assert_eq!(hub.online_sessions("agt_1"), 1);
+        assert_eq!(hub.online_sessions(&agt("agt_1")), 1);
         drop(b);
-        assert_eq!(hub.online_sessions("agt_1"), 0);
+        assert_eq!(hub.online_sessions(&agt("agt_1")), 0);
     }
 
     #[test]
     fn callback_sessions_are_not_the_agent_being_connected() {
         let hub = Arc::new(Hub::default());
-        let mut connected = hub.watch_connected("agt_1");
-        let push = hub.register("agt_1", "ses_cb", CALLBACK_TRANSPORT);
+        let mut connected = hub.watch_connected(&agt("agt_1"));
+        let push = hub.register(&agt("agt_1"), &ses("ses_cb"), CALLBACK_TRANSPORT);
         assert_eq!(*connected.borrow_and_update(), 0);
-        assert_eq!(hub.online_sessions("agt_1"), 0);
-        assert!(hub.try_reserve("agt_1", 1), "a callback takes no place");
-        let own = hub.register("agt_1", "ses_ws", "websocket");
+        assert_eq!(hub.online_sessions(&agt("agt_1")), 0);
+        assert!(
+            hub.try_reserve(&agt("agt_1"), 1),
+            "a callback takes no place"
+        );
+        let own = hub.register(&agt("agt_1"), &ses("ses_ws"), "websocket");
         assert!(connected.has_changed().unwrap());
         assert_eq!(*connected.borrow_and_update(), 1);
-        assert_eq!(hub.session_transports("agt_1"), ["callback", "websocket"]);
+        assert_eq!(
+            hub.session_transports(&agt("agt_1")),
+            ["callback", "websocket"]
+        );
         drop(own);
         assert_eq!(*connected.borrow_and_update(), 0);
         drop(push);
         drop(connected);
-        hub.tidy("agt_1");
+        hub.tidy(&agt("agt_1"));
         assert!(hub.lock().is_empty());
     }
 
     #[test]
     fn reservations_cap_sessions_and_are_taken_by_register() {
         let hub = Arc::new(Hub::default());
-        assert!(hub.try_reserve("agt_1", 2));
-        assert!(hub.try_reserve("agt_1", 2));
-        assert!(!hub.try_reserve("agt_1", 2), "two places are reserved");
+        assert!(hub.try_reserve(&agt("agt_1"), 2));
+        assert!(hub.try_reserve(&agt("agt_1"), 2));
         assert!(
-            hub.try_reserve("agt_2", 2),
+            !hub.try_reserve(&agt("agt_1"), 2),
+            "two places are reserved"
+        );
+        assert!(
+            hub.try_reserve(&agt("agt_2"), 2),
             "other agents have their own cap"
         );
-        let a = hub.register("agt_1", "ses_a", "websocket");
+        let a = hub.register(&agt("agt_1"), &ses("ses_a"), "websocket");
         assert!(
-            !hub.try_reserve("agt_1", 2),
+            !hub.try_reserve(&agt("agt_1"), 2),
             "one session and one reservation"
         );
-        hub.unreserve("agt_1");
-        assert!(hub.try_reserve("agt_1", 2));
-        let b = hub.register("agt_1", "ses_b", "sse");
-        assert!(!hub.try_reserve("agt_1", 2));
+        hub.unreserve(&agt("agt_1"));
+        assert!(hub.try_reserve(&agt("agt_1"), 2));
+        let b = hub.register(&agt("agt_1"), &ses("ses_b"), "sse");
+        assert!(!hub.try_reserve(&agt("agt_1"), 2));
         drop(a);
-        assert!(hub.try_reserve("agt_1", 2));
-        hub.unreserve("agt_1");
+        assert!(hub.try_reserve(&agt("agt_1"), 2));
+        hub.unreserve(&agt("agt_1"));
         drop(b);
-        hub.unreserve("agt_2");
+        hub.unreserve(&agt("agt_2"));
         assert!(hub.lock().is_empty(), "nothing is kept for idle agents");
     }
 }

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use lobster_shared::ids::AgentId;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{AgentStats, Millis, Store, now_ms};
@@ -23,18 +24,18 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Times recorded since the last flush, by agent id.
 #[derive(Debug, Default)]
 pub struct LastSeen {
-    pending: Mutex<HashMap<String, Millis>>,
+    pending: Mutex<HashMap<AgentId, Millis>>,
 }
 
 impl LastSeen {
     /// Notes that `agent_id` is connected now.
-    pub fn record(&self, agent_id: &str) {
+    pub fn record(&self, agent_id: &AgentId) {
         let now = now_ms();
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         match pending.get_mut(agent_id) {
             Some(at) => *at = (*at).max(now),
             None => {
-                pending.insert(agent_id.to_owned(), now);
+                pending.insert(agent_id.clone(), now);
             }
         }
     }
@@ -51,7 +52,7 @@ impl LastSeen {
 
     /// The recorded times; the map starts over empty, so a storm's
     /// allocation is given back rather than kept for the next one.
-    fn take(&self) -> Vec<(String, Millis)> {
+    fn take(&self) -> Vec<(AgentId, Millis)> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::take(&mut *pending).into_iter().collect()
     }
@@ -91,10 +92,10 @@ mod tests {
     fn stats(agent_id: &str, last_seen: Option<Millis>) -> AgentStats {
         AgentStats {
             agent: Agent {
-                agent_id: agent_id.into(),
+                agent_id: AgentId::from_stored(agent_id),
                 name: "a".into(),
-                workspace: "default".into(),
-                relay_id: "rly_1".into(),
+                workspace: lobster_shared::ids::WorkspaceName::default_workspace(),
+                relay_id: lobster_shared::ids::RelayId::from_stored("rly_1"),
             },
             created_at: 0,
             last_seen,
@@ -105,7 +106,7 @@ mod tests {
     #[test]
     fn listings_show_the_fresher_of_stored_and_recorded_times() {
         let seen = LastSeen::default();
-        seen.record("agt_1");
+        seen.record(&AgentId::from_stored("agt_1"));
         let recorded = seen.pending.lock().unwrap()["agt_1"];
         let mut listed = [
             stats("agt_1", Some(5)),
@@ -125,9 +126,9 @@ mod tests {
     fn one_entry_per_agent_until_taken() {
         let seen = LastSeen::default();
         for _ in 0..3 {
-            seen.record("agt_1");
+            seen.record(&AgentId::from_stored("agt_1"));
         }
-        seen.record("agt_2");
+        seen.record(&AgentId::from_stored("agt_2"));
         let mut taken = seen.take();
         taken.sort();
         assert_eq!(taken.len(), 2);

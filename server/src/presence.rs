@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lobster_shared::ids::AgentId;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
@@ -26,7 +27,7 @@ pub const HOLD: Duration = Duration::from_secs(15);
 /// Marks this instance's connected agents until `shutdown`, then clears
 /// them.
 pub async fn run(hub: Arc<Hub>, store: Store, shutdown: CancellationToken) {
-    let mut marked: HashSet<String> = HashSet::new();
+    let mut marked: HashSet<AgentId> = HashSet::new();
     let mut renew = tokio::time::interval(EVERY);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -35,14 +36,14 @@ pub async fn run(hub: Arc<Hub>, store: Store, shutdown: CancellationToken) {
             _ = renew.tick() => true,
             _ = hub.presence_changed.notified() => false,
         };
-        let online: HashSet<String> = hub.connected_agents().into_iter().collect();
+        let online: HashSet<AgentId> = hub.connected_agents().into_iter().collect();
         // A change writes only what changed; the renewal writes everyone.
-        let mark: Vec<String> = if all {
+        let mark: Vec<AgentId> = if all {
             online.iter().cloned().collect()
         } else {
             online.difference(&marked).cloned().collect()
         };
-        let offline: Vec<String> = marked.difference(&online).cloned().collect();
+        let offline: Vec<AgentId> = marked.difference(&online).cloned().collect();
         let until = now_ms() + HOLD.as_millis() as Millis;
         match store.mark_presence(mark, offline, until).await {
             Ok(()) => marked = online,
@@ -51,7 +52,7 @@ pub async fn run(hub: Arc<Hub>, store: Store, shutdown: CancellationToken) {
             }
         }
     }
-    let gone: Vec<String> = marked.into_iter().collect();
+    let gone: Vec<AgentId> = marked.into_iter().collect();
     if !gone.is_empty()
         && let Err(err) = store.mark_presence(Vec::new(), gone, 0).await
     {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use lobster_shared::Secret;
+use lobster_shared::ids::RelayId;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -45,7 +46,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn webhook_url(&self, relay_id: &str) -> String {
+    pub fn webhook_url(&self, relay_id: &RelayId) -> String {
         format!("{}/api/v1/webhook/{relay_id}", self.public_url)
     }
 }

@@ -36,7 +36,7 @@ pub async fn fresh_database() -> anyhow::Result<String> {
 async fn create_database(base: &str) -> anyhow::Result<String> {
     let name = format!(
         "e2e_{}",
-        lobster_shared::ids::session_id()[4..].to_lowercase()
+        lobster_shared::ids::SessionId::generate().as_str()[4..].to_lowercase()
     );
     // Tests create their databases at the same moment; a busy server may
     // refuse one for a moment, so try a few times before failing.

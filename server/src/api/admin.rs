@@ -5,6 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use lobster_shared::ids::{AgentId, RelayId, WorkspaceName};
 use lobster_shared::{api, ids};
 use serde::Deserialize;
 
@@ -38,19 +39,24 @@ pub async fn create_agent(
     let workspace = request
         .workspace
         .unwrap_or_else(|| DEFAULT_WORKSPACE.into());
-    if !state.workspaces.exists(&workspace).await? {
+    // A name no workspace can have names none that exists.
+    let known = match WorkspaceName::parse(&workspace) {
+        Ok(name) => state.workspaces.exists(&name).await?.then_some(name),
+        Err(_) => None,
+    };
+    let Some(workspace) = known else {
         return Err(ApiError::not_found(
             "unknown_workspace",
             format!(
                 "no workspace {workspace:?}: create it with POST /api/v1/admin/workspaces, or see GET /api/v1/admin/workspaces"
             ),
         ));
-    }
+    };
     let agent = Agent {
-        agent_id: ids::agent_id(),
+        agent_id: AgentId::generate(),
         name,
         workspace,
-        relay_id: ids::relay_id(),
+        relay_id: RelayId::generate(),
     };
     let api_key = ids::api_key();
     state
@@ -64,10 +70,10 @@ pub async fn create_agent(
     let body = api::CreatedAgent {
         api_key: api_key.expose().to_owned(),
         webhook_url: state.webhook_url(&agent.relay_id),
-        agent_id: agent.agent_id,
+        agent_id: agent.agent_id.into_string(),
         name: agent.name,
-        workspace: agent.workspace,
-        relay_id: agent.relay_id,
+        workspace: agent.workspace.into_string(),
+        relay_id: agent.relay_id.into_string(),
     };
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -92,10 +98,10 @@ pub async fn list_agents(
                 .map(str::to_owned)
                 .collect(),
             pending_events: s.pending_events,
-            agent_id: s.agent.agent_id,
+            agent_id: s.agent.agent_id.into_string(),
             name: s.agent.name,
-            workspace: s.agent.workspace,
-            relay_id: s.agent.relay_id,
+            workspace: s.agent.workspace.into_string(),
+            relay_id: s.agent.relay_id.into_string(),
         })
         .collect();
     Ok(Json(api::AgentList { agents }))
@@ -106,13 +112,16 @@ pub async fn revoke_agent(
     _: Admin,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::Revoked>, ApiError> {
-    if !state.store.revoke_agent(&agent_id).await? {
-        return Err(ApiError::not_found(
-            "agent_not_found",
-            format!("no active agent {agent_id}"),
-        ));
+    let not_found =
+        || ApiError::not_found("agent_not_found", format!("no active agent {agent_id}"));
+    // An id no agent can have names no active agent.
+    let Ok(agent) = AgentId::parse(&agent_id) else {
+        return Err(not_found());
+    };
+    if !state.store.revoke_agent(&agent).await? {
+        return Err(not_found());
     }
-    state.bus.revoke(&agent_id);
+    state.bus.revoke(&agent);
     tracing::info!(agent_id = %agent_id, "agent revoked");
     Ok(Json(api::Revoked {
         agent_id,

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use lobster_shared::api;
-use lobster_shared::ids;
+use lobster_shared::ids::{EventId, SessionId};
 use lobster_shared::signature::{
     Scheme, SigningKey, header, sign_github, sign_standard, sign_stripe,
 };
@@ -30,10 +30,10 @@ pub async fn me(
         webhook_url: state.webhook_url(&agent.relay_id),
         pending_events,
         online_sessions: state.bus.hub().online_sessions(&agent.agent_id) as u64,
-        agent_id: agent.agent_id,
+        agent_id: agent.agent_id.into_string(),
         name: agent.name,
-        workspace: agent.workspace,
-        relay_id: agent.relay_id,
+        workspace: agent.workspace.into_string(),
+        relay_id: agent.relay_id.into_string(),
     }))
 }
 
@@ -83,11 +83,13 @@ pub async fn list_events(
             agent_id: agent.agent_id,
             status,
             limit,
-            before: params.before,
+            // A cursor no event can have is one this agent has no event
+            // of: the first page, as for an unknown id.
+            before: params.before.and_then(|b| EventId::parse(&b).ok()),
         })
         .await?;
     let next = (events.len() == limit)
-        .then(|| events.last().map(|e| e.id.clone()))
+        .then(|| events.last().map(|e| e.id.to_string()))
         .flatten();
     let events = events.into_iter().map(summary).collect();
     Ok(Json(api::EventPage { events, next }))
@@ -96,7 +98,7 @@ pub async fn list_events(
 fn summary(e: EventSummary) -> api::EventSummary {
     api::EventSummary {
         received_at: rfc3339(e.received_at),
-        id: e.id,
+        id: e.id.into_string(),
         event_type: e.event_type,
         status: e.status,
         attempts: e.attempts,
@@ -108,13 +110,14 @@ pub async fn event_detail(
     AuthedAgent(agent): AuthedAgent,
     Path(id): Path<String>,
 ) -> Result<Json<api::EventDetail>, ApiError> {
-    let detail = state
-        .store
-        .event_detail(&agent.agent_id, &id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found("event_not_found", format!("this agent has no event {id}"))
-        })?;
+    // An id no event can have is one this agent has no event of.
+    let detail = match EventId::parse(&id) {
+        Ok(event) => state.store.event_detail(&agent.agent_id, &event).await?,
+        Err(_) => None,
+    };
+    let detail = detail.ok_or_else(|| {
+        ApiError::not_found("event_not_found", format!("this agent has no event {id}"))
+    })?;
     let (body, body_encoding) = EventFrame::encode_body(&detail.body);
     let attempt_history = detail
         .history
@@ -122,7 +125,7 @@ pub async fn event_detail(
         .map(|a| api::Attempt {
             attempt: a.attempt,
             at: rfc3339(a.at),
-            session_id: a.session_id,
+            session_id: a.session_id.map(SessionId::into_string),
             outcome: a.outcome,
             error: a.error,
         })
@@ -141,7 +144,12 @@ pub async fn replay(
     AuthedAgent(agent): AuthedAgent,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match state.store.replay(&agent.agent_id, &id).await? {
+    // An id no event can have is one this agent has no event of.
+    let outcome = match EventId::parse(&id) {
+        Ok(event) => state.store.replay(&agent.agent_id, &event).await?,
+        Err(_) => ReplayOutcome::NotFound,
+    };
+    match outcome {
         ReplayOutcome::Queued => {
             state.bus.wake(&agent.agent_id);
             Ok((StatusCode::ACCEPTED, Json(accepted(id))))
@@ -191,7 +199,7 @@ pub async fn test_event(
             "event_type is longer than 200 characters",
         ));
     }
-    let id = ids::event_id();
+    let id = EventId::generate();
     let payload = json!({"type": event_type, "id": id, "data": request.data, "test": true});
     let body = Bytes::from(serde_json::to_vec(&payload).expect("json values serialize"));
     if body.len() > TEST_EVENT_MAX_BODY.min(state.config.max_body) {
@@ -210,7 +218,7 @@ pub async fn test_event(
         headers.extend(signature_headers(
             verifier.scheme,
             key,
-            &id,
+            id.as_str(),
             received_at / 1000,
             &body,
         ));
@@ -227,7 +235,7 @@ pub async fn test_event(
     if let crate::store::Inserted::New(_) = state.store.insert_event(event).await? {
         state.bus.wake(&agent.agent_id);
     }
-    Ok((StatusCode::ACCEPTED, Json(accepted(id))))
+    Ok((StatusCode::ACCEPTED, Json(accepted(id.into_string()))))
 }
 
 /// The largest test event body: enough for any sample payload, small enough

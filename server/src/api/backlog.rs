@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use lobster_shared::ids::AgentId;
 
 use super::error::ApiError;
 use crate::store::{Store, StoreError};
@@ -45,9 +46,9 @@ impl BacklogCap {
 
     /// `Ok` while the agent's queue is under the cap, else `429
     /// agent_queue_full`.
-    pub async fn check(&self, store: &Store, agent_id: &str) -> Result<(), ApiError> {
+    pub async fn check(&self, store: &Store, agent_id: &AgentId) -> Result<(), ApiError> {
         let count = self
-            .count(agent_id, || store.pending_count(agent_id))
+            .count(agent_id.as_str(), || store.pending_count(agent_id))
             .await?;
         if count >= self.max {
             let mut err = ApiError::new(

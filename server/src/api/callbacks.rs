@@ -53,12 +53,12 @@ pub async fn set(
     let sealed_url = crypto::seal(
         Some(key),
         &Secret::new(encode_urls(&urls)),
-        &crypto::callback_identity(agent_id, "url"),
+        &crypto::callback_identity(agent_id.as_str(), "url"),
     );
     let sealed_secret = crypto::seal(
         Some(key),
         &secret,
-        &crypto::callback_identity(agent_id, "secret"),
+        &crypto::callback_identity(agent_id.as_str(), "secret"),
     );
     state
         .store

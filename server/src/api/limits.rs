@@ -20,6 +20,7 @@ use ipnet::IpNet;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use lobster_shared::ids::AgentId;
 
 use super::error::ApiError;
 use crate::config::Rate;
@@ -27,7 +28,7 @@ use crate::config::Rate;
 /// The relay's ingest limiters. Keyed state is trimmed periodically so that
 /// memory follows the agents active recently, not every agent ever seen.
 pub struct Limits {
-    per_agent: Option<DefaultKeyedRateLimiter<String>>,
+    per_agent: Option<DefaultKeyedRateLimiter<AgentId>>,
     global: Option<DefaultDirectRateLimiter>,
     /// Failures per client IP; `None` until configured.
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -140,7 +141,7 @@ impl Limits {
     }
 
     /// Admits one webhook for `agent_id`, or says when to come back.
-    pub fn check(&self, agent_id: &str) -> Result<(), ApiError> {
+    pub fn check(&self, agent_id: &AgentId) -> Result<(), ApiError> {
         if let Some(global) = &self.global
             && let Err(not_until) = global.check()
         {
@@ -150,7 +151,7 @@ impl Limits {
             ));
         }
         if let Some(per_agent) = &self.per_agent
-            && let Err(not_until) = per_agent.check_key(&agent_id.to_owned())
+            && let Err(not_until) = per_agent.check_key(agent_id)
         {
             return Err(limited(
                 "this agent",
@@ -264,13 +265,13 @@ mod tests {
             None,
         );
         for _ in 0..10 {
-            limits.check("agt_a").unwrap();
+            limits.check(&AgentId::from_stored("agt_a")).unwrap();
         }
-        let err = limits.check("agt_a").unwrap_err();
+        let err = limits.check(&AgentId::from_stored("agt_a")).unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert!(err.retry_after_secs.unwrap() >= 1);
         limits
-            .check("agt_b")
+            .check(&AgentId::from_stored("agt_b"))
             .expect("agents are limited separately");
     }
 
@@ -352,8 +353,8 @@ mod tests {
                 per: Duration::from_secs(60),
             }),
         );
-        limits.check("agt_a").unwrap();
-        limits.check("agt_b").unwrap();
-        assert!(limits.check("agt_c").is_err());
+        limits.check(&AgentId::from_stored("agt_a")).unwrap();
+        limits.check(&AgentId::from_stored("agt_b")).unwrap();
+        assert!(limits.check(&AgentId::from_stored("agt_c")).is_err());
     }
 }

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use lobster_shared::api;
+use lobster_shared::ids::AgentId;
 use serde::Deserialize;
 
 use super::auth::Admin;
@@ -54,6 +55,15 @@ pub struct Replayed {
     pub truncated: bool,
 }
 
+impl Replayed {
+    /// What a filter that matches no event replays.
+    pub const NOTHING: Replayed = Replayed {
+        matched: 0,
+        queued: 0,
+        truncated: false,
+    };
+}
+
 /// Queues again the failed events `query` matches (its status is forced to
 /// failed), up to [`BULK_MAX`], and wakes their agents.
 pub async fn replay_failed(
@@ -83,19 +93,24 @@ pub async fn replay_failed(
     })
 }
 
-fn query_of(filter: ReplayFilter) -> Result<AdminEventQuery, ApiError> {
+/// The query a filter means; `None` when it matches nothing (an agent id
+/// no agent can have).
+fn query_of(filter: ReplayFilter) -> Result<Option<AdminEventQuery>, ApiError> {
     let since = filter
         .since
         .as_deref()
         .map(time_bound)
         .transpose()
         .map_err(|msg| ApiError::bad_request("invalid_since", msg))?;
-    Ok(AdminEventQuery {
-        agent_id: filter.agent_id,
+    let Ok(agent_id) = filter.agent_id.as_deref().map(AgentId::parse).transpose() else {
+        return Ok(None);
+    };
+    Ok(Some(AdminEventQuery {
+        agent_id,
         type_glob: filter.event_type.filter(|t| !t.is_empty()),
         since,
         ..Default::default()
-    })
+    }))
 }
 
 /// An empty body is no filter: every failed event.
@@ -125,8 +140,10 @@ pub async fn admin(
     _: Admin,
     body: axum::body::Bytes,
 ) -> Result<Json<api::ReplayedFailed>, ApiError> {
-    let query = query_of(body_of(&body)?)?;
-    Ok(answer(replay_failed(&state, query).await?))
+    match query_of(body_of(&body)?)? {
+        Some(query) => Ok(answer(replay_failed(&state, query).await?)),
+        None => Ok(answer(Replayed::NOTHING)),
+    }
 }
 
 /// `POST /api/v1/agent/events/replay-failed`: this agent's.
@@ -142,8 +159,11 @@ pub async fn agent(
             "agent_id is for the admin API; an agent replays only its own events",
         ));
     }
-    filter.agent_id = Some(agent.agent_id);
-    Ok(answer(replay_failed(&state, query_of(filter)?).await?))
+    filter.agent_id = Some(agent.agent_id.into_string());
+    match query_of(filter)? {
+        Some(query) => Ok(answer(replay_failed(&state, query).await?)),
+        None => Ok(answer(Replayed::NOTHING)),
+    }
 }
 
 #[cfg(test)]
@@ -154,7 +174,7 @@ mod tests {
     fn filters_parse_and_bad_ones_say_why() {
         assert!(body_of(b"").unwrap().since.is_none());
         let f = body_of(br#"{"since":"2h","type":"a.*"}"#).unwrap();
-        let q = query_of(f).unwrap();
+        let q = query_of(f).unwrap().unwrap();
         assert!((now_ms() - q.since.unwrap() - 7_200_000).abs() < 5_000);
         assert_eq!(q.type_glob.as_deref(), Some("a.*"));
         assert_eq!(
@@ -164,5 +184,7 @@ mod tests {
         let bad = query_of(body_of(br#"{"since":"soon"}"#).unwrap()).unwrap_err();
         assert_eq!(bad.code, "invalid_since");
         assert_eq!(time_bound("2026-12-04T10:00:00Z"), Ok(1_796_378_400_000));
+        let unknown = body_of(br#"{"agent_id":"nobody"}"#).unwrap();
+        assert!(query_of(unknown).unwrap().is_none());
     }
 }

@@ -7,7 +7,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use lobster_shared::{api, ids, signature};
+use lobster_shared::ids::{EventId, RelayId};
+use lobster_shared::{api, signature};
 
 use super::error::ApiError;
 use crate::state::AppState;
@@ -24,7 +25,12 @@ pub async fn ingest(
     // validly signed webhook its 202. Relay ids (128 random bits) and HMAC
     // signatures cannot be guessed; the per-agent and global rate limits
     // bound the work a flood of forgeries costs.
-    let agent = state.agents.by_relay_id(&relay_id).await?.ok_or_else(|| {
+    // A relay id of the wrong shape is one no agent has.
+    let agent = match RelayId::parse(&relay_id) {
+        Ok(relay_id) => state.agents.by_relay_id(&relay_id).await?,
+        Err(_) => None,
+    };
+    let agent = agent.ok_or_else(|| {
         ApiError::not_found(
             "unknown_relay",
             "no agent has this relay id; check the webhook URL",
@@ -53,7 +59,7 @@ pub async fn ingest(
         .clone()
         .unwrap_or_else(|| event_type_from_body(&body));
     let event = NewEvent {
-        id: ids::event_id(),
+        id: EventId::generate(),
         agent_id: agent.agent_id.clone(),
         event_type,
         received_at: now,
@@ -73,9 +79,9 @@ pub async fn ingest(
     }
 }
 
-fn accepted(id: &str, duplicate: bool) -> api::Accepted {
+fn accepted(id: &EventId, duplicate: bool) -> api::Accepted {
     api::Accepted {
-        id: id.to_owned(),
+        id: id.to_string(),
         duplicate: Some(duplicate),
     }
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lobster_shared::Secret;
 use lobster_shared::api::{CreateWorkspace, ReplaceSecrets, Workspace, WorkspaceList};
+use lobster_shared::ids::WorkspaceName;
 use lobster_shared::signature::{Scheme, SigningKey};
 
 use super::auth::Admin;
@@ -18,7 +19,7 @@ use crate::state::AppState;
 use crate::store::now_ms;
 use crate::store::workspaces::StoredWorkspace;
 pub use crate::workspaces::DEFAULT_WORKSPACE;
-use crate::workspaces::{Verifier, WorkspaceError, valid_name};
+use crate::workspaces::{Verifier, WorkspaceError};
 
 /// Most secrets a workspace holds at once (rotation needs two or three).
 const MAX_SECRETS: usize = 10;
@@ -51,12 +52,12 @@ pub async fn create(
             "\"default\" is configured by --signature-scheme and --webhook-secret and cannot be created or replaced here",
         ));
     }
-    if !valid_name(&name) {
+    let Ok(name) = WorkspaceName::parse(&name) else {
         return Err(ApiError::bad_request(
             "invalid_name",
             "a workspace name is 1 to 64 characters of a-z, 0-9 and -",
         ));
-    }
+    };
     let scheme: Scheme = match request.signature_scheme.as_deref() {
         None => Scheme::default(),
         Some(text) => text
@@ -134,6 +135,10 @@ pub async fn replace_secrets(
             "workspace_not_found",
             format!("no workspace {name:?}; see GET /api/v1/admin/workspaces"),
         )
+    };
+    // A name no workspace could have names none.
+    let Ok(name) = WorkspaceName::parse(&name) else {
+        return Err(not_found());
     };
     let Some(current) = state.store.workspace(&name).await? else {
         return Err(not_found());
@@ -228,7 +233,7 @@ fn validate_secrets(scheme: Scheme, secrets: Vec<String>) -> Result<Vec<Secret>,
 /// A stored workspace as the API shows it: never its secrets.
 fn shown(stored: &StoredWorkspace, verifier: &Verifier) -> Workspace {
     Workspace {
-        name: stored.name.clone(),
+        name: stored.name.to_string(),
         signature_scheme: verifier.scheme.as_str().to_owned(),
         secret_count: verifier.fingerprints.len(),
         secret_fingerprints: verifier.fingerprints.clone(),

@@ -179,13 +179,13 @@ impl CallbackClient {
             request = request.header(name, value);
         }
         let request = request
-            .header(header::WEBHOOK_ID, &delivery.id)
+            .header(header::WEBHOOK_ID, delivery.id.as_str())
             .header(header::WEBHOOK_TIMESTAMP, unix.to_string())
             .header(
                 header::WEBHOOK_SIGNATURE,
-                sign_standard(key, &delivery.id, unix, &delivery.body),
+                sign_standard(key, delivery.id.as_str(), unix, &delivery.body),
             )
-            .header("lobster-relay-event-id", &delivery.id)
+            .header("lobster-relay-event-id", delivery.id.as_str())
             .header("lobster-relay-attempt", delivery.attempt.to_string())
             .body(delivery.body.clone());
         let mut response = request

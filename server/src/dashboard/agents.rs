@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Form, Json};
 use lobster_shared::api::ListedAgent;
+use lobster_shared::ids::AgentId;
 use serde_json::{Value, json};
 
 use super::answer::answer;
@@ -26,7 +27,7 @@ async fn render(state: &DashState, op: &Operator, top: String) -> Html<String> {
         Ok(Json(listed)) => listed.agents,
         Err(err) => return page("Agents", &op.csrf, &notice("error", &err.message)),
     };
-    let failed: HashMap<String, u64> = state
+    let failed: HashMap<AgentId, u64> = state
         .app
         .store
         .failed_by_agent()
@@ -64,7 +65,7 @@ async fn render(state: &DashState, op: &Operator, top: String) -> Html<String> {
                 .await
                 .unwrap_or_default()
                 .into_iter()
-                .map(|w| w.name),
+                .map(|w| w.name.into_string()),
         )
         .collect();
     let mut names: Vec<_> = workspaces.into_iter().collect();

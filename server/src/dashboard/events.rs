@@ -8,13 +8,16 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use lobster_shared::ids::{AgentId, EventId, SessionId};
 
 use super::auth::DashState;
 use super::auth::Operator;
 use super::html::{bare, csrf_field, esc, notice, page, time, url_part};
-use crate::api::replay::{BULK_MAX, replay_failed as replay_all, time_bound};
-use crate::store::dashboard::AdminEventQuery;
+use crate::api::replay::{BULK_MAX, Replayed, replay_failed as replay_all};
 use crate::store::{EventStatus, ReplayOutcome, StoreError};
+use filter::query_of;
+
+mod filter;
 
 /// Rows on one listing page.
 const PAGE: usize = 100;
@@ -36,38 +39,7 @@ pub fn store_failed(err: StoreError) -> Response {
         .into_response()
 }
 
-/// The store query a filter form means.
-fn query_of(filter: &HashMap<String, String>, limit: usize) -> Result<AdminEventQuery, String> {
-    let field = |k: &str| {
-        filter
-            .get(k)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let status = match field("status") {
-        None => None,
-        Some(s) => Some(EventStatus::parse(&s).ok_or_else(|| format!("unknown status {s:?}"))?),
-    };
-    Ok(AdminEventQuery {
-        agent_id: field("agent"),
-        status,
-        type_glob: field("type"),
-        since: field("since").map(|s| time_bound(&s)).transpose()?,
-        until: field("until").map(|s| time_bound(&s)).transpose()?,
-        id: field("id"),
-        after_seq: None,
-        before_seq: match field("before") {
-            None => None,
-            Some(b) => Some(
-                b.parse()
-                    .map_err(|_| format!("{b:?} is not a page cursor"))?,
-            ),
-        },
-        limit,
-    })
-}
-
-pub(super) async fn agent_names(state: &DashState) -> HashMap<String, String> {
+pub(super) async fn agent_names(state: &DashState) -> HashMap<AgentId, String> {
     state
         .app
         .store
@@ -95,7 +67,8 @@ async fn render_list(
 ) -> Response {
     let names = agent_names(state).await;
     let (rows, mut top) = match query_of(filter, PAGE) {
-        Ok(q) => match state.app.store.admin_events(q).await {
+        Ok(None) => (Vec::new(), top),
+        Ok(Some(q)) => match state.app.store.admin_events(q).await {
             Ok(rows) => (rows, top),
             Err(err) => return store_failed(err),
         },
@@ -112,9 +85,11 @@ async fn render_list(
              <td data-label=\"Status\"><span class=\"status {st}\">{st}</span></td>\
              <td data-label=\"Attempts\">{n}</td></tr>",
             at = time(e.received_at),
-            qid = esc(&url_part(&e.id)),
-            id = esc(&e.id),
-            agent = esc(names.get(&r.agent_id).unwrap_or(&r.agent_id)),
+            qid = esc(&url_part(e.id.as_str())),
+            id = esc(e.id.as_str()),
+            agent = esc(names
+                .get(&r.agent_id)
+                .map_or(r.agent_id.as_str(), String::as_str)),
             ty = esc(&e.event_type),
             st = esc(&e.status),
             n = e.attempts,
@@ -144,7 +119,7 @@ async fn render_list(
     agents.sort_by(|a, b| a.1.cmp(b.1));
     let mut agent_options = String::from("<option value=\"\">any</option>");
     for (id, name) in agents {
-        let selected = if filter.get("agent") == Some(id) {
+        let selected = if filter.get("agent").map(String::as_str) == Some(id.as_str()) {
             " selected"
         } else {
             ""
@@ -152,7 +127,7 @@ async fn render_list(
         let _ = write!(
             agent_options,
             "<option value=\"{}\"{selected}>{}</option>",
-            esc(id),
+            esc(id.as_str()),
             esc(name)
         );
     }
@@ -202,13 +177,17 @@ async fn render_list(
 /// Queues one event again and wakes its agent's sessions.
 async fn replay_one(
     state: &DashState,
-    agent_id: &str,
-    id: &str,
+    agent_id: &AgentId,
+    id: &EventId,
 ) -> Result<ReplayOutcome, StoreError> {
     let outcome = state.app.store.replay(agent_id, id).await?;
     if outcome == ReplayOutcome::Queued {
         state.app.bus.wake(agent_id);
-        tracing::info!(agent_id, event_id = id, "dashboard: event replayed");
+        tracing::info!(
+            agent_id = agent_id.as_str(),
+            event_id = id.as_str(),
+            "dashboard: event replayed"
+        );
     }
     Ok(outcome)
 }
@@ -228,9 +207,12 @@ pub async fn replay_failed(
         Ok(q) => q,
         Err(message) => return render_list(&state, &op, &filter, notice("error", &message)).await,
     };
-    let done = match replay_all(&state.app, query).await {
-        Ok(done) => done,
-        Err(err) => return store_failed(err),
+    let done = match query {
+        None => Replayed::NOTHING,
+        Some(query) => match replay_all(&state.app, query).await {
+            Ok(done) => done,
+            Err(err) => return store_failed(err),
+        },
     };
     let more = if done.truncated {
         "; more matched: replay again for the rest"
@@ -262,8 +244,18 @@ pub async fn replay(
     if let Some(refused) = op.forged(form.get("csrf")) {
         return refused;
     }
-    let top = match state.app.store.event_agent(&id).await {
-        Ok(Some(agent)) => match replay_one(&state, &agent, &id).await {
+    // An id no event can have finds none, like an unknown one.
+    let event = match EventId::parse(&id) {
+        Ok(event) => state
+            .app
+            .store
+            .event_agent(&event)
+            .await
+            .map(|a| a.zip(Some(event))),
+        Err(_) => Ok(None),
+    };
+    let top = match event {
+        Ok(Some((agent, event))) => match replay_one(&state, &agent, &event).await {
             Ok(ReplayOutcome::Queued) => notice(
                 "ok",
                 "queued again: its agent gets it as soon as a session is online",
@@ -282,16 +274,21 @@ pub async fn replay(
 }
 
 async fn render_detail(state: &DashState, op: &Operator, id: &str, top: String) -> Response {
-    let agent = match state.app.store.event_agent(id).await {
-        Ok(agent) => agent,
-        Err(err) => return store_failed(err),
-    };
-    let detail = match &agent {
-        Some(agent) => match state.app.store.event_detail(agent, id).await {
-            Ok(d) => d,
+    // An id no event can have finds none, like an unknown one.
+    let event = EventId::parse(id).ok();
+    let agent = match &event {
+        Some(event) => match state.app.store.event_agent(event).await {
+            Ok(agent) => agent,
             Err(err) => return store_failed(err),
         },
         None => None,
+    };
+    let detail = match (&agent, &event) {
+        (Some(agent), Some(event)) => match state.app.store.event_detail(agent, event).await {
+            Ok(d) => d,
+            Err(err) => return store_failed(err),
+        },
+        _ => None,
     };
     let (Some(agent), Some(d)) = (agent, detail) else {
         let body = format!("{top}{}", notice("error", &format!("no event {id}")));
@@ -329,7 +326,7 @@ async fn render_detail(state: &DashState, op: &Operator, id: &str, top: String) 
                  <td data-label=\"Outcome\">{}</td><td data-label=\"Error\">{}</td></tr>",
                 a.attempt,
                 time(a.at),
-                esc(a.session_id.as_deref().unwrap_or("")),
+                esc(a.session_id.as_ref().map_or("", SessionId::as_str)),
                 esc(&a.outcome),
                 esc(a.error.as_deref().unwrap_or("")),
             )
@@ -345,52 +342,16 @@ async fn render_detail(state: &DashState, op: &Operator, id: &str, top: String) 
          <h2>Body, as received ({len} bytes)</h2>{note}<pre id=\"body-raw\">{raw}</pre>{pretty}\
          <h2>Attempts</h2><table class=\"cards\"><thead><tr><th>#</th><th>Time</th><th>Session</th><th>Outcome</th>\
          <th>Error</th></tr></thead><tbody>{attempts}</tbody></table>",
-        id = esc(&s.id),
-        agent = esc(names.get(&agent).unwrap_or(&agent)),
+        id = esc(s.id.as_str()),
+        agent = esc(names.get(&agent).map_or(agent.as_str(), String::as_str)),
         ty = esc(&s.event_type),
         st = esc(&s.status),
         at = time(s.received_at),
         n = s.attempts,
-        qid = esc(&url_part(&s.id)),
+        qid = esc(&url_part(s.id.as_str())),
         csrf = csrf_field(&op.csrf),
         len = d.body.len(),
         raw = esc(&text),
     );
     page("Event", &op.csrf, &body).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_become_queries_and_bad_ones_say_why() {
-        let f = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>()
-        };
-        let q = query_of(
-            &f(&[("status", "failed"), ("type", "push*"), ("agent", "")]),
-            5,
-        )
-        .unwrap();
-        assert_eq!(q.status, Some(EventStatus::Failed));
-        assert_eq!(q.type_glob.as_deref(), Some("push*"));
-        assert_eq!(q.agent_id, None);
-        let since = query_of(&f(&[("since", "2h")]), 5).unwrap().since.unwrap();
-        assert!((crate::store::now_ms() - since - 7_200_000).abs() < 5_000);
-        assert!(query_of(&f(&[("since", "yesterday-ish")]), 5).is_err());
-        assert!(query_of(&f(&[("status", "lost")]), 5).is_err());
-        assert_eq!(
-            query_of(&f(&[("before", "42")]), 5).unwrap().before_seq,
-            Some(42)
-        );
-        assert!(query_of(&f(&[("before", "x")]), 5).is_err());
-        let at = query_of(&f(&[("until", "2026-12-04T10:00:00Z")]), 5)
-            .unwrap()
-            .until;
-        assert_eq!(at, Some(1_796_378_400_000));
-    }
 }

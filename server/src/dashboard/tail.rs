@@ -18,6 +18,8 @@ use serde_json::json;
 
 use super::auth::DashState;
 use super::auth::Operator;
+use lobster_shared::ids::AgentId;
+
 use super::events::agent_names;
 use super::html::page;
 use crate::store::dashboard::{AdminEventQuery, AdminEventRow};
@@ -37,12 +39,12 @@ pub async fn show(op: Operator) -> Html<String> {
     page("Live tail", &op.csrf, body)
 }
 
-fn frame(row: &AdminEventRow, names: &std::collections::HashMap<String, String>) -> Event {
+fn frame(row: &AdminEventRow, names: &std::collections::HashMap<AgentId, String>) -> Event {
     let e = &row.summary;
     let data = json!({
         "seq": row.seq,
         "id": e.id,
-        "agent": names.get(&row.agent_id).unwrap_or(&row.agent_id),
+        "agent": names.get(&row.agent_id).map_or(row.agent_id.as_str(), String::as_str),
         "type": e.event_type,
         "status": e.status,
         "received_at": crate::api::rfc3339(e.received_at),
@@ -55,7 +57,7 @@ struct Cursor {
     session: String,
     seq: Option<i64>,
     pending: std::collections::VecDeque<Event>,
-    names: std::collections::HashMap<String, String>,
+    names: std::collections::HashMap<AgentId, String>,
 }
 
 impl Cursor {

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lobster_shared::ids;
+use lobster_shared::ids::{AgentId, EventId, SessionId};
 use lobster_shared::signature::SigningKey;
 use lobster_shared::wire::{AgentMessage, RelayMessage};
 use reqwest::Url;
@@ -61,13 +61,13 @@ impl Target {
         let url = crypto::open(
             key,
             &stored.url,
-            &crypto::callback_identity(agent_id, "url"),
+            &crypto::callback_identity(agent_id.as_str(), "url"),
         )
         .map_err(|e| e.to_string())?;
         let secret = crypto::open(
             key,
             &stored.secret,
-            &crypto::callback_identity(agent_id, "secret"),
+            &crypto::callback_identity(agent_id.as_str(), "secret"),
         )
         .map_err(|e| e.to_string())?;
         Ok(Target {
@@ -83,7 +83,7 @@ pub struct Callbacks {
     client: CallbackClient,
     /// Agent id -> the stored version its supervisor delivers for, and what
     /// stops it.
-    running: Mutex<HashMap<String, (i64, CancellationToken)>>,
+    running: Mutex<HashMap<AgentId, (i64, CancellationToken)>>,
 }
 
 impl Callbacks {
@@ -152,7 +152,7 @@ impl Callbacks {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, CancellationToken)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AgentId, (i64, CancellationToken)>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -193,7 +193,7 @@ async fn supervise(state: AppState, agent: Agent, target: Arc<Target>, stop: Can
             link,
             state.clone(),
             agent.clone(),
-            ids::session_id(),
+            SessionId::generate(),
             Vec::new(),
             CALLBACK_TRANSPORT,
         )
@@ -226,8 +226,8 @@ struct CallbackLink {
     /// Fed events not yet POSTed (until the loop flushes).
     queued: Vec<Delivery>,
     /// POSTs under way: `(event id, outcome)`.
-    running: JoinSet<(String, Result<(), String>)>,
-    handles: HashMap<String, AbortHandle>,
+    running: JoinSet<(EventId, Result<(), String>)>,
+    handles: HashMap<EventId, AbortHandle>,
     /// The agent's own sessions here; the callback yields when one opens.
     connected: watch::Receiver<usize>,
     /// Whether one is connected to another instance (shared stores).
@@ -239,11 +239,13 @@ struct CallbackLink {
 impl CallbackLink {
     fn outcome(
         &mut self,
-        done: Result<(String, Result<(), String>), JoinError>,
+        done: Result<(EventId, Result<(), String>), JoinError>,
     ) -> Option<Inbound> {
         // An aborted POST's lease ran out (the loop already counted it).
         let (id, outcome) = done.ok()?;
         self.handles.remove(&id);
+        // Answers take the agents' path, as the frames they would send.
+        let id = id.into_string();
         Some(Inbound::Message(match outcome {
             Ok(()) => AgentMessage::Ack { id },
             Err(reason) => {
@@ -273,7 +275,7 @@ async fn connected_elsewhere(elsewhere: &mut watch::Receiver<bool>) {
 /// SQLite), until `stop`.
 fn watch_elsewhere(
     state: &AppState,
-    agent_id: &str,
+    agent_id: &AgentId,
     stop: CancellationToken,
 ) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
@@ -310,7 +312,7 @@ fn watch_elsewhere(
 }
 
 impl Link for CallbackLink {
-    async fn feed_event(&mut self, _id: &str, _json: String) -> Result<(), String> {
+    async fn feed_event(&mut self, _id: &EventId, _json: String) -> Result<(), String> {
         unreachable!("a callback is fed deliveries, never frames")
     }
 
@@ -354,7 +356,7 @@ impl Link for CallbackLink {
         Some(self.outcome(done))
     }
 
-    fn expired(&mut self, ids: &[String]) {
+    fn expired(&mut self, ids: &[EventId]) {
         for id in ids {
             if let Some(handle) = self.handles.remove(id) {
                 handle.abort();

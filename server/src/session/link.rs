@@ -1,5 +1,6 @@
 //! What a transport and the session loop say to each other.
 
+use lobster_shared::ids::EventId;
 use lobster_shared::wire::{AgentMessage, EventFrame, RelayMessage};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -22,7 +23,8 @@ pub(crate) enum Inbound {
     Gone(String),
 }
 
-/// Acks and nacks from `POST .../acks`, and where their outcome goes.
+/// Acks and nacks from `POST .../acks`, and where their outcome goes. The
+/// ids are the agent's text, checked where the session applies them.
 pub(crate) struct AnswerBatch {
     pub acks: Vec<String>,
     /// `(id, reason)`.
@@ -50,7 +52,7 @@ pub(crate) trait Link: Send {
     /// Queues an event frame; [`Link::flush`] sends what is queued.
     fn feed_event(
         &mut self,
-        id: &str,
+        id: &EventId,
         json: String,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
@@ -91,7 +93,7 @@ pub(crate) trait Link: Send {
     }
 
     /// These events' leases ran out: never hand them on.
-    fn expired(&mut self, _ids: &[String]) {}
+    fn expired(&mut self, _ids: &[EventId]) {}
 
     /// Says goodbye as the transport does for `ending`.
     fn finish(&mut self, ending: &Ending) -> impl Future<Output = ()> + Send;
@@ -111,7 +113,7 @@ pub(crate) enum Ending {
 pub(super) fn event_frame(d: Delivery) -> RelayMessage {
     let (body, body_encoding) = EventFrame::encode_body(&d.body);
     RelayMessage::Event(EventFrame {
-        id: d.id,
+        id: d.id.into_string(),
         event_type: d.event_type,
         received_at: rfc3339(d.received_at),
         attempt: d.attempt,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use lobster_shared::ids;
+use lobster_shared::ids::{EventId, SessionId};
 use lobster_shared::wire::RelayMessage;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
@@ -117,7 +117,7 @@ fn open(
         return Err(restarting());
     }
     reserve_session(state, &agent.agent_id)?;
-    let session_id = ids::session_id();
+    let session_id = SessionId::generate();
     let (listed, commands, inbox) =
         state
             .http_sessions
@@ -139,17 +139,17 @@ fn open(
         patterns,
         "poll",
     ));
-    Ok((session_id, commands))
+    Ok((session_id.into_string(), commands))
 }
 
 struct PollLink {
-    session_id: String,
+    session_id: SessionId,
     inbox: mpsc::Receiver<Command>,
     _listed: Listed,
     /// The `ready` frame until a poll carried it.
     ready: Option<String>,
     /// Leased events no poll has carried yet: `(id, frame JSON)`.
-    held: VecDeque<(String, String)>,
+    held: VecDeque<(EventId, String)>,
     waiting: Option<PollRequest>,
     /// The agent's last request, or the end of its last poll.
     last_seen: Instant,
@@ -164,7 +164,7 @@ impl PollLink {
         self.last_seen = Instant::now();
         let take = request.max.min(self.held.len());
         let answer = PollAnswer {
-            session_id: self.session_id.clone(),
+            session_id: self.session_id.to_string(),
             ready: self.ready.take(),
             events: self.held.drain(..take).collect(),
         };
@@ -211,8 +211,8 @@ async fn abandoned(waiting: &mut Option<PollRequest>) {
 impl Link for PollLink {
     const PULL: bool = true;
 
-    async fn feed_event(&mut self, id: &str, json: String) -> Result<(), String> {
-        self.held.push_back((id.to_owned(), json));
+    async fn feed_event(&mut self, id: &EventId, json: String) -> Result<(), String> {
+        self.held.push_back((id.clone(), json));
         Ok(())
     }
 
@@ -265,7 +265,7 @@ impl Link for PollLink {
         self.waiting.is_none().then_some(self.last_seen)
     }
 
-    fn expired(&mut self, ids: &[String]) {
+    fn expired(&mut self, ids: &[EventId]) {
         self.held.retain(|(id, _)| !ids.contains(id));
     }
 
@@ -277,7 +277,7 @@ impl Link for PollLink {
         match ending {
             Ending::Revoked => request.refuse(revoked()),
             Ending::Shutdown => request.refuse(restarting()),
-            _ => request.refuse(ended(&self.session_id)),
+            _ => request.refuse(ended(self.session_id.as_str())),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use lobster_shared::ids::{AgentId, EventId, SessionId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -32,7 +33,7 @@ pub(crate) enum Command {
 }
 
 struct Entry {
-    agent_id: String,
+    agent_id: AgentId,
     kind: Kind,
     tx: mpsc::Sender<Command>,
 }
@@ -40,13 +41,13 @@ struct Entry {
 /// This instance's live HTTP sessions by id.
 #[derive(Default)]
 pub struct HttpSessions {
-    sessions: Mutex<HashMap<String, Entry>>,
+    sessions: Mutex<HashMap<SessionId, Entry>>,
 }
 
 /// A session's place in [`HttpSessions`]; leaves it on drop.
 pub(crate) struct Listed {
     sessions: Arc<HttpSessions>,
-    session_id: String,
+    session_id: SessionId,
 }
 
 impl Drop for Listed {
@@ -58,22 +59,22 @@ impl Drop for Listed {
 impl HttpSessions {
     pub(crate) fn open(
         self: &Arc<Self>,
-        agent_id: &str,
-        session_id: &str,
+        agent_id: &AgentId,
+        session_id: &SessionId,
         kind: Kind,
     ) -> (Listed, mpsc::Sender<Command>, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         self.lock().insert(
-            session_id.to_owned(),
+            session_id.clone(),
             Entry {
-                agent_id: agent_id.to_owned(),
+                agent_id: agent_id.clone(),
                 kind,
                 tx: tx.clone(),
             },
         );
         let listed = Listed {
             sessions: self.clone(),
-            session_id: session_id.to_owned(),
+            session_id: session_id.clone(),
         };
         (listed, tx, rx)
     }
@@ -82,14 +83,14 @@ impl HttpSessions {
     /// such session (see [`gone`]).
     fn find(
         &self,
-        agent_id: &str,
-        session_id: &str,
+        agent_id: &AgentId,
+        session_id: &SessionId,
     ) -> Result<Option<(Kind, mpsc::Sender<Command>)>, ApiError> {
         let sessions = self.lock();
         let Some(entry) = sessions.get(session_id) else {
             return Ok(None);
         };
-        if entry.agent_id != agent_id {
+        if &entry.agent_id != agent_id {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "session_of_another_agent",
@@ -99,20 +100,25 @@ impl HttpSessions {
         Ok(Some((entry.kind, entry.tx.clone())))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Entry>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// The live HTTP session `session_id` of `agent`, or why there is none
-/// (see [`gone`]).
+/// (see [`gone`]). `session_id` is the request's text: one that is no
+/// session id names no session, like one that ended.
 pub(crate) async fn find_session(
     sessions: &HttpSessions,
     agents: &AgentDirectory,
     agent: &Agent,
     session_id: &str,
 ) -> Result<(Kind, mpsc::Sender<Command>), ApiError> {
-    match sessions.find(&agent.agent_id, session_id)? {
+    let found = match SessionId::parse(session_id) {
+        Ok(id) => sessions.find(&agent.agent_id, &id)?,
+        Err(_) => None,
+    };
+    match found {
         Some(found) => Ok(found),
         None => Err(gone(agents, agent, session_id).await),
     }
@@ -185,7 +191,7 @@ pub(crate) struct PollAnswer {
     /// The `ready` frame, in the answer to the poll that opened the session.
     pub(super) ready: Option<String>,
     /// `(id, event frame JSON)`.
-    pub(super) events: Vec<(String, String)>,
+    pub(super) events: Vec<(EventId, String)>,
 }
 
 impl IntoResponse for PollAnswer {
@@ -221,17 +227,46 @@ impl IntoResponse for PollAnswer {
 mod tests {
     use super::*;
 
+    /// Ids as the tests name them.
+    fn agt(id: &str) -> AgentId {
+        AgentId::from_stored(id)
+    }
+
+    fn ses(id: &str) -> SessionId {
+        SessionId::from_stored(id)
+    }
+
     #[test]
     fn sessions_are_found_by_their_agent_only_while_listed() {
         let sessions = Arc::new(HttpSessions::default());
-        let (listed, _tx, _rx) = sessions.open("agt_1", "ses_1", Kind::Sse);
+        let (listed, _tx, _rx) = sessions.open(&agt("agt_1"), &ses("ses_1"), Kind::Sse);
         assert_eq!(
-            sessions.find("agt_1", "ses_1").unwrap().unwrap().0,
+            sessions
+                .find(&agt("agt_1"), &ses("ses_1"))
+                .unwrap()
+                .unwrap()
+                .0,
             Kind::Sse
         );
-        assert_eq!(sessions.find("agt_2", "ses_1").unwrap_err().status, 403);
-        assert!(sessions.find("agt_1", "ses_2").unwrap().is_none());
+        assert_eq!(
+            sessions
+                .find(&agt("agt_2"), &ses("ses_1"))
+                .unwrap_err()
+                .status,
+            403
+        );
+        assert!(
+            sessions
+                .find(&agt("agt_1"), &ses("ses_2"))
+                .unwrap()
+                .is_none()
+        );
         drop(listed);
-        assert!(sessions.find("agt_1", "ses_1").unwrap().is_none());
+        assert!(
+            sessions
+                .find(&agt("agt_1"), &ses("ses_1"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! A session's place among its agent's sessions (`--max-sessions-per-agent`).
 
 use axum::http::StatusCode;
+use lobster_shared::ids::AgentId;
 
 use crate::api::error::ApiError;
 use crate::state::AppState;
@@ -11,7 +12,7 @@ const SESSIONS_RETRY_AFTER_SECS: u64 = 10;
 /// Reserves a session place for the agent (taken when the session
 /// registers with the hub), or `429 too_many_sessions` when it already has
 /// `--max-sessions-per-agent` sessions on this instance.
-pub fn reserve_session(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
+pub fn reserve_session(state: &AppState, agent_id: &AgentId) -> Result<(), ApiError> {
     let max = state.config.max_sessions_per_agent as usize;
     if state.bus.hub().try_reserve(agent_id, max) {
         return Ok(());

@@ -13,7 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse as _, Response};
-use lobster_shared::ids;
+use lobster_shared::ids::{EventId, SessionId};
 use lobster_shared::wire::{ErrorFrame, RelayMessage};
 use tokio::sync::mpsc;
 
@@ -46,7 +46,7 @@ pub async fn stream(
         return Err(restarting());
     }
     reserve_session(&state, &agent.agent_id)?;
-    let session_id = ids::session_id();
+    let session_id = SessionId::generate();
     let (listed, _, commands) = state
         .http_sessions
         .open(&agent.agent_id, &session_id, Kind::Sse);
@@ -88,8 +88,8 @@ impl SseLink {
 }
 
 impl Link for SseLink {
-    async fn feed_event(&mut self, id: &str, json: String) -> Result<(), String> {
-        self.put(Event::default().id(id).data(json)).await
+    async fn feed_event(&mut self, id: &EventId, json: String) -> Result<(), String> {
+        self.put(Event::default().id(id.as_str()).data(json)).await
     }
 
     async fn flush(&mut self) -> Result<(), String> {

@@ -10,7 +10,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt as _, SinkExt, StreamExt};
-use lobster_shared::ids;
+use lobster_shared::ids::{EventId, SessionId};
 use lobster_shared::wire::{AgentMessage, ErrorFrame, RelayMessage, close_code};
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -94,7 +94,7 @@ fn open(
         .max_write_buffer_size(write_limit)
         .on_upgrade(move |socket| {
             let link = WsLink::new(socket);
-            let session_id = ids::session_id();
+            let session_id = SessionId::generate();
             let session = run(link, state, agent, session_id, patterns, "websocket");
             // The socket holds its --max-connections slot while it lives.
             // `map`, not an `async move` block: awaiting a captured future
@@ -132,7 +132,7 @@ impl WsLink {
 }
 
 impl Link for WsLink {
-    async fn feed_event(&mut self, _id: &str, json: String) -> Result<(), String> {
+    async fn feed_event(&mut self, _id: &EventId, json: String) -> Result<(), String> {
         self.sink
             .feed(Message::Text(json.into()))
             .await

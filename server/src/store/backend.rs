@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use lobster_shared::ids::{AgentId, EventId, RelayId, SessionId, WorkspaceName};
 
 use super::callbacks::StoredCallback;
 use super::dashboard::{AdminEventQuery, AdminEventRow};
@@ -62,19 +63,25 @@ pub trait Backend: Send + Sync + 'static {
     /// Marks events delivered. Ids of other agents or finished events are
     /// ignored. May be less durable than other writes: a lost ack means a
     /// redelivery, never a loss.
-    fn ack(&self, agent_id: &str, session_id: &str, ids: Vec<String>) -> Write<()>;
+    fn ack(&self, agent_id: &AgentId, session_id: &SessionId, ids: Vec<EventId>) -> Write<()>;
 
     /// Schedules a retry of an event leased to the session, by the retry
     /// policy, or marks it failed after the last attempt.
-    fn nack(&self, agent_id: &str, session_id: &str, id: &str, reason: &str) -> Write<()>;
+    fn nack(
+        &self,
+        agent_id: &AgentId,
+        session_id: &SessionId,
+        id: &EventId,
+        reason: &str,
+    ) -> Write<()>;
 
     /// Returns every event leased to a session to the queue (the session
     /// closed). An ack of the session still under way may apply after it,
     /// when another session may have the event already: await acks first.
-    fn release(&self, agent_id: &str, session_id: &str) -> Write<()>;
+    fn release(&self, agent_id: &AgentId, session_id: &SessionId) -> Write<()>;
 
     /// Queues an event again (same id, attempt count continues).
-    fn replay(&self, agent_id: &str, id: &str) -> Write<ReplayOutcome>;
+    fn replay(&self, agent_id: &AgentId, id: &EventId) -> Write<ReplayOutcome>;
 
     /// Expires, deletes and forgets what is past retention (`failed`
     /// events after `failed_retention`); returns rows changed.
@@ -86,21 +93,25 @@ pub trait Backend: Send + Sync + 'static {
     fn list_events(&self, query: EventQuery) -> Read<'_, Vec<EventSummary>>;
 
     /// One event of an agent with its headers, body and history.
-    fn event_detail<'a>(&'a self, agent_id: &'a str, id: &'a str) -> Read<'a, Option<EventDetail>>;
+    fn event_detail<'a>(
+        &'a self,
+        agent_id: &'a AgentId,
+        id: &'a EventId,
+    ) -> Read<'a, Option<EventDetail>>;
 
     /// Events of an agent not yet delivered (pending or being delivered).
-    fn pending_count<'a>(&'a self, agent_id: &'a str) -> Read<'a, u64>;
+    fn pending_count<'a>(&'a self, agent_id: &'a AgentId) -> Read<'a, u64>;
 
     // Agents.
 
     fn create_agent(&self, agent: NewAgent) -> Write<()>;
 
     /// Revokes an agent; `false` if there is no such (unrevoked) agent.
-    fn revoke_agent(&self, agent_id: &str) -> Write<bool>;
+    fn revoke_agent(&self, agent_id: &AgentId) -> Write<bool>;
 
     /// Stores `last_seen` times, one batch (see [`crate::last_seen`]); as
     /// little durable as acks.
-    fn touch_agents(&self, seen: Vec<(String, Millis)>) -> Write<()>;
+    fn touch_agents(&self, seen: Vec<(AgentId, Millis)>) -> Write<()>;
 
     fn list_agents(&self) -> Read<'_, Vec<AgentStats>>;
 
@@ -110,19 +121,19 @@ pub trait Backend: Send + Sync + 'static {
     fn agent_by_key_hash<'a>(&'a self, key_hash: &'a str) -> Read<'a, Option<Agent>>;
 
     /// An unrevoked agent by its public relay id.
-    fn agent_by_relay_id<'a>(&'a self, relay_id: &'a str) -> Read<'a, Option<Agent>>;
+    fn agent_by_relay_id<'a>(&'a self, relay_id: &'a RelayId) -> Read<'a, Option<Agent>>;
 
     /// Agents revoked at or after `since`, for instances that did not see
     /// the revocation themselves.
-    fn revoked_since(&self, since: Millis) -> Read<'_, Vec<String>>;
+    fn revoked_since(&self, since: Millis) -> Read<'_, Vec<AgentId>>;
 
     /// Marks agents as having a session on this instance until `until`,
     /// and `offline` as no longer (see [`crate::presence`]). Only a shared
     /// store keeps it; by default every session is on this instance.
     fn mark_presence(
         &self,
-        online: Vec<String>,
-        offline: Vec<String>,
+        online: Vec<AgentId>,
+        offline: Vec<AgentId>,
         until: Millis,
     ) -> Read<'_, ()> {
         let _ = (online, offline, until);
@@ -131,7 +142,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Whether a session of the agent is connected to another instance, as
     /// the instances last marked it (by default never).
-    fn connected_elsewhere<'a>(&'a self, agent_id: &'a str) -> Read<'a, bool> {
+    fn connected_elsewhere<'a>(&'a self, agent_id: &'a AgentId) -> Read<'a, bool> {
         let _ = agent_id;
         Box::pin(std::future::ready(Ok(false)))
     }
@@ -139,13 +150,13 @@ pub trait Backend: Send + Sync + 'static {
     // Push delivery's callbacks (sealed above the store, see `callbacks`).
 
     /// Stores (or replaces) an agent's callback; returns its new version.
-    fn set_callback(&self, agent_id: &str, url: String, secret: String) -> Write<i64>;
+    fn set_callback(&self, agent_id: &AgentId, url: String, secret: String) -> Write<i64>;
 
     /// Removes an agent's callback; `false` if it had none.
-    fn clear_callback(&self, agent_id: &str) -> Write<bool>;
+    fn clear_callback(&self, agent_id: &AgentId) -> Write<bool>;
 
     /// An unrevoked agent's callback.
-    fn callback<'a>(&'a self, agent_id: &'a str) -> Read<'a, Option<StoredCallback>>;
+    fn callback<'a>(&'a self, agent_id: &'a AgentId) -> Read<'a, Option<StoredCallback>>;
 
     /// Every unrevoked agent's callback, by agent id.
     fn list_callbacks(&self) -> Read<'_, Vec<StoredCallback>>;
@@ -157,12 +168,16 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Replaces a workspace's secrets and bumps its version; returns the new
     /// version, `None` if there is no such workspace.
-    fn replace_workspace_secrets(&self, name: &str, secrets: Vec<String>) -> Write<Option<i64>>;
+    fn replace_workspace_secrets(
+        &self,
+        name: &WorkspaceName,
+        secrets: Vec<String>,
+    ) -> Write<Option<i64>>;
 
-    fn workspace<'a>(&'a self, name: &'a str) -> Read<'a, Option<StoredWorkspace>>;
+    fn workspace<'a>(&'a self, name: &'a WorkspaceName) -> Read<'a, Option<StoredWorkspace>>;
 
     /// Only the version, for caches checking whether they are stale.
-    fn workspace_version<'a>(&'a self, name: &'a str) -> Read<'a, Option<i64>>;
+    fn workspace_version<'a>(&'a self, name: &'a WorkspaceName) -> Read<'a, Option<i64>>;
 
     /// Every stored workspace, by name.
     fn list_workspaces(&self) -> Read<'_, Vec<StoredWorkspace>>;
@@ -173,10 +188,10 @@ pub trait Backend: Send + Sync + 'static {
     fn admin_events(&self, query: AdminEventQuery) -> Read<'_, Vec<AdminEventRow>>;
 
     /// The agent an event belongs to, if the event exists.
-    fn event_agent<'a>(&'a self, id: &'a str) -> Read<'a, Option<String>>;
+    fn event_agent<'a>(&'a self, id: &'a EventId) -> Read<'a, Option<AgentId>>;
 
     /// Failed events per agent id.
-    fn failed_by_agent(&self) -> Read<'_, Vec<(String, u64)>>;
+    fn failed_by_agent(&self) -> Read<'_, Vec<(AgentId, u64)>>;
 
     /// Events not yet delivered (pending or being delivered), all agents.
     fn queue_depth(&self) -> Read<'_, u64>;

@@ -5,6 +5,8 @@
 //! happen above it. One callback per agent; a revoked agent's callback is
 //! never listed.
 
+use lobster_shared::ids::{AgentId, RelayId, WorkspaceName};
+
 use super::{Agent, Millis};
 
 /// A stored callback and the (unrevoked) agent it belongs to.
@@ -44,10 +46,10 @@ pub(super) fn callback_from(
 ) -> StoredCallback {
     StoredCallback {
         agent: Agent {
-            agent_id,
+            agent_id: AgentId::from_stored(agent_id),
             name,
-            workspace,
-            relay_id,
+            workspace: WorkspaceName::from_stored(workspace),
+            relay_id: RelayId::from_stored(relay_id),
         },
         url,
         secret,

@@ -1,12 +1,14 @@
 //! Reads across agents for the admin dashboard (`crate::dashboard`): the
 //! agent API's queries are scoped to one agent, an operator's are not.
 
+use lobster_shared::ids::{AgentId, EventId};
+
 use super::{EventStatus, EventSummary, Millis};
 
 /// A filter over every agent's events. Every field narrows; `None` is "any".
 #[derive(Debug, Clone, Default)]
 pub struct AdminEventQuery {
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     pub status: Option<EventStatus>,
     /// A glob on `event_type` (`*` and `?`).
     pub type_glob: Option<String>,
@@ -15,7 +17,7 @@ pub struct AdminEventQuery {
     /// Received before.
     pub until: Option<Millis>,
     /// One event by id.
-    pub id: Option<String>,
+    pub id: Option<EventId>,
     /// Only events accepted after this sequence number, oldest first (the
     /// live tail); otherwise newest first.
     pub after_seq: Option<i64>,
@@ -29,7 +31,7 @@ pub struct AdminEventQuery {
 pub struct AdminEventRow {
     /// Acceptance order, the live tail's cursor.
     pub seq: i64,
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub summary: EventSummary,
 }
 

@@ -25,13 +25,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use lobster_shared::ids::{AgentId, SessionId};
 use tokio::sync::Notify;
 
 use super::{Delivery, Millis};
 
 /// One session's place in the push path.
 pub struct Port {
-    session_id: String,
+    session_id: SessionId,
     /// Sessions with an `?events=` filter take no pushes: they claim.
     filtered: bool,
     /// The lease an event pushed here gets (the ack timeout).
@@ -63,9 +64,14 @@ impl std::fmt::Debug for Port {
 
 impl Port {
     /// A port with `slots` free slots.
-    pub fn new(session_id: &str, filtered: bool, lease_ms: Millis, slots: usize) -> Arc<Port> {
+    pub fn new(
+        session_id: &SessionId,
+        filtered: bool,
+        lease_ms: Millis,
+        slots: usize,
+    ) -> Arc<Port> {
         Arc::new(Port {
-            session_id: session_id.to_owned(),
+            session_id: session_id.clone(),
             filtered,
             lease_ms,
             free: AtomicUsize::new(slots),
@@ -76,7 +82,7 @@ impl Port {
         })
     }
 
-    pub fn session_id(&self) -> &str {
+    pub fn session_id(&self) -> &SessionId {
         &self.session_id
     }
 
@@ -173,23 +179,20 @@ impl Port {
 /// The ports of this instance's sessions, by agent.
 #[derive(Default)]
 pub struct Ports {
-    agents: Mutex<HashMap<String, Vec<Arc<Port>>>>,
+    agents: Mutex<HashMap<AgentId, Vec<Arc<Port>>>>,
 }
 
 impl Ports {
-    pub fn attach(&self, agent_id: &str, port: Arc<Port>) {
-        self.lock()
-            .entry(agent_id.to_owned())
-            .or_default()
-            .push(port);
+    pub fn attach(&self, agent_id: &AgentId, port: Arc<Port>) {
+        self.lock().entry(agent_id.clone()).or_default().push(port);
     }
 
     /// Called before the session releases its leases, so that no insert
     /// leases to it afterwards.
-    pub fn detach(&self, agent_id: &str, session_id: &str) {
+    pub fn detach(&self, agent_id: &AgentId, session_id: &SessionId) {
         let mut agents = self.lock();
         if let Some(ports) = agents.get_mut(agent_id) {
-            ports.retain(|p| p.session_id != session_id);
+            ports.retain(|p| &p.session_id != session_id);
             if ports.is_empty() {
                 agents.remove(agent_id);
             }
@@ -199,7 +202,7 @@ impl Ports {
     /// A slot for a new event of `agent_id`: on the caught-up, unfiltered
     /// port with the most free slots. With none, every port of the agent
     /// stops being caught up (the event will wait in the store).
-    pub fn take_slot(&self, agent_id: &str) -> Option<Arc<Port>> {
+    pub fn take_slot(&self, agent_id: &AgentId) -> Option<Arc<Port>> {
         let agents = self.lock();
         let ports = agents.get(agent_id)?;
         let best = ports
@@ -217,51 +220,71 @@ impl Ports {
         None
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Arc<Port>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AgentId, Vec<Arc<Port>>>> {
         self.agents.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use lobster_shared::ids::EventId;
+
     use super::*;
+
+    /// Ids as tests name them (the store trusts what it is handed).
+    fn agent(id: &str) -> AgentId {
+        AgentId::from_stored(id)
+    }
+
+    fn session(id: &str) -> SessionId {
+        SessionId::from_stored(id)
+    }
 
     #[test]
     fn slots_go_to_caught_up_unfiltered_ports_and_a_miss_clears_caught_up() {
         let ports = Ports::default();
-        let a = Port::new("ses_a", false, 30_000, 1);
-        let filtered = Port::new("ses_f", true, 30_000, 5);
-        ports.attach("agt_1", a.clone());
-        ports.attach("agt_1", filtered.clone());
-        assert!(ports.take_slot("agt_1").is_none(), "not caught up yet");
+        let a = Port::new(&session("ses_a"), false, 30_000, 1);
+        let filtered = Port::new(&session("ses_f"), true, 30_000, 5);
+        ports.attach(&agent("agt_1"), a.clone());
+        ports.attach(&agent("agt_1"), filtered.clone());
+        assert!(
+            ports.take_slot(&agent("agt_1")).is_none(),
+            "not caught up yet"
+        );
         a.set_caught_up(true);
         filtered.set_caught_up(true);
-        let port = ports.take_slot("agt_1").expect("a slot");
-        assert_eq!(port.session_id(), "ses_a");
+        let port = ports.take_slot(&agent("agt_1")).expect("a slot");
+        assert_eq!(port.session_id().as_str(), "ses_a");
         assert_eq!(a.free(), 0);
         // Full: the event waits in the store, so later ones must too.
-        assert!(ports.take_slot("agt_1").is_none());
+        assert!(ports.take_slot(&agent("agt_1")).is_none());
         assert!(!a.is_caught_up() && !filtered.is_caught_up());
         a.give_back(1);
-        assert!(ports.take_slot("agt_1").is_none(), "a claim must run first");
-        assert!(ports.take_slot("agt_other").is_none());
+        assert!(
+            ports.take_slot(&agent("agt_1")).is_none(),
+            "a claim must run first"
+        );
+        assert!(ports.take_slot(&agent("agt_other")).is_none());
     }
 
     #[test]
     fn a_detached_or_dropped_session_takes_nothing() {
         let ports = Ports::default();
-        let a = Port::new("ses_a", false, 30_000, 4);
+        let a = Port::new(&session("ses_a"), false, 30_000, 4);
         a.set_caught_up(true);
-        ports.attach("agt_1", a.clone());
+        ports.attach(&agent("agt_1"), a.clone());
         a.close();
-        assert!(ports.take_slot("agt_1").is_none(), "its loop is gone");
-        ports.detach("agt_1", "ses_a");
+        assert!(
+            ports.take_slot(&agent("agt_1")).is_none(),
+            "its loop is gone"
+        );
+        ports.detach(&agent("agt_1"), &session("ses_a"));
         assert!(ports.lock().is_empty());
     }
 
     #[test]
     fn take_all_and_give_back_keep_the_count() {
-        let a = Port::new("ses_a", false, 30_000, 10);
+        let a = Port::new(&session("ses_a"), false, 30_000, 10);
         assert_eq!(a.take_all(), 10);
         assert_eq!(a.free(), 0);
         assert!(!a.try_take_one());
@@ -272,7 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn pushed_events_wait_in_the_queue_and_wake_the_session_in_batches() {
-        let a = Port::new("ses_a", false, 30_000, 10);
+        let a = Port::new(&session("ses_a"), false, 30_000, 10);
         let waiter = {
             let a = a.clone();
             tokio::spawn(async move { a.pushed(2).await })
@@ -297,7 +320,7 @@ mod tests {
 
     fn delivery(id: &str) -> Delivery {
         Delivery {
-            id: id.to_owned(),
+            id: EventId::from_stored(id),
             event_type: "test".into(),
             received_at: 0,
             attempt: 1,

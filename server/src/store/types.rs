@@ -1,6 +1,7 @@
 //! What the store takes and returns, independent of the backend.
 
 use bytes::Bytes;
+use lobster_shared::ids::{AgentId, EventId, RelayId, SessionId, WorkspaceName};
 
 /// Milliseconds since the Unix epoch, the store's clock.
 pub type Millis = i64;
@@ -19,10 +20,10 @@ pub const DEDUP_WINDOW_MS: Millis = 10 * 60 * 1000;
 /// An agent as authentication and routing need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub name: String,
-    pub workspace: String,
-    pub relay_id: String,
+    pub workspace: WorkspaceName,
+    pub relay_id: RelayId,
 }
 
 /// An agent with what the admin listing shows.
@@ -44,8 +45,8 @@ pub struct NewAgent {
 /// A webhook to store.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub id: String,
-    pub agent_id: String,
+    pub id: EventId,
+    pub agent_id: AgentId,
     pub event_type: String,
     pub received_at: Millis,
     pub headers: Vec<(String, String)>,
@@ -57,19 +58,19 @@ pub struct NewEvent {
 /// Result of [`super::Backend::insert_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
-    New(String),
+    New(EventId),
     /// The original event's id.
-    Duplicate(String),
+    Duplicate(EventId),
     /// Stored and leased to a live session of this instance, which has it
     /// already (see [`super::push`]): nobody needs waking.
-    Pushed(String),
+    Pushed(EventId),
 }
 
 /// A session asking for work.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
-    pub agent_id: String,
-    pub session_id: String,
+    pub agent_id: AgentId,
+    pub session_id: SessionId,
     pub limit: usize,
     /// How long the lease lasts (the ack timeout).
     pub lease_ms: Millis,
@@ -84,13 +85,13 @@ pub struct ClaimRequest {
     /// to the queue, open to this session again, before the claim. Without
     /// it such an event stays leased to a session that never got it, and
     /// once expired is never offered to that session again.
-    pub requeue_except: Option<Vec<String>>,
+    pub requeue_except: Option<Vec<EventId>>,
 }
 
 /// One leased event, ready to become an `event` frame.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub id: String,
+    pub id: EventId,
     pub event_type: String,
     pub received_at: Millis,
     pub attempt: u32,
@@ -153,17 +154,18 @@ impl EventStatus {
 /// A page of an agent's events, newest first.
 #[derive(Debug, Clone)]
 pub struct EventQuery {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub status: Option<EventStatus>,
     pub limit: usize,
-    /// Only events older than this event id.
-    pub before: Option<String>,
+    /// Only events older than this event id (an id the agent has no event
+    /// of counts as none).
+    pub before: Option<EventId>,
 }
 
 /// A line of the event listing.
 #[derive(Debug, Clone)]
 pub struct EventSummary {
-    pub id: String,
+    pub id: EventId,
     pub event_type: String,
     pub status: String,
     pub received_at: Millis,
@@ -175,7 +177,7 @@ pub struct EventSummary {
 pub struct AttemptRecord {
     pub attempt: u32,
     pub at: Millis,
-    pub session_id: Option<String>,
+    pub session_id: Option<SessionId>,
     pub outcome: String,
     pub error: Option<String>,
 }

@@ -5,12 +5,14 @@
 //! it, so no backend ever sees a key. `default` is never stored: it comes
 //! from the configuration.
 
+use lobster_shared::ids::WorkspaceName;
+
 use super::{Millis, StoreError};
 
 /// A stored workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredWorkspace {
-    pub name: String,
+    pub name: WorkspaceName,
     /// As spelled by `Scheme::as_str`.
     pub signature_scheme: String,
     /// Sealed secrets, in order (the order is part of each one's identity).
@@ -39,7 +41,7 @@ pub(super) fn workspace_from(
     (name, signature_scheme, secrets, version, created_at): RawRow,
 ) -> Result<StoredWorkspace, StoreError> {
     Ok(StoredWorkspace {
-        name,
+        name: WorkspaceName::from_stored(name),
         signature_scheme,
         secrets: secrets_from(&secrets)?,
         version,

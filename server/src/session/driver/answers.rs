@@ -3,6 +3,7 @@
 //! keeps), and posted batches (SSE, long-poll) answered with whether their
 //! writes were stored.
 
+use lobster_shared::ids::EventId;
 use lobster_shared::wire::AgentMessage;
 use tokio::task::JoinHandle;
 
@@ -16,13 +17,18 @@ impl Session {
     /// is awaited so that the next lease sees its retry time.
     pub(super) async fn apply(&mut self, message: AgentMessage) -> bool {
         match message {
-            AgentMessage::Ack { id } => self.ack(id),
-            AgentMessage::Nack { id, reason } => self.nack(id, reason).await.0,
+            AgentMessage::Ack { id } => self.ack(&id),
+            AgentMessage::Nack { id, reason } => self.nack(&id, reason).await.0,
         }
     }
 
-    pub(super) fn ack(&mut self, id: String) -> bool {
+    /// `id` is the agent's text, checked here: one that is no event id
+    /// acks nothing, as an id of no event of the session always did.
+    pub(super) fn ack(&mut self, id: &str) -> bool {
         crate::metrics::event_acked();
+        let Ok(id) = EventId::parse(id) else {
+            return false;
+        };
         let freed = self.in_flight.remove(&id).is_some();
         self.acks.push(id);
         if freed {
@@ -36,8 +42,16 @@ impl Session {
     }
 
     /// Returns whether capacity was freed and whether the nack was stored.
-    pub(super) async fn nack(&mut self, id: String, reason: String) -> (bool, bool) {
+    /// `id` is the agent's text, checked here: one that is no event id
+    /// nacks nothing (and nothing is stored), as an id of no event of the
+    /// session always did.
+    pub(super) async fn nack(&mut self, id: &str, reason: String) -> (bool, bool) {
         crate::metrics::event_nacked();
+        let Ok(id) = EventId::parse(id) else {
+            tracing::debug!(event_id = %id, reason = ?reason, "nack");
+            self.flush_acks();
+            return (false, true);
+        };
         let freed = self.in_flight.remove(&id).is_some();
         if freed {
             self.port.give_back(1);
@@ -62,12 +76,12 @@ impl Session {
         let mut freed = false;
         self.flush_acks();
         for id in batch.acks {
-            freed |= self.ack(id);
+            freed |= self.ack(&id);
         }
         let acks_stored = self.store_acks();
         let mut nacks_stored = true;
         for (id, reason) in batch.nacks {
-            let (nack_freed, stored) = self.nack(id, reason).await;
+            let (nack_freed, stored) = self.nack(&id, reason).await;
             freed |= nack_freed;
             nacks_stored &= stored;
         }

@@ -9,6 +9,7 @@ mod writes;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use lobster_shared::ids::{EventId, SessionId};
 use lobster_shared::wire::{PROTOCOL_VERSION, Ready, RelayMessage};
 use tokio::time::{Instant, sleep_until};
 use tracing::Instrument as _;
@@ -40,7 +41,7 @@ pub(super) fn run<L: Link + 'static>(
     link: L,
     state: AppState,
     agent: Agent,
-    session_id: String,
+    session_id: SessionId,
     patterns: Vec<String>,
     transport: &'static str,
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -52,14 +53,14 @@ pub(super) fn run<L: Link + 'static>(
 struct Session {
     state: AppState,
     agent: Agent,
-    session_id: String,
+    session_id: SessionId,
     patterns: Vec<String>,
     /// Event id -> when its lease runs out.
-    in_flight: HashMap<String, Instant>,
+    in_flight: HashMap<EventId, Instant>,
     /// Free delivery slots, and where new events arrive straight from
     /// their commit (see `store::push`).
     port: std::sync::Arc<Port>,
-    acks: Vec<String>,
+    acks: Vec<EventId>,
     /// Acks under way, which some writes wait for.
     writes: Writes,
     /// The last claim failed: it may have leased events (PostgreSQL can
@@ -71,7 +72,7 @@ impl Session {
     fn new<L: Link>(
         state: AppState,
         agent: Agent,
-        session_id: String,
+        session_id: SessionId,
         patterns: Vec<String>,
     ) -> Self {
         // A filtered port takes no pushes: the session claims everything.
@@ -212,7 +213,7 @@ impl Session {
     /// Frees the slots of events whose lease ran out.
     fn expire<L: Link>(&mut self, link: &mut L) {
         let now = Instant::now();
-        let expired: Vec<String> = self
+        let expired: Vec<EventId> = self
             .in_flight
             .iter()
             .filter(|(_, until)| **until <= now)
@@ -228,9 +229,9 @@ impl Session {
 
     fn ready(&self) -> RelayMessage {
         RelayMessage::Ready(Ready {
-            session_id: self.session_id.clone(),
-            agent_id: self.agent.agent_id.clone(),
-            relay_id: self.agent.relay_id.clone(),
+            session_id: self.session_id.to_string(),
+            agent_id: self.agent.agent_id.to_string(),
+            relay_id: self.agent.relay_id.to_string(),
             webhook_url: self.state.webhook_url(&self.agent.relay_id),
             max_in_flight: self.state.config.max_in_flight,
             ack_timeout_ms: self.state.config.ack_timeout.as_millis() as u64,

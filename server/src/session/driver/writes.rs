@@ -22,6 +22,7 @@
 //! adds no task or allocation of its own, and nothing waits unless an ack
 //! is still under way.
 
+use lobster_shared::ids::{AgentId, EventId, SessionId};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
@@ -43,9 +44,9 @@ impl Writes {
     pub(super) fn ack(
         &mut self,
         state: &AppState,
-        agent_id: &str,
-        session_id: &str,
-        ids: Vec<String>,
+        agent_id: &AgentId,
+        session_id: &SessionId,
+        ids: Vec<EventId>,
     ) -> JoinHandle<bool> {
         let write = state.store.ack(agent_id, session_id, ids);
         let tracked = self.acks().track_future(log_failure(write, "ack"));

@@ -1,6 +1,7 @@
 //! Agents: creation, lookup for authentication and routing, revocation.
 
 use deadpool_postgres::GenericClient;
+use lobster_shared::ids::{AgentId, RelayId, WorkspaceName};
 use tokio_postgres::{Error, Row};
 
 use crate::store::*;
@@ -19,10 +20,10 @@ pub(super) async fn create_agent(
     c.execute(
         &insert,
         &[
-            &a.agent.agent_id,
+            &a.agent.agent_id.as_str(),
             &a.agent.name,
-            &a.agent.workspace,
-            &a.agent.relay_id,
+            &a.agent.workspace.as_str(),
+            &a.agent.relay_id.as_str(),
             &a.key_hash,
             &now,
         ],
@@ -66,11 +67,13 @@ pub(super) async fn touch_agents(
 pub(super) async fn mark_presence(
     c: &impl GenericClient,
     instance: &str,
-    online: &[String],
-    offline: &[String],
+    online: &[AgentId],
+    offline: &[AgentId],
     until: Millis,
     now: Millis,
 ) -> Result<(), Error> {
+    let online: Vec<&str> = online.iter().map(AgentId::as_str).collect();
+    let offline: Vec<&str> = offline.iter().map(AgentId::as_str).collect();
     if !online.is_empty() {
         let mark = c
             .prepare_cached(
@@ -141,10 +144,10 @@ pub(super) async fn agent_where(
 
 fn agent_from_row(r: &Row) -> Agent {
     Agent {
-        agent_id: r.get(0),
+        agent_id: AgentId::from_stored(r.get::<_, String>(0)),
         name: r.get(1),
-        workspace: r.get(2),
-        relay_id: r.get(3),
+        workspace: WorkspaceName::from_stored(r.get::<_, String>(2)),
+        relay_id: RelayId::from_stored(r.get::<_, String>(3)),
     }
 }
 
@@ -178,13 +181,13 @@ pub(super) async fn agent_count(c: &impl GenericClient) -> Result<u64, Error> {
 pub(super) async fn revoked_since(
     c: &impl GenericClient,
     since: Millis,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<AgentId>, Error> {
     let revoked = c
         .prepare_cached("SELECT agent_id FROM agents WHERE revoked_at >= $1")
         .await?;
     Ok(c.query(&revoked, &[&since])
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| AgentId::from_stored(r.get::<_, String>(0)))
         .collect())
 }

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use lobster_shared::ids::{AgentId, EventId, RelayId, SessionId, WorkspaceName};
 
 use super::agents::AgentKey;
 use super::pool::{Limit, QUICK, statement, transaction};
@@ -64,10 +65,11 @@ impl Backend for PostgresStore {
         })
     }
 
-    fn ack(&self, agent_id: &str, session_id: &str, ids: Vec<String>) -> Write<()> {
+    fn ack(&self, agent_id: &AgentId, session_id: &SessionId, ids: Vec<EventId>) -> Write<()> {
         let clock = self.clock.clone();
         let pool = self.pool.clone();
-        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        let (agent_id, session_id) = (agent_id.to_string(), session_id.to_string());
+        let ids: Vec<String> = ids.into_iter().map(EventId::into_string).collect();
         Box::pin(self.spawn(async move {
             let now = clock.now();
             statement!(&pool, QUICK, |c| queue::ack(
@@ -80,15 +82,17 @@ impl Backend for PostgresStore {
         }))
     }
 
-    fn nack(&self, agent_id: &str, session_id: &str, id: &str, reason: &str) -> Write<()> {
+    fn nack(
+        &self,
+        agent_id: &AgentId,
+        session_id: &SessionId,
+        id: &EventId,
+        reason: &str,
+    ) -> Write<()> {
         let clock = self.clock.clone();
         let (pool, retry) = (self.pool.clone(), self.retry);
-        let (agent_id, session_id, id, reason) = (
-            agent_id.to_owned(),
-            session_id.to_owned(),
-            id.to_owned(),
-            reason.to_owned(),
-        );
+        let (agent_id, session_id) = (agent_id.to_string(), session_id.to_string());
+        let (id, reason) = (id.to_string(), reason.to_owned());
         Box::pin(self.spawn(async move {
             let now = clock.now();
             transaction!(&pool, QUICK, |tx| queue::nack(
@@ -103,10 +107,10 @@ impl Backend for PostgresStore {
         }))
     }
 
-    fn release(&self, agent_id: &str, session_id: &str) -> Write<()> {
+    fn release(&self, agent_id: &AgentId, session_id: &SessionId) -> Write<()> {
         let clock = self.clock.clone();
         let pool = self.pool.clone();
-        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        let (agent_id, session_id) = (agent_id.to_string(), session_id.to_string());
         Box::pin(self.spawn(async move {
             let now = clock.now();
             statement!(&pool, QUICK, |c| queue::release(
@@ -118,10 +122,10 @@ impl Backend for PostgresStore {
         }))
     }
 
-    fn replay(&self, agent_id: &str, id: &str) -> Write<ReplayOutcome> {
+    fn replay(&self, agent_id: &AgentId, id: &EventId) -> Write<ReplayOutcome> {
         let clock = self.clock.clone();
         let pool = self.pool.clone();
-        let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
+        let (agent_id, id) = (agent_id.to_string(), id.to_string());
         Box::pin(self.spawn(async move {
             let now = clock.now();
             transaction!(&pool, QUICK, |tx| queue::replay(tx, &agent_id, &id, now))
@@ -150,13 +154,19 @@ impl Backend for PostgresStore {
         Box::pin(async move { statement!(&self.pool, QUICK, |c| events::list_events(c, &query)) })
     }
 
-    fn event_detail<'a>(&'a self, agent_id: &'a str, id: &'a str) -> Read<'a, Option<EventDetail>> {
+    fn event_detail<'a>(
+        &'a self,
+        agent_id: &'a AgentId,
+        id: &'a EventId,
+    ) -> Read<'a, Option<EventDetail>> {
+        let (agent_id, id) = (agent_id.as_str(), id.as_str());
         Box::pin(
             async move { statement!(&self.pool, QUICK, |c| events::event_detail(c, agent_id, id)) },
         )
     }
 
-    fn pending_count<'a>(&'a self, agent_id: &'a str) -> Read<'a, u64> {
+    fn pending_count<'a>(&'a self, agent_id: &'a AgentId) -> Read<'a, u64> {
+        let agent_id = agent_id.as_str();
         Box::pin(
             async move { statement!(&self.pool, QUICK, |c| events::pending_count(c, agent_id)) },
         )
@@ -173,17 +183,17 @@ impl Backend for PostgresStore {
         }))
     }
 
-    fn revoke_agent(&self, agent_id: &str) -> Write<bool> {
+    fn revoke_agent(&self, agent_id: &AgentId) -> Write<bool> {
         let clock = self.clock.clone();
         let pool = self.pool.clone();
-        let agent_id = agent_id.to_owned();
+        let agent_id = agent_id.to_string();
         Box::pin(self.spawn(async move {
             let now = clock.now();
             statement!(&pool, QUICK, |c| agents::revoke_agent(c, &agent_id, now))
         }))
     }
 
-    fn touch_agents(&self, seen: Vec<(String, Millis)>) -> Write<()> {
+    fn touch_agents(&self, seen: Vec<(AgentId, Millis)>) -> Write<()> {
         let pool = self.pool.clone();
         Box::pin(self.spawn(async move {
             let agent_ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
@@ -212,31 +222,31 @@ impl Backend for PostgresStore {
         })
     }
 
-    fn agent_by_relay_id<'a>(&'a self, relay_id: &'a str) -> Read<'a, Option<Agent>> {
+    fn agent_by_relay_id<'a>(&'a self, relay_id: &'a RelayId) -> Read<'a, Option<Agent>> {
         Box::pin(async move {
             statement!(&self.pool, QUICK, |c| agents::agent_where(
                 c,
                 AgentKey::RelayId,
-                relay_id
+                relay_id.as_str()
             ))
         })
     }
 
-    fn revoked_since(&self, since: Millis) -> Read<'_, Vec<String>> {
+    fn revoked_since(&self, since: Millis) -> Read<'_, Vec<AgentId>> {
         Box::pin(async move { statement!(&self.pool, QUICK, |c| agents::revoked_since(c, since)) })
     }
 
     fn mark_presence(
         &self,
-        online: Vec<String>,
-        offline: Vec<String>,
+        online: Vec<AgentId>,
+        offline: Vec<AgentId>,
         until: Millis,
     ) -> Read<'_, ()> {
         Box::pin(async move {
             let now = self.clock.now();
             statement!(&self.pool, QUICK, |c| agents::mark_presence(
                 c,
-                &self.instance,
+                self.instance.as_str(),
                 &online,
                 &offline,
                 until,
@@ -245,13 +255,13 @@ impl Backend for PostgresStore {
         })
     }
 
-    fn connected_elsewhere<'a>(&'a self, agent_id: &'a str) -> Read<'a, bool> {
+    fn connected_elsewhere<'a>(&'a self, agent_id: &'a AgentId) -> Read<'a, bool> {
         Box::pin(async move {
             let now = self.clock.now();
             statement!(&self.pool, QUICK, |c| agents::connected_elsewhere(
                 c,
-                &self.instance,
-                agent_id,
+                self.instance.as_str(),
+                agent_id.as_str(),
                 now
             ))
         })
@@ -259,10 +269,10 @@ impl Backend for PostgresStore {
 
     // Push delivery's callbacks.
 
-    fn set_callback(&self, agent_id: &str, url: String, secret: String) -> Write<i64> {
+    fn set_callback(&self, agent_id: &AgentId, url: String, secret: String) -> Write<i64> {
         let clock = self.clock.clone();
         let pool = self.pool.clone();
-        let agent_id = agent_id.to_owned();
+        let agent_id = agent_id.to_string();
         Box::pin(self.spawn(async move {
             let now = clock.now();
             statement!(&pool, QUICK, |c| callbacks::upsert(
@@ -271,9 +281,9 @@ impl Backend for PostgresStore {
         }))
     }
 
-    fn clear_callback(&self, agent_id: &str) -> Write<bool> {
+    fn clear_callback(&self, agent_id: &AgentId) -> Write<bool> {
         let pool = self.pool.clone();
-        let agent_id = agent_id.to_owned();
+        let agent_id = agent_id.to_string();
         Box::pin(
             self.spawn(
                 async move { statement!(&pool, QUICK, |c| callbacks::delete(c, &agent_id)) },
@@ -281,9 +291,9 @@ impl Backend for PostgresStore {
         )
     }
 
-    fn callback<'a>(&'a self, agent_id: &'a str) -> Read<'a, Option<StoredCallback>> {
+    fn callback<'a>(&'a self, agent_id: &'a AgentId) -> Read<'a, Option<StoredCallback>> {
         Box::pin(async move {
-            let raw = statement!(&self.pool, QUICK, |c| callbacks::one(c, agent_id))?;
+            let raw = statement!(&self.pool, QUICK, |c| callbacks::one(c, agent_id.as_str()))?;
             Ok(raw.map(callback_from))
         })
     }
@@ -306,10 +316,14 @@ impl Backend for PostgresStore {
         }))
     }
 
-    fn replace_workspace_secrets(&self, name: &str, secrets: Vec<String>) -> Write<Option<i64>> {
+    fn replace_workspace_secrets(
+        &self,
+        name: &WorkspaceName,
+        secrets: Vec<String>,
+    ) -> Write<Option<i64>> {
         let clock = self.clock.clone();
         let pool = self.pool.clone();
-        let (name, secrets) = (name.to_owned(), secrets_json(&secrets));
+        let (name, secrets) = (name.to_string(), secrets_json(&secrets));
         Box::pin(self.spawn(async move {
             let now = clock.now();
             statement!(&pool, QUICK, |c| workspaces::replace(
@@ -318,14 +332,15 @@ impl Backend for PostgresStore {
         }))
     }
 
-    fn workspace<'a>(&'a self, name: &'a str) -> Read<'a, Option<StoredWorkspace>> {
+    fn workspace<'a>(&'a self, name: &'a WorkspaceName) -> Read<'a, Option<StoredWorkspace>> {
         Box::pin(async move {
-            let raw = statement!(&self.pool, QUICK, |c| workspaces::one(c, name))?;
+            let raw = statement!(&self.pool, QUICK, |c| workspaces::one(c, name.as_str()))?;
             raw.map(workspace_from).transpose()
         })
     }
 
-    fn workspace_version<'a>(&'a self, name: &'a str) -> Read<'a, Option<i64>> {
+    fn workspace_version<'a>(&'a self, name: &'a WorkspaceName) -> Read<'a, Option<i64>> {
+        let name = name.as_str();
         Box::pin(async move { statement!(&self.pool, QUICK, |c| workspaces::version(c, name)) })
     }
 
@@ -344,11 +359,12 @@ impl Backend for PostgresStore {
         )
     }
 
-    fn event_agent<'a>(&'a self, id: &'a str) -> Read<'a, Option<String>> {
+    fn event_agent<'a>(&'a self, id: &'a EventId) -> Read<'a, Option<AgentId>> {
+        let id = id.as_str();
         Box::pin(async move { statement!(&self.pool, QUICK, |c| dashboard::event_agent(c, id)) })
     }
 
-    fn failed_by_agent(&self) -> Read<'_, Vec<(String, u64)>> {
+    fn failed_by_agent(&self) -> Read<'_, Vec<(AgentId, u64)>> {
         Box::pin(async move { statement!(&self.pool, QUICK, |c| dashboard::failed_by_agent(c)) })
     }
 

@@ -2,6 +2,7 @@
 //! client the caller provides (`backend` runs them).
 
 use deadpool_postgres::GenericClient;
+use lobster_shared::ids::{AgentId, EventId};
 use tokio_postgres::Error;
 
 use crate::store::dashboard::{AdminEventQuery, AdminEventRow, glob_to_like};
@@ -29,12 +30,12 @@ pub(super) async fn admin_events(
         .query(
             &stmt,
             &[
-                &q.agent_id,
+                &q.agent_id.as_ref().map(AgentId::as_str),
                 &status,
                 &like,
                 &q.since,
                 &q.until,
-                &q.id,
+                &q.id.as_ref().map(EventId::as_str),
                 &after,
                 &limit,
                 &q.before_seq,
@@ -45,9 +46,9 @@ pub(super) async fn admin_events(
         .iter()
         .map(|r| AdminEventRow {
             seq: r.get(0),
-            agent_id: r.get(1),
+            agent_id: AgentId::from_stored(r.get::<_, String>(1)),
             summary: EventSummary {
-                id: r.get(2),
+                id: EventId::from_stored(r.get::<_, String>(2)),
                 event_type: r.get(3),
                 status: r.get(4),
                 received_at: r.get(5),
@@ -57,14 +58,19 @@ pub(super) async fn admin_events(
         .collect())
 }
 
-pub(super) async fn event_agent(c: &impl GenericClient, id: &str) -> Result<Option<String>, Error> {
+pub(super) async fn event_agent(
+    c: &impl GenericClient,
+    id: &str,
+) -> Result<Option<AgentId>, Error> {
     let stmt = c
         .prepare_cached("SELECT agent_id FROM events WHERE id = $1")
         .await?;
-    Ok(c.query_opt(&stmt, &[&id]).await?.map(|r| r.get(0)))
+    Ok(c.query_opt(&stmt, &[&id])
+        .await?
+        .map(|r| AgentId::from_stored(r.get::<_, String>(0))))
 }
 
-pub(super) async fn failed_by_agent(c: &impl GenericClient) -> Result<Vec<(String, u64)>, Error> {
+pub(super) async fn failed_by_agent(c: &impl GenericClient) -> Result<Vec<(AgentId, u64)>, Error> {
     let stmt = c
         .prepare_cached(
             "SELECT agent_id, COUNT(*) FROM events WHERE status = 'failed' GROUP BY agent_id",
@@ -73,7 +79,12 @@ pub(super) async fn failed_by_agent(c: &impl GenericClient) -> Result<Vec<(Strin
     Ok(c.query(&stmt, &[])
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+        .map(|r| {
+            (
+                AgentId::from_stored(r.get::<_, String>(0)),
+                r.get::<_, i64>(1) as u64,
+            )
+        })
         .collect())
 }
 

@@ -1,6 +1,7 @@
 //! Reading events back (listing, detail, counts) and retention.
 
 use deadpool_postgres::GenericClient;
+use lobster_shared::ids::{EventId, SessionId};
 use tokio_postgres::{Error, Row};
 
 use super::queue::headers_from;
@@ -16,7 +17,7 @@ pub(super) async fn list_events(
             let seq = c
                 .prepare_cached("SELECT seq FROM events WHERE id = $1 AND agent_id = $2")
                 .await?;
-            c.query_opt(&seq, &[id, &q.agent_id])
+            c.query_opt(&seq, &[&id.as_str(), &q.agent_id.as_str()])
                 .await?
                 .map_or(i64::MAX, |r| r.get(0))
         }
@@ -31,14 +32,14 @@ pub(super) async fn list_events(
         )
         .await?;
     let rows = c
-        .query(&list, &[&q.agent_id, &before, &status, &limit])
+        .query(&list, &[&q.agent_id.as_str(), &before, &status, &limit])
         .await?;
     Ok(rows.iter().map(summary_from_row).collect())
 }
 
 fn summary_from_row(r: &Row) -> EventSummary {
     EventSummary {
-        id: r.get(0),
+        id: EventId::from_stored(r.get::<_, String>(0)),
         event_type: r.get(1),
         status: r.get(2),
         received_at: r.get(3),
@@ -73,7 +74,7 @@ pub(super) async fn event_detail(
         .map(|r| AttemptRecord {
             attempt: r.get::<_, i32>(0) as u32,
             at: r.get(1),
-            session_id: r.get(2),
+            session_id: r.get::<_, Option<String>>(2).map(SessionId::from_stored),
             outcome: r.get(3),
             error: r.get(4),
         })

@@ -42,7 +42,7 @@ pub struct PostgresStore {
     retry: RetryPolicy,
     clock: Clock,
     /// This process among the instances sharing the database (presence).
-    instance: String,
+    instance: lobster_shared::ids::InstanceId,
 }
 
 impl PostgresStore {
@@ -55,7 +55,7 @@ impl PostgresStore {
             writes: TaskTracker::new(),
             retry,
             clock,
-            instance: lobster_shared::ids::instance_id(),
+            instance: lobster_shared::ids::InstanceId::generate(),
         })
     }
 

@@ -4,6 +4,7 @@
 //! `FOR UPDATE SKIP LOCKED` and the dedup window is the `dedup` primary key.
 
 use deadpool_postgres::GenericClient;
+use lobster_shared::ids::EventId;
 use tokio_postgres::Error;
 
 use crate::retry::RetryPolicy;
@@ -53,8 +54,8 @@ pub(super) async fn insert_event(
             .query_opt(
                 &insert,
                 &[
-                    &e.id,
-                    &e.agent_id,
+                    &e.id.as_str(),
+                    &e.agent_id.as_str(),
                     &e.event_type,
                     &e.received_at,
                     &headers,
@@ -68,8 +69,11 @@ pub(super) async fn insert_event(
         if stored.is_some() {
             return Ok(Inserted::New(e.id.clone()));
         }
-        if let Some(row) = c.query_opt(&original, &[&e.agent_id, &e.dedup_key]).await? {
-            return Ok(Inserted::Duplicate(row.get(0)));
+        let agent_id = e.agent_id.as_str();
+        if let Some(row) = c.query_opt(&original, &[&agent_id, &e.dedup_key]).await? {
+            return Ok(Inserted::Duplicate(EventId::from_stored(
+                row.get::<_, String>(0),
+            )));
         }
     }
 }
@@ -182,13 +186,15 @@ pub(super) async fn claim(
     now: Millis,
 ) -> Result<Claim, Error> {
     let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+    let (agent_id, session_id) = (req.agent_id.as_str(), req.session_id.as_str());
     if let Some(sent) = &req.requeue_except {
+        let sent: Vec<&str> = sent.iter().map(EventId::as_str).collect();
         let requeue = c.prepare_cached(REQUEUE_UNSENT).await?;
-        c.execute(&requeue, &[&req.agent_id, &req.session_id, sent, &now])
+        c.execute(&requeue, &[&agent_id, &session_id, &sent, &now])
             .await?;
     }
     let expire = c.prepare_cached(EXPIRE_LEASES).await?;
-    c.execute(&expire, &[&req.agent_id, &now, &max_attempts])
+    c.execute(&expire, &[&agent_id, &now, &max_attempts])
         .await?;
     let patterns: Vec<String> = req.patterns.iter().map(|p| like_pattern(p)).collect();
     let lease_until = now + req.lease_ms;
@@ -198,8 +204,8 @@ pub(super) async fn claim(
         .query(
             &claim,
             &[
-                &req.agent_id,
-                &req.session_id,
+                &agent_id,
+                &session_id,
                 &lease_until,
                 &now,
                 &limit,
@@ -211,7 +217,7 @@ pub(super) async fn claim(
         .iter()
         .map(|r| {
             let delivery = Delivery {
-                id: r.get(1),
+                id: EventId::from_stored(r.get::<_, String>(1)),
                 event_type: r.get(2),
                 received_at: r.get(3),
                 attempt: r.get::<_, i32>(4) as u32,
@@ -225,7 +231,7 @@ pub(super) async fn claim(
     leased.sort_by_key(|(seq, _)| *seq);
     let next_due = c.prepare_cached(NEXT_DUE).await?;
     let next_due: Option<Millis> = c
-        .query_one(&next_due, &[&req.agent_id, &now, &patterns])
+        .query_one(&next_due, &[&agent_id, &now, &patterns])
         .await?
         .get(0);
     Ok(Claim {

@@ -42,7 +42,7 @@ pub(super) async fn insert(
         .execute(
             &insert,
             &[
-                &w.name,
+                &w.name.as_str(),
                 &w.signature_scheme,
                 &secrets,
                 &w.version,

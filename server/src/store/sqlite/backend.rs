@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use lobster_shared::ids::{AgentId, EventId, RelayId, SessionId, WorkspaceName};
 
 use super::writer::Durability;
 use super::{SCHEMA_VERSION, SqliteStore, callbacks, dashboard, leases, queries, workspaces};
@@ -38,20 +39,27 @@ impl Backend for SqliteStore {
         Box::pin(self.claim(request))
     }
 
-    fn ack(&self, agent_id: &str, session_id: &str, ids: Vec<String>) -> Write<()> {
+    fn ack(&self, agent_id: &AgentId, session_id: &SessionId, ids: Vec<EventId>) -> Write<()> {
         let clock = self.clock.clone();
-        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        let (agent_id, session_id) = (agent_id.to_string(), session_id.to_string());
+        let ids: Vec<String> = ids.into_iter().map(EventId::into_string).collect();
         Box::pin(self.writer.submit_hot(Durability::Lazy, move |c| {
             leases::ack(c, &agent_id, &session_id, &ids, clock.now())
         }))
     }
 
-    fn nack(&self, agent_id: &str, session_id: &str, id: &str, reason: &str) -> Write<()> {
+    fn nack(
+        &self,
+        agent_id: &AgentId,
+        session_id: &SessionId,
+        id: &EventId,
+        reason: &str,
+    ) -> Write<()> {
         let clock = self.clock.clone();
         let (agent_id, session_id, id, reason) = (
-            agent_id.to_owned(),
-            session_id.to_owned(),
-            id.to_owned(),
+            agent_id.to_string(),
+            session_id.to_string(),
+            id.to_string(),
             reason.to_owned(),
         );
         let retry = self.retry;
@@ -60,16 +68,16 @@ impl Backend for SqliteStore {
         }))
     }
 
-    fn release(&self, agent_id: &str, session_id: &str) -> Write<()> {
+    fn release(&self, agent_id: &AgentId, session_id: &SessionId) -> Write<()> {
         let clock = self.clock.clone();
-        let (agent_id, session_id) = (agent_id.to_owned(), session_id.to_owned());
+        let (agent_id, session_id) = (agent_id.to_string(), session_id.to_string());
         Box::pin(self.writer.submit_with(Durability::Relaxed, move |c| {
             leases::release(c, &agent_id, &session_id, clock.now())
         }))
     }
 
-    fn replay(&self, agent_id: &str, id: &str) -> Write<ReplayOutcome> {
-        Box::pin(self.replay(agent_id, id))
+    fn replay(&self, agent_id: &AgentId, id: &EventId) -> Write<ReplayOutcome> {
+        Box::pin(self.replay(agent_id.as_str(), id.as_str()))
     }
 
     fn sweep(&self, retention: Duration, failed_retention: Duration) -> Write<u64> {
@@ -88,13 +96,17 @@ impl Backend for SqliteStore {
         Box::pin(self.read(move |c| queries::list_events(c, &query)))
     }
 
-    fn event_detail<'a>(&'a self, agent_id: &'a str, id: &'a str) -> Read<'a, Option<EventDetail>> {
-        let (agent_id, id) = (agent_id.to_owned(), id.to_owned());
+    fn event_detail<'a>(
+        &'a self,
+        agent_id: &'a AgentId,
+        id: &'a EventId,
+    ) -> Read<'a, Option<EventDetail>> {
+        let (agent_id, id) = (agent_id.to_string(), id.to_string());
         Box::pin(self.read(move |c| queries::event_detail(c, &agent_id, &id)))
     }
 
-    fn pending_count<'a>(&'a self, agent_id: &'a str) -> Read<'a, u64> {
-        let agent_id = agent_id.to_owned();
+    fn pending_count<'a>(&'a self, agent_id: &'a AgentId) -> Read<'a, u64> {
+        let agent_id = agent_id.to_string();
         Box::pin(self.read(move |c| queries::pending_count(c, &agent_id)))
     }
 
@@ -108,16 +120,20 @@ impl Backend for SqliteStore {
         )
     }
 
-    fn revoke_agent(&self, agent_id: &str) -> Write<bool> {
+    fn revoke_agent(&self, agent_id: &AgentId) -> Write<bool> {
         let clock = self.clock.clone();
-        let agent_id = agent_id.to_owned();
+        let agent_id = agent_id.to_string();
         Box::pin(
             self.writer
                 .submit(move |c| queries::revoke_agent(c, &agent_id, clock.now())),
         )
     }
 
-    fn touch_agents(&self, seen: Vec<(String, Millis)>) -> Write<()> {
+    fn touch_agents(&self, seen: Vec<(AgentId, Millis)>) -> Write<()> {
+        let seen: Vec<(String, Millis)> = seen
+            .into_iter()
+            .map(|(agent, at)| (agent.into_string(), at))
+            .collect();
         Box::pin(
             self.writer
                 .submit_hot(Durability::Lazy, move |c| queries::touch_agents(c, &seen)),
@@ -139,33 +155,36 @@ impl Backend for SqliteStore {
         Box::pin(self.read(move |c| queries::agent_where(c, "key_hash", &key_hash)))
     }
 
-    fn agent_by_relay_id<'a>(&'a self, relay_id: &'a str) -> Read<'a, Option<Agent>> {
-        let relay_id = relay_id.to_owned();
+    fn agent_by_relay_id<'a>(&'a self, relay_id: &'a RelayId) -> Read<'a, Option<Agent>> {
+        let relay_id = relay_id.to_string();
         Box::pin(self.read(move |c| queries::agent_where(c, "relay_id", &relay_id)))
     }
 
-    fn revoked_since(&self, since: Millis) -> Read<'_, Vec<String>> {
-        Box::pin(self.read(move |c| queries::revoked_since(c, since)))
+    fn revoked_since(&self, since: Millis) -> Read<'_, Vec<AgentId>> {
+        Box::pin(async move {
+            let ids = self.read(move |c| queries::revoked_since(c, since)).await?;
+            Ok(ids.into_iter().map(AgentId::from_stored).collect())
+        })
     }
 
     // Push delivery's callbacks.
 
-    fn set_callback(&self, agent_id: &str, url: String, secret: String) -> Write<i64> {
+    fn set_callback(&self, agent_id: &AgentId, url: String, secret: String) -> Write<i64> {
         let clock = self.clock.clone();
-        let agent_id = agent_id.to_owned();
+        let agent_id = agent_id.to_string();
         Box::pin(
             self.writer
                 .submit(move |c| callbacks::upsert(c, &agent_id, &url, &secret, clock.now())),
         )
     }
 
-    fn clear_callback(&self, agent_id: &str) -> Write<bool> {
-        let agent_id = agent_id.to_owned();
+    fn clear_callback(&self, agent_id: &AgentId) -> Write<bool> {
+        let agent_id = agent_id.to_string();
         Box::pin(self.writer.submit(move |c| callbacks::delete(c, &agent_id)))
     }
 
-    fn callback<'a>(&'a self, agent_id: &'a str) -> Read<'a, Option<StoredCallback>> {
-        let agent_id = agent_id.to_owned();
+    fn callback<'a>(&'a self, agent_id: &'a AgentId) -> Read<'a, Option<StoredCallback>> {
+        let agent_id = agent_id.to_string();
         Box::pin(self.read(move |c| callbacks::one(c, &agent_id)))
     }
 
@@ -183,22 +202,26 @@ impl Backend for SqliteStore {
         )
     }
 
-    fn replace_workspace_secrets(&self, name: &str, secrets: Vec<String>) -> Write<Option<i64>> {
+    fn replace_workspace_secrets(
+        &self,
+        name: &WorkspaceName,
+        secrets: Vec<String>,
+    ) -> Write<Option<i64>> {
         let clock = self.clock.clone();
-        let (name, secrets) = (name.to_owned(), secrets_json(&secrets));
+        let (name, secrets) = (name.to_string(), secrets_json(&secrets));
         Box::pin(
             self.writer
                 .submit(move |c| workspaces::replace(c, &name, &secrets, clock.now())),
         )
     }
 
-    fn workspace<'a>(&'a self, name: &'a str) -> Read<'a, Option<StoredWorkspace>> {
-        let name = name.to_owned();
+    fn workspace<'a>(&'a self, name: &'a WorkspaceName) -> Read<'a, Option<StoredWorkspace>> {
+        let name = name.to_string();
         Box::pin(self.read(move |c| workspaces::one(c, &name)))
     }
 
-    fn workspace_version<'a>(&'a self, name: &'a str) -> Read<'a, Option<i64>> {
-        let name = name.to_owned();
+    fn workspace_version<'a>(&'a self, name: &'a WorkspaceName) -> Read<'a, Option<i64>> {
+        let name = name.to_string();
         Box::pin(self.read(move |c| workspaces::version(c, &name)))
     }
 
@@ -212,13 +235,22 @@ impl Backend for SqliteStore {
         Box::pin(self.read(move |c| dashboard::admin_events(c, &query)))
     }
 
-    fn event_agent<'a>(&'a self, id: &'a str) -> Read<'a, Option<String>> {
-        let id = id.to_owned();
-        Box::pin(self.read(move |c| dashboard::event_agent(c, &id)))
+    fn event_agent<'a>(&'a self, id: &'a EventId) -> Read<'a, Option<AgentId>> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let agent = self.read(move |c| dashboard::event_agent(c, &id)).await?;
+            Ok(agent.map(AgentId::from_stored))
+        })
     }
 
-    fn failed_by_agent(&self) -> Read<'_, Vec<(String, u64)>> {
-        Box::pin(self.read(dashboard::failed_by_agent))
+    fn failed_by_agent(&self) -> Read<'_, Vec<(AgentId, u64)>> {
+        Box::pin(async move {
+            let counts = self.read(dashboard::failed_by_agent).await?;
+            Ok(counts
+                .into_iter()
+                .map(|(agent, failed)| (AgentId::from_stored(agent), failed))
+                .collect())
+        })
     }
 
     fn queue_depth(&self) -> Read<'_, u64> {

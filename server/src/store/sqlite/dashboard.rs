@@ -1,6 +1,7 @@
 //! The dashboard's reads across agents (`crate::store::dashboard`), on a
 //! reader connection (`backend` runs them).
 
+use lobster_shared::ids::{AgentId, EventId};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::schema::DONE;
@@ -24,12 +25,12 @@ pub(super) fn admin_events(
     let rows = stmt
         .query_map(
             params![
-                q.agent_id,
+                q.agent_id.as_ref().map(AgentId::as_str),
                 q.status.map(EventStatus::as_str),
                 q.type_glob,
                 q.since,
                 q.until,
-                q.id,
+                q.id.as_ref().map(EventId::as_str),
                 q.after_seq.unwrap_or(0),
                 q.limit as i64,
                 q.before_seq
@@ -37,9 +38,9 @@ pub(super) fn admin_events(
             |r| {
                 Ok(AdminEventRow {
                     seq: r.get(0)?,
-                    agent_id: r.get(1)?,
+                    agent_id: AgentId::from_stored(r.get::<_, String>(1)?),
                     summary: EventSummary {
-                        id: r.get(2)?,
+                        id: EventId::from_stored(r.get::<_, String>(2)?),
                         event_type: r.get(3)?,
                         status: r.get(4)?,
                         received_at: r.get(5)?,

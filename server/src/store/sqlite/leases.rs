@@ -1,6 +1,7 @@
 //! The lease life cycle in SQL: claims (with expiry of old leases), acks,
 //! nacks and releases. Run on the writer thread (`super::writer`).
 
+use lobster_shared::ids::EventId;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::queries::{Body, body_of, pattern_clause};
@@ -57,12 +58,13 @@ pub(super) fn claim_up_to(
     if let Some(sent) = &req.requeue_except {
         requeue_unsent(c, req, sent, now)?;
     }
-    expire_leases(c, &req.agent_id, max_attempts, now)?;
+    expire_leases(c, req.agent_id.as_str(), max_attempts, now)?;
     let mut stmt = c.prepare_cached(&claim_sql(&req.patterns))?;
     let lease_until = now + req.lease_ms;
     let window = limit as i64;
+    let (agent_id, session_id) = (req.agent_id.as_str(), req.session_id.as_str());
     let mut values: Vec<&dyn rusqlite::ToSql> =
-        vec![&req.agent_id, &req.session_id, &lease_until, &now, &window];
+        vec![&agent_id, &session_id, &lease_until, &now, &window];
     for pattern in &req.patterns {
         values.push(pattern);
     }
@@ -71,7 +73,7 @@ pub(super) fn claim_up_to(
             Ok((
                 r.get(0)?,
                 Delivery {
-                    id: r.get(1)?,
+                    id: EventId::from_stored(r.get::<_, String>(1)?),
                     event_type: r.get(2)?,
                     received_at: r.get(3)?,
                     attempt: r.get(4)?,
@@ -104,11 +106,11 @@ pub(super) fn claim_up_to(
 fn requeue_unsent(
     c: &Connection,
     req: &ClaimRequest,
-    sent: &[String],
+    sent: &[EventId],
     now: Millis,
 ) -> Result<(), StoreError> {
     let sent = serde_json::to_string(sent).map_err(|e| StoreError::Database(e.to_string()))?;
-    let params = params![req.agent_id, req.session_id, sent, now];
+    let params = params![req.agent_id.as_str(), req.session_id.as_str(), sent, now];
     c.prepare_cached(
         "INSERT INTO attempts (event_id, attempt, session_id, at, outcome, error)
          SELECT id, attempts, lease_session, ?4, 'interrupted', 'lease outcome unknown after a storage error'
@@ -158,7 +160,8 @@ fn next_due(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<Option<Mi
               WHERE agent_id = ?1 AND status = 'delivering'{0})",
         pattern_clause(&req.patterns, 3)
     );
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&req.agent_id, &now];
+    let agent_id = req.agent_id.as_str();
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&agent_id, &now];
     for pattern in &req.patterns {
         values.push(pattern);
     }

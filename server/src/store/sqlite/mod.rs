@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::Either;
+use lobster_shared::ids::EventId;
 use rusqlite::Connection;
 
 use super::push::{Port, Ports};
@@ -174,8 +175,8 @@ impl SqliteStore {
         let hash = event
             .dedup_key
             .as_deref()
-            .map(|key| dedup::key_hash(&event.agent_id, key));
-        self.queued.add(&event.agent_id);
+            .map(|key| dedup::key_hash(event.agent_id.as_str(), key));
+        self.queued.add(event.agent_id.as_str());
         self.writer
             .submit_settled(Durability::Fsync, Undo::Batch, move |c| {
                 let now = clock.now();
@@ -183,8 +184,9 @@ impl SqliteStore {
                 let seen = hash.and_then(|hash| Some((hash, recent.lock().find(hash, now)?)));
                 if let Some((hash, seq)) = seen {
                     let key = event.dedup_key.as_deref().unwrap_or_default();
-                    if let Some(id) = dedup::original_id(c, seq, &event.agent_id, key, hash)? {
-                        return Ok((Inserted::Duplicate(id), None));
+                    let agent_id = event.agent_id.as_str();
+                    if let Some(id) = dedup::original_id(c, seq, agent_id, key, hash)? {
+                        return Ok((Inserted::Duplicate(EventId::from_stored(id)), None));
                     }
                     // Neither its row nor the table names the event any
                     // more: storing it again may repeat it, never lose it.
@@ -196,7 +198,7 @@ impl SqliteStore {
                         (Inserted::New(id.clone()), seq, None)
                     }
                     Some(port) => {
-                        let lease = (port.session_id(), now + port.lease_ms());
+                        let lease = (port.session_id().as_str(), now + port.lease_ms());
                         let seq = match queries::store_event(c, &event, Some(lease), dedup) {
                             Ok(seq) => seq,
                             Err(err) => {
@@ -226,7 +228,9 @@ impl SqliteStore {
         req: ClaimRequest,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send + use<> {
         if req.requeue_except.is_none()
-            && self.queued.nothing_for(&req.agent_id, req.port.as_deref())
+            && self
+                .queued
+                .nothing_for(req.agent_id.as_str(), req.port.as_deref())
         {
             return Either::Left(std::future::ready(Ok(Claim {
                 deliveries: Vec::new(),

@@ -2,6 +2,7 @@
 //! caller provides: inside the writer's transaction for writes, on a pooled
 //! read-only connection for reads.
 
+use lobster_shared::ids::{AgentId, EventId, RelayId, SessionId, WorkspaceName};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::schema::DONE;
@@ -47,8 +48,8 @@ pub(super) fn store_event(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?4, ?4, ?9, ?10)",
     )?
     .execute(params![
-        e.id,
-        e.agent_id,
+        e.id.as_str(),
+        e.agent_id.as_str(),
         e.event_type,
         e.received_at,
         status,
@@ -125,7 +126,7 @@ pub(super) fn list_events(c: &Connection, q: &EventQuery) -> Result<Vec<EventSum
         None => i64::MAX,
         Some(id) => c
             .prepare_cached("SELECT seq FROM events WHERE id = ?1 AND agent_id = ?2")?
-            .query_row(params![id, q.agent_id], |r| r.get(0))
+            .query_row(params![id.as_str(), q.agent_id.as_str()], |r| r.get(0))
             .optional()?
             .unwrap_or(i64::MAX),
     };
@@ -137,7 +138,7 @@ pub(super) fn list_events(c: &Connection, q: &EventQuery) -> Result<Vec<EventSum
     )?;
     let rows = stmt
         .query_map(
-            params![q.agent_id, before, status, q.limit as i64],
+            params![q.agent_id.as_str(), before, status, q.limit as i64],
             summary_from_row,
         )?
         .collect::<Result<_, _>>()?;
@@ -146,7 +147,7 @@ pub(super) fn list_events(c: &Connection, q: &EventQuery) -> Result<Vec<EventSum
 
 fn summary_from_row(r: &rusqlite::Row) -> rusqlite::Result<EventSummary> {
     Ok(EventSummary {
-        id: r.get(0)?,
+        id: EventId::from_stored(r.get::<_, String>(0)?),
         event_type: r.get(1)?,
         status: r.get(2)?,
         received_at: r.get(3)?,
@@ -184,7 +185,7 @@ pub(super) fn event_detail(
             Ok(AttemptRecord {
                 attempt: r.get(0)?,
                 at: r.get(1)?,
-                session_id: r.get(2)?,
+                session_id: r.get::<_, Option<String>>(2)?.map(SessionId::from_stored),
                 outcome: r.get(3)?,
                 error: r.get(4)?,
             })
@@ -202,7 +203,7 @@ pub(super) fn create_agent(c: &Connection, a: &NewAgent, now: Millis) -> Result<
     c.prepare_cached(
         "INSERT INTO agents (agent_id, name, workspace, relay_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![a.agent.agent_id, a.agent.name, a.agent.workspace, a.agent.relay_id, a.key_hash, now])?;
+    .execute(params![a.agent.agent_id.as_str(), a.agent.name, a.agent.workspace.as_str(), a.agent.relay_id.as_str(), a.key_hash, now])?;
     Ok(())
 }
 
@@ -243,10 +244,10 @@ pub(super) fn agent_where(
 
 fn agent_from_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
     Ok(Agent {
-        agent_id: r.get(0)?,
+        agent_id: AgentId::from_stored(r.get::<_, String>(0)?),
         name: r.get(1)?,
-        workspace: r.get(2)?,
-        relay_id: r.get(3)?,
+        workspace: WorkspaceName::from_stored(r.get::<_, String>(2)?),
+        relay_id: RelayId::from_stored(r.get::<_, String>(3)?),
     })
 }
 
@@ -356,8 +357,8 @@ mod tests {
 
     fn claim_with(c: &Connection, limit: usize) -> Claim {
         let req = ClaimRequest {
-            agent_id: "agt_1".into(),
-            session_id: "ses_1".into(),
+            agent_id: AgentId::from_stored("agt_1"),
+            session_id: SessionId::from_stored("ses_1"),
             limit,
             lease_ms: 30_000,
             patterns: Vec::new(),
@@ -377,8 +378,8 @@ mod tests {
         super::super::migrate(&mut c).unwrap();
         for n in 0..6 {
             let event = NewEvent {
-                id: format!("evt_{n}"),
-                agent_id: "agt_1".into(),
+                id: EventId::from_stored(format!("evt_{n}")),
+                agent_id: AgentId::from_stored("agt_1"),
                 event_type: "push".into(),
                 received_at: 500,
                 headers: Vec::new(),
@@ -542,8 +543,8 @@ mod tests {
         assert_eq!(detail.body, b"body 2");
         assert_eq!(detail.headers, [("x-n".to_owned(), "1".to_owned())]);
         let next = NewEvent {
-            id: "evt_4".into(),
-            agent_id: "agt_1".into(),
+            id: EventId::from_stored("evt_4"),
+            agent_id: AgentId::from_stored("agt_1"),
             event_type: "push".into(),
             received_at: 500,
             headers: Vec::new(),
@@ -558,7 +559,7 @@ mod tests {
             .collect();
         assert_eq!(claimed, ["evt_1", "evt_4"]);
         let query = EventQuery {
-            agent_id: "agt_1".into(),
+            agent_id: AgentId::from_stored("agt_1"),
             status: None,
             before: None,
             limit: 10,

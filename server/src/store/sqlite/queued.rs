@@ -83,6 +83,8 @@ impl Queued {
 
 #[cfg(test)]
 mod tests {
+    use lobster_shared::ids::SessionId;
+
     use super::*;
 
     fn db() -> Connection {
@@ -129,10 +131,10 @@ mod tests {
     #[test]
     fn nothing_waiting_marks_a_port_with_free_slots_caught_up() {
         let queued = Queued::default();
-        let port = Port::new("ses_1", false, 30_000, 4);
+        let port = Port::new(&SessionId::from_stored("ses_1"), false, 30_000, 4);
         assert!(queued.nothing_for("agt_1", Some(&port)));
         assert!(port.is_caught_up());
-        let full = Port::new("ses_2", false, 30_000, 1);
+        let full = Port::new(&SessionId::from_stored("ses_2"), false, 30_000, 1);
         full.take_all();
         assert!(queued.nothing_for("agt_1", Some(&full)));
         assert!(!full.is_caught_up());

@@ -32,7 +32,7 @@ pub(super) fn insert(c: &Connection, w: &StoredWorkspace, now: i64) -> Result<bo
             "INSERT INTO workspaces (name, signature_scheme, secrets, version, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
         )?
-        .execute(params![w.name, w.signature_scheme, secrets_json(&w.secrets), w.version, w.created_at, now])?;
+        .execute(params![w.name.as_str(), w.signature_scheme, secrets_json(&w.secrets), w.version, w.created_at, now])?;
     Ok(rows > 0)
 }
 

@@ -6,15 +6,18 @@ use fixture::TestDb;
 
 /// The case functions, named for `on_every_backend!`.
 mod cases {
+    use lobster_shared::ids::{RelayId, WorkspaceName};
+
+    use super::super::agt;
     use super::TestDb;
     use crate::store::{Agent, NewAgent, Store};
 
     async fn agent(store: &Store, n: u32) -> Agent {
         let agent = Agent {
-            agent_id: format!("agt_{n}"),
+            agent_id: agt(&format!("agt_{n}")),
             name: format!("a{n}"),
-            workspace: "default".into(),
-            relay_id: format!("rly_{n}"),
+            workspace: WorkspaceName::default_workspace(),
+            relay_id: RelayId::from_stored(format!("rly_{n}")),
         };
         store
             .create_agent(NewAgent {
@@ -30,18 +33,18 @@ mod cases {
         let store = db.open().await;
         let one = agent(&store, 1).await;
         let two = agent(&store, 2).await;
-        assert_eq!(store.callback("agt_1").await.unwrap(), None);
-        let set = store.set_callback("agt_1", "v1:url1".into(), "v1:sec1".into());
+        assert_eq!(store.callback(&agt("agt_1")).await.unwrap(), None);
+        let set = store.set_callback(&agt("agt_1"), "v1:url1".into(), "v1:sec1".into());
         assert_eq!(set.await.unwrap(), 1);
-        let set = store.set_callback("agt_2", "v1:url2".into(), "v1:sec2".into());
+        let set = store.set_callback(&agt("agt_2"), "v1:url2".into(), "v1:sec2".into());
         assert_eq!(set.await.unwrap(), 1);
-        let replaced = store.set_callback("agt_1", "v1:url1b".into(), "v1:sec1b".into());
+        let replaced = store.set_callback(&agt("agt_1"), "v1:url1b".into(), "v1:sec1b".into());
         assert_eq!(
             replaced.await.unwrap(),
             2,
             "a replacement bumps the version"
         );
-        let found = store.callback("agt_1").await.unwrap().unwrap();
+        let found = store.callback(&agt("agt_1")).await.unwrap().unwrap();
         assert_eq!(found.agent, one);
         assert_eq!(
             (found.url.as_str(), found.secret.as_str(), found.version),
@@ -55,12 +58,16 @@ mod cases {
 
         let store = db.open().await;
         assert_eq!(store.list_callbacks().await.unwrap().len(), 2, "kept");
-        assert!(store.revoke_agent("agt_2").await.unwrap());
-        assert_eq!(store.callback("agt_2").await.unwrap(), None, "revoked");
+        assert!(store.revoke_agent(&agt("agt_2")).await.unwrap());
+        assert_eq!(
+            store.callback(&agt("agt_2")).await.unwrap(),
+            None,
+            "revoked"
+        );
         assert_eq!(store.list_callbacks().await.unwrap().len(), 1);
-        assert!(store.clear_callback("agt_1").await.unwrap());
-        assert!(!store.clear_callback("agt_1").await.unwrap());
-        assert_eq!(store.callback("agt_1").await.unwrap(), None);
+        assert!(store.clear_callback(&agt("agt_1")).await.unwrap());
+        assert!(!store.clear_callback(&agt("agt_1")).await.unwrap());
+        assert_eq!(store.callback(&agt("agt_1")).await.unwrap(), None);
         assert!(store.list_callbacks().await.unwrap().is_empty());
         store.close().await;
     }

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use lobster_shared::ids::{EventId, RelayId, WorkspaceName};
+
 use super::fixture::TestDb;
+use super::{agt, ses};
 use crate::store::*;
 
 pub fn event(n: usize, key: Option<&str>) -> NewEvent {
@@ -19,8 +22,8 @@ pub fn event(n: usize, key: Option<&str>) -> NewEvent {
 
 pub fn typed_event(n: usize, event_type: &str, key: Option<&str>) -> NewEvent {
     NewEvent {
-        id: lobster_shared::ids::event_id(),
-        agent_id: "agt_1".into(),
+        id: lobster_shared::ids::EventId::generate(),
+        agent_id: agt("agt_1"),
         event_type: event_type.into(),
         received_at: now_ms(),
         headers: vec![("x-n".into(), n.to_string())],
@@ -31,8 +34,8 @@ pub fn typed_event(n: usize, event_type: &str, key: Option<&str>) -> NewEvent {
 
 pub fn claim_req(session: &str, limit: usize, lease_ms: Millis) -> ClaimRequest {
     ClaimRequest {
-        agent_id: "agt_1".into(),
-        session_id: session.into(),
+        agent_id: agt("agt_1"),
+        session_id: ses(session),
         limit,
         lease_ms,
         patterns: vec![],
@@ -41,19 +44,23 @@ pub fn claim_req(session: &str, limit: usize, lease_ms: Millis) -> ClaimRequest 
     }
 }
 
-pub async fn insert(store: &Store, n: usize) -> String {
+pub async fn insert(store: &Store, n: usize) -> EventId {
     match store.insert_event(event(n, None)).await.unwrap() {
         Inserted::New(id) => id,
         other => panic!("{other:?}"),
     }
 }
 
-async fn status(store: &Store, id: &str) -> (String, u32) {
-    let d = store.event_detail("agt_1", id).await.unwrap().unwrap();
+async fn status(store: &Store, id: &EventId) -> (String, u32) {
+    let d = store
+        .event_detail(&agt("agt_1"), id)
+        .await
+        .unwrap()
+        .unwrap();
     (d.summary.status, d.summary.attempts)
 }
 
-fn ids(claim: &Claim) -> Vec<String> {
+fn ids(claim: &Claim) -> Vec<EventId> {
     claim.deliveries.iter().map(|d| d.id.clone()).collect()
 }
 
@@ -67,7 +74,7 @@ pub async fn concurrent_inserts_all_survive_reopen(db: TestDb) {
     }
     store.close().await;
     let reopened = db.open().await;
-    assert_eq!(reopened.pending_count("agt_1").await.unwrap(), 200);
+    assert_eq!(reopened.pending_count(&agt("agt_1")).await.unwrap(), 200);
 }
 
 pub async fn a_repeated_dedup_key_returns_the_original_id(db: TestDb) {
@@ -76,7 +83,7 @@ pub async fn a_repeated_dedup_key_returns_the_original_id(db: TestDb) {
     let second = store.insert_event(event(2, Some("msg_1"))).await.unwrap();
     let Inserted::New(id) = first else { panic!() };
     assert_eq!(second, Inserted::Duplicate(id));
-    assert_eq!(store.pending_count("agt_1").await.unwrap(), 1);
+    assert_eq!(store.pending_count(&agt("agt_1")).await.unwrap(), 1);
 }
 
 /// Replay protection holds across a restart: the key still names its event
@@ -101,7 +108,7 @@ pub async fn a_dedup_key_outlives_a_restart_for_its_window(db: TestDb) {
         .await
         .unwrap();
     assert!(matches!(later, Inserted::New(_)), "{later:?}");
-    assert_eq!(reopened.pending_count("agt_1").await.unwrap(), 2);
+    assert_eq!(reopened.pending_count(&agt("agt_1")).await.unwrap(), 2);
 }
 
 pub async fn claims_hand_out_in_acceptance_order_to_one_session_each(db: TestDb) {
@@ -130,19 +137,22 @@ pub async fn ack_delivers_nack_retries_then_fails(db: TestDb) {
     for attempt in 1..=3 {
         let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
         assert_eq!(claim.deliveries[0].attempt, attempt);
-        store.nack("agt_1", "ses_a", &id, "500").await.unwrap();
+        store
+            .nack(&agt("agt_1"), &ses("ses_a"), &id, "500")
+            .await
+            .unwrap();
         store.clock().advance(Duration::from_millis(3)); // past the 1 ms retry delay
     }
     assert_eq!(status(&store, &id).await, ("failed".into(), 3));
     let id2 = insert(&store, 1).await;
     store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     store
-        .ack("agt_1", "ses_a", vec![id2.clone()])
+        .ack(&agt("agt_1"), &ses("ses_a"), vec![id2.clone()])
         .await
         .unwrap();
     assert_eq!(status(&store, &id2).await, ("delivered".into(), 1));
     let history = store
-        .event_detail("agt_1", &id)
+        .event_detail(&agt("agt_1"), &id)
         .await
         .unwrap()
         .unwrap()
@@ -165,7 +175,7 @@ pub async fn expired_leases_and_closed_sessions_return_events(db: TestDb) {
         again.next_due.is_some(),
         "the live lease is the next thing due"
     );
-    store.release("agt_1", "ses_b").await.unwrap();
+    store.release(&agt("agt_1"), &ses("ses_b")).await.unwrap();
     assert_eq!(status(&store, &id).await.0, "pending");
     let third = store.claim(claim_req("ses_c", 1, 60_000)).await.unwrap();
     assert_eq!(third.deliveries[0].attempt, 3);
@@ -193,11 +203,18 @@ pub async fn a_claim_in_doubt_takes_back_what_the_session_never_got(db: TestDb) 
         "the lost lease comes back, the sent one stays"
     );
     assert_eq!(again.deliveries[0].attempt, 2);
-    let detail = store.event_detail("agt_1", &lost).await.unwrap().unwrap();
+    let detail = store
+        .event_detail(&agt("agt_1"), &lost)
+        .await
+        .unwrap()
+        .unwrap();
     let outcomes: Vec<_> = detail.history.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["interrupted"]);
     // An expired lease of the session is offered to it again as well.
-    store.ack("agt_1", "ses_a", vec![sent, lost]).await.unwrap();
+    store
+        .ack(&agt("agt_1"), &ses("ses_a"), vec![sent, lost])
+        .await
+        .unwrap();
     let late = insert(&store, 2).await;
     store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
     let expired = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
@@ -215,17 +232,24 @@ pub async fn the_history_records_every_outcome_in_order(db: TestDb) {
     let id = insert(&store, 0).await;
     store.claim(claim_req("ses_a", 1, 0)).await.unwrap();
     store.claim(claim_req("ses_b", 1, 60_000)).await.unwrap(); // times out ses_a
-    store.release("agt_1", "ses_b").await.unwrap();
+    store.release(&agt("agt_1"), &ses("ses_b")).await.unwrap();
     store.claim(claim_req("ses_c", 1, 60_000)).await.unwrap();
-    store.nack("agt_1", "ses_c", &id, "boom").await.unwrap();
-    let detail = store.event_detail("agt_1", &id).await.unwrap().unwrap();
+    store
+        .nack(&agt("agt_1"), &ses("ses_c"), &id, "boom")
+        .await
+        .unwrap();
+    let detail = store
+        .event_detail(&agt("agt_1"), &id)
+        .await
+        .unwrap()
+        .unwrap();
     let history: Vec<_> = detail
         .history
         .iter()
         .map(|a| {
             (
                 a.attempt,
-                a.session_id.as_deref().unwrap(),
+                a.session_id.clone().unwrap(),
                 a.outcome.as_str(),
                 a.error.as_deref(),
             )
@@ -236,17 +260,17 @@ pub async fn the_history_records_every_outcome_in_order(db: TestDb) {
         [
             (
                 1,
-                "ses_a",
+                ses("ses_a"),
                 "timeout",
                 Some("not acked within the ack timeout")
             ),
             (
                 2,
-                "ses_b",
+                ses("ses_b"),
                 "interrupted",
                 Some("session closed before the ack")
             ),
-            (3, "ses_c", "nacked", Some("boom")),
+            (3, ses("ses_c"), "nacked", Some("boom")),
         ]
     );
     assert_eq!(detail.summary.status, "failed", "three attempts used up");
@@ -274,24 +298,31 @@ pub async fn a_replayed_failed_event_gets_a_fresh_retry_budget(db: TestDb) {
     let id = insert(&store, 0).await;
     time_out_until_failed(&store, &id, 1..=3).await;
 
-    store.replay("agt_1", &id).await.unwrap();
+    store.replay(&agt("agt_1"), &id).await.unwrap();
     // Three more attempts, by nacks this time: attempt 4 and 5 are retried,
     // attempt 6 uses the new budget up.
     for attempt in 4..=6 {
         let delivery = claim_when_due(&store, "ses_a").await;
         assert_eq!(delivery.attempt, attempt, "the attempt number goes on");
-        store.nack("agt_1", "ses_a", &id, "500").await.unwrap();
+        store
+            .nack(&agt("agt_1"), &ses("ses_a"), &id, "500")
+            .await
+            .unwrap();
     }
     assert_eq!(status(&store, &id).await, ("failed".into(), 6));
 
     // And again, by timeouts.
-    store.replay("agt_1", &id).await.unwrap();
+    store.replay(&agt("agt_1"), &id).await.unwrap();
     time_out_until_failed(&store, &id, 7..=9).await;
 }
 
 /// Leases the agent's only event to a new session per attempt in
 /// `attempts`, each lease running out at once, until it is `failed`.
-async fn time_out_until_failed(store: &Store, id: &str, attempts: std::ops::RangeInclusive<u32>) {
+async fn time_out_until_failed(
+    store: &Store,
+    id: &EventId,
+    attempts: std::ops::RangeInclusive<u32>,
+) {
     let last = *attempts.end();
     for attempt in attempts {
         let session = format!("ses_t{attempt}");
@@ -326,14 +357,14 @@ pub async fn dropped_writes_still_apply_and_close_waits_for_them(db: TestDb) {
     }
     let claim = store.claim(claim_req("ses_a", 50, 60_000)).await.unwrap();
     for id in ids(&claim) {
-        drop(store.ack("agt_1", "ses_a", vec![id]));
+        drop(store.ack(&agt("agt_1"), &ses("ses_a"), vec![id]));
     }
     store.close().await;
     let store = db.open().await;
-    assert_eq!(store.pending_count("agt_1").await.unwrap(), 0);
+    assert_eq!(store.pending_count(&agt("agt_1")).await.unwrap(), 0);
     for id in ids(&claim) {
         let history = store
-            .event_detail("agt_1", &id)
+            .event_detail(&agt("agt_1"), &id)
             .await
             .unwrap()
             .unwrap()
@@ -386,20 +417,24 @@ pub async fn only_star_and_question_mark_are_wildcards(db: TestDb) {
             .map(|d| d.event_type.as_str())
             .collect();
         assert_eq!(types, expected, "pattern {pattern}");
-        store.release("agt_1", "ses_a").await.unwrap();
+        store.release(&agt("agt_1"), &ses("ses_a")).await.unwrap();
     }
 }
 
 pub async fn replay_requeues_a_delivered_event_keeping_its_id(db: TestDb) {
     let store = db.open().await;
     let id = insert(&store, 0).await;
-    let replay = store.replay("agt_1", "evt_nope").await.unwrap();
+    let nope = EventId::generate();
+    let replay = store.replay(&agt("agt_1"), &nope).await.unwrap();
     assert_eq!(replay, ReplayOutcome::NotFound);
     store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
-    let replay = store.replay("agt_1", &id).await.unwrap();
+    let replay = store.replay(&agt("agt_1"), &id).await.unwrap();
     assert_eq!(replay, ReplayOutcome::InFlight);
-    store.ack("agt_1", "ses_a", vec![id.clone()]).await.unwrap();
-    let replay = store.replay("agt_1", &id).await.unwrap();
+    store
+        .ack(&agt("agt_1"), &ses("ses_a"), vec![id.clone()])
+        .await
+        .unwrap();
+    let replay = store.replay(&agt("agt_1"), &id).await.unwrap();
     assert_eq!(replay, ReplayOutcome::Queued);
     let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     let first = &claim.deliveries[0];
@@ -422,7 +457,11 @@ pub async fn a_timed_out_lease_is_never_offered_again_to_its_session(db: TestDb)
         "only the event it never held"
     );
     store
-        .ack("agt_1", "ses_a", vec![first.clone(), second.clone()])
+        .ack(
+            &agt("agt_1"),
+            &ses("ses_a"),
+            vec![first.clone(), second.clone()],
+        )
         .await
         .unwrap();
     assert_eq!(status(&store, &first).await, ("delivered".into(), 1));
@@ -447,15 +486,24 @@ pub async fn replays_are_marked_until_acked(db: TestDb) {
     let id = insert(&store, 0).await;
     let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     assert!(!claim.deliveries[0].replay);
-    store.ack("agt_1", "ses_a", vec![id.clone()]).await.unwrap();
-    store.replay("agt_1", &id).await.unwrap();
+    store
+        .ack(&agt("agt_1"), &ses("ses_a"), vec![id.clone()])
+        .await
+        .unwrap();
+    store.replay(&agt("agt_1"), &id).await.unwrap();
     let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     assert!(claim.deliveries[0].replay);
-    store.nack("agt_1", "ses_a", &id, "later").await.unwrap();
+    store
+        .nack(&agt("agt_1"), &ses("ses_a"), &id, "later")
+        .await
+        .unwrap();
     // The retry comes due after the policy's 1 ms backoff.
     let retry = claim_when_due(&store, "ses_a").await;
     assert!(retry.replay, "a retried replay is still a replay");
-    store.ack("agt_1", "ses_a", vec![id.clone()]).await.unwrap();
+    store
+        .ack(&agt("agt_1"), &ses("ses_a"), vec![id.clone()])
+        .await
+        .unwrap();
     let other = insert(&store, 2).await;
     let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     assert_eq!(ids(&claim), [other]);
@@ -487,12 +535,12 @@ pub async fn listings_page_newest_first_and_filter_by_status(db: TestDb) {
     }
     store.claim(claim_req("ses_a", 2, 60_000)).await.unwrap();
     store
-        .ack("agt_1", "ses_a", inserted[..2].to_vec())
+        .ack(&agt("agt_1"), &ses("ses_a"), inserted[..2].to_vec())
         .await
         .unwrap();
-    let list = |status, limit, before: Option<&String>| {
+    let list = |status, limit, before: Option<&EventId>| {
         store.list_events(EventQuery {
-            agent_id: "agt_1".into(),
+            agent_id: agt("agt_1"),
             status,
             limit,
             before: before.cloned(),
@@ -508,7 +556,7 @@ pub async fn listings_page_newest_first_and_filter_by_status(db: TestDb) {
     let pending = list(Some(EventStatus::Pending), 10, None).await.unwrap();
     assert_eq!(listed(pending), [4, 3, 2].map(|i| inserted[i].clone()));
     let other = store.list_events(EventQuery {
-        agent_id: "agt_2".into(),
+        agent_id: agt("agt_2"),
         status: None,
         limit: 10,
         before: None,
@@ -524,15 +572,21 @@ pub async fn failed_events_are_kept_for_their_own_retention(db: TestDb) {
     let delivered = insert(&store, 1).await;
     store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     store
-        .ack("agt_1", "ses_a", vec![delivered.clone()])
+        .ack(&agt("agt_1"), &ses("ses_a"), vec![delivered.clone()])
         .await
         .unwrap();
     store.clock().advance(Duration::from_millis(5));
     let day = Duration::from_secs(86_400);
     store.sweep(Duration::ZERO, day).await.unwrap();
-    let gone = |id: String| {
+    let gone = |id: EventId| {
         let store = store.clone();
-        async move { store.event_detail("agt_1", &id).await.unwrap().is_none() }
+        async move {
+            store
+                .event_detail(&agt("agt_1"), &id)
+                .await
+                .unwrap()
+                .is_none()
+        }
     };
     assert!(gone(delivered).await, "delivered: past --retention");
     assert!(
@@ -552,7 +606,7 @@ pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
     let undelivered = insert(&store, 1).await;
     store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     store
-        .ack("agt_1", "ses_a", vec![delivered.clone()])
+        .ack(&agt("agt_1"), &ses("ses_a"), vec![delivered.clone()])
         .await
         .unwrap();
     store.clock().advance(Duration::from_millis(5));
@@ -565,7 +619,7 @@ pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
     assert_eq!(status(&store, &undelivered).await.0, "expired");
     assert!(
         store
-            .event_detail("agt_1", &delivered)
+            .event_detail(&agt("agt_1"), &delivered)
             .await
             .unwrap()
             .is_none()
@@ -579,21 +633,21 @@ pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
     );
     assert!(
         store
-            .event_detail("agt_1", &undelivered)
+            .event_detail(&agt("agt_1"), &undelivered)
             .await
             .unwrap()
             .is_none()
     );
-    assert_eq!(store.pending_count("agt_1").await.unwrap(), 0);
+    assert_eq!(store.pending_count(&agt("agt_1")).await.unwrap(), 0);
 }
 
 pub async fn agents_are_found_by_key_hash_and_relay_id_until_revoked(db: TestDb) {
     let store = db.open().await;
     let agent = Agent {
-        agent_id: "agt_1".into(),
+        agent_id: agt("agt_1"),
         name: "a".into(),
-        workspace: "default".into(),
-        relay_id: "rly_1".into(),
+        workspace: WorkspaceName::default_workspace(),
+        relay_id: RelayId::from_stored("rly_1"),
     };
     let new = NewAgent {
         agent: agent.clone(),
@@ -603,15 +657,15 @@ pub async fn agents_are_found_by_key_hash_and_relay_id_until_revoked(db: TestDb)
     assert!(store.create_agent(new).await.is_err(), "ids are unique");
     let found = store.agent_by_key_hash("h1").await.unwrap();
     assert_eq!(found, Some(agent.clone()));
-    let found = store.agent_by_relay_id("rly_1").await.unwrap();
+    let found = store
+        .agent_by_relay_id(&RelayId::from_stored("rly_1"))
+        .await
+        .unwrap();
     assert_eq!(found, Some(agent.clone()));
     insert(&store, 0).await;
     let seen_at = now_ms();
     store
-        .touch_agents(vec![
-            ("agt_1".into(), seen_at),
-            ("agt_unknown".into(), seen_at),
-        ])
+        .touch_agents(vec![(agt("agt_1"), seen_at), (agt("agt_unknown"), seen_at)])
         .await
         .unwrap();
     let listed = store.list_agents().await.unwrap();
@@ -621,13 +675,19 @@ pub async fn agents_are_found_by_key_hash_and_relay_id_until_revoked(db: TestDb)
     assert_eq!(listed[0].last_seen, Some(seen_at));
     assert_eq!(store.agent_count().await.unwrap(), 1);
     let before_revoking = now_ms();
-    assert!(store.revoke_agent("agt_1").await.unwrap());
-    assert!(!store.revoke_agent("agt_1").await.unwrap());
+    assert!(store.revoke_agent(&agt("agt_1")).await.unwrap());
+    assert!(!store.revoke_agent(&agt("agt_1")).await.unwrap());
     assert_eq!(store.agent_by_key_hash("h1").await.unwrap(), None);
-    assert_eq!(store.agent_by_relay_id("rly_1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .agent_by_relay_id(&RelayId::from_stored("rly_1"))
+            .await
+            .unwrap(),
+        None
+    );
     assert!(store.list_agents().await.unwrap().is_empty());
     let revoked = store.revoked_since(before_revoking).await.unwrap();
-    assert_eq!(revoked, ["agt_1"]);
+    assert_eq!(revoked, [agt("agt_1")]);
     let later = store.revoked_since(now_ms() + 1_000).await.unwrap();
     assert!(later.is_empty());
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::cases::{claim_req, event, insert};
 use super::fixture::{POLICY, TestDb, connect};
+use super::{agt, ses};
 use crate::store::*;
+use lobster_shared::ids::EventId;
 
 /// Two instances with two sessions each drain one agent's queue: every
 /// event is handed out exactly once, and each claim is in acceptance order.
@@ -33,8 +35,11 @@ async fn two_instances_never_claim_the_same_event() {
                 if claim.deliveries.is_empty() {
                     return got;
                 }
-                let ids: Vec<String> = claim.deliveries.into_iter().map(|d| d.id).collect();
-                store.ack("agt_1", &session, ids.clone()).await.unwrap();
+                let ids: Vec<EventId> = claim.deliveries.into_iter().map(|d| d.id).collect();
+                store
+                    .ack(&agt("agt_1"), &ses(&session), ids.clone())
+                    .await
+                    .unwrap();
                 got.push(ids);
             }
         })
@@ -50,7 +55,7 @@ async fn two_instances_never_claim_the_same_event() {
         }
     }
     assert_eq!(seen.len(), 200, "every event is handed out");
-    assert_eq!(a.pending_count("agt_1").await.unwrap(), 0);
+    assert_eq!(a.pending_count(&agt("agt_1")).await.unwrap(), 0);
 }
 
 /// The same delivery arriving at two instances at once is stored once.
@@ -74,7 +79,7 @@ async fn concurrent_duplicates_on_two_instances_store_one_event() {
     }
     assert_eq!(new.len(), 1, "one stored event");
     assert_eq!(originals, HashSet::from([new[0].clone()]));
-    assert_eq!(b.pending_count("agt_1").await.unwrap(), 1);
+    assert_eq!(b.pending_count(&agt("agt_1")).await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -164,19 +169,28 @@ async fn instances_see_each_others_connected_agents() {
     let db = TestDb::postgres().await;
     let (a, b) = (db.open().await, db.open().await);
     let soon = a.clock().now() + 10_000;
-    a.mark_presence(vec!["agt_1".into()], vec![], soon)
+    a.mark_presence(vec![agt("agt_1")], vec![], soon)
         .await
         .unwrap();
-    assert!(b.connected_elsewhere("agt_1").await.unwrap());
-    assert!(!a.connected_elsewhere("agt_1").await.unwrap(), "its own");
-    assert!(!b.connected_elsewhere("agt_2").await.unwrap());
-    a.mark_presence(vec![], vec!["agt_1".into()], soon)
+    assert!(b.connected_elsewhere(&agt("agt_1")).await.unwrap());
+    assert!(
+        !a.connected_elsewhere(&agt("agt_1")).await.unwrap(),
+        "its own"
+    );
+    assert!(!b.connected_elsewhere(&agt("agt_2")).await.unwrap());
+    a.mark_presence(vec![], vec![agt("agt_1")], soon)
         .await
         .unwrap();
-    assert!(!b.connected_elsewhere("agt_1").await.unwrap(), "cleared");
-    a.mark_presence(vec!["agt_1".into()], vec![], soon)
+    assert!(
+        !b.connected_elsewhere(&agt("agt_1")).await.unwrap(),
+        "cleared"
+    );
+    a.mark_presence(vec![agt("agt_1")], vec![], soon)
         .await
         .unwrap();
     b.clock().advance(Duration::from_secs(11));
-    assert!(!b.connected_elsewhere("agt_1").await.unwrap(), "run out");
+    assert!(
+        !b.connected_elsewhere(&agt("agt_1")).await.unwrap(),
+        "run out"
+    );
 }

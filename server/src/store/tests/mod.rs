@@ -8,6 +8,18 @@
 
 mod cases;
 mod fixture;
+
+use lobster_shared::ids::{AgentId, SessionId};
+
+/// The ids the cases name (the store trusts the ids it is handed).
+pub fn agt(id: &str) -> AgentId {
+    AgentId::from_stored(id)
+}
+
+pub fn ses(id: &str) -> SessionId {
+    SessionId::from_stored(id)
+}
+
 mod instances;
 mod push;
 

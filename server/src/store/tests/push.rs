@@ -3,11 +3,17 @@
 
 use super::cases::{claim_req, event, insert};
 use super::fixture::TestDb;
+use super::{agt, ses};
 use crate::store::push::Port;
 use crate::store::*;
+use lobster_shared::ids::EventId;
 
-async fn status(store: &Store, id: &str) -> (String, u32) {
-    let d = store.event_detail("agt_1", id).await.unwrap().unwrap();
+async fn status(store: &Store, id: &EventId) -> (String, u32) {
+    let d = store
+        .event_detail(&agt("agt_1"), id)
+        .await
+        .unwrap()
+        .unwrap();
     (d.summary.status, d.summary.attempts)
 }
 
@@ -15,7 +21,7 @@ fn port_claim(port: &std::sync::Arc<Port>) -> ClaimRequest {
     ClaimRequest {
         port: Some(port.clone()),
         requeue_except: None,
-        ..claim_req(port.session_id(), 0, 30_000)
+        ..claim_req(port.session_id().as_str(), 0, 30_000)
     }
 }
 
@@ -23,8 +29,8 @@ fn port_claim(port: &std::sync::Arc<Port>) -> ClaimRequest {
 async fn a_caught_up_session_gets_new_events_from_their_commit_in_order() {
     let db = TestDb::sqlite().await;
     let store = db.open().await;
-    let port = Port::new("ses_a", false, 30_000, 2);
-    store.ports().unwrap().attach("agt_1", port.clone());
+    let port = Port::new(&ses("ses_a"), false, 30_000, 2);
+    store.ports().unwrap().attach(&agt("agt_1"), port.clone());
     let older = insert(&store, 0).await;
     // Not caught up yet: the event waits for the session's first claim.
     assert_eq!(status(&store, &older).await, ("pending".into(), 0));
@@ -58,7 +64,10 @@ async fn a_caught_up_session_gets_new_events_from_their_commit_in_order() {
     assert!(claim.more && !port.is_caught_up());
 
     // A pushed event is acked like a claimed one.
-    store.ack("agt_1", "ses_a", vec![id.clone()]).await.unwrap();
+    store
+        .ack(&agt("agt_1"), &ses("ses_a"), vec![id.clone()])
+        .await
+        .unwrap();
     assert_eq!(status(&store, &id).await, ("delivered".into(), 1));
 }
 
@@ -66,22 +75,22 @@ async fn a_caught_up_session_gets_new_events_from_their_commit_in_order() {
 async fn a_closed_session_returns_pushed_events_to_the_queue() {
     let db = TestDb::sqlite().await;
     let store = db.open().await;
-    let port = Port::new("ses_a", false, 30_000, 4);
-    store.ports().unwrap().attach("agt_1", port.clone());
+    let port = Port::new(&ses("ses_a"), false, 30_000, 4);
+    store.ports().unwrap().attach(&agt("agt_1"), port.clone());
     store.claim(port_claim(&port)).await.unwrap();
     let Inserted::Pushed(id) = store.insert_event(event(0, None)).await.unwrap() else {
         panic!("pushed")
     };
     // The session ends without reading it: detach, then release.
-    store.ports().unwrap().detach("agt_1", "ses_a");
+    store.ports().unwrap().detach(&agt("agt_1"), &ses("ses_a"));
     port.close();
     assert!(
         port.take_pushed(10).is_empty(),
         "a closed port holds nothing"
     );
-    store.release("agt_1", "ses_a").await.unwrap();
+    store.release(&agt("agt_1"), &ses("ses_a")).await.unwrap();
     assert_eq!(status(&store, &id).await, ("pending".into(), 1));
-    let other = Port::new("ses_b", false, 30_000, 4);
+    let other = Port::new(&ses("ses_b"), false, 30_000, 4);
     let claim = store.claim(port_claim(&other)).await.unwrap();
     assert_eq!(claim.deliveries[0].id, id);
     assert_eq!(claim.deliveries[0].attempt, 2);
@@ -91,8 +100,8 @@ async fn a_closed_session_returns_pushed_events_to_the_queue() {
 async fn filtered_sessions_and_duplicates_are_not_pushed() {
     let db = TestDb::sqlite().await;
     let store = db.open().await;
-    let port = Port::new("ses_f", true, 30_000, 4);
-    store.ports().unwrap().attach("agt_1", port.clone());
+    let port = Port::new(&ses("ses_f"), true, 30_000, 4);
+    store.ports().unwrap().attach(&agt("agt_1"), port.clone());
     store.claim(port_claim(&port)).await.unwrap();
     assert!(matches!(
         store.insert_event(event(0, Some("k"))).await.unwrap(),

@@ -6,12 +6,19 @@ use fixture::TestDb;
 
 /// The case functions, named for `on_every_backend!`.
 mod cases {
+    use lobster_shared::ids::WorkspaceName;
+
+    use super::super::agt;
     use super::TestDb;
     use crate::store::workspaces::StoredWorkspace;
 
+    fn ws(name: &str) -> WorkspaceName {
+        WorkspaceName::parse(name).unwrap()
+    }
+
     fn workspace(name: &str) -> StoredWorkspace {
         StoredWorkspace {
-            name: name.into(),
+            name: ws(name),
             signature_scheme: "github".into(),
             secrets: vec!["v1:AAAA".into(), "plain:second".into()],
             version: 1,
@@ -28,12 +35,12 @@ mod cases {
         let names: Vec<&str> = listed.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, ["acme", "beta"]);
         assert_eq!(
-            store.workspace("acme").await.unwrap(),
+            store.workspace(&ws("acme")).await.unwrap(),
             Some(workspace("acme"))
         );
-        assert_eq!(store.workspace_version("acme").await.unwrap(), Some(1));
-        assert_eq!(store.workspace("nope").await.unwrap(), None);
-        assert_eq!(store.workspace_version("nope").await.unwrap(), None);
+        assert_eq!(store.workspace_version(&ws("acme")).await.unwrap(), Some(1));
+        assert_eq!(store.workspace(&ws("nope")).await.unwrap(), None);
+        assert_eq!(store.workspace_version(&ws("nope")).await.unwrap(), None);
         store.close().await;
     }
 
@@ -41,14 +48,14 @@ mod cases {
         let store = db.open().await;
         store.create_workspace(workspace("acme")).await.unwrap();
         let new = vec!["plain:third".to_owned()];
-        let replaced = store.replace_workspace_secrets("acme", new.clone());
+        let replaced = store.replace_workspace_secrets(&ws("acme"), new.clone());
         assert_eq!(replaced.await.unwrap(), Some(2));
-        let missing = store.replace_workspace_secrets("nope", new.clone());
+        let missing = store.replace_workspace_secrets(&ws("nope"), new.clone());
         assert_eq!(missing.await.unwrap(), None);
         store.close().await;
 
         let store = db.open().await;
-        let found = store.workspace("acme").await.unwrap().unwrap();
+        let found = store.workspace(&ws("acme")).await.unwrap().unwrap();
         assert_eq!((found.secrets, found.version), (new, 2));
         store.close().await;
     }
@@ -86,8 +93,11 @@ mod cases {
             }
         }
         let store = db.open().await;
-        let agent = store.agent_by_relay_id("rly_old").await.unwrap();
-        assert_eq!(agent.map(|a| a.agent_id).as_deref(), Some("agt_old"));
+        let agent = store
+            .agent_by_relay_id(&lobster_shared::ids::RelayId::from_stored("rly_old"))
+            .await
+            .unwrap();
+        assert_eq!(agent.map(|a| a.agent_id), Some(agt("agt_old")));
         assert!(store.create_workspace(workspace("acme")).await.unwrap());
         store.close().await;
         // Opening again finds schema 2 and changes nothing.

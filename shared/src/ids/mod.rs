@@ -8,6 +8,9 @@
 //! time, which the event list relies on. Relay ids and keys are pure
 //! randomness in lowercase Crockford base32, which survives URLs, shells and
 //! being read aloud (no `i`, `l`, `o` or `u`).
+//!
+//! Ids have a type each ([`EventId`], [`AgentId`], [`SessionId`],
+//! [`InstanceId`], [`RelayId`], and [`WorkspaceName`]), in `typed`.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -16,6 +19,12 @@ use subtle::ConstantTimeEq as _;
 use ulid::{Generator, Ulid};
 
 use crate::Secret;
+
+mod typed;
+
+pub use typed::{
+    AgentId, EventId, IdError, InstanceId, RelayId, SessionId, WORKSPACE_NAME_MAX, WorkspaceName,
+};
 
 /// Prefix of event ids.
 pub const EVENT_ID_PREFIX: &str = "evt_";
@@ -52,34 +61,6 @@ pub const ADMIN_TOKEN_LEN: usize = ADMIN_TOKEN_PREFIX.len() + KEY_SYMBOLS;
 /// One generator for the process, so ids made in the same millisecond still
 /// sort in creation order (plain `Ulid::new()` would order them at random).
 static ULIDS: Mutex<Generator> = Mutex::new(Generator::new());
-
-/// A new event id: `evt_` + ULID. Later calls sort after earlier ones.
-pub fn event_id() -> String {
-    prefixed_ulid(EVENT_ID_PREFIX)
-}
-
-/// A new agent id: `agt_` + ULID.
-pub fn agent_id() -> String {
-    prefixed_ulid(AGENT_ID_PREFIX)
-}
-
-/// A new session id: `ses_` + ULID.
-pub fn session_id() -> String {
-    prefixed_ulid(SESSION_ID_PREFIX)
-}
-
-/// A new instance id: `ins_` + ULID, one per relay process.
-pub fn instance_id() -> String {
-    prefixed_ulid(INSTANCE_ID_PREFIX)
-}
-
-/// A new relay id: `rly_` + 26 random lowercase base32 symbols (130 bits).
-///
-/// It is the only thing standing between the internet and an agent's
-/// queue, so it carries no timestamp or counter that would narrow a guess.
-pub fn relay_id() -> String {
-    format!("{RELAY_ID_PREFIX}{}", random_symbols(RELAY_ID_SYMBOLS))
-}
 
 /// A new agent API key: `lrk_` + 52 random symbols (260 bits) + a 7-symbol
 /// CRC-32 of everything before it. See [`api_key_is_well_formed`].
@@ -174,6 +155,26 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+
+    fn event_id() -> String {
+        EventId::generate().into_string()
+    }
+
+    fn agent_id() -> String {
+        AgentId::generate().into_string()
+    }
+
+    fn session_id() -> String {
+        SessionId::generate().into_string()
+    }
+
+    fn instance_id() -> String {
+        InstanceId::generate().into_string()
+    }
+
+    fn relay_id() -> String {
+        RelayId::generate().into_string()
+    }
 
     /// Name, generator, prefix, length.
     type Case = (&'static str, fn() -> String, &'static str, usize);
