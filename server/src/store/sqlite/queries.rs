@@ -355,6 +355,19 @@ mod tests {
     use super::super::leases::{claim, claim_sql};
     use super::*;
 
+    /// A `push` event of agt_1 with the body `{}`.
+    fn push_event(id: &str) -> NewEvent {
+        NewEvent {
+            id: EventId::from_stored(id),
+            agent_id: AgentId::from_stored("agt_1"),
+            event_type: "push".into(),
+            received_at: 500,
+            headers: Vec::new(),
+            body: Bytes::from_static(b"{}"),
+            dedup_key: None,
+        }
+    }
+
     fn claim_with(c: &Connection, limit: usize) -> Claim {
         let req = ClaimRequest {
             agent_id: AgentId::from_stored("agt_1"),
@@ -377,16 +390,7 @@ mod tests {
         super::super::tune(&mut c).unwrap();
         super::super::migrate(&mut c).unwrap();
         for n in 0..6 {
-            let event = NewEvent {
-                id: EventId::from_stored(format!("evt_{n}")),
-                agent_id: AgentId::from_stored("agt_1"),
-                event_type: "push".into(),
-                received_at: 500,
-                headers: Vec::new(),
-                body: Bytes::from_static(b"{}"),
-                dedup_key: None,
-            };
-            insert_event(&c, &event).unwrap();
+            insert_event(&c, &push_event(&format!("evt_{n}"))).unwrap();
         }
         assert_eq!(claim_with(&c, 1).deliveries.len(), 1);
         assert_eq!(claim_with(&c, 3).deliveries.len(), 3);
@@ -542,15 +546,7 @@ mod tests {
         let detail = event_detail(&c, "agt_1", "evt_2").unwrap().unwrap();
         assert_eq!(detail.body, b"body 2");
         assert_eq!(detail.headers, [("x-n".to_owned(), "1".to_owned())]);
-        let next = NewEvent {
-            id: EventId::from_stored("evt_4"),
-            agent_id: AgentId::from_stored("agt_1"),
-            event_type: "push".into(),
-            received_at: 500,
-            headers: Vec::new(),
-            body: Bytes::from_static(b"{}"),
-            dedup_key: None,
-        };
+        let next = push_event("evt_4");
         assert_eq!(store_event(&c, &next, None, None).unwrap(), 5);
         let claimed: Vec<_> = claim_with(&c, 10)
             .deliveries
