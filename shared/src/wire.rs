@@ -471,10 +471,11 @@ mod tests {
             format!(r#"{{"type":"event",{body},"type":"ready"}}"#),
             format!(r#"{{{body}}}"#),
             // Escaped keys and values.
-            format!(r#"{{"type":"event",{body}}}"#),
-            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""id""#, r#""id""#)),
-            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""t""#, r#""	tab
-""#)),
+            format!(r#"{{"typ\u0065":"ev\u0065nt",{body}}}"#),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""id""#, r#""\u0069d""#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""t""#, r#""\ttab\n""#)),
+            // A raw control character in a string is not JSON.
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""t""#, "\"\ttab\n\"")),
             // Duplicate fields, wrong types, out-of-range numbers.
             format!(r#"{{"type":"event","id":"evt_0",{body}}}"#),
             format!(r#"{{"type":"event",{},"attempt":-1}}"#, body.replace(r#","attempt":1"#, "")),
