@@ -140,8 +140,149 @@ impl RelayMessage {
         serde_json::to_string(self).expect("relay messages always serialize")
     }
 
+    /// Reads a frame. An `event` frame whose first key is `type` (as the
+    /// relay writes every frame) is read straight into [`EventFrame`];
+    /// anything else, and any frame that fast path does not accept, goes
+    /// through serde's internally tagged enum, so what is accepted and every
+    /// error are those of the derived `Deserialize`.
     pub fn from_json(text: &str) -> Result<Self, WireError> {
+        if let Some(frame) = event_fast::parse(text) {
+            return Ok(RelayMessage::Event(frame));
+        }
         Ok(serde_json::from_str(text)?)
+    }
+}
+
+/// The fast path of [`RelayMessage::from_json`] for `event` frames.
+///
+/// serde reads an internally tagged enum by buffering the whole object as
+/// `Content` values (a `Vec` per object and array, one per header pair),
+/// finding the tag among them, then deserializing the variant again from
+/// the buffer. When the object's first key is `type` and its value is
+/// `"event"`, the rest of the object can go straight to `EventFrame`'s
+/// derived `Deserialize` instead, reading the same map. It gives up (`None`)
+/// on anything else: another first key, another type, a second `type` key
+/// (which serde refuses as a duplicate), or any error, and the caller then
+/// reads the text again the derived way. So it only ever accepts frames the
+/// derived reading accepts, with the same value; the tests compare the two.
+mod event_fast {
+    use std::fmt;
+
+    use serde::Deserialize as _;
+    use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StrDeserializer};
+    use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+
+    use super::EventFrame;
+
+    const TAG: &str = "type";
+
+    pub(super) fn parse(text: &str) -> Option<EventFrame> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let frame = de::Deserializer::deserialize_map(&mut de, EventVisitor).ok()?;
+        de.end().ok()?;
+        Some(frame)
+    }
+
+    struct EventVisitor;
+
+    impl<'de> Visitor<'de> for EventVisitor {
+        type Value = EventFrame;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an event frame")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventFrame, A::Error> {
+            if map.next_key_seed(Is(TAG))? != Some(true) || !map.next_value_seed(Is("event"))? {
+                return Err(de::Error::custom("not an event frame with `type` first"));
+            }
+            EventFrame::deserialize(MapAccessDeserializer::new(NoSecondTag(map)))
+        }
+    }
+
+    /// Reads a string and says whether it is the given one.
+    struct Is(&'static str);
+
+    impl<'de> DeserializeSeed<'de> for Is {
+        type Value = bool;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+
+    impl Visitor<'_> for Is {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            Ok(v == self.0)
+        }
+    }
+
+    /// The rest of the frame's map, refusing a second `type` key.
+    struct NoSecondTag<A>(A);
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for NoSecondTag<A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            self.0.next_key_seed(NotTag(seed))
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, A::Error> {
+            self.0.next_value_seed(seed)
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            self.0.size_hint()
+        }
+    }
+
+    /// A key of the frame: handed to `EventFrame`'s field seed unless it is
+    /// `type`.
+    struct NotTag<K>(K);
+
+    impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for NotTag<K> {
+        type Value = K::Value;
+
+        fn deserialize<D: de::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<K::Value, D::Error> {
+            deserializer.deserialize_identifier(self)
+        }
+    }
+
+    impl<'de, K: DeserializeSeed<'de>> Visitor<'de> for NotTag<K> {
+        type Value = K::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a field name")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<K::Value, E> {
+            if v == TAG {
+                return Err(E::duplicate_field(TAG));
+            }
+            self.0.deserialize(BorrowedStrDeserializer::new(v))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<K::Value, E> {
+            if v == TAG {
+                return Err(E::duplicate_field(TAG));
+            }
+            self.0.deserialize(StrDeserializer::new(v))
+        }
     }
 }
 
@@ -267,6 +408,136 @@ mod tests {
                 reason: "500".into()
             }
         );
+    }
+
+    /// What serde's derived reading of the enum makes of `text`: the
+    /// reference `RelayMessage::from_json` must match, value or error text.
+    fn derived(text: &str) -> Result<RelayMessage, String> {
+        serde_json::from_str::<RelayMessage>(text).map_err(|err| err.to_string())
+    }
+
+    fn read(text: &str) -> Result<RelayMessage, String> {
+        RelayMessage::from_json(text).map_err(|err| match err {
+            WireError::Malformed(err) => err.to_string(),
+            other => panic!("not a parse error: {other}"),
+        })
+    }
+
+    const EVENT: &str = r#"{"type":"event","id":"evt_1","event_type":"message.received","received_at":"2026-11-28T12:00:00.000Z","attempt":2,"headers":[["content-type","application/json"],["x-a","b"]],"body":"{\"a\":1}","body_encoding":"utf8"}"#;
+
+    #[test]
+    fn event_frames_with_the_type_first_take_the_fast_path() {
+        let frame = event_fast::parse(EVENT).expect("the fast path reads the relay's frames");
+        assert_eq!(Ok(RelayMessage::Event(frame)), derived(EVENT));
+        let replay = EVENT.replace(
+            r#""utf8"}"#,
+            r#""utf8","replay":true,"extra":[1,{"a":null}]}"#,
+        );
+        let frame = event_fast::parse(&replay).expect("unknown fields are ignored");
+        assert!(frame.replay);
+        // What the relay writes comes back the same way.
+        let Ok(RelayMessage::Event(frame)) = derived(EVENT) else {
+            unreachable!()
+        };
+        let written = RelayMessage::Event(frame.clone()).to_json();
+        assert_eq!(event_fast::parse(&written), Some(frame));
+    }
+
+    /// Frames the fast path leaves to serde's derived reading, and malformed
+    /// ones: accepted or refused exactly as before, with the same error.
+    #[test]
+    fn every_frame_reads_as_the_derived_enum_does() {
+        let body = r#""id":"evt_1","event_type":"t","received_at":"x","attempt":1,"headers":[["a","b"]],"body":"","body_encoding":"utf8""#;
+        let fields = [
+            r#""id":"evt_1""#,
+            r#""event_type":"t""#,
+            r#""received_at":"x""#,
+            r#""attempt":1"#,
+            r#""headers":[["a","b"]]"#,
+            r#""body":"""#,
+            r#""body_encoding":"utf8""#,
+        ];
+        let mut cases: Vec<String> = vec![
+            // The type elsewhere than first (slow path, accepted).
+            format!(r#"{{{body},"type":"event"}}"#),
+            format!(r#"{{"id":"evt_1","type":"event",{}}}"#, &body[13..]),
+            // Unknown, non-string, duplicate or missing types.
+            format!(r#"{{"type":"bogus",{body}}}"#),
+            format!(r#"{{"type":"Event",{body}}}"#),
+            format!(r#"{{"type":1,{body}}}"#),
+            format!(r#"{{"type":null,{body}}}"#),
+            format!(r#"{{"type":"event","type":"event",{body}}}"#),
+            format!(r#"{{"type":"event",{body},"type":"event"}}"#),
+            format!(r#"{{"type":"event",{body},"type":"ready"}}"#),
+            format!(r#"{{{body}}}"#),
+            // Escaped keys and values.
+            format!(r#"{{"typ\u0065":"ev\u0065nt",{body}}}"#),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""id""#, r#""\u0069d""#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""t""#, r#""\ttab\n""#)),
+            // A raw control character in a string is not JSON.
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""t""#, "\"\ttab\n\"")),
+            // Duplicate fields, wrong types, out-of-range numbers.
+            format!(r#"{{"type":"event","id":"evt_0",{body}}}"#),
+            format!(r#"{{"type":"event",{},"attempt":-1}}"#, body.replace(r#","attempt":1"#, "")),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""attempt":1"#, r#""attempt":1.0"#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""attempt":1"#, r#""attempt":"1""#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""attempt":1"#, r#""attempt":4294967296"#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""attempt":1"#, r#""attempt":-0"#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#"[["a","b"]]"#, r#"[["a"]]"#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#"[["a","b"]]"#, r#"[["a","b","c"]]"#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#"[["a","b"]]"#, r#"{"a":"b"}"#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#"[["a","b"]]"#, "[[1,2]]")),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#"[["a","b"]]"#, "null")),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""utf8""#, r#""UTF8""#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""utf8""#, r#"{"base64":null}"#)),
+            format!(r#"{{"type":"event",{}}}"#, body.replace(r#""utf8""#, "0")),
+            format!(r#"{{"type":"event",{body},"replay":null}}"#),
+            format!(r#"{{"type":"event",{body},"replay":1}}"#),
+            format!(r#"{{"type":"event",{body},"replay":false}}"#),
+            // Around the object.
+            format!(r#" {{"type":"event",{body}}} "#),
+            format!(r#"{{"type":"event",{body}}}x"#),
+            format!(r#"{{"type":"event",{body}}}{{}}"#),
+            format!(r#"{{"type":"event",{body}"#),
+            format!(r#"["event","evt_1","t","x",1,[["a","b"]],"","utf8"]"#),
+            // The other frames.
+            r#"{"type":"error","code":"c","message":"m"}"#.to_owned(),
+            r#"{"type":"error","code":"c"}"#.to_owned(),
+            r#"{"type":"ready","session_id":"s","agent_id":"a","relay_id":"r","webhook_url":"u","max_in_flight":1,"ack_timeout_ms":2,"protocol":1}"#.to_owned(),
+            String::new(),
+            "{}".to_owned(),
+            "[]".to_owned(),
+            "null".to_owned(),
+            r#"{"type":"event"}"#.to_owned(),
+            "nul\0".to_owned(),
+        ];
+        // Each field missing in turn.
+        for field in fields {
+            let without = body
+                .replace(&format!("{field},"), "")
+                .replace(&format!(",{field}"), "");
+            cases.push(format!(r#"{{"type":"event",{without}}}"#));
+        }
+        // The relay's frame cut, or with a character deleted or replaced,
+        // at every position.
+        for at in 0..EVENT.len() {
+            if !EVENT.is_char_boundary(at) {
+                continue;
+            }
+            cases.push(EVENT[..at].to_owned());
+            let rest = &EVENT[at..];
+            let next = rest.chars().next().map_or(0, char::len_utf8);
+            cases.push(format!("{}{}", &EVENT[..at], &rest[next..]));
+            for with in ["\"", ",", "}", "]", "1", " ", "x"] {
+                cases.push(format!("{}{with}{}", &EVENT[..at], &rest[next..]));
+            }
+        }
+        let mut fast = 0;
+        for case in &cases {
+            assert_eq!(read(case), derived(case), "{case}");
+            fast += usize::from(event_fast::parse(case).is_some());
+        }
+        assert!(fast > 20, "the fast path read {fast} of the cases");
     }
 
     #[test]

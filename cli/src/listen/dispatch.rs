@@ -1,4 +1,4 @@
-//! The dispatcher: starts a handler task per event, at most N at once.
+//! The dispatcher: starts a handler per event, at most N at once.
 //!
 //! Events come in arrival order from the reader. Each one waits for a
 //! permit of the listener-wide semaphore (FIFO), so with `--concurrency 1`
@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use lobster_shared::wire::EventFrame;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -27,7 +29,8 @@ pub struct Dispatch {
     pub handler: Arc<Handler>,
     /// One permit per event that may be handled at once (`--concurrency`).
     pub permits: Arc<Semaphore>,
-    /// Every handler task, across sessions, so Ctrl-C can wait for them.
+    /// Every dispatcher, across sessions (each finishes the handlers it
+    /// started, even after its session), so Ctrl-C can wait for them.
     pub tracker: TaskTracker,
     /// Cancelled on Ctrl-C: no new event starts.
     pub stop: CancellationToken,
@@ -35,7 +38,13 @@ pub struct Dispatch {
 
 impl Dispatch {
     /// Starts handlers for `events` until the channel closes, `session` is
-    /// cancelled or `stop` is. Answers go to `outgoing`.
+    /// cancelled or `stop` is, then waits for the handlers already started.
+    /// Answers go to `outgoing`.
+    ///
+    /// The handlers run inside this future (one `FuturesUnordered`), not as
+    /// a task each: the listener runs on one thread, so a task per event
+    /// bought nothing but its spawn, scheduling and `Arc` clones. Run it as
+    /// a task of `tracker` so Ctrl-C waits for it.
     pub async fn run(
         self,
         mut events: mpsc::UnboundedReceiver<EventFrame>,
@@ -57,33 +66,42 @@ impl Dispatch {
                 ));
             }
         };
-        loop {
+        let handler = &*self.handler;
+        let outgoing = &outgoing;
+        let mut running = FuturesUnordered::new();
+        'taking: loop {
             let frame = tokio::select! {
                 biased;
-                () = self.stop.cancelled() => return dropped(None, &events),
-                () = session.cancelled() => return dropped(None, &events),
+                () = self.stop.cancelled() => break dropped(None, &events),
+                () = session.cancelled() => break dropped(None, &events),
+                Some(()) = running.next() => continue,
                 next = events.recv() => match next {
                     Some(frame) => frame,
-                    None => return,
+                    None => break,
                 },
             };
-            let permit = tokio::select! {
-                biased;
-                () = self.stop.cancelled() => return dropped(Some(&frame), &events),
-                () = session.cancelled() => return dropped(Some(&frame), &events),
-                permit = self.permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
+            // Waits in the semaphore's queue (FIFO across sessions) while
+            // the handlers already running go on, and release permits.
+            let acquire = self.permits.clone().acquire_owned();
+            tokio::pin!(acquire);
+            let permit = loop {
+                tokio::select! {
+                    biased;
+                    () = self.stop.cancelled() => break 'taking dropped(Some(&frame), &events),
+                    () = session.cancelled() => break 'taking dropped(Some(&frame), &events),
+                    Some(()) = running.next() => {}
+                    permit = &mut acquire => match permit {
+                        Ok(permit) => break permit,
+                        Err(_) => break 'taking,
+                    },
+                }
             };
             // The permit and the end of the session can come together.
             if session.is_cancelled() || self.stop.is_cancelled() {
-                return dropped(Some(&frame), &events);
+                break dropped(Some(&frame), &events);
             }
-            self.handler.announce(&frame);
-            let handler = self.handler.clone();
-            let outgoing = outgoing.clone();
-            self.tracker.spawn(async move {
+            handler.announce(&frame);
+            running.push(async move {
                 if let Some(reply) = handler.handle(&frame).await
                     && outgoing.send(Outgoing::Reply(reply)).await.is_err()
                 {
@@ -98,5 +116,9 @@ impl Dispatch {
                 drop(permit);
             });
         }
+        // Nothing more starts; the handlers already started finish (their
+        // side effects should, even when their answers can no longer go).
+        drop(events);
+        while running.next().await.is_some() {}
     }
 }

@@ -1,6 +1,8 @@
 //! Handling one event: filter, act by mode, log a line, answer ack or nack.
 
-use std::time::{Duration, Instant};
+use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use lobster_shared::wire::{AgentMessage, EventFrame};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +30,7 @@ pub struct Handler {
     ui: Ui,
     /// Ids handled successfully: a redelivery of one is acked, not redone.
     handled: Handled,
+    clock: Clock,
 }
 
 impl Handler {
@@ -60,6 +63,7 @@ impl Handler {
             action,
             ui,
             handled: Handled::default(),
+            clock: Clock::default(),
         })
     }
 
@@ -94,7 +98,8 @@ impl Handler {
     /// lines keep the relay's order whatever the concurrency.
     pub fn announce(&self, frame: &EventFrame) {
         if self.wants(frame) {
-            self.ui.event(arrival_line(frame));
+            self.ui
+                .event(self.clock.with(|now| arrival_line(now, frame)));
         }
     }
 
@@ -125,8 +130,10 @@ impl Handler {
         // In print mode the event itself is on stdout; say only what went wrong.
         let quiet_success =
             matches!(self.action, Action::Print(_)) && matches!(outcome, Outcome::Done { .. });
-        if let Some(line) = outcome_line(frame, &outcome, started.elapsed())
-            && !quiet_success
+        if !quiet_success
+            && let Some(line) = self
+                .clock
+                .with(|now| outcome_line(now, frame, &outcome, started.elapsed()))
         {
             self.ui.event(line);
         }
@@ -134,35 +141,73 @@ impl Handler {
     }
 }
 
-/// `12:00:01  --> message.received evt_...`, with the attempt when it is a retry.
-fn arrival_line(frame: &EventFrame) -> String {
-    let attempt = match frame.attempt {
-        0 | 1 => String::new(),
-        n => format!(" (attempt {n})"),
-    };
-    format!(
-        "{}  {} {} {}{attempt}",
-        paint(clock()).dim(),
+/// The `12:00:01` of event lines: [`clock`], worked out once a second
+/// rather than twice per event (the time zone lookup and the formatting
+/// were a few percent of `listen`'s CPU at thousands of events a second).
+#[derive(Default)]
+struct Clock(Mutex<Option<(u64, String)>>);
+
+impl Clock {
+    /// Calls `f` with the current `clock()`.
+    fn with<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        let second = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = match &mut *cached {
+            Some((at, now)) if *at == second => &*now,
+            // Time zone offsets are whole seconds: the text changes only
+            // when the second does.
+            slot => &slot.insert((second, clock())).1,
+        };
+        f(now)
+    }
+}
+
+/// `12:00:01  --> message.received evt_...`, with the attempt when it is a
+/// retry; `now` is [`clock`]'s.
+fn arrival_line(now: &str, frame: &EventFrame) -> String {
+    let mut line = String::with_capacity(48 + frame.event_type.len() + frame.id.len());
+    let _ = write!(
+        line,
+        "{}  {} {} {}",
+        paint(now).dim(),
         paint("-->").cyan(),
         paint(printable(&frame.event_type)).bold(),
         printable(&frame.id)
-    )
+    );
+    if frame.attempt > 1 {
+        let _ = write!(line, " (attempt {})", frame.attempt);
+    }
+    line
 }
 
 /// `12:00:01  <-- 200 POST http://localhost:3000/hooks (12 ms) evt_...`:
 /// green when acked, red when nacked, yellow when skipped.
-fn outcome_line(frame: &EventFrame, outcome: &Outcome, elapsed: Duration) -> Option<String> {
-    let took = took(elapsed);
-    let text = match outcome {
-        Outcome::Done { status } => paint(format!("<-- {}", printable(status)))
-            .green()
-            .to_string(),
-        Outcome::Failed { reason } => paint(format!("<-- {}", printable(reason)))
-            .red()
-            .to_string(),
-        Outcome::Skipped { why } => paint(format!("<-- skipped: {}", printable(why)))
-            .yellow()
-            .to_string(),
+fn outcome_line(
+    now: &str,
+    frame: &EventFrame,
+    outcome: &Outcome,
+    elapsed: Duration,
+) -> Option<String> {
+    let mut line = String::with_capacity(96 + frame.id.len());
+    let _ = write!(line, "{}  ", paint(now).dim());
+    let _ = match outcome {
+        Outcome::Done { status } => write!(
+            line,
+            "{}",
+            paint(format_args!("<-- {}", printable(status))).green()
+        ),
+        Outcome::Failed { reason } => write!(
+            line,
+            "{}",
+            paint(format_args!("<-- {}", printable(reason))).red()
+        ),
+        Outcome::Skipped { why } => write!(
+            line,
+            "{}",
+            paint(format_args!("<-- skipped: {}", printable(why))).yellow()
+        ),
         Outcome::Abandoned => return None,
     };
     let answer = match outcome {
@@ -170,11 +215,13 @@ fn outcome_line(frame: &EventFrame, outcome: &Outcome, elapsed: Duration) -> Opt
         Outcome::Skipped { .. } => ", acked",
         _ => "",
     };
-    Some(format!(
-        "{}  {text} ({took}){answer} {}",
-        paint(clock()).dim(),
+    let _ = write!(
+        line,
+        " ({}){answer} {}",
+        took(elapsed),
         paint(printable(&frame.id)).dim()
-    ))
+    );
+    Some(line)
 }
 
 #[cfg(test)]
@@ -279,7 +326,7 @@ mod tests {
     #[test]
     fn event_lines_show_arrival_then_outcome() {
         let plain = |line: &str| console::strip_ansi_codes(line).to_string();
-        let arrival = plain(&arrival_line(&frame("message.received")));
+        let arrival = plain(&arrival_line(&clock(), &frame("message.received")));
         assert!(
             arrival.ends_with("  --> message.received evt_1 (attempt 2)"),
             "{arrival}"
@@ -288,7 +335,8 @@ mod tests {
         let done = Outcome::Done {
             status: "200 POST http://localhost:3000/hooks".into(),
         };
-        let line = plain(&outcome_line(&frame("x"), &done, Duration::from_millis(12)).unwrap());
+        let line =
+            plain(&outcome_line(&clock(), &frame("x"), &done, Duration::from_millis(12)).unwrap());
         assert!(
             line.ends_with("  <-- 200 POST http://localhost:3000/hooks (12 ms) evt_1"),
             "{line}"
@@ -296,18 +344,39 @@ mod tests {
         let failed = Outcome::Failed {
             reason: "500 POST http://localhost:3000/hooks".into(),
         };
-        let line = plain(&outcome_line(&frame("x"), &failed, Duration::from_millis(3)).unwrap());
+        let line =
+            plain(&outcome_line(&clock(), &frame("x"), &failed, Duration::from_millis(3)).unwrap());
         assert!(line.contains("(3 ms), nacked"), "{line}");
         assert_eq!(
-            outcome_line(&frame("x"), &Outcome::Abandoned, Duration::ZERO),
+            outcome_line(&clock(), &frame("x"), &Outcome::Abandoned, Duration::ZERO),
             None
         );
     }
 
     #[test]
+    fn the_clock_of_event_lines_is_the_ui_clock() {
+        let clock_of_lines = Clock::default();
+        for _ in 0..3 {
+            let before = clock();
+            let cached = clock_of_lines.with(str::to_owned);
+            let again = clock_of_lines.with(str::to_owned);
+            let after = clock();
+            assert!(
+                cached == before || cached == after,
+                "{cached} {before} {after}"
+            );
+            assert!(
+                again == cached || again == after,
+                "{again} {cached} {after}"
+            );
+            std::thread::sleep(Duration::from_millis(600));
+        }
+    }
+
+    #[test]
     fn event_lines_escape_what_the_sender_chose() {
         let hostile = "ping\nFORGED 12:00:00  <-- 200\r\u{1b}[2J\u{9b}31m\u{202e}";
-        let line = arrival_line(&frame(hostile));
+        let line = arrival_line(&clock(), &frame(hostile));
         assert!(
             !line.contains(['\n', '\r', '\u{9b}', '\u{202e}']),
             "{line:?}"
@@ -323,7 +392,7 @@ mod tests {
         let failed = Outcome::Failed {
             reason: "exit 1\nFORGED".into(),
         };
-        let line = outcome_line(&frame("x"), &failed, Duration::ZERO).unwrap();
+        let line = outcome_line(&clock(), &frame("x"), &failed, Duration::ZERO).unwrap();
         assert!(!line.contains('\n'), "{line:?}");
     }
 

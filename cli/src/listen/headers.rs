@@ -8,7 +8,7 @@
 //! not forge them). Added: `Lobster-Relay-Event-Id`, `Lobster-Relay-Attempt`
 //! and the `--header` extras, which replace an original of the same name.
 
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use lobster_shared::wire::HOP_BY_HOP;
 
 /// The event id of the forwarded event.
@@ -37,18 +37,19 @@ impl ExtraHeader {
     }
 }
 
-/// A header the forwarded request carries.
-pub type Header = (HeaderName, HeaderValue);
-
-/// The headers to forward for one event. Original headers whose name or
-/// value HTTP cannot carry are dropped and returned by name in the second
-/// element, so the caller can say so.
+/// The headers to forward for one event, built straight into the request's
+/// map, with room for the `accept` header the client may add. Original
+/// headers whose name or value HTTP cannot carry are dropped and returned by
+/// name in the second element, so the caller can say so.
+///
+/// The map keeps the order of first appearance of each name, with the
+/// values of a name together in their order, as hyper writes them.
 pub fn forward_headers(
     original: &[(String, String)],
     event_id: &str,
     attempt: u32,
     extra: &[ExtraHeader],
-) -> (Vec<Header>, Vec<String>) {
+) -> (HeaderMap, Vec<String>) {
     let named_by_connection: Vec<String> = original
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
@@ -66,23 +67,27 @@ pub fn forward_headers(
             || extra.iter().any(|header| header.name == name)
     };
 
-    let mut headers = Vec::with_capacity(original.len() + extra.len() + 2);
+    let mut headers = HeaderMap::with_capacity(original.len() + extra.len() + 3);
     let mut invalid = Vec::new();
     for (name, value) in original {
         let parsed = HeaderName::from_bytes(name.as_bytes())
             .ok()
             .zip(HeaderValue::from_str(value).ok());
         match parsed {
-            Some((name, value)) if !removed(&name) => headers.push((name, value)),
+            Some((name, value)) if !removed(&name) => {
+                headers.append(name, value);
+            }
             Some(_) => {}
             None => invalid.push(name.clone()),
         }
     }
     if let Ok(id) = HeaderValue::from_str(event_id) {
-        headers.push((HeaderName::from_static(EVENT_ID), id));
+        headers.append(HeaderName::from_static(EVENT_ID), id);
     }
-    headers.push((HeaderName::from_static(ATTEMPT), HeaderValue::from(attempt)));
-    headers.extend(extra.iter().map(|h| (h.name.clone(), h.value.clone())));
+    headers.append(HeaderName::from_static(ATTEMPT), HeaderValue::from(attempt));
+    for header in extra {
+        headers.append(header.name.clone(), header.value.clone());
+    }
     (headers, invalid)
 }
 
@@ -96,8 +101,12 @@ mod tests {
             .collect()
     }
 
-    fn names(headers: &[Header]) -> Vec<&str> {
+    fn names(headers: &HeaderMap) -> Vec<&str> {
         headers.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
+    fn values(headers: &HeaderMap) -> Vec<&HeaderValue> {
+        headers.iter().map(|(_, value)| value).collect()
     }
 
     #[test]
@@ -135,9 +144,9 @@ mod tests {
                 ATTEMPT
             ]
         );
-        assert_eq!(headers[5].1, "evt_1");
-        assert_eq!(headers[6].1, "3");
-        assert_eq!(headers[4].1, "2");
+        assert_eq!(values(&headers)[5], "evt_1");
+        assert_eq!(values(&headers)[6], "3");
+        assert_eq!(values(&headers)[4], "2");
     }
 
     #[test]
@@ -145,7 +154,7 @@ mod tests {
         let original = pairs(&[("Lobster-Relay-Event-Id", "forged"), ("x-a", "b")]);
         let (headers, _) = forward_headers(&original, "evt_real", 1, &[]);
         assert_eq!(names(&headers), ["x-a", EVENT_ID, ATTEMPT]);
-        assert_eq!(headers[1].1, "evt_real");
+        assert_eq!(values(&headers)[1], "evt_real");
     }
 
     #[test]
@@ -160,8 +169,8 @@ mod tests {
             names(&headers),
             ["x-a", EVENT_ID, ATTEMPT, "authorization", "x-env"]
         );
-        assert_eq!(headers[3].1, "Bearer local");
-        assert_eq!(headers[4].1, "dev");
+        assert_eq!(values(&headers)[3], "Bearer local");
+        assert_eq!(values(&headers)[4], "dev");
     }
 
     #[test]

@@ -27,8 +27,6 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest::Url;
 use tokio::time::{Instant, timeout_at};
 
-use super::headers::Header;
-
 /// How long an idle connection to the app is kept (reqwest's default).
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
@@ -91,7 +89,7 @@ impl Poster {
     pub async fn post(
         &self,
         target: &Target,
-        headers: Vec<Header>,
+        headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<(StatusCode, Bytes), PostError> {
         let deadline = Instant::now() + self.timeout;
@@ -105,21 +103,17 @@ impl Poster {
     async fn post_plain(
         &self,
         uri: &Uri,
-        headers: Vec<Header>,
+        mut headers: HeaderMap,
         body: Vec<u8>,
         deadline: Instant,
     ) -> Result<(StatusCode, Bytes), PostError> {
-        let mut map = HeaderMap::with_capacity(headers.len() + 3);
-        for (name, value) in headers {
-            map.append(name, value);
-        }
-        if !map.contains_key(ACCEPT) {
-            map.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        if !headers.contains_key(ACCEPT) {
+            headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
         }
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
-        *request.headers_mut() = map;
+        *request.headers_mut() = headers;
         let response = match timeout_at(deadline, self.plain.request(request)).await {
             Err(_) => return Err(PostError::Timeout),
             Ok(Err(err)) if err.is_connect() => {
@@ -144,13 +138,11 @@ impl Poster {
     async fn post_other(
         &self,
         url: &Url,
-        headers: Vec<Header>,
+        headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<(StatusCode, Bytes), PostError> {
-        let mut request = self.other.post(url.clone()).body(body);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
+        // The request has no headers yet: this sets these, in their order.
+        let request = self.other.post(url.clone()).body(body).headers(headers);
         match request.send().await {
             Ok(response) => {
                 let status = response.status();

@@ -167,7 +167,9 @@ async fn read_loop(link: Link, dispatch: &Dispatch, ui: &Ui) -> SessionEnd {
     let mut writer = tokio::spawn(sink.run(outgoing_rx, session.clone()));
     let (events, events_rx) = mpsc::unbounded_channel();
     let mut events = Some(events);
-    let dispatcher = tokio::spawn(dispatch.clone().run(
+    // On the tracker: after the session, it still finishes the handlers it
+    // started, and Ctrl-C waits for that.
+    let dispatcher = dispatch.tracker.spawn(dispatch.clone().run(
         events_rx,
         outgoing.clone(),
         session.clone(),
