@@ -49,13 +49,24 @@ macro_rules! id_type {
         impl $name {
             /// Checks `text` (prefix, length, alphabet) and takes it.
             pub fn parse(text: &str) -> Result<Self, IdError> {
+                Self::check(text)?;
+                Ok(Self(text.to_owned()))
+            }
+
+            /// [`Self::parse`] of a `String` the caller owns, kept without
+            /// a copy (an agent's ack, read from its frame).
+            pub fn parse_owned(text: String) -> Result<Self, IdError> {
+                Self::check(&text)?;
+                Ok(Self(text))
+            }
+
+            fn check(text: &str) -> Result<(), IdError> {
                 let check: fn(&str) -> Result<(), &'static str> = $check;
                 check(text).map_err(|reason| IdError {
                     kind: $kind,
                     text: text.chars().take(80).collect(),
                     reason,
-                })?;
-                Ok(Self(text.to_owned()))
+                })
             }
 
             /// A value the relay stored itself, taken as it is, unchecked.
@@ -131,7 +142,7 @@ macro_rules! id_type {
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                Self::parse(&text).map_err(serde::de::Error::custom)
+                Self::parse_owned(text.into_owned()).map_err(serde::de::Error::custom)
             }
         }
     };

@@ -17,16 +17,16 @@ impl Session {
     /// is awaited so that the next lease sees its retry time.
     pub(super) async fn apply(&mut self, message: AgentMessage) -> bool {
         match message {
-            AgentMessage::Ack { id } => self.ack(&id),
-            AgentMessage::Nack { id, reason } => self.nack(&id, reason).await.0,
+            AgentMessage::Ack { id } => self.ack(id),
+            AgentMessage::Nack { id, reason } => self.nack(id, reason).await.0,
         }
     }
 
     /// `id` is the agent's text, checked here: one that is no event id
     /// acks nothing, as an id of no event of the session always did.
-    pub(super) fn ack(&mut self, id: &str) -> bool {
+    pub(super) fn ack(&mut self, id: String) -> bool {
         crate::metrics::event_acked();
-        let Ok(id) = EventId::parse(id) else {
+        let Ok(id) = EventId::parse_owned(id) else {
             return false;
         };
         let freed = self.in_flight.remove(&id).is_some();
@@ -45,9 +45,9 @@ impl Session {
     /// `id` is the agent's text, checked here: one that is no event id
     /// nacks nothing (and nothing is stored), as an id of no event of the
     /// session always did.
-    pub(super) async fn nack(&mut self, id: &str, reason: String) -> (bool, bool) {
+    pub(super) async fn nack(&mut self, id: String, reason: String) -> (bool, bool) {
         crate::metrics::event_nacked();
-        let Ok(id) = EventId::parse(id) else {
+        let Ok(id) = EventId::parse(&id) else {
             tracing::debug!(event_id = %id, reason = ?reason, "nack");
             self.flush_acks();
             return (false, true);
@@ -76,12 +76,12 @@ impl Session {
         let mut freed = false;
         self.flush_acks();
         for id in batch.acks {
-            freed |= self.ack(&id);
+            freed |= self.ack(id);
         }
         let acks_stored = self.store_acks();
         let mut nacks_stored = true;
         for (id, reason) in batch.nacks {
-            let (nack_freed, stored) = self.nack(&id, reason).await;
+            let (nack_freed, stored) = self.nack(id, reason).await;
             freed |= nack_freed;
             nacks_stored &= stored;
         }
