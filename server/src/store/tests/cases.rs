@@ -51,7 +51,7 @@ pub async fn insert(store: &Store, n: usize) -> EventId {
     }
 }
 
-async fn status(store: &Store, id: &EventId) -> (String, u32) {
+pub async fn status(store: &Store, id: &EventId) -> (String, u32) {
     let d = store
         .event_detail(&agt("agt_1"), id)
         .await

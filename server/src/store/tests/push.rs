@@ -1,21 +1,11 @@
 //! The push path (SQLite): new events leased in their insert and handed to
 //! a caught-up session's port after the commit.
 
-use super::cases::{claim_req, event, insert};
+use super::cases::{claim_req, event, insert, status};
 use super::fixture::TestDb;
 use super::{agt, ses};
 use crate::store::push::Port;
 use crate::store::*;
-use lobster_shared::ids::EventId;
-
-async fn status(store: &Store, id: &EventId) -> (String, u32) {
-    let d = store
-        .event_detail(&agt("agt_1"), id)
-        .await
-        .unwrap()
-        .unwrap();
-    (d.summary.status, d.summary.attempts)
-}
 
 fn port_claim(port: &std::sync::Arc<Port>) -> ClaimRequest {
     ClaimRequest {
