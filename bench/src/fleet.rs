@@ -275,7 +275,12 @@ pub fn memory(pid: u32) -> Option<Memory> {
 
 /// User plus system CPU time from `/proc/PID/stat`.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_time_of(&format!("/proc/{pid}/stat"))
+}
+
+/// User plus system CPU time from a `stat` file of `/proc`.
+fn cpu_time_of(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which is in parentheses and may hold
     // spaces: state is field 3, utime 14 and stime 15.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -283,6 +288,35 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
     Some(Duration::from_secs_f64(ticks as f64 / per_sec as f64))
+}
+
+/// User plus system CPU time of the threads of a process named `name`
+/// (`/proc/PID/task/*/comm`), summed.
+pub fn thread_cpu_time(pid: u32, name: &str) -> Option<Duration> {
+    let mut total = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let tid: u32 = task.file_name().to_str()?.parse().ok()?;
+        let time = cpu_time_of(&format!("/proc/{pid}/task/{tid}/stat"))?;
+        total = Some(total.unwrap_or_default() + time);
+    }
+    total
+}
+
+/// Bytes a process has written to files and sockets (`wchar`).
+pub fn bytes_written(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The soft "Max open files" of a process.

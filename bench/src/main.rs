@@ -29,6 +29,7 @@ mod rathole;
 mod relay;
 mod sink;
 mod stats;
+mod store;
 mod swarm;
 mod wrk;
 
@@ -70,6 +71,9 @@ enum Command {
     /// The same wrk load, alternated, against a direct POST to a local app, each
     /// --relay-bin through `listen --forward`, and rathole when found; prints ratios
     Compare(compare::CompareArgs),
+    /// The SQLite store alone, in this process: writer CPU and bytes written per
+    /// event stored, pushed and acked
+    Store(store::StoreArgs),
     /// One client process of `agents` (internal)
     #[command(hide = true)]
     Swarm(swarm::SwarmArgs),
@@ -84,6 +88,9 @@ async fn main() -> ExitCode {
             .await
             .map(|outcome| report(&cli, &[outcome])),
         Command::Compare(args) => compare::run(&cli.relay, args, common_setup())
+            .await
+            .map(|outcome| report(&cli, &[outcome])),
+        Command::Store(args) => store::run(args, common_setup())
             .await
             .map(|outcome| report(&cli, &[outcome])),
         _ => run(cli).await,
@@ -139,7 +146,7 @@ async fn commands(cli: &Cli, relay: &mut Relay) -> anyhow::Result<Vec<Outcome>> 
         Command::Ingest(args) => vec![ingest::run(relay, args, setup).await?],
         Command::E2e(args) => vec![e2e::run(relay, &cli.relay, args, setup).await?],
         Command::Agents(args) => vec![agents::run(relay, args, setup).await?],
-        Command::Swarm(_) | Command::Cross(_) | Command::Compare(_) => {
+        Command::Swarm(_) | Command::Cross(_) | Command::Compare(_) | Command::Store(_) => {
             unreachable!("swarm, cross and compare start no shared relay")
         }
         Command::Smoke => {
