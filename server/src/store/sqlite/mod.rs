@@ -3,9 +3,11 @@
 //! Every write is a job sent to the writer thread. The thread takes whatever
 //! jobs are queued (no fixed wait), runs them in one `BEGIN IMMEDIATE`
 //! transaction (each inside a savepoint of its own, except the hot path's:
-//! see `writer::Undo`), commits once with `synchronous=FULL`, and
-//! only then answers each job. So a burst of N webhooks costs one fsync, and
-//! no caller hears "stored" before its commit is on disk. A batch holding
+//! see `writer::Undo`), commits once with `synchronous=NORMAL`, and hands
+//! the batch to the fsync threads (`writer/sync.rs`), which sync the WAL
+//! and only then answer each job, in commit order, while the writer goes
+//! on. So a burst of N webhooks costs one fsync, and no caller hears
+//! "stored" before its commit is on disk. A batch holding
 //! only leases, acks and `last_seen` commits without the fsync (a power cut
 //! could undo it, which means redelivery, never loss), and one of only acks
 //! and `last_seen` first waits a few ms to join other jobs. Jobs run in the

@@ -9,7 +9,8 @@ use crate::store::StoreError;
 /// How much a job's commit must survive.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(in crate::store::sqlite) enum Durability {
-    /// On disk before the caller hears back (`synchronous=FULL`): accepted
+    /// On disk before the caller hears back (the WAL synced after the
+    /// commit, as `synchronous=FULL` would: see `sync.rs`): accepted
     /// events, nacks, admin changes.
     Fsync,
     /// Survives a crash of the process but maybe not of the machine

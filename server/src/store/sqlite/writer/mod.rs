@@ -1,5 +1,6 @@
 //! The single writer thread and its group commit.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -11,9 +12,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::store::StoreError;
 
 mod job;
+mod sync;
 
 pub(in crate::store::sqlite) use job::{Durability, Settle, Undo};
 use job::{Job, TypedJob, run_cached};
+use sync::{Committed, Syncer};
 
 /// Most jobs one transaction takes; bounds latency under a flood.
 const MAX_BATCH: usize = 4096;
@@ -44,13 +47,26 @@ impl Writer {
     }
 
     /// [`Writer::start`] with another wait for lazy batches (tests).
+    ///
+    /// The connection commits with `synchronous=NORMAL` from here on: the
+    /// fsync a durable batch needs is the syncer thread's (see `sync.rs`).
     fn start_with(conn: Connection, lazy_wait: Duration) -> Result<Writer, StoreError> {
+        let wal = match conn.path() {
+            Some(path) if !path.is_empty() => PathBuf::from(format!("{path}-wal")),
+            _ => {
+                return Err(StoreError::Database(
+                    "the writer needs a database file, not an in-memory database".into(),
+                ));
+            }
+        };
+        conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         let (msgs, rx) = mpsc::unbounded_channel();
         let failing = Arc::new(AtomicBool::new(false));
+        let syncer = Syncer::start(wal, failing.clone())?;
         let health = failing.clone();
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx, &health, lazy_wait))
+            .spawn(move || write_loop(conn, rx, &health, syncer, lazy_wait))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             msgs,
@@ -168,12 +184,11 @@ fn write_loop(
     conn: Connection,
     mut msgs: mpsc::UnboundedReceiver<Msg>,
     failing: &AtomicBool,
+    mut syncer: Syncer,
     lazy_wait: Duration,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(64);
     let mut stop = None;
-    // The connection opens with `synchronous=FULL` (see `SqliteStore::open`).
-    let mut sync = SyncMode { full: true };
     // Only for the timed wait of lazy batches.
     let timer = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -201,17 +216,20 @@ fn write_loop(
         let durable = batch
             .iter()
             .any(|job| job.durability() == Durability::Fsync);
-        let commit = sync
-            .set(&conn, durable)
-            .and_then(|()| run_batch(&conn, &mut batch));
+        let commit = run_batch(&conn, &mut batch);
         if durable && commit.is_ok() {
             crate::metrics::commit_batch(batch.len());
         }
         failing.store(commit.is_err(), Ordering::Relaxed);
-        for job in batch.drain(..) {
-            job.finish(commit.clone());
-        }
+        let jobs = std::mem::replace(&mut batch, Vec::with_capacity(64));
+        syncer.finish(Committed {
+            jobs,
+            commit,
+            durable,
+        });
     }
+    // Everything committed is answered before the checkpoint and the stop.
+    syncer.stop();
     msgs.close();
     while let Ok(msg) = msgs.try_recv() {
         match msg {
@@ -269,27 +287,6 @@ fn wait_for_company(
         }
     }
     take_queued(msgs, batch, stop);
-}
-
-/// The connection's current `synchronous` setting, changed only between
-/// transactions and only when a batch needs the other one.
-struct SyncMode {
-    full: bool,
-}
-
-impl SyncMode {
-    fn set(&mut self, conn: &Connection, full: bool) -> Result<(), StoreError> {
-        if self.full != full {
-            let pragma = if full {
-                "PRAGMA synchronous = FULL"
-            } else {
-                "PRAGMA synchronous = NORMAL"
-            };
-            conn.execute_batch(pragma)?;
-            self.full = full;
-        }
-        Ok(())
-    }
 }
 
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
