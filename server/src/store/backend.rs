@@ -84,7 +84,9 @@ pub trait Backend: Send + Sync + 'static {
     fn replay(&self, agent_id: &AgentId, id: &EventId) -> Write<ReplayOutcome>;
 
     /// Expires, deletes and forgets what is past retention (`failed`
-    /// events after `failed_retention`); returns rows changed.
+    /// events after `failed_retention`); returns how many events it
+    /// expired or deleted and replay keys it forgot (not the history rows
+    /// deleted with them, which the backends keep differently).
     fn sweep(&self, retention: Duration, failed_retention: Duration) -> Write<u64>;
 
     // Events, read.

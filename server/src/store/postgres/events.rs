@@ -115,14 +115,13 @@ pub(super) async fn sweep(
             &[&cutoff, &now],
         )
         .await?;
-    changed += c
-        .execute(
-            "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events
+    c.execute(
+        "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events
                  WHERE (status IN ('delivered', 'expired', 'skipped') AND updated_at < $1)
                     OR (status = 'failed' AND updated_at < $2))",
-            &[&cutoff, &failed_cutoff],
-        )
-        .await?;
+        &[&cutoff, &failed_cutoff],
+    )
+    .await?;
     changed += c
         .execute(
             "DELETE FROM events

@@ -109,7 +109,19 @@ pub(super) fn replay(
     match status.as_deref() {
         None => Ok(ReplayOutcome::NotFound),
         Some("delivering") => Ok(ReplayOutcome::InFlight),
-        Some(_) => {
+        Some(status) => {
+            if status == "delivered" {
+                // The delivery lived in the row (see `leases::ack`): it
+                // becomes a row of the history before the row changes.
+                c.prepare_cached(
+                    "INSERT INTO attempts (event_id, attempt, session_id, at, outcome)
+                     SELECT id, attempts, lease_session, updated_at, 'delivered' FROM events e
+                     WHERE id = ?1 AND NOT EXISTS (
+                         SELECT 1 FROM attempts a WHERE a.event_id = e.id
+                           AND a.attempt = e.attempts AND a.outcome = 'delivered')",
+                )?
+                .execute(params![id])?;
+            }
             c.prepare_cached(
                 "UPDATE events SET status = 'pending', next_attempt_at = ?2, updated_at = ?2,
                      lease_session = NULL, replay = 1, retry_base = attempts
@@ -162,7 +174,8 @@ pub(super) fn event_detail(
 ) -> Result<Option<EventDetail>, StoreError> {
     let row = c
         .prepare_cached(
-            "SELECT e.id, e.event_type, e.status, e.received_at, e.attempts, b.headers, b.body
+            "SELECT e.id, e.event_type, e.status, e.received_at, e.attempts, b.headers, b.body,
+                    e.lease_session, e.updated_at
              FROM events e JOIN event_bodies b ON b.seq = e.seq
              WHERE e.id = ?1 AND e.agent_id = ?2",
         )?
@@ -171,13 +184,15 @@ pub(super) fn event_detail(
                 summary_from_row(r)?,
                 r.get::<_, String>(5)?,
                 r.get::<_, Vec<u8>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, Millis>(8)?,
             ))
         })
         .optional()?;
-    let Some((summary, headers, body)) = row else {
+    let Some((summary, headers, body, session, updated_at)) = row else {
         return Ok(None);
     };
-    let history = c
+    let mut history: Vec<AttemptRecord> = c
         .prepare_cached(
             "SELECT attempt, at, session_id, outcome, error FROM attempts WHERE event_id = ?1 ORDER BY rowid",
         )?
@@ -191,6 +206,20 @@ pub(super) fn event_detail(
             })
         })?
         .collect::<Result<_, _>>()?;
+    // The delivery that ended it is kept in the event's row (see
+    // `leases::ack`); a database from before schema 10 has it as a row.
+    let recorded = history
+        .last()
+        .is_some_and(|last| last.outcome == "delivered" && last.attempt == summary.attempts);
+    if summary.status == EventStatus::Delivered.as_str() && !recorded {
+        history.push(AttemptRecord {
+            attempt: summary.attempts,
+            at: updated_at,
+            session_id: session.map(SessionId::from_stored),
+            outcome: "delivered".into(),
+            error: None,
+        });
+    }
     Ok(Some(EventDetail {
         summary,
         headers: headers_from(&headers),
@@ -314,11 +343,10 @@ pub(super) fn sweep(
         ("failed", failed_cutoff),
     ];
     for (status, before) in done {
-        changed += c
-            .prepare_cached(&format!(
-                "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events WHERE {old})"
-            ))?
-            .execute(params![status, before])?;
+        c.prepare_cached(&format!(
+            "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events WHERE {old})"
+        ))?
+        .execute(params![status, before])?;
         // An event deleted inside its dedup window (a retention under ten
         // minutes) leaves its key in the `dedup` table, for the next start.
         c.prepare_cached(&format!(
@@ -579,5 +607,40 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(left, ["expired", "failed", "expired"]);
+    }
+
+    /// An event delivered before schema 10 has its delivery as a row of
+    /// `attempts`: its history shows it once, and a replay does not write
+    /// it a second time.
+    #[test]
+    fn a_delivery_recorded_before_schema_10_is_shown_once() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::tune(&mut c).unwrap();
+        super::super::schema::migrate_to(&mut c, 9).unwrap();
+        store_event(&c, &push_event("evt_1"), Some(("ses_1", 9_000)), None).unwrap();
+        // What `ack` did up to schema 9.
+        c.execute_batch(
+            "UPDATE events SET status = 'delivered', lease_session = NULL, lease_until = NULL,
+                 updated_at = 700 WHERE id = 'evt_1';
+             INSERT INTO attempts (event_id, attempt, session_id, at, outcome)
+                 VALUES ('evt_1', 1, 'ses_1', 700, 'delivered');",
+        )
+        .unwrap();
+        super::super::migrate(&mut c).unwrap();
+        let outcomes = |c: &Connection| -> Vec<(u32, String)> {
+            event_detail(c, "agt_1", "evt_1")
+                .unwrap()
+                .unwrap()
+                .history
+                .into_iter()
+                .map(|a| (a.attempt, a.outcome))
+                .collect()
+        };
+        assert_eq!(outcomes(&c), [(1, "delivered".to_owned())]);
+        assert_eq!(
+            replay(&c, "agt_1", "evt_1", 800).unwrap(),
+            ReplayOutcome::Queued
+        );
+        assert_eq!(outcomes(&c), [(1, "delivered".to_owned())]);
     }
 }

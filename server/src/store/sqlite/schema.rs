@@ -8,8 +8,11 @@ use crate::store::StoreError;
 /// 1: agents, events, attempts, dedup; 2: workspaces; 3: due-time indexes;
 /// 4: the same as partial indexes; 5: replay flag; 6: retry base;
 /// 7: callbacks; 8: each event's dedup key in its row; 9: bodies in a
-/// table of their own, and indexes that a lease and an ack do not touch.
-pub(super) const SCHEMA_VERSION: i32 = 9;
+/// table of their own, and indexes that a lease and an ack do not touch;
+/// 10: the delivery that ends an event is kept in its row, not in
+/// `attempts` (no change to the tables: a relay before 10 would show such
+/// events without it, so it must not open the database).
+pub(super) const SCHEMA_VERSION: i32 = 10;
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     migrate_to(conn, SCHEMA_VERSION)

@@ -439,6 +439,31 @@ pub async fn replay_requeues_a_delivered_event_keeping_its_id(db: TestDb) {
     let claim = store.claim(claim_req("ses_a", 1, 60_000)).await.unwrap();
     let first = &claim.deliveries[0];
     assert_eq!((first.id.as_str(), first.attempt), (id.as_str(), 2));
+    // Both deliveries stay in the history, each with the session that
+    // acked it, however the backend keeps the last one.
+    store.clock().advance(Duration::from_millis(5));
+    store
+        .ack(&agt("agt_1"), &ses("ses_b"), vec![id.clone()])
+        .await
+        .unwrap();
+    let detail = store
+        .event_detail(&agt("agt_1"), &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let history: Vec<_> = detail
+        .history
+        .iter()
+        .map(|a| (a.attempt, a.session_id.clone(), a.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, Some(ses("ses_a")), "delivered"),
+            (2, Some(ses("ses_b")), "delivered"),
+        ]
+    );
+    assert!(detail.history[0].at < detail.history[1].at);
 }
 
 /// A session that let a lease time out still holds the event (a paused
@@ -610,11 +635,11 @@ pub async fn sweeps_expire_then_forget_old_events(db: TestDb) {
         .await
         .unwrap();
     store.clock().advance(Duration::from_millis(5));
-    // Expires one, forgets the delivered event and its attempt; the dedup
-    // key stays for its own window.
+    // Expires one, forgets the delivered event (and its history); the
+    // dedup key stays for its own window.
     assert_eq!(
         store.sweep(Duration::ZERO, Duration::ZERO).await.unwrap(),
-        3
+        2
     );
     assert_eq!(status(&store, &undelivered).await.0, "expired");
     assert!(
