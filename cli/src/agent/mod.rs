@@ -18,6 +18,7 @@
 pub(crate) use lobster_shared::backoff;
 pub(crate) mod close;
 pub(crate) mod connect;
+pub(crate) mod frame;
 pub(crate) mod reconnect;
 pub(crate) mod transport;
 pub(crate) mod writer;
