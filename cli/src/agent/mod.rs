@@ -6,6 +6,8 @@
 //!   fallback (`connect` opens the WebSocket itself, through a proxy if
 //!   one is set).
 //! - `writer`: the WebSocket's sending half (acks, nacks, pings, close).
+//! - `frame`: reading frames into events whose strings share the frame's
+//!   bytes ([`frame::Event`]).
 //! - `close`: how a session ended ([`close::SessionEnd`]) and what a close
 //!   from the relay means.
 //! - `reconnect`, `backoff`: sessions again and again, with jittered

@@ -3,6 +3,11 @@
 //! Frames are JSON text objects tagged by `type`. [`RelayMessage`] flows from
 //! the relay to the agent, [`AgentMessage`] from the agent to the relay.
 //! Nothing else in the project builds or parses frames by hand.
+//!
+//! - `event_fast`: reading an `event` frame without serde's buffering of
+//!   tagged enums.
+//! - `text`: [`Text`], a frame's string borrowed where it can be, for
+//!   [`RelayMessage::from_json_in_place`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
