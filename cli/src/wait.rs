@@ -272,7 +272,7 @@ async fn read_until_event(
             Incoming::Message(RelayMessage::Event(frame))
                 if filter.is_none_or(|f| f.matches(&frame.event_type)) =>
             {
-                return Ok(frame);
+                return Ok(crate::agent::frame::owned(frame));
             }
             Incoming::Message(RelayMessage::Error(error)) => last_error = Some(error),
             _ => {}

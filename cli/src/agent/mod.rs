@@ -6,6 +6,8 @@
 //!   fallback (`connect` opens the WebSocket itself, through a proxy if
 //!   one is set).
 //! - `writer`: the WebSocket's sending half (acks, nacks, pings, close).
+//! - `frame`: reading frames into events whose strings share the frame's
+//!   bytes ([`frame::Event`]).
 //! - `close`: how a session ended ([`close::SessionEnd`]) and what a close
 //!   from the relay means.
 //! - `reconnect`, `backoff`: sessions again and again, with jittered
@@ -18,6 +20,7 @@
 pub(crate) use lobster_shared::backoff;
 pub(crate) mod close;
 pub(crate) mod connect;
+pub(crate) mod frame;
 pub(crate) mod reconnect;
 pub(crate) mod transport;
 pub(crate) mod writer;

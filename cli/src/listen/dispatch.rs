@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use lobster_shared::wire::EventFrame;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handler::Handler;
+use crate::agent::frame::Event;
 use crate::agent::writer::Outgoing;
 use crate::ui::plural;
 
@@ -47,15 +47,14 @@ impl Dispatch {
     /// a task of `tracker` so Ctrl-C waits for it.
     pub async fn run(
         self,
-        mut events: mpsc::UnboundedReceiver<EventFrame>,
+        mut events: mpsc::UnboundedReceiver<Event>,
         outgoing: mpsc::Sender<Outgoing>,
         session: CancellationToken,
     ) {
         let ui = self.handler.ui().clone();
         // Whatever way this ends, events still queued here were received but
         // never started: drop them and say so. The relay delivers them again.
-        let dropped = |waiting: Option<&EventFrame>,
-                       events: &mpsc::UnboundedReceiver<EventFrame>| {
+        let dropped = |waiting: Option<&Event>, events: &mpsc::UnboundedReceiver<Event>| {
             let n = events.len() + usize::from(waiting.is_some());
             if n > 0 {
                 ui.status(format!(

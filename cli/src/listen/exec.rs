@@ -13,11 +13,11 @@
 
 use std::process::{ExitStatus, Stdio};
 
-use lobster_shared::wire::EventFrame;
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
 use super::outcome::Outcome;
+use crate::agent::frame::Event;
 
 /// Runs the `--exec` command.
 pub struct Executor {
@@ -36,7 +36,7 @@ impl Executor {
     }
 
     /// Runs the command for one event and waits for it to exit.
-    pub async fn run(&self, frame: &EventFrame) -> Outcome {
+    pub async fn run(&self, frame: &Event) -> Outcome {
         let body = match frame.raw_body() {
             Ok(body) => body,
             Err(err) => {
@@ -46,8 +46,8 @@ impl Executor {
             }
         };
         let mut child = match shell(&self.command)
-            .env("LOBSTER_EVENT_ID", &frame.id)
-            .env("LOBSTER_EVENT_TYPE", &frame.event_type)
+            .env("LOBSTER_EVENT_ID", frame.id.as_str())
+            .env("LOBSTER_EVENT_TYPE", frame.event_type.as_str())
             .env("LOBSTER_EVENT_ATTEMPT", frame.attempt.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
@@ -116,11 +116,11 @@ fn describe(status: ExitStatus) -> String {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use lobster_shared::wire::BodyEncoding;
+    use lobster_shared::wire::{BodyEncoding, EventFrame};
 
-    fn frame(body: &[u8]) -> EventFrame {
+    fn frame(body: &[u8]) -> Event {
         let (body, body_encoding) = EventFrame::encode_body(body);
-        EventFrame {
+        crate::agent::frame::shared(EventFrame {
             id: "evt_9".into(),
             event_type: "order.paid".into(),
             received_at: String::new(),
@@ -129,7 +129,7 @@ mod tests {
             body,
             body_encoding,
             replay: false,
-        }
+        })
     }
 
     #[tokio::test]

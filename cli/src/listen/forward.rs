@@ -7,12 +7,11 @@
 
 use std::time::Duration;
 
-use lobster_shared::wire::EventFrame;
-
 use super::headers::{ExtraHeader, forward_headers};
 use super::outcome::Outcome;
 use super::post::{PostError, Poster, Target};
 use super::route::{Route, pick};
+use crate::agent::frame::{Event, raw_body};
 use crate::ui::{Ui, short_duration};
 
 /// POSTs events to their route.
@@ -73,14 +72,14 @@ impl Forwarder {
     }
 
     /// Forwards one event to the first route that takes it.
-    pub async fn forward(&self, frame: &EventFrame) -> Outcome {
+    pub async fn forward(&self, frame: &Event) -> Outcome {
         let Some(index) = pick(&self.routes, &frame.event_type) else {
             return Outcome::Skipped {
                 why: "no --forward route matches".to_owned(),
             };
         };
         let (route, target) = (&self.routes[index], &self.targets[index]);
-        let body = match frame.raw_body() {
+        let body = match raw_body(frame) {
             Ok(body) => body,
             Err(err) => {
                 return Outcome::Failed {
@@ -207,9 +206,9 @@ mod tests {
         Forwarder::new(routes, extra, timeout, false, Ui::silent()).unwrap()
     }
 
-    fn frame(body: &[u8]) -> EventFrame {
+    fn frame(body: &[u8]) -> Event {
         let (body, body_encoding) = EventFrame::encode_body(body);
-        EventFrame {
+        crate::agent::frame::shared(EventFrame {
             id: "evt_7".into(),
             event_type: "message.received".into(),
             received_at: String::new(),
@@ -222,7 +221,7 @@ mod tests {
             body,
             body_encoding,
             replay: false,
-        }
+        })
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use lobster_shared::wire::{AgentMessage, EventFrame};
+use lobster_shared::wire::AgentMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::args::Mode;
@@ -13,6 +13,7 @@ use super::forward::Forwarder;
 use super::handled::Handled;
 use super::outcome::Outcome;
 use super::print::Printer;
+use crate::agent::frame::Event;
 use crate::glob::GlobList;
 use crate::ui::{Ui, clock, paint, printable, took};
 
@@ -87,7 +88,7 @@ impl Handler {
     }
 
     /// True when the event is one this listener handles (`--events`).
-    fn wants(&self, frame: &EventFrame) -> bool {
+    fn wants(&self, frame: &Event) -> bool {
         self.filter
             .as_ref()
             .is_none_or(|filter| filter.matches(&frame.event_type))
@@ -96,7 +97,7 @@ impl Handler {
     /// Logs the `-->` line of an event about to be handled. The dispatcher
     /// calls it in arrival order, before the handler task starts, so the
     /// lines keep the relay's order whatever the concurrency.
-    pub fn announce(&self, frame: &EventFrame) {
+    pub fn announce(&self, frame: &Event) {
         if self.wants(frame) {
             self.ui
                 .event(self.clock.with(|now| arrival_line(now, frame)));
@@ -105,7 +106,7 @@ impl Handler {
 
     /// Handles one event, logs its `<--` line on stderr, and returns the
     /// answer to send to the relay.
-    pub async fn handle(&self, frame: &EventFrame) -> Option<AgentMessage> {
+    pub async fn handle(&self, frame: &Event) -> Option<AgentMessage> {
         let started = Instant::now();
         let outcome = if !frame.replay && self.handled.contains(&frame.id) {
             // Handled already (its ack was lost, or the relay gave up waiting
@@ -172,7 +173,7 @@ impl Clock {
 
 /// `12:00:01  --> message.received evt_...`, with the attempt when it is a
 /// retry; `now` is [`clock`]'s.
-fn arrival_line(now: &str, frame: &EventFrame) -> String {
+fn arrival_line(now: &str, frame: &Event) -> String {
     let mut line = String::with_capacity(48 + frame.event_type.len() + frame.id.len());
     let _ = write!(
         line,
@@ -190,12 +191,7 @@ fn arrival_line(now: &str, frame: &EventFrame) -> String {
 
 /// `12:00:01  <-- 200 POST http://localhost:3000/hooks (12 ms) evt_...`:
 /// green when acked, red when nacked, yellow when skipped.
-fn outcome_line(
-    now: &str,
-    frame: &EventFrame,
-    outcome: &Outcome,
-    elapsed: Duration,
-) -> Option<String> {
+fn outcome_line(now: &str, frame: &Event, outcome: &Outcome, elapsed: Duration) -> Option<String> {
     let mut line = String::with_capacity(96 + frame.id.len());
     let _ = write!(line, "{}  ", paint(now).dim());
     let _ = match outcome {
@@ -237,8 +233,8 @@ mod tests {
     use super::*;
     use lobster_shared::wire::BodyEncoding;
 
-    pub(crate) fn frame(event_type: &str) -> EventFrame {
-        EventFrame {
+    pub(crate) fn frame(event_type: &str) -> Event {
+        Event {
             id: "evt_1".into(),
             event_type: event_type.into(),
             received_at: "2026-11-28T12:00:00Z".into(),
@@ -273,7 +269,7 @@ mod tests {
         assert_eq!(handler.handle(&event).await, ack, "the redelivery is acked");
         assert_eq!(runs(), 1, "but not handed on again");
 
-        let replay = EventFrame {
+        let replay = Event {
             replay: true,
             ..event.clone()
         };

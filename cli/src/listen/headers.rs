@@ -8,8 +8,10 @@
 //! not forge them). Added: `Lobster-Relay-Event-Id`, `Lobster-Relay-Attempt`
 //! and the `--header` extras, which replace an original of the same name.
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use lobster_shared::wire::HOP_BY_HOP;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// The event id of the forwarded event.
 pub const EVENT_ID: &str = "lobster-relay-event-id";
@@ -43,10 +45,11 @@ impl ExtraHeader {
 /// name in the second element, so the caller can say so.
 ///
 /// The map keeps the order of first appearance of each name, with the
-/// values of a name together in their order, as hyper writes them.
+/// values of a name together in their order, as hyper writes them. The
+/// values share the event frame's bytes: nothing is copied for them.
 pub fn forward_headers(
-    original: &[(String, String)],
-    event_id: &str,
+    original: &[(Utf8Bytes, Utf8Bytes)],
+    event_id: &Utf8Bytes,
     attempt: u32,
     extra: &[ExtraHeader],
 ) -> (HeaderMap, Vec<String>) {
@@ -72,16 +75,16 @@ pub fn forward_headers(
     for (name, value) in original {
         let parsed = HeaderName::from_bytes(name.as_bytes())
             .ok()
-            .zip(HeaderValue::from_str(value).ok());
+            .zip(shared_value(value));
         match parsed {
             Some((name, value)) if !removed(&name) => {
                 headers.append(name, value);
             }
             Some(_) => {}
-            None => invalid.push(name.clone()),
+            None => invalid.push(name.to_string()),
         }
     }
-    if let Ok(id) = HeaderValue::from_str(event_id) {
+    if let Some(id) = shared_value(event_id) {
         headers.append(HeaderName::from_static(EVENT_ID), id);
     }
     headers.append(HeaderName::from_static(ATTEMPT), HeaderValue::from(attempt));
@@ -91,13 +94,18 @@ pub fn forward_headers(
     (headers, invalid)
 }
 
+/// `text` as a header value over the same bytes, if HTTP can carry it.
+fn shared_value(text: &Utf8Bytes) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(Bytes::from(text.clone())).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn pairs(list: &[(&str, &str)]) -> Vec<(Utf8Bytes, Utf8Bytes)> {
         list.iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .map(|(n, v)| ((*n).into(), (*v).into()))
             .collect()
     }
 
@@ -130,7 +138,7 @@ mod tests {
             ("x-multi", "1"),
             ("x-multi", "2"),
         ]);
-        let (headers, invalid) = forward_headers(&original, "evt_1", 3, &[]);
+        let (headers, invalid) = forward_headers(&original, &"evt_1".into(), 3, &[]);
         assert!(invalid.is_empty());
         assert_eq!(
             names(&headers),
@@ -152,7 +160,7 @@ mod tests {
     #[test]
     fn forged_relay_headers_are_replaced_by_ours() {
         let original = pairs(&[("Lobster-Relay-Event-Id", "forged"), ("x-a", "b")]);
-        let (headers, _) = forward_headers(&original, "evt_real", 1, &[]);
+        let (headers, _) = forward_headers(&original, &"evt_real".into(), 1, &[]);
         assert_eq!(names(&headers), ["x-a", EVENT_ID, ATTEMPT]);
         assert_eq!(values(&headers)[1], "evt_real");
     }
@@ -164,7 +172,7 @@ mod tests {
             ExtraHeader::parse("Authorization: Bearer local").unwrap(),
             ExtraHeader::parse("X-Env:  dev ").unwrap(),
         ];
-        let (headers, _) = forward_headers(&original, "evt_1", 1, &extra);
+        let (headers, _) = forward_headers(&original, &"evt_1".into(), 1, &extra);
         assert_eq!(
             names(&headers),
             ["x-a", EVENT_ID, ATTEMPT, "authorization", "x-env"]
@@ -176,7 +184,7 @@ mod tests {
     #[test]
     fn headers_http_cannot_carry_are_reported() {
         let original = pairs(&[("bad name", "x"), ("x-ok", "fine"), ("x-bad-value", "a\nb")]);
-        let (headers, invalid) = forward_headers(&original, "evt_1", 1, &[]);
+        let (headers, invalid) = forward_headers(&original, &"evt_1".into(), 1, &[]);
         assert_eq!(names(&headers), ["x-ok", EVENT_ID, ATTEMPT]);
         assert_eq!(invalid, ["bad name", "x-bad-value"]);
     }

@@ -90,7 +90,7 @@ impl Poster {
         &self,
         target: &Target,
         headers: HeaderMap,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> Result<(StatusCode, Bytes), PostError> {
         let deadline = Instant::now() + self.timeout;
         match &target.uri {
@@ -104,13 +104,13 @@ impl Poster {
         &self,
         uri: &Uri,
         mut headers: HeaderMap,
-        body: Vec<u8>,
+        body: Bytes,
         deadline: Instant,
     ) -> Result<(StatusCode, Bytes), PostError> {
         if !headers.contains_key(ACCEPT) {
             headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
         }
-        let mut request = Request::new(Full::new(Bytes::from(body)));
+        let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = headers;
@@ -139,7 +139,7 @@ impl Poster {
         &self,
         url: &Url,
         headers: HeaderMap,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> Result<(StatusCode, Bytes), PostError> {
         // The request has no headers yet: this sets these, in their order.
         let request = self.other.post(url.clone()).body(body).headers(headers);

@@ -10,10 +10,11 @@
 
 use std::io;
 
-use lobster_shared::wire::{EventFrame, RelayMessage};
+use lobster_shared::wire::RelayMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::outcome::Outcome;
+use crate::agent::frame::{self, Event};
 use crate::ui::print_data;
 
 /// Writes events to stdout.
@@ -28,8 +29,8 @@ impl Printer {
     }
 
     /// Prints one event and says whether it reached stdout.
-    pub async fn print(&self, frame: &EventFrame) -> Outcome {
-        let line = RelayMessage::Event(frame.clone()).to_json();
+    pub async fn print(&self, event: &Event) -> Outcome {
+        let line = RelayMessage::Event(frame::owned(event.clone())).to_json();
         // The std lock keeps concurrent lines whole; the blocking pool keeps
         // a slow reader of the pipe from stalling the runtime.
         let written = tokio::task::spawn_blocking(move || print_data(line)).await;

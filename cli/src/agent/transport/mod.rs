@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use lobster_shared::Secret;
-use lobster_shared::wire::{Ready, RelayMessage};
+use lobster_shared::wire::Ready;
 use reqwest::Url;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::close::SessionEnd;
 use super::connect::{self, ConnectError};
+use super::frame::Frame;
 use super::writer::Outgoing;
 use crate::glob::GlobList;
 use crate::proxy::Proxy;
@@ -105,7 +106,7 @@ impl Transport {
 #[derive(Debug)]
 pub enum Incoming {
     /// A frame.
-    Message(RelayMessage),
+    Message(Frame),
     /// A frame this version cannot read (the text says why).
     Unreadable(String),
     /// A sign of life only: a ping, a keep-alive comment, an empty poll.

@@ -11,6 +11,7 @@ use lobster_shared::wire::{RelayMessage, close_code};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -98,14 +99,12 @@ struct Source {
 
 impl Source {
     fn take(&mut self, events: Vec<Value>) {
-        self.waiting.extend(
-            events
-                .into_iter()
-                .map(|event| match serde_json::from_value(event) {
-                    Ok(message) => Incoming::Message(message),
-                    Err(err) => Incoming::Unreadable(err.to_string()),
-                }),
-        );
+        self.waiting.extend(events.into_iter().map(|event| {
+            match serde_json::from_value::<RelayMessage>(event) {
+                Ok(message) => Incoming::Message(message.map(Utf8Bytes::from)),
+                Err(err) => Incoming::Unreadable(err.to_string()),
+            }
+        }));
     }
 
     async fn poll(&mut self) -> Incoming {

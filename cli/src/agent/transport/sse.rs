@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use super::acks::HttpSink;
 use super::{EventSource, Failure, HTTP_CONNECT_TIMEOUT, Http, Incoming, Link, Transport};
 use crate::agent::close::on_close;
+use crate::agent::frame;
 use crate::ui::Ui;
 use lobster_shared::error_chain;
 
@@ -216,7 +217,7 @@ impl Source {
             if let Some(item) = self.items.pop_front() {
                 return match item {
                     SseItem::Comment => Incoming::Alive,
-                    SseItem::Message { data, .. } => match RelayMessage::from_json(&data) {
+                    SseItem::Message { data, .. } => match frame::read(&data.into()) {
                         Ok(message) => {
                             if let RelayMessage::Error(error) = &message {
                                 self.last_error = Some(error.code.clone());

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AckSink, EventSource, Incoming, LIVENESS, Link, Transport};
 use crate::agent::close::{SessionEnd, on_close};
+use crate::agent::frame;
 use crate::agent::writer::{self, Outgoing};
 use lobster_shared::error_chain;
 
@@ -98,7 +99,7 @@ where
                 None => Incoming::Lost("the connection was closed".to_owned()),
                 Some(Err(err)) => Incoming::Lost(error_chain(&err)),
                 Some(Ok(Message::Close(frame))) => Incoming::Closed(frame),
-                Some(Ok(Message::Text(text))) => match RelayMessage::from_json(&text) {
+                Some(Ok(Message::Text(text))) => match frame::read(&text) {
                     Ok(message) => Incoming::Message(message),
                     Err(err) => Incoming::Unreadable(err.to_string()),
                 },

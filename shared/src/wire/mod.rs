@@ -3,6 +3,11 @@
 //! Frames are JSON text objects tagged by `type`. [`RelayMessage`] flows from
 //! the relay to the agent, [`AgentMessage`] from the agent to the relay.
 //! Nothing else in the project builds or parses frames by hand.
+//!
+//! - `event_fast`: reading an `event` frame without serde's buffering of
+//!   tagged enums.
+//! - `text`: [`Text`], a frame's string borrowed where it can be, for
+//!   [`RelayMessage::from_json_in_place`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -23,14 +28,16 @@ pub mod close_code {
     pub const RESTARTING: u16 = 1012;
 }
 
-/// A frame from the relay to the agent.
+/// A frame from the relay to the agent. `S` is how the strings of an event
+/// are held: `String`, or another string type a reader prefers (see
+/// [`RelayMessage::from_json_in_place`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum RelayMessage {
+pub enum RelayMessage<S = String> {
     /// First frame of every session: who the agent is and the session's limits.
     Ready(Ready),
     /// One webhook delivery; the agent answers with `ack` or `nack`.
-    Event(EventFrame),
+    Event(EventFrame<S>),
     /// Sent just before a close that this error causes.
     Error(ErrorFrame),
 }
@@ -60,19 +67,21 @@ pub enum BodyEncoding {
     Base64,
 }
 
-/// The `event` frame: one delivery attempt of a stored webhook.
+/// The `event` frame: one delivery attempt of a stored webhook. Its strings
+/// are `S`: `String` by default; the listener holds them as slices of the
+/// frame it read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventFrame {
+pub struct EventFrame<S = String> {
     /// The id the webhook's `202` answered with; stable across redeliveries.
-    pub id: String,
-    pub event_type: String,
+    pub id: S,
+    pub event_type: S,
     /// RFC 3339 time at which the relay accepted the webhook.
-    pub received_at: String,
+    pub received_at: S,
     /// 1 for the first delivery, increased on each redelivery.
     pub attempt: u32,
     /// The original request headers, in order, as `[name, value]` pairs.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
+    pub headers: Vec<(S, S)>,
+    pub body: S,
     pub body_encoding: BodyEncoding,
     /// `true` when this delivery comes from an explicit replay (`events
     /// replay`, the replay endpoint): the agent hands it on even if it has
@@ -89,18 +98,41 @@ impl EventFrame {
             Err(_) => (BASE64.encode(raw), BodyEncoding::Base64),
         }
     }
+}
 
+impl<S: AsRef<str>> EventFrame<S> {
     /// The raw body, byte for byte as the relay received it.
     pub fn raw_body(&self) -> Result<Vec<u8>, WireError> {
+        let body = self.body.as_ref().as_bytes();
         match self.body_encoding {
-            BodyEncoding::Utf8 => Ok(self.body.as_bytes().to_vec()),
-            BodyEncoding::Base64 => {
-                BASE64
-                    .decode(self.body.as_bytes())
-                    .map_err(|_| WireError::BadBase64 {
-                        id: self.id.clone(),
-                    })
-            }
+            BodyEncoding::Utf8 => Ok(body.to_vec()),
+            BodyEncoding::Base64 => BASE64.decode(body).map_err(|_| self.bad_base64()),
+        }
+    }
+
+    /// The error of a `base64` body that is not base64.
+    pub fn bad_base64(&self) -> WireError {
+        WireError::BadBase64 {
+            id: self.id.as_ref().to_owned(),
+        }
+    }
+}
+
+impl<S> EventFrame<S> {
+    /// The same frame with each string turned by `f`, in field order (`id`,
+    /// `event_type`, `received_at`, each header's name then value, `body`).
+    pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> EventFrame<T> {
+        EventFrame {
+            id: f(self.id),
+            event_type: f(self.event_type),
+            received_at: f(self.received_at),
+            attempt: self.attempt,
+            headers: (self.headers.into_iter())
+                .map(|(name, value)| (f(name), f(value)))
+                .collect(),
+            body: f(self.body),
+            body_encoding: self.body_encoding,
+            replay: self.replay,
         }
     }
 }
@@ -153,138 +185,36 @@ impl RelayMessage {
     }
 }
 
-/// The fast path of [`RelayMessage::from_json`] for `event` frames.
-///
-/// serde reads an internally tagged enum by buffering the whole object as
-/// `Content` values (a `Vec` per object and array, one per header pair),
-/// finding the tag among them, then deserializing the variant again from
-/// the buffer. When the object's first key is `type` and its value is
-/// `"event"`, the rest of the object can go straight to `EventFrame`'s
-/// derived `Deserialize` instead, reading the same map. It gives up (`None`)
-/// on anything else: another first key, another type, a second `type` key
-/// (which serde refuses as a duplicate), or any error, and the caller then
-/// reads the text again the derived way. So it only ever accepts frames the
-/// derived reading accepts, with the same value; the tests compare the two.
-mod event_fast {
-    use std::fmt;
-
-    use serde::Deserialize as _;
-    use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StrDeserializer};
-    use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
-
-    use super::EventFrame;
-
-    const TAG: &str = "type";
-
-    pub(super) fn parse(text: &str) -> Option<EventFrame> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let frame = de::Deserializer::deserialize_map(&mut de, EventVisitor).ok()?;
-        de.end().ok()?;
-        Some(frame)
-    }
-
-    struct EventVisitor;
-
-    impl<'de> Visitor<'de> for EventVisitor {
-        type Value = EventFrame;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an event frame")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventFrame, A::Error> {
-            if map.next_key_seed(Is(TAG))? != Some(true) || !map.next_value_seed(Is("event"))? {
-                return Err(de::Error::custom("not an event frame with `type` first"));
-            }
-            EventFrame::deserialize(MapAccessDeserializer::new(NoSecondTag(map)))
-        }
-    }
-
-    /// Reads a string and says whether it is the given one.
-    struct Is(&'static str);
-
-    impl<'de> DeserializeSeed<'de> for Is {
-        type Value = bool;
-
-        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-            deserializer.deserialize_str(self)
-        }
-    }
-
-    impl Visitor<'_> for Is {
-        type Value = bool;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a string")
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-            Ok(v == self.0)
-        }
-    }
-
-    /// The rest of the frame's map, refusing a second `type` key.
-    struct NoSecondTag<A>(A);
-
-    impl<'de, A: MapAccess<'de>> MapAccess<'de> for NoSecondTag<A> {
-        type Error = A::Error;
-
-        fn next_key_seed<K: DeserializeSeed<'de>>(
-            &mut self,
-            seed: K,
-        ) -> Result<Option<K::Value>, A::Error> {
-            self.0.next_key_seed(NotTag(seed))
-        }
-
-        fn next_value_seed<V: DeserializeSeed<'de>>(
-            &mut self,
-            seed: V,
-        ) -> Result<V::Value, A::Error> {
-            self.0.next_value_seed(seed)
-        }
-
-        fn size_hint(&self) -> Option<usize> {
-            self.0.size_hint()
-        }
-    }
-
-    /// A key of the frame: handed to `EventFrame`'s field seed unless it is
-    /// `type`.
-    struct NotTag<K>(K);
-
-    impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for NotTag<K> {
-        type Value = K::Value;
-
-        fn deserialize<D: de::Deserializer<'de>>(
-            self,
-            deserializer: D,
-        ) -> Result<K::Value, D::Error> {
-            deserializer.deserialize_identifier(self)
-        }
-    }
-
-    impl<'de, K: DeserializeSeed<'de>> Visitor<'de> for NotTag<K> {
-        type Value = K::Value;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a field name")
-        }
-
-        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<K::Value, E> {
-            if v == TAG {
-                return Err(E::duplicate_field(TAG));
-            }
-            self.0.deserialize(BorrowedStrDeserializer::new(v))
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<K::Value, E> {
-            if v == TAG {
-                return Err(E::duplicate_field(TAG));
-            }
-            self.0.deserialize(StrDeserializer::new(v))
+impl<S> RelayMessage<S> {
+    /// The same frame with each string of an event turned by `f` (see
+    /// [`EventFrame::map`]); `ready` and `error` frames are kept as they are.
+    pub fn map<T>(self, f: impl FnMut(S) -> T) -> RelayMessage<T> {
+        match self {
+            Self::Ready(ready) => RelayMessage::Ready(ready),
+            Self::Event(frame) => RelayMessage::Event(frame.map(f)),
+            Self::Error(error) => RelayMessage::Error(error),
         }
     }
 }
+
+impl<'a> RelayMessage<Text<'a>> {
+    /// Reads a frame as [`RelayMessage::from_json`] does (the same frames
+    /// accepted, the same values, the same errors), with the strings of an
+    /// event borrowed from `text` wherever they need no unescaping. The
+    /// fast path reads into [`Text`] directly; any other frame is read by
+    /// `from_json` and its strings kept as owned `Text`.
+    pub fn from_json_in_place(text: &'a str) -> Result<Self, WireError> {
+        if let Some(frame) = event_fast::parse(text) {
+            return Ok(RelayMessage::Event(frame));
+        }
+        Ok(RelayMessage::from_json(text)?.map(Text::from))
+    }
+}
+
+mod event_fast;
+mod text;
+
+pub use text::Text;
 
 impl AgentMessage {
     pub fn to_json(&self) -> String {
@@ -315,6 +245,7 @@ pub const HOP_BY_HOP: [&str; 9] = [
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+    use std::borrow::Cow;
 
     #[test]
     fn ready_matches_the_contract() {
@@ -423,6 +354,41 @@ mod tests {
         })
     }
 
+    /// [`RelayMessage::from_json_in_place`], with its strings made owned.
+    fn read_in_place(text: &str) -> Result<RelayMessage, String> {
+        match RelayMessage::from_json_in_place(text) {
+            Ok(message) => Ok(message.map(|text| text.0.into_owned())),
+            Err(WireError::Malformed(err)) => Err(err.to_string()),
+            Err(other) => panic!("not a parse error: {other}"),
+        }
+    }
+
+    #[test]
+    fn in_place_strings_borrow_from_the_frame_unless_escaped() {
+        let Ok(RelayMessage::Event(frame)) = RelayMessage::from_json_in_place(EVENT) else {
+            panic!("not an event");
+        };
+        let inside = |text: &Text<'_>| {
+            let range = EVENT.as_bytes().as_ptr_range();
+            matches!(text.0, Cow::Borrowed(_)) && range.contains(&text.as_ptr())
+        };
+        assert!(inside(&frame.id) && inside(&frame.event_type) && inside(&frame.received_at));
+        assert!(frame.headers.iter().all(|(n, v)| inside(n) && inside(v)));
+        assert!(
+            matches!(frame.body.0, Cow::Owned(_)),
+            "the body had escapes"
+        );
+        assert_eq!(&*frame.body, r#"{"a":1}"#);
+        assert_eq!(frame.raw_body().unwrap(), br#"{"a":1}"#);
+        // Another frame than an event, or one the fast path leaves: owned.
+        let slow = format!(r#"{{{},"type":"event"}}"#, &EVENT[16..EVENT.len() - 1]);
+        let Ok(RelayMessage::Event(frame)) = RelayMessage::from_json_in_place(&slow) else {
+            panic!("not an event: {slow}");
+        };
+        assert!(matches!(frame.id.0, Cow::Owned(_)));
+        assert_eq!(&*frame.id, "evt_1");
+    }
+
     const EVENT: &str = r#"{"type":"event","id":"evt_1","event_type":"message.received","received_at":"2026-11-28T12:00:00.000Z","attempt":2,"headers":[["content-type","application/json"],["x-a","b"]],"body":"{\"a\":1}","body_encoding":"utf8"}"#;
 
     #[test]
@@ -433,7 +399,7 @@ mod tests {
             r#""utf8"}"#,
             r#""utf8","replay":true,"extra":[1,{"a":null}]}"#,
         );
-        let frame = event_fast::parse(&replay).expect("unknown fields are ignored");
+        let frame = event_fast::parse::<String>(&replay).expect("unknown fields are ignored");
         assert!(frame.replay);
         // What the relay writes comes back the same way.
         let Ok(RelayMessage::Event(frame)) = derived(EVENT) else {
@@ -535,7 +501,8 @@ mod tests {
         let mut fast = 0;
         for case in &cases {
             assert_eq!(read(case), derived(case), "{case}");
-            fast += usize::from(event_fast::parse(case).is_some());
+            assert_eq!(read_in_place(case), derived(case), "in place: {case}");
+            fast += usize::from(event_fast::parse::<String>(case).is_some());
         }
         assert!(fast > 20, "the fast path read {fast} of the cases");
     }
