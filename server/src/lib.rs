@@ -128,6 +128,10 @@ pub async fn run<L: Listener>(
         None => None,
     };
     let store = open_store(&config).await?;
+    let hub = Arc::new(Hub::default());
+    // Beside the rest of start-up and serving: connects meanwhile read their
+    // agent from the store, as without it.
+    tokio::spawn(warm_agents(hub.clone(), store.clone()));
     let workspaces = Arc::new(workspaces::Workspaces::open(store.clone(), &config).await?);
     let admin_token = startup::admin_token(&config)?;
     if config.signing_keys.is_empty() {
@@ -149,12 +153,7 @@ pub async fn run<L: Listener>(
     if store.agent_count().await? == 0 {
         startup::print_first_steps(&public_url, &admin_token);
     }
-    let bus = Bus::connect(
-        Arc::new(Hub::default()),
-        config.redis_url.as_deref(),
-        shutdown.clone(),
-    )
-    .await?;
+    let bus = Bus::connect(hub, config.redis_url.as_deref(), shutdown.clone()).await?;
     let callback_client = callback::CallbackClient::new(
         config.callback_policy.clone(),
         config.callback_ca_cert.as_deref(),
@@ -245,6 +244,21 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         Database::Postgres(url) => Store::open_postgres(url, config.retry)
             .await
             .context("cannot open the PostgreSQL database: check --database / DATABASE_URL and that the server is up"),
+    }
+}
+
+/// Loads the live agents into the agent cache (`AgentCache::warm`).
+async fn warm_agents(hub: Arc<Hub>, store: Store) {
+    let started = std::time::Instant::now();
+    match hub.agents().warm(&store).await {
+        Ok(agents) => tracing::info!(
+            agents,
+            ms = started.elapsed().as_millis() as u64,
+            "agent cache warmed"
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot warm the agent cache; agents are read on first use")
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod answers;
 mod writes;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lobster_shared::ids::{EventId, SessionId};
@@ -40,7 +41,7 @@ const MAX_PUSH_BATCH: usize = 256;
 pub(super) fn run<L: Link + 'static>(
     link: L,
     state: AppState,
-    agent: Agent,
+    agent: Arc<Agent>,
     session_id: SessionId,
     patterns: Vec<String>,
     transport: &'static str,
@@ -52,7 +53,7 @@ pub(super) fn run<L: Link + 'static>(
 
 struct Session {
     state: AppState,
-    agent: Agent,
+    agent: Arc<Agent>,
     session_id: SessionId,
     patterns: Vec<String>,
     /// Event id -> when its lease runs out.
@@ -71,7 +72,7 @@ struct Session {
 impl Session {
     fn new<L: Link>(
         state: AppState,
-        agent: Agent,
+        agent: Arc<Agent>,
         session_id: SessionId,
         patterns: Vec<String>,
     ) -> Self {

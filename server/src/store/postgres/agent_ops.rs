@@ -71,6 +71,11 @@ impl PostgresStore {
         })
     }
 
+    pub(super) fn live_agents(&self, limit: usize) -> Read<'_, Vec<(String, Agent)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(async move { statement!(&self.pool, QUICK, |c| agents::live_agents(c, limit)) })
+    }
+
     pub(super) fn revoked_since(&self, since: Millis) -> Read<'_, Vec<AgentId>> {
         Box::pin(async move { statement!(&self.pool, QUICK, |c| agents::revoked_since(c, since)) })
     }

@@ -202,6 +202,10 @@ impl Backend for PostgresStore {
         self.agent_by_relay_id(relay_id)
     }
 
+    fn live_agents(&self, limit: usize) -> Read<'_, Vec<(String, Agent)>> {
+        self.live_agents(limit)
+    }
+
     fn revoked_since(&self, since: Millis) -> Read<'_, Vec<AgentId>> {
         self.revoked_since(since)
     }
