@@ -17,8 +17,8 @@
 //!   revocation).
 //! - [`workspaces`]: signature verifiers per workspace, cached; sealing
 //!   their secrets with [`crypto`] (AES-256-GCM).
-//! - [`hub`]: in-memory wake-ups and revocation for live sessions;
-//!   [`bus`]: the same across instances, over Redis pub/sub.
+//! - [`hub`]: in-memory wake-ups (`wake`) and revocation for live
+//!   sessions; [`bus`]: the same across instances, over Redis pub/sub.
 //! - [`last_seen`]: agents' last connection times, written in batches.
 //! - [`presence`]: which agents have a session here, told to the other
 //!   instances (push delivery steps aside for them).
@@ -65,6 +65,7 @@ mod startup;
 pub mod state;
 pub mod store;
 pub mod tls;
+mod wake;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -159,7 +160,7 @@ pub async fn run<L: Listener>(
         config.callback_ca_cert.as_deref(),
         config.ack_timeout,
     )?;
-    let state = AppState {
+    let state = AppState::new(state::Shared {
         agents: Arc::new(agent_directory::AgentDirectory::new(
             store.clone(),
             bus.hub().clone(),
@@ -180,7 +181,7 @@ pub async fn run<L: Listener>(
         http_sessions: Default::default(),
         last_seen: Default::default(),
         callbacks: Arc::new(session::Callbacks::new(callback_client)),
-    };
+    });
     let sweeper = tokio::spawn(sweep(state.clone()));
     let gauge = tokio::spawn(gauge_queue(state.clone()));
     let last_seen = state.last_seen.clone();
