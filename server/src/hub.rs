@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_cache::AgentCache;
+pub use crate::wake::Wake;
+use crate::wake::WakeSender;
 
 #[derive(Default)]
 pub struct Hub {
@@ -40,9 +42,10 @@ pub const RESERVATION_TTL: Duration = Duration::from_secs(10);
 pub const CALLBACK_TRANSPORT: &str = "callback";
 
 struct AgentRoute {
-    wake: watch::Sender<u64>,
-    /// Session id -> its revocation token and transport.
-    sessions: HashMap<SessionId, (CancellationToken, &'static str)>,
+    wake: WakeSender,
+    /// Each session with its revocation token and transport: a list, since
+    /// an agent mostly has one (a map's smallest table is four slots).
+    sessions: Vec<(SessionId, CancellationToken, &'static str)>,
     /// Upgrades answered whose sessions have not registered yet.
     reserved: VecDeque<Instant>,
     /// How many of `sessions` are the agent's own (not callbacks), for
@@ -55,8 +58,8 @@ struct AgentRoute {
 impl AgentRoute {
     fn new() -> Self {
         AgentRoute {
-            wake: watch::channel(0).0,
-            sessions: HashMap::new(),
+            wake: WakeSender::default(),
+            sessions: Vec::new(),
             reserved: VecDeque::new(),
             connected: None,
         }
@@ -82,8 +85,8 @@ impl AgentRoute {
     /// The agent's own sessions, callbacks left out.
     fn connected_count(&self) -> usize {
         self.sessions
-            .values()
-            .filter(|(_, transport)| *transport != CALLBACK_TRANSPORT)
+            .iter()
+            .filter(|(_, _, transport)| *transport != CALLBACK_TRANSPORT)
             .count()
     }
 }
@@ -94,7 +97,7 @@ pub struct Registration {
     agent_id: AgentId,
     session_id: SessionId,
     /// Changes whenever a new event for the agent is stored.
-    pub wake: watch::Receiver<u64>,
+    pub wake: Wake,
     /// Cancelled when the agent is revoked.
     pub revoked: CancellationToken,
 }
@@ -114,11 +117,18 @@ impl Hub {
             .or_insert_with(AgentRoute::new);
         if transport != CALLBACK_TRANSPORT {
             route.reserved.pop_front();
+            if route.reserved.is_empty() {
+                // Its buffer would stay for as long as the session.
+                route.reserved = VecDeque::new();
+            }
         }
         let revoked = CancellationToken::new();
+        if route.sessions.capacity() == 0 {
+            route.sessions.reserve_exact(1);
+        }
         route
             .sessions
-            .insert(session_id.clone(), (revoked.clone(), transport));
+            .push((session_id.clone(), revoked.clone(), transport));
         if transport != CALLBACK_TRANSPORT {
             route.tell_connected();
             if route.connected_count() == 1 {
@@ -169,14 +179,14 @@ impl Hub {
     /// Tells the agent's sessions, if any, that new work is stored.
     pub fn wake(&self, agent_id: &AgentId) {
         if let Some(route) = self.lock().get(agent_id) {
-            route.wake.send_modify(|n| *n = n.wrapping_add(1));
+            route.wake.wake();
         }
     }
 
     /// Tells every session to look again (after wake-ups may have been lost).
     pub fn wake_all(&self) {
         for route in self.lock().values() {
-            route.wake.send_modify(|n| *n = n.wrapping_add(1));
+            route.wake.wake();
         }
     }
 
@@ -184,7 +194,7 @@ impl Hub {
     pub fn revoke(&self, agent_id: &AgentId) {
         self.cache.invalidate();
         if let Some(route) = self.lock().get(agent_id) {
-            for (token, _) in route.sessions.values() {
+            for (_, token, _) in &route.sessions {
                 token.cancel();
             }
         }
@@ -239,7 +249,7 @@ impl Hub {
         let mut transports: Vec<&'static str> = self
             .lock()
             .get(agent_id)
-            .map(|r| r.sessions.values().map(|(_, t)| *t).collect())
+            .map(|r| r.sessions.iter().map(|(_, _, t)| *t).collect())
             .unwrap_or_default();
         transports.sort_unstable();
         transports
@@ -254,7 +264,11 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut agents = self.hub.lock();
         if let Some(route) = agents.get_mut(&self.agent_id) {
-            if let Some((_, transport)) = route.sessions.remove(&self.session_id)
+            let at = route
+                .sessions
+                .iter()
+                .position(|(id, ..)| *id == self.session_id);
+            if let Some((_, _, transport)) = at.map(|at| route.sessions.swap_remove(at))
                 && transport != CALLBACK_TRANSPORT
             {
                 route.tell_connected();
@@ -290,10 +304,10 @@ mod tests {
         assert_eq!(hub.online_sessions(&agt("agt_1")), 2);
         assert_eq!(hub.session_transports(&agt("agt_1")), ["sse", "websocket"]);
         hub.wake(&agt("agt_1"));
-        assert!(a.wake.has_changed().unwrap());
-        a.wake.borrow_and_update();
+        assert!(a.wake.has_changed());
+        a.wake.mark_seen();
         hub.wake(&agt("agt_other"));
-        assert!(!a.wake.has_changed().unwrap());
+        assert!(!a.wake.has_changed());
         hub.revoke(&agt("agt_1"));
         assert!(a.revoked.is_cancelled() && b.revoked.is_cancelled());
         drop(a);

@@ -17,8 +17,8 @@
 //!   revocation).
 //! - [`workspaces`]: signature verifiers per workspace, cached; sealing
 //!   their secrets with [`crypto`] (AES-256-GCM).
-//! - [`hub`]: in-memory wake-ups and revocation for live sessions;
-//!   [`bus`]: the same across instances, over Redis pub/sub.
+//! - [`hub`]: in-memory wake-ups (`wake`) and revocation for live
+//!   sessions; [`bus`]: the same across instances, over Redis pub/sub.
 //! - [`last_seen`]: agents' last connection times, written in batches.
 //! - [`presence`]: which agents have a session here, told to the other
 //!   instances (push delivery steps aside for them).
@@ -65,6 +65,7 @@ mod startup;
 pub mod state;
 pub mod store;
 pub mod tls;
+mod wake;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -128,6 +129,10 @@ pub async fn run<L: Listener>(
         None => None,
     };
     let store = open_store(&config).await?;
+    let hub = Arc::new(Hub::default());
+    // Beside the rest of start-up and serving: connects meanwhile read their
+    // agent from the store, as without it.
+    tokio::spawn(warm_agents(hub.clone(), store.clone()));
     let workspaces = Arc::new(workspaces::Workspaces::open(store.clone(), &config).await?);
     let admin_token = startup::admin_token(&config)?;
     if config.signing_keys.is_empty() {
@@ -149,18 +154,13 @@ pub async fn run<L: Listener>(
     if store.agent_count().await? == 0 {
         startup::print_first_steps(&public_url, &admin_token);
     }
-    let bus = Bus::connect(
-        Arc::new(Hub::default()),
-        config.redis_url.as_deref(),
-        shutdown.clone(),
-    )
-    .await?;
+    let bus = Bus::connect(hub, config.redis_url.as_deref(), shutdown.clone()).await?;
     let callback_client = callback::CallbackClient::new(
         config.callback_policy.clone(),
         config.callback_ca_cert.as_deref(),
         config.ack_timeout,
     )?;
-    let state = AppState {
+    let state = AppState::new(state::Shared {
         agents: Arc::new(agent_directory::AgentDirectory::new(
             store.clone(),
             bus.hub().clone(),
@@ -181,7 +181,7 @@ pub async fn run<L: Listener>(
         http_sessions: Default::default(),
         last_seen: Default::default(),
         callbacks: Arc::new(session::Callbacks::new(callback_client)),
-    };
+    });
     let sweeper = tokio::spawn(sweep(state.clone()));
     let gauge = tokio::spawn(gauge_queue(state.clone()));
     let last_seen = state.last_seen.clone();
@@ -245,6 +245,21 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         Database::Postgres(url) => Store::open_postgres(url, config.retry)
             .await
             .context("cannot open the PostgreSQL database: check --database / DATABASE_URL and that the server is up"),
+    }
+}
+
+/// Loads the live agents into the agent cache (`AgentCache::warm`).
+async fn warm_agents(hub: Arc<Hub>, store: Store) {
+    let started = std::time::Instant::now();
+    match hub.agents().warm(&store).await {
+        Ok(agents) => tracing::info!(
+            agents,
+            ms = started.elapsed().as_millis() as u64,
+            "agent cache warmed"
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot warm the agent cache; agents are read on first use")
+        }
     }
 }
 

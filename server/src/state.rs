@@ -17,9 +17,14 @@ use crate::session::registry::HttpSessions;
 use crate::store::Store;
 use crate::workspaces::Workspaces;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: one `Arc`, so a clone (every request
+/// takes one, and every session keeps one for its whole life) is a count
+/// and eight bytes, not a copy of each field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`], which dereferences to them.
+pub struct Shared {
     pub store: Store,
     /// Agents by relay id and key hash, cached.
     pub agents: Arc<AgentDirectory>,
@@ -46,7 +51,19 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+
     pub fn webhook_url(&self, relay_id: &RelayId) -> String {
         format!("{}/api/v1/webhook/{relay_id}", self.public_url)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }

@@ -60,8 +60,8 @@ pub async fn create_agent(
     };
     let api_key = ids::api_key();
     state
-        .store
-        .create_agent(NewAgent {
+        .agents
+        .create(NewAgent {
             agent: agent.clone(),
             key_hash: ids::hash_key(api_key.expose()),
         })

@@ -30,10 +30,10 @@ pub async fn me(
         webhook_url: state.webhook_url(&agent.relay_id),
         pending_events,
         online_sessions: state.bus.hub().online_sessions(&agent.agent_id) as u64,
-        agent_id: agent.agent_id.into_string(),
-        name: agent.name,
-        workspace: agent.workspace.into_string(),
-        relay_id: agent.relay_id.into_string(),
+        agent_id: agent.agent_id.to_string(),
+        name: agent.name.clone(),
+        workspace: agent.workspace.to_string(),
+        relay_id: agent.relay_id.to_string(),
     }))
 }
 
@@ -80,7 +80,7 @@ pub async fn list_events(
     let events = state
         .store
         .list_events(EventQuery {
-            agent_id: agent.agent_id,
+            agent_id: agent.agent_id.clone(),
             status,
             limit,
             // A cursor no event can have is one this agent has no event

@@ -8,6 +8,8 @@
 //! admin token may be one an operator chose, so an IP over the limit gets
 //! `429` before the token is even compared.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use lobster_shared::ids;
@@ -27,8 +29,8 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// An authenticated, unrevoked agent.
-pub struct AuthedAgent(pub Agent);
+/// An authenticated, unrevoked agent, as the agent cache holds it.
+pub struct AuthedAgent(pub Arc<Agent>);
 
 impl FromRequestParts<AppState> for AuthedAgent {
     type Rejection = ApiError;

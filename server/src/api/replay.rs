@@ -159,7 +159,7 @@ pub async fn agent(
             "agent_id is for the admin API; an agent replays only its own events",
         ));
     }
-    filter.agent_id = Some(agent.agent_id.into_string());
+    filter.agent_id = Some(agent.agent_id.to_string());
     match query_of(filter)? {
         Some(query) => Ok(answer(replay_failed(&state, query).await?)),
         None => Ok(answer(Replayed::NOTHING)),

@@ -192,7 +192,7 @@ async fn supervise(state: AppState, agent: Agent, target: Arc<Target>, stop: Can
         run(
             link,
             state.clone(),
-            agent.clone(),
+            std::sync::Arc::new(agent.clone()),
             SessionId::generate(),
             Vec::new(),
             CALLBACK_TRANSPORT,

@@ -110,7 +110,7 @@ pub async fn poll(
 /// Opens a poll session; returns its id and where its polls go.
 fn open(
     state: &AppState,
-    agent: crate::store::Agent,
+    agent: std::sync::Arc<crate::store::Agent>,
     patterns: Vec<String>,
 ) -> Result<(String, mpsc::Sender<Command>), ApiError> {
     if state.shutdown.is_cancelled() {

@@ -1,5 +1,6 @@
 //! `GET /api/v1/agent/connect`: a session over a WebSocket.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{
@@ -70,7 +71,7 @@ pub async fn connect(
 
 fn open(
     state: AppState,
-    agent: Agent,
+    agent: Arc<Agent>,
     params: ConnectParams,
     slot: Option<axum::Extension<crate::serve::ConnectionSlot>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,

@@ -125,6 +125,11 @@ pub trait Backend: Send + Sync + 'static {
     /// An unrevoked agent by its public relay id.
     fn agent_by_relay_id<'a>(&'a self, relay_id: &'a RelayId) -> Read<'a, Option<Agent>>;
 
+    /// Up to `limit` unrevoked agents, each with the SHA-256 hex of its API
+    /// key, the most recently seen first: what the agent cache loads at
+    /// start-up ([`crate::agent_cache::AgentCache::warm`]).
+    fn live_agents(&self, limit: usize) -> Read<'_, Vec<(String, Agent)>>;
+
     /// Agents revoked at or after `since`, for instances that did not see
     /// the revocation themselves.
     fn revoked_since(&self, since: Millis) -> Read<'_, Vec<AgentId>>;

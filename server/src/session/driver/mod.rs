@@ -7,6 +7,7 @@ mod answers;
 mod writes;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lobster_shared::ids::{EventId, SessionId};
@@ -40,7 +41,7 @@ const MAX_PUSH_BATCH: usize = 256;
 pub(super) fn run<L: Link + 'static>(
     link: L,
     state: AppState,
-    agent: Agent,
+    agent: Arc<Agent>,
     session_id: SessionId,
     patterns: Vec<String>,
     transport: &'static str,
@@ -52,7 +53,7 @@ pub(super) fn run<L: Link + 'static>(
 
 struct Session {
     state: AppState,
-    agent: Agent,
+    agent: Arc<Agent>,
     session_id: SessionId,
     patterns: Vec<String>,
     /// Event id -> when its lease runs out.
@@ -71,7 +72,7 @@ struct Session {
 impl Session {
     fn new<L: Link>(
         state: AppState,
-        agent: Agent,
+        agent: Arc<Agent>,
         session_id: SessionId,
         patterns: Vec<String>,
     ) -> Self {
@@ -124,10 +125,12 @@ impl Session {
         }
         self.touch();
         // On a shared store a wake-up can be lost (another instance, Redis
-        // down): look again on this timer. Never fires on SQLite.
-        let rescan_every = self.state.config.rescan;
-        let mut rescan = tokio::time::interval(rescan_every.unwrap_or(Duration::from_secs(3600)));
-        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // down): look again on this timer. None on SQLite.
+        let mut rescan = self.state.config.rescan.map(|every| {
+            let mut rescan = tokio::time::interval(every);
+            rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            rescan
+        });
         if let Err(reason) = link.send(&self.ready()).await {
             return Ending::Gone(reason);
         }
@@ -135,7 +138,7 @@ impl Session {
         let mut next_due: Option<Instant> = None;
         loop {
             if want_work && self.capacity(link) > 0 {
-                wake.borrow_and_update();
+                wake.mark_seen();
                 match self.lease_and_push(link).await {
                     Ok((more, due)) => (want_work, next_due) = (more, due),
                     Err(LeaseError::Store) => {
@@ -146,6 +149,12 @@ impl Session {
             }
             let lease_deadline = self.in_flight.values().min().copied();
             let away_until = self.away_until(link);
+            // One timer for the three deadlines: each `Sleep` is part of
+            // this future, which an idle session keeps for its whole life.
+            let timer = [next_due, lease_deadline, away_until]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 _ = registration.revoked.cancelled() => return Ending::Revoked,
                 _ = self.state.shutdown.cancelled() => return Ending::Shutdown,
@@ -179,17 +188,20 @@ impl Session {
                         return Ending::Gone(reason);
                     }
                 }
-                Ok(()) = wake.changed() => want_work = true,
-                _ = rescan.tick(), if rescan_every.is_some() => want_work = true,
-                _ = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
-                    (want_work, next_due) = (true, None);
-                }
-                _ = sleep_until(lease_deadline.unwrap_or_else(Instant::now)), if lease_deadline.is_some() => {
-                    self.expire(link);
-                    want_work = true;
-                }
-                _ = sleep_until(away_until.unwrap_or_else(Instant::now)), if away_until.is_some() => {
-                    return Ending::Gone("the agent stopped polling".into());
+                () = wake.changed() => want_work = true,
+                () = tick(&mut rescan) => want_work = true,
+                _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    let now = Instant::now();
+                    if away_until.is_some_and(|at| at <= now) {
+                        return Ending::Gone("the agent stopped polling".into());
+                    }
+                    if lease_deadline.is_some_and(|at| at <= now) {
+                        self.expire(link);
+                        want_work = true;
+                    }
+                    if next_due.is_some_and(|at| at <= now) {
+                        (want_work, next_due) = (true, None);
+                    }
                 }
             }
         }
@@ -351,6 +363,14 @@ impl Session {
                 tracing::warn!(error = %err, "could not release leases; they return when the ack timeout passes")
             }
         }
+    }
+}
+
+/// The next tick of `interval`; never without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => drop(interval.tick().await),
+        None => std::future::pending().await,
     }
 }
 

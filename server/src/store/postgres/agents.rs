@@ -151,6 +151,26 @@ fn agent_from_row(r: &Row) -> Agent {
     }
 }
 
+/// Up to `limit` unrevoked agents with their key hashes, the most recently
+/// seen first (then the newest).
+pub(super) async fn live_agents(
+    c: &impl GenericClient,
+    limit: i64,
+) -> Result<Vec<(String, Agent)>, Error> {
+    let live = c
+        .prepare_cached(
+            "SELECT agent_id, name, workspace, relay_id, key_hash FROM agents
+             WHERE revoked_at IS NULL
+             ORDER BY last_seen DESC NULLS LAST, created_at DESC LIMIT $1",
+        )
+        .await?;
+    Ok(c.query(&live, &[&limit])
+        .await?
+        .iter()
+        .map(|r| (r.get(4), agent_from_row(r)))
+        .collect())
+}
+
 pub(super) async fn list_agents(c: &impl GenericClient) -> Result<Vec<AgentStats>, Error> {
     let list = c
         .prepare_cached(

@@ -1,17 +1,17 @@
 //! [`Backend`] on PostgreSQL: how each operation runs. Every write is a
 //! task spawned by the call (`PostgresStore::spawn`), one statement or one
 //! transaction on a pooled connection under a time limit (`pool`); reads
-//! run on a pooled connection when polled. The SQL is in `queue`, `events`,
-//! `agents`, `callbacks`, `workspaces` and `dashboard`.
+//! run on a pooled connection when polled. The agent operations run in
+//! `agent_ops`. The SQL is in `queue`, `events`, `agents`, `callbacks`,
+//! `workspaces` and `dashboard`.
 
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use lobster_shared::ids::{AgentId, EventId, RelayId, SessionId, WorkspaceName};
 
-use super::agents::AgentKey;
 use super::pool::{Limit, QUICK, statement, transaction};
-use super::{PostgresStore, agents, callbacks, dashboard, events, queue, workspaces};
+use super::{PostgresStore, callbacks, dashboard, events, queue, workspaces};
 use crate::store::callbacks::{StoredCallback, callback_from};
 use crate::store::dashboard::{AdminEventQuery, AdminEventRow};
 use crate::store::workspaces::{StoredWorkspace, secrets_json, workspace_from};
@@ -172,68 +172,42 @@ impl Backend for PostgresStore {
         )
     }
 
-    // Agents.
+    // Agents (run in `agent_ops`).
 
     fn create_agent(&self, agent: NewAgent) -> Write<()> {
-        let clock = self.clock.clone();
-        let pool = self.pool.clone();
-        Box::pin(self.spawn(async move {
-            let now = clock.now();
-            statement!(&pool, QUICK, |c| agents::create_agent(c, &agent, now))
-        }))
+        self.create_agent(agent)
     }
 
     fn revoke_agent(&self, agent_id: &AgentId) -> Write<bool> {
-        let clock = self.clock.clone();
-        let pool = self.pool.clone();
-        let agent_id = agent_id.to_string();
-        Box::pin(self.spawn(async move {
-            let now = clock.now();
-            statement!(&pool, QUICK, |c| agents::revoke_agent(c, &agent_id, now))
-        }))
+        self.revoke_agent(agent_id)
     }
 
     fn touch_agents(&self, seen: Vec<(AgentId, Millis)>) -> Write<()> {
-        let pool = self.pool.clone();
-        Box::pin(self.spawn(async move {
-            let agent_ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
-            let times: Vec<Millis> = seen.iter().map(|&(_, at)| at).collect();
-            statement!(&pool, QUICK, |c| agents::touch_agents(
-                c, &agent_ids, &times
-            ))
-        }))
+        self.touch_agents(seen)
     }
 
     fn list_agents(&self) -> Read<'_, Vec<AgentStats>> {
-        Box::pin(async move { statement!(&self.pool, QUICK, |c| agents::list_agents(c)) })
+        self.list_agents()
     }
 
     fn agent_count(&self) -> Read<'_, u64> {
-        Box::pin(async move { statement!(&self.pool, QUICK, |c| agents::agent_count(c)) })
+        self.agent_count()
     }
 
     fn agent_by_key_hash<'a>(&'a self, key_hash: &'a str) -> Read<'a, Option<Agent>> {
-        Box::pin(async move {
-            statement!(&self.pool, QUICK, |c| agents::agent_where(
-                c,
-                AgentKey::KeyHash,
-                key_hash
-            ))
-        })
+        self.agent_by_key_hash(key_hash)
     }
 
     fn agent_by_relay_id<'a>(&'a self, relay_id: &'a RelayId) -> Read<'a, Option<Agent>> {
-        Box::pin(async move {
-            statement!(&self.pool, QUICK, |c| agents::agent_where(
-                c,
-                AgentKey::RelayId,
-                relay_id.as_str()
-            ))
-        })
+        self.agent_by_relay_id(relay_id)
+    }
+
+    fn live_agents(&self, limit: usize) -> Read<'_, Vec<(String, Agent)>> {
+        self.live_agents(limit)
     }
 
     fn revoked_since(&self, since: Millis) -> Read<'_, Vec<AgentId>> {
-        Box::pin(async move { statement!(&self.pool, QUICK, |c| agents::revoked_since(c, since)) })
+        self.revoked_since(since)
     }
 
     fn mark_presence(
@@ -242,29 +216,11 @@ impl Backend for PostgresStore {
         offline: Vec<AgentId>,
         until: Millis,
     ) -> Read<'_, ()> {
-        Box::pin(async move {
-            let now = self.clock.now();
-            statement!(&self.pool, QUICK, |c| agents::mark_presence(
-                c,
-                self.instance.as_str(),
-                &online,
-                &offline,
-                until,
-                now
-            ))
-        })
+        self.mark_presence(online, offline, until)
     }
 
     fn connected_elsewhere<'a>(&'a self, agent_id: &'a AgentId) -> Read<'a, bool> {
-        Box::pin(async move {
-            let now = self.clock.now();
-            statement!(&self.pool, QUICK, |c| agents::connected_elsewhere(
-                c,
-                self.instance.as_str(),
-                agent_id.as_str(),
-                now
-            ))
-        })
+        self.connected_elsewhere(agent_id)
     }
 
     // Push delivery's callbacks.

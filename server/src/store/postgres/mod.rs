@@ -15,10 +15,12 @@
 //! TLS to PostgreSQL is not supported yet (`NoTls`).
 //!
 //! Layout: `backend` (the [`Backend`] implementation: how each operation
-//! runs), `pool` (connections, time limits, errors), `migrate`, and the
-//! SQL: `queue` (the delivery lifecycle), `events` (reads and retention),
-//! `agents`, `callbacks`, `workspaces`, `dashboard`.
+//! runs; the agent operations in `agent_ops`), `pool` (connections, time
+//! limits, errors), `migrate`, and the SQL: `queue` (the delivery
+//! lifecycle), `events` (reads and retention), `agents`, `callbacks`,
+//! `workspaces`, `dashboard`.
 
+mod agent_ops;
 mod agents;
 mod backend;
 mod callbacks;

@@ -1,10 +1,10 @@
 //! [`Backend`] on SQLite: where each operation runs. Every write is a job
 //! queued on the writer thread by the call, with the durability it needs
 //! (`writer::Durability`); every read runs on a pooled reader connection.
-//! The SQL is in `queries`, `leases`, `callbacks`, `workspaces` and
-//! `dashboard`; the hot path's writes (`insert_event`, `claim`, `replay`,
-//! which also keep the push ports, `queued` and `dedup` up to date) in
-//! `mod.rs`.
+//! The SQL is in `queries`, `leases`, `callbacks`, `workspaces`,
+//! `dashboard` and `agent_keys`; the hot path's writes (`insert_event`,
+//! `claim`, `replay`, which also keep the push ports, `queued` and `dedup`
+//! up to date) in `mod.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,9 @@ use futures_util::future::BoxFuture;
 use lobster_shared::ids::{AgentId, EventId, RelayId, SessionId, WorkspaceName};
 
 use super::writer::Durability;
-use super::{SCHEMA_VERSION, SqliteStore, callbacks, dashboard, leases, queries, workspaces};
+use super::{
+    SCHEMA_VERSION, SqliteStore, agent_keys, callbacks, dashboard, leases, queries, workspaces,
+};
 use crate::store::callbacks::StoredCallback;
 use crate::store::dashboard::{AdminEventQuery, AdminEventRow};
 use crate::store::push::Ports;
@@ -158,6 +160,10 @@ impl Backend for SqliteStore {
     fn agent_by_relay_id<'a>(&'a self, relay_id: &'a RelayId) -> Read<'a, Option<Agent>> {
         let relay_id = relay_id.to_string();
         Box::pin(self.read(move |c| queries::agent_where(c, "relay_id", &relay_id)))
+    }
+
+    fn live_agents(&self, limit: usize) -> Read<'_, Vec<(String, Agent)>> {
+        Box::pin(self.read(move |c| agent_keys::live_agents(c, limit)))
     }
 
     fn revoked_since(&self, since: Millis) -> Read<'_, Vec<AgentId>> {

@@ -17,11 +17,12 @@
 //!
 //! Layout: `backend` (the [`Backend`] implementation: where each operation
 //! runs), `writer/` (the thread and its group commit), `queries`, `leases`
-//! (SQL of the hot path), `callbacks`, `workspaces`, `dashboard` (their
-//! SQL), `schema` and `files` (the database file, its lock and
+//! (SQL of the hot path), `callbacks`, `workspaces`, `dashboard`,
+//! `agent_keys` (their SQL), `schema` and `files` (the database file, its lock and
 //! permissions), `queued` (which agents may have events waiting), `dedup`
 //! (replay protection's recent keys, in memory).
 
+mod agent_keys;
 mod backend;
 mod callbacks;
 mod dashboard;

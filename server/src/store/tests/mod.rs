@@ -71,5 +71,6 @@ on_every_backend!(
     writes_after_close_fail_cleanly,
 );
 
+mod agents;
 mod callbacks;
 mod workspaces;
