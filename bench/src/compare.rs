@@ -348,7 +348,7 @@ fn describe(setup: &mut Setup, args: &CompareArgs, targets: &[Target]) {
         )
         .add(
             "relay_flags",
-            "--signature-scheme none (wrk cannot sign); sqlite, synchronous=FULL",
+            "--signature-scheme none (wrk cannot sign); sqlite, 202 after the WAL fsync",
         );
     if !args.no_throughput {
         setup.add(

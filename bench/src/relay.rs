@@ -258,7 +258,7 @@ impl Relay {
             setup.add("relay", format!("spawned at {}", self.url));
             setup.add(
                 "durability",
-                "sqlite in a temp dir, defaults: 202 after fsynced group commit (synchronous=FULL)",
+                "sqlite in a temp dir, defaults: 202 after the group commit and its WAL fsync",
             );
         } else {
             setup.add("relay", format!("external at {}", self.url));
