@@ -6,28 +6,9 @@ use fixture::TestDb;
 
 /// The case functions, named for `on_every_backend!`.
 mod cases {
-    use lobster_shared::ids::{RelayId, WorkspaceName};
-
-    use super::super::agt;
+    use super::super::{agent, agt};
     use super::TestDb;
-    use crate::store::{Agent, NewAgent, Store};
-
-    async fn agent(store: &Store, n: u32) -> Agent {
-        let agent = Agent {
-            agent_id: agt(&format!("agt_{n}")),
-            name: format!("a{n}"),
-            workspace: WorkspaceName::default_workspace(),
-            relay_id: RelayId::from_stored(format!("rly_{n}")),
-        };
-        store
-            .create_agent(NewAgent {
-                agent: agent.clone(),
-                key_hash: format!("h{n}"),
-            })
-            .await
-            .unwrap();
-        agent
-    }
+    use crate::store::Agent;
 
     pub async fn callbacks_are_set_replaced_listed_and_cleared(db: TestDb) {
         let store = db.open().await;

@@ -51,12 +51,17 @@ pub async fn insert(store: &Store, n: usize) -> EventId {
     }
 }
 
-pub async fn status(store: &Store, id: &EventId) -> (String, u32) {
-    let d = store
+/// The detail of agt_1's event `id`, which must exist.
+pub async fn detail(store: &Store, id: &EventId) -> EventDetail {
+    store
         .event_detail(&agt("agt_1"), id)
         .await
         .unwrap()
-        .unwrap();
+        .expect("the event exists")
+}
+
+pub async fn status(store: &Store, id: &EventId) -> (String, u32) {
+    let d = detail(store, id).await;
     (d.summary.status, d.summary.attempts)
 }
 
@@ -151,12 +156,7 @@ pub async fn ack_delivers_nack_retries_then_fails(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(status(&store, &id2).await, ("delivered".into(), 1));
-    let history = store
-        .event_detail(&agt("agt_1"), &id)
-        .await
-        .unwrap()
-        .unwrap()
-        .history;
+    let history = detail(&store, &id).await.history;
     let outcomes: Vec<_> = history.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["nacked"; 3]);
 }
@@ -203,11 +203,7 @@ pub async fn a_claim_in_doubt_takes_back_what_the_session_never_got(db: TestDb) 
         "the lost lease comes back, the sent one stays"
     );
     assert_eq!(again.deliveries[0].attempt, 2);
-    let detail = store
-        .event_detail(&agt("agt_1"), &lost)
-        .await
-        .unwrap()
-        .unwrap();
+    let detail = detail(&store, &lost).await;
     let outcomes: Vec<_> = detail.history.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["interrupted"]);
     // An expired lease of the session is offered to it again as well.
@@ -238,11 +234,7 @@ pub async fn the_history_records_every_outcome_in_order(db: TestDb) {
         .nack(&agt("agt_1"), &ses("ses_c"), &id, "boom")
         .await
         .unwrap();
-    let detail = store
-        .event_detail(&agt("agt_1"), &id)
-        .await
-        .unwrap()
-        .unwrap();
+    let detail = detail(&store, &id).await;
     let history: Vec<_> = detail
         .history
         .iter()
@@ -363,12 +355,7 @@ pub async fn dropped_writes_still_apply_and_close_waits_for_them(db: TestDb) {
     let store = db.open().await;
     assert_eq!(store.pending_count(&agt("agt_1")).await.unwrap(), 0);
     for id in ids(&claim) {
-        let history = store
-            .event_detail(&agt("agt_1"), &id)
-            .await
-            .unwrap()
-            .unwrap()
-            .history;
+        let history = detail(&store, &id).await.history;
         assert_eq!(history.len(), 1, "only the ack: {history:?}");
     }
 }
@@ -446,11 +433,7 @@ pub async fn replay_requeues_a_delivered_event_keeping_its_id(db: TestDb) {
         .ack(&agt("agt_1"), &ses("ses_b"), vec![id.clone()])
         .await
         .unwrap();
-    let detail = store
-        .event_detail(&agt("agt_1"), &id)
-        .await
-        .unwrap()
-        .unwrap();
+    let detail = detail(&store, &id).await;
     let history: Vec<_> = detail
         .history
         .iter()

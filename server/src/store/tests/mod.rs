@@ -9,7 +9,9 @@
 mod cases;
 mod fixture;
 
-use lobster_shared::ids::{AgentId, SessionId};
+use lobster_shared::ids::{AgentId, RelayId, SessionId, WorkspaceName};
+
+use crate::store::{Agent, NewAgent, Store};
 
 /// The ids the cases name (the store trusts the ids it is handed).
 pub fn agt(id: &str) -> AgentId {
@@ -18,6 +20,24 @@ pub fn agt(id: &str) -> AgentId {
 
 pub fn ses(id: &str) -> SessionId {
     SessionId::from_stored(id)
+}
+
+/// Creates the agent `agt_N` (relay id `rly_N`, key hash `hN`).
+pub async fn agent(store: &Store, n: u32) -> Agent {
+    let agent = Agent {
+        agent_id: agt(&format!("agt_{n}")),
+        name: format!("a{n}"),
+        workspace: WorkspaceName::default_workspace(),
+        relay_id: RelayId::from_stored(format!("rly_{n}")),
+    };
+    store
+        .create_agent(NewAgent {
+            agent: agent.clone(),
+            key_hash: format!("h{n}"),
+        })
+        .await
+        .unwrap();
+    agent
 }
 
 mod instances;
