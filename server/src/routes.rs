@@ -53,13 +53,10 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.config.request_timeout,
-            edge::request_deadline,
-        ))
+        .layer(edge::Deadline(state.config.request_timeout))
         // After the deadline: a long-poll waits by design, and its own cap
         // (a minute) bounds it.
         .route("/api/v1/agent/poll", get(session::poll))
-        .layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .layer(metrics::TrackHttp)
         .with_state(state)
 }

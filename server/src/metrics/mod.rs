@@ -13,15 +13,18 @@
 //! sent, so neither relay ids nor random paths become series.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics::Counter;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+mod http;
+
+pub use http::TrackHttp;
 
 /// Requests answered, by `route` and `status`.
 pub const HTTP_REQUESTS: &str = "lobster_http_requests_total";
@@ -159,43 +162,38 @@ async fn render() -> Response {
         .into_response()
 }
 
-/// Middleware (`axum::middleware::from_fn(metrics::track_http)`): counts
-/// every answer by route pattern and status, and times it.
-pub async fn track_http(request: Request, next: Next) -> Response {
-    // Touching the handle installs the recorder before the first figure.
-    handle();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED, MatchedPath::as_str)
-        .to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!(HTTP_DURATION, "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!(HTTP_REQUESTS, "route" => route, "status" => status).increment(1);
-    response
+/// The counter `name`, looked up once: these count every event.
+fn counter(cell: &'static OnceLock<Counter>, name: &'static str) -> &'static Counter {
+    cell.get_or_init(|| {
+        // Installs the recorder first: a handle taken before would count
+        // nowhere for good.
+        handle();
+        metrics::counter!(name)
+    })
 }
 
 /// An event frame went out to a session (any attempt).
 pub fn event_delivered() {
-    metrics::counter!(EVENTS_DELIVERED).increment(1);
+    static COUNTER: OnceLock<Counter> = OnceLock::new();
+    counter(&COUNTER, EVENTS_DELIVERED).increment(1);
 }
 
 /// An agent acked an event.
 pub fn event_acked() {
-    metrics::counter!(EVENTS_ACKED).increment(1);
+    static COUNTER: OnceLock<Counter> = OnceLock::new();
+    counter(&COUNTER, EVENTS_ACKED).increment(1);
 }
 
 /// An agent nacked an event.
 pub fn event_nacked() {
-    metrics::counter!(EVENTS_NACKED).increment(1);
+    static COUNTER: OnceLock<Counter> = OnceLock::new();
+    counter(&COUNTER, EVENTS_NACKED).increment(1);
 }
 
 /// A lease ran out before the agent answered.
 pub fn event_ack_timeout() {
-    metrics::counter!(EVENTS_ACK_TIMEOUTS).increment(1);
+    static COUNTER: OnceLock<Counter> = OnceLock::new();
+    counter(&COUNTER, EVENTS_ACK_TIMEOUTS).increment(1);
 }
 
 /// An agent session started; pair with [`session_closed`].
@@ -238,7 +236,7 @@ mod tests {
         Router::new()
             .route("/hook/{id}", get(|| async { "ok" }))
             .merge(router())
-            .layer(axum::middleware::from_fn(track_http))
+            .layer(TrackHttp)
     }
 
     #[tokio::test]
