@@ -1,7 +1,7 @@
 //! What a transport and the session loop say to each other.
 
 use lobster_shared::ids::EventId;
-use lobster_shared::wire::{AgentMessage, EventFrame, RelayMessage};
+use lobster_shared::wire::{AgentMessage, BodyEncoding, EventFrame, RelayMessage};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -61,9 +61,8 @@ pub(crate) trait Link: Send {
     /// POSTs the original request).
     fn feed(&mut self, delivery: Delivery) -> impl Future<Output = Result<(), String>> + Send {
         async move {
-            let id = delivery.id.clone();
-            let frame = event_frame(delivery).to_json();
-            self.feed_event(&id, frame).await
+            let frame = event_json(&delivery);
+            self.feed_event(&delivery.id, frame).await
         }
     }
 
@@ -109,17 +108,89 @@ pub(crate) enum Ending {
     Gone(String),
 }
 
-/// A leased event as the `event` frame every transport carries.
-pub(super) fn event_frame(d: Delivery) -> RelayMessage {
-    let (body, body_encoding) = EventFrame::encode_body(&d.body);
-    RelayMessage::Event(EventFrame {
-        id: d.id.into_string(),
-        event_type: d.event_type,
-        received_at: rfc3339(d.received_at),
+/// A leased event as the `event` frame every transport carries, in JSON.
+///
+/// The frame borrows the delivery's strings and, for a UTF-8 body, the
+/// body itself: the only copy of the body on its way out is its escaped
+/// form in the frame, written into a buffer sized for it.
+pub(super) fn event_json(d: &Delivery) -> String {
+    let encoded;
+    let (body, body_encoding) = match std::str::from_utf8(&d.body) {
+        Ok(text) => (text, BodyEncoding::Utf8),
+        Err(_) => {
+            let (text, encoding) = EventFrame::encode_body(&d.body);
+            encoded = text;
+            (encoded.as_str(), encoding)
+        }
+    };
+    let received_at = rfc3339(d.received_at);
+    let frame = RelayMessage::Event(EventFrame {
+        id: d.id.as_str(),
+        event_type: &d.event_type,
+        received_at: &received_at,
         attempt: d.attempt,
-        headers: d.headers,
+        headers: (d.headers.iter())
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect(),
         body,
         body_encoding,
         replay: d.replay,
-    })
+    });
+    // The frame's other fields and the body's escapes take a few hundred
+    // bytes; growing from serde_json's 128 would copy the body four times.
+    let mut json = Vec::with_capacity(body.len() + 512);
+    serde_json::to_writer(&mut json, &frame).expect("relay messages always serialize");
+    String::from_utf8(json).expect("serde_json writes UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn delivery(body: &[u8], replay: bool) -> Delivery {
+        Delivery {
+            id: EventId::generate(),
+            event_type: "order.paid".into(),
+            received_at: 1_764_900_000_123,
+            attempt: 2,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("x-quote".into(), "say \"hi\"".into()),
+            ],
+            body: Bytes::copy_from_slice(body),
+            replay,
+        }
+    }
+
+    /// What an agent reads back is the delivery, the body byte for byte,
+    /// text or not.
+    #[test]
+    fn the_event_frame_carries_the_delivery_whole() {
+        for (body, encoding) in [
+            (
+                &br#"{"text":"caf\u00e9 \"quoted\" \\ tab\t","n":1}"#[..],
+                BodyEncoding::Utf8,
+            ),
+            ("café ✓\n".as_bytes(), BodyEncoding::Utf8),
+            (&[0, 0xff, 0xfe, b'a'][..], BodyEncoding::Base64),
+        ] {
+            for replay in [false, true] {
+                let d = delivery(body, replay);
+                let RelayMessage::Event(frame) = RelayMessage::from_json(&event_json(&d)).unwrap()
+                else {
+                    panic!("not an event frame")
+                };
+                assert_eq!(frame.id, d.id.as_str());
+                assert_eq!(frame.event_type, "order.paid");
+                assert_eq!(frame.received_at, rfc3339(d.received_at));
+                assert_eq!(frame.attempt, 2);
+                assert_eq!(frame.headers, d.headers);
+                assert_eq!(frame.body_encoding, encoding);
+                assert_eq!(frame.raw_body().unwrap(), body);
+                assert_eq!(frame.replay, replay);
+            }
+        }
+    }
 }

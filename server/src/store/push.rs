@@ -325,7 +325,7 @@ mod tests {
             received_at: 0,
             attempt: 1,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: bytes::Bytes::new(),
             replay: false,
         }
     }

@@ -96,7 +96,9 @@ pub struct Delivery {
     pub received_at: Millis,
     pub attempt: u32,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// Shared with the webhook's request when pushed straight from the
+    /// insert: no copy of the body on the way to the session.
+    pub body: Bytes,
     /// Queued again by an explicit replay and not acked since.
     pub replay: bool,
 }

@@ -222,7 +222,7 @@ pub(super) async fn claim(
                 received_at: r.get(3),
                 attempt: r.get::<_, i32>(4) as u32,
                 headers: headers_from(r.get(5)),
-                body: r.get(6),
+                body: r.get::<_, Vec<u8>>(6).into(),
                 replay: r.get(7),
             };
             (r.get(0), delivery)

@@ -1,6 +1,7 @@
 //! The lease life cycle in SQL: claims (with expiry of old leases), acks,
 //! nacks and releases. Run on the writer thread (`super::writer`).
 
+use bytes::Bytes;
 use lobster_shared::ids::EventId;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -78,7 +79,7 @@ pub(super) fn claim_up_to(
                     received_at: r.get(3)?,
                     attempt: r.get(4)?,
                     headers: Vec::new(),
-                    body: Vec::new(),
+                    body: Bytes::new(),
                     replay: r.get(5)?,
                 },
             ))
@@ -86,7 +87,7 @@ pub(super) fn claim_up_to(
         .collect::<Result<_, _>>()?;
     for (seq, delivery) in &mut rows {
         let Body { headers, body } = body_of(c, *seq)?;
-        (delivery.headers, delivery.body) = (headers, body);
+        (delivery.headers, delivery.body) = (headers, body.into());
     }
     rows.sort_by_key(|(seq, _)| *seq);
     let more = rows.len() == limit && limit > 0;

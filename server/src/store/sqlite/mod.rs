@@ -302,7 +302,7 @@ fn push_when_committed(port: Arc<Port>, event: NewEvent) -> Settle {
             received_at: event.received_at,
             attempt: 1,
             headers: event.headers,
-            body: event.body.to_vec(),
+            body: event.body,
             replay: false,
         });
     })
