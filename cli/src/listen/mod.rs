@@ -21,6 +21,7 @@ mod handled;
 mod handler;
 pub(crate) mod headers;
 mod outcome;
+mod pool;
 mod post;
 mod print;
 pub(crate) mod route;
