@@ -20,6 +20,7 @@ mod forward;
 mod handled;
 mod handler;
 pub(crate) mod headers;
+mod lines;
 mod outcome;
 mod pool;
 mod post;
