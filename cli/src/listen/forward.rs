@@ -47,11 +47,15 @@ impl Forwarder {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()?;
-        let targets = routes.iter().map(|route| Target::new(&route.url)).collect();
+        let mut poster = Poster::new(client, timeout);
+        let targets = routes
+            .iter()
+            .map(|route| poster.target(&route.url))
+            .collect();
         Ok(Self {
             routes,
             targets,
-            poster: Poster::new(client, timeout),
+            poster,
             extra,
             timeout,
             ui,
@@ -286,6 +290,40 @@ mod tests {
             assert!(head.contains("content-length: 2\r\n"), "{head}");
             assert!(!head.contains("connection: close"), "{head}");
         }
+    }
+
+    /// A kept-alive connection the app closed while it was idle is not
+    /// used again: the next event goes over a new one and is acked.
+    #[tokio::test]
+    async fn a_connection_the_app_closed_is_replaced() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !data.windows(6).any(|w| w == b"\r\n\r\n{}") {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the connection was closed");
+                    data.extend_from_slice(&buf[..n]);
+                }
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                socket.write_all(answer.as_bytes()).await.unwrap();
+                // Dropped here: closed without a word, as an app's idle
+                // timeout does.
+            }
+        });
+        let forwarder = forwarder(&format!("{addr}/hooks"), Duration::from_secs(5));
+        let first = forwarder.forward(&frame(b"{}")).await;
+        assert!(matches!(first, Outcome::Done { .. }), "{first:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = forwarder.forward(&frame(b"{}")).await;
+        assert!(matches!(second, Outcome::Done { .. }), "{second:?}");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the second event came over a second connection")
+            .unwrap();
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@
 //! `events replay`) is always handled: the user asked for it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a handled id is remembered; the relay's replay window is as long.
@@ -24,9 +24,10 @@ pub struct Handled {
 
 #[derive(Debug, Default)]
 struct Inner {
-    at: HashMap<String, Instant>,
-    /// Ids in the order they were remembered, for expiry.
-    order: VecDeque<(Instant, String)>,
+    at: HashMap<Arc<str>, Instant>,
+    /// Ids in the order they were remembered, for expiry: the same copy of
+    /// each id as in `at`.
+    order: VecDeque<(Instant, Arc<str>)>,
 }
 
 impl Handled {
@@ -43,8 +44,9 @@ impl Handled {
     fn remember_at(&self, id: &str, now: Instant) {
         let mut inner = self.lock();
         inner.forget_before(now);
-        inner.at.insert(id.to_owned(), now);
-        inner.order.push_back((now, id.to_owned()));
+        let id: Arc<str> = Arc::from(id);
+        inner.at.insert(id.clone(), now);
+        inner.order.push_back((now, id));
         while inner.at.len() > CAPACITY {
             let Some((at, oldest)) = inner.order.pop_front() else {
                 break;

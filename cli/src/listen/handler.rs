@@ -1,8 +1,6 @@
 //! Handling one event: filter, act by mode, log a line, answer ack or nack.
 
-use std::fmt::Write as _;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use lobster_shared::wire::AgentMessage;
 use tokio_util::sync::CancellationToken;
@@ -11,11 +9,12 @@ use super::args::Mode;
 use super::exec::Executor;
 use super::forward::Forwarder;
 use super::handled::Handled;
+use super::lines::{ArrivalLine, Clock, OutcomeLine};
 use super::outcome::Outcome;
 use super::print::Printer;
 use crate::agent::frame::Event;
 use crate::glob::GlobList;
-use crate::ui::{Ui, clock, paint, printable, took};
+use crate::ui::Ui;
 
 enum Action {
     Print(Printer),
@@ -99,8 +98,8 @@ impl Handler {
     /// lines keep the relay's order whatever the concurrency.
     pub fn announce(&self, frame: &Event) {
         if self.wants(frame) {
-            self.ui
-                .event(self.clock.with(|now| arrival_line(now, frame)));
+            self.clock
+                .with(|now| self.ui.event(ArrivalLine { now, frame }));
         }
     }
 
@@ -131,105 +130,23 @@ impl Handler {
         // In print mode the event itself is on stdout; say only what went wrong.
         let quiet_success =
             matches!(self.action, Action::Print(_)) && matches!(outcome, Outcome::Done { .. });
-        if !quiet_success
-            && let Some(line) = self
-                .clock
-                .with(|now| outcome_line(now, frame, &outcome, started.elapsed()))
-        {
-            self.ui.event(line);
+        if !quiet_success && !matches!(outcome, Outcome::Abandoned) {
+            let elapsed = started.elapsed();
+            self.clock.with(|now| {
+                self.ui.event(OutcomeLine {
+                    now,
+                    frame,
+                    outcome: &outcome,
+                    elapsed,
+                });
+            });
         }
         outcome.reply(&frame.id)
     }
 }
 
-/// The `12:00:01` of event lines: [`clock`], worked out once a second
-/// rather than twice per event (the time zone lookup and the formatting
-/// were a few percent of `listen`'s CPU at thousands of events a second).
-#[derive(Default)]
-struct Clock(Mutex<Option<(u64, String)>>);
-
-impl Clock {
-    /// Calls `f` with the current `clock()`.
-    fn with<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        let second = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
-        self.at(second, f)
-    }
-
-    /// Calls `f` with the text kept for `second` (a Unix time), worked out
-    /// again when the second is another.
-    fn at<R>(&self, second: u64, f: impl FnOnce(&str) -> R) -> R {
-        let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = match &mut *cached {
-            Some((at, now)) if *at == second => &*now,
-            // Time zone offsets are whole seconds: the text changes only
-            // when the second does.
-            slot => &slot.insert((second, clock())).1,
-        };
-        f(now)
-    }
-}
-
-/// `12:00:01  --> message.received evt_...`, with the attempt when it is a
-/// retry; `now` is [`clock`]'s.
-fn arrival_line(now: &str, frame: &Event) -> String {
-    let mut line = String::with_capacity(48 + frame.event_type.len() + frame.id.len());
-    let _ = write!(
-        line,
-        "{}  {} {} {}",
-        paint(now).dim(),
-        paint("-->").cyan(),
-        paint(printable(&frame.event_type)).bold(),
-        printable(&frame.id)
-    );
-    if frame.attempt > 1 {
-        let _ = write!(line, " (attempt {})", frame.attempt);
-    }
-    line
-}
-
-/// `12:00:01  <-- 200 POST http://localhost:3000/hooks (12 ms) evt_...`:
-/// green when acked, red when nacked, yellow when skipped.
-fn outcome_line(now: &str, frame: &Event, outcome: &Outcome, elapsed: Duration) -> Option<String> {
-    let mut line = String::with_capacity(96 + frame.id.len());
-    let _ = write!(line, "{}  ", paint(now).dim());
-    let _ = match outcome {
-        Outcome::Done { status } => write!(
-            line,
-            "{}",
-            paint(format_args!("<-- {}", printable(status))).green()
-        ),
-        Outcome::Failed { reason } => write!(
-            line,
-            "{}",
-            paint(format_args!("<-- {}", printable(reason))).red()
-        ),
-        Outcome::Skipped { why } => write!(
-            line,
-            "{}",
-            paint(format_args!("<-- skipped: {}", printable(why))).yellow()
-        ),
-        Outcome::Abandoned => return None,
-    };
-    let answer = match outcome {
-        Outcome::Failed { .. } => ", nacked",
-        Outcome::Skipped { .. } => ", acked",
-        _ => "",
-    };
-    let _ = write!(
-        line,
-        " ({}){answer} {}",
-        took(elapsed),
-        paint(printable(&frame.id)).dim()
-    );
-    Some(line)
-}
-
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
-
     use super::*;
     use lobster_shared::wire::BodyEncoding;
 
@@ -323,96 +240,6 @@ mod tests {
             })
         );
         assert_eq!(Outcome::Abandoned.reply("e"), None);
-    }
-
-    #[test]
-    fn event_lines_show_arrival_then_outcome() {
-        let plain = |line: &str| console::strip_ansi_codes(line).to_string();
-        let arrival = plain(&arrival_line(&clock(), &frame("message.received")));
-        assert!(
-            arrival.ends_with("  --> message.received evt_1 (attempt 2)"),
-            "{arrival}"
-        );
-        assert_eq!(arrival.find("  -->"), Some("12:00:01".len()), "{arrival}");
-        let done = Outcome::Done {
-            status: "200 POST http://localhost:3000/hooks".into(),
-        };
-        let line =
-            plain(&outcome_line(&clock(), &frame("x"), &done, Duration::from_millis(12)).unwrap());
-        assert!(
-            line.ends_with("  <-- 200 POST http://localhost:3000/hooks (12 ms) evt_1"),
-            "{line}"
-        );
-        let failed = Outcome::Failed {
-            reason: "500 POST http://localhost:3000/hooks".into(),
-        };
-        let line =
-            plain(&outcome_line(&clock(), &frame("x"), &failed, Duration::from_millis(3)).unwrap());
-        assert!(line.contains("(3 ms), nacked"), "{line}");
-        assert_eq!(
-            outcome_line(&clock(), &frame("x"), &Outcome::Abandoned, Duration::ZERO),
-            None
-        );
-    }
-
-    #[test]
-    fn the_clock_of_event_lines_is_kept_for_its_second_only() {
-        let clock_of_lines = Clock::default();
-        let before = clock();
-        let first = clock_of_lines.with(str::to_owned);
-        let after = clock();
-        assert!(
-            first == before || first == after,
-            "{first} {before} {after}"
-        );
-        // Within one second the kept text is reused; the next second
-        // works it out again.
-        *clock_of_lines.0.lock().unwrap() = Some((7, "kept".to_owned()));
-        assert_eq!(clock_of_lines.at(7, str::to_owned), "kept");
-        let fresh = clock_of_lines.at(8, str::to_owned);
-        assert_ne!(fresh, "kept");
-        assert_eq!(clock_of_lines.at(8, str::to_owned), fresh);
-    }
-
-    #[test]
-    fn event_lines_escape_what_the_sender_chose() {
-        let hostile = "ping\nFORGED 12:00:00  <-- 200\r\u{1b}[2J\u{9b}31m\u{202e}";
-        let line = arrival_line(&clock(), &frame(hostile));
-        assert!(
-            !line.contains(['\n', '\r', '\u{9b}', '\u{202e}']),
-            "{line:?}"
-        );
-        let plain = console::strip_ansi_codes(&line).to_string();
-        assert!(!plain.contains('\u{1b}'), "{plain:?}");
-        assert!(
-            plain.ends_with(
-                r"ping\nFORGED 12:00:00  <-- 200\r\u{1b}[2J\u{9b}31m\u{202e} evt_1 (attempt 2)"
-            ),
-            "{plain:?}"
-        );
-        let failed = Outcome::Failed {
-            reason: "exit 1\nFORGED".into(),
-        };
-        let line = outcome_line(&clock(), &frame("x"), &failed, Duration::ZERO).unwrap();
-        assert!(!line.contains('\n'), "{line:?}");
-    }
-
-    #[test]
-    fn printable_text_is_kept() {
-        for text in [
-            "message.received",
-            "commande.payée",
-            "注文.作成",
-            "a\\nb",
-            "🦞 tab\tless",
-        ] {
-            let kept = printable(text);
-            if text.contains('\t') {
-                assert_eq!(kept, text.replace('\t', "\\t"));
-            } else {
-                assert!(matches!(kept, Cow::Borrowed(_)), "{text:?} was changed");
-            }
-        }
     }
 
     #[tokio::test]
