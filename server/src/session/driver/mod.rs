@@ -112,11 +112,12 @@ impl Session {
     /// Agent answers are read here rather than in a task of their own: one
     /// task and no channel per session keeps an idle agent's footprint small.
     async fn serve<L: Link>(&mut self, link: &mut L, transport: &'static str) -> Ending {
-        let registration =
-            self.state
-                .bus
-                .hub()
-                .register(&self.agent.agent_id, &self.session_id, transport);
+        let registration = self.state.bus.hub().register(
+            &self.agent.agent_id,
+            &self.session_id,
+            transport,
+            &self.state.shutdown,
+        );
         let mut wake = registration.wake.clone();
         let port = self.port.clone();
         if let Some(ports) = self.state.store.ports() {
@@ -155,8 +156,14 @@ impl Session {
                 .flatten()
                 .min();
             tokio::select! {
-                _ = registration.revoked.cancelled() => return Ending::Revoked,
-                _ = self.state.shutdown.cancelled() => return Ending::Shutdown,
+                // One wait for both: the token is a child of the shutdown's.
+                _ = registration.revoked.cancelled() => {
+                    return if self.state.shutdown.is_cancelled() {
+                        Ending::Shutdown
+                    } else {
+                        Ending::Revoked
+                    };
+                }
                 inbound = link.next() => {
                     // Take every answer already here before leasing again, so
                     // one lease fills all the slots they freed (one store
