@@ -109,18 +109,21 @@ fn open(
 struct WsLink {
     sink: SplitSink<WebSocket, Message>,
     stream: SplitStream<WebSocket>,
-    ping: tokio::time::Interval,
+    /// The session loop's timer calls [`Link::at_deadline`] then; an
+    /// `Interval` of its own was a boxed timer and a wait per session.
+    next_ping: Instant,
     last_heard: Instant,
 }
 
 impl WsLink {
     fn new(socket: WebSocket) -> Self {
         let (sink, stream) = socket.split();
+        let now = Instant::now();
         WsLink {
             sink,
             stream,
-            ping: tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY),
-            last_heard: Instant::now(),
+            next_ping: now + PING_EVERY,
+            last_heard: now,
         }
     }
 
@@ -149,24 +152,28 @@ impl Link for WsLink {
     }
 
     async fn next(&mut self) -> Option<Inbound> {
-        tokio::select! {
-            frame = self.stream.next() => {
-                self.last_heard = Instant::now();
-                from_frame(frame)
-            }
-            _ = self.ping.tick() => {
-                if self.last_heard.elapsed() >= IDLE_LIMIT {
-                    return Some(Inbound::Gone(format!(
-                        "no frame, ping or pong for {} s",
-                        IDLE_LIMIT.as_secs()
-                    )));
-                }
-                match self.sink.send(Message::Ping(Bytes::new())).await {
-                    Ok(()) => None,
-                    Err(e) => Some(Inbound::Gone(format!("ping failed: {e}"))),
-                }
-            }
+        let frame = self.stream.next().await;
+        self.last_heard = Instant::now();
+        from_frame(frame)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.next_ping)
+    }
+
+    /// Pings, or gives up on an agent silent for [`IDLE_LIMIT`].
+    async fn at_deadline(&mut self) -> Result<(), String> {
+        if self.last_heard.elapsed() >= IDLE_LIMIT {
+            return Err(format!(
+                "no frame, ping or pong for {} s",
+                IDLE_LIMIT.as_secs()
+            ));
         }
+        self.next_ping = Instant::now() + PING_EVERY;
+        self.sink
+            .send(Message::Ping(Bytes::new()))
+            .await
+            .map_err(|e| format!("ping failed: {e}"))
     }
 
     fn try_next(&mut self) -> Option<Option<Inbound>> {

@@ -149,9 +149,10 @@ impl Session {
             }
             let lease_deadline = self.in_flight.values().min().copied();
             let away_until = self.away_until(link);
-            // One timer for the three deadlines: each `Sleep` is part of
+            let link_deadline = link.deadline();
+            // One timer for the four deadlines: each `Sleep` is part of
             // this future, which an idle session keeps for its whole life.
-            let timer = [next_due, lease_deadline, away_until]
+            let timer = [next_due, lease_deadline, away_until, link_deadline]
                 .into_iter()
                 .flatten()
                 .min();
@@ -207,6 +208,11 @@ impl Session {
                     }
                     if next_due.is_some_and(|at| at <= now) {
                         (want_work, next_due) = (true, None);
+                    }
+                    if link_deadline.is_some_and(|at| at <= now)
+                        && let Err(reason) = link.at_deadline().await
+                    {
+                        return Ending::Gone(reason);
                     }
                 }
             }
