@@ -100,8 +100,11 @@ fn open(
             // The socket holds its --max-connections slot while it lives.
             // `map`, not an `async move` block: awaiting a captured future
             // moves it into a second slot, and the task would hold the
-            // session's future twice.
-            sessions.track_future(session.map(move |()| drop(slot)))
+            // session's future twice. A task of its own, not axum's: that
+            // one's future keeps room for everything its closure captured
+            // (the config, the callback) for as long as it runs.
+            sessions.spawn(session.map(move |()| drop(slot)));
+            std::future::ready(())
         }))
 }
 
