@@ -98,18 +98,21 @@ pub struct Registration {
     session_id: SessionId,
     /// Changes whenever a new event for the agent is stored.
     pub wake: Wake,
-    /// Cancelled when the agent is revoked.
+    /// Cancelled when the agent is revoked, and when the relay stops.
     pub revoked: CancellationToken,
 }
 
 impl Hub {
     /// Registers a session; `transport` is how it is connected
-    /// (`websocket`, `sse`, `poll`), for the admin views.
+    /// (`websocket`, `sse`, `poll`), for the admin views. Its revocation
+    /// token is a child of `stop` (the relay's shutdown), so the session
+    /// waits on one token for both.
     pub fn register(
         self: &Arc<Self>,
         agent_id: &AgentId,
         session_id: &SessionId,
         transport: &'static str,
+        stop: &CancellationToken,
     ) -> Registration {
         let mut agents = self.lock();
         let route = agents
@@ -122,7 +125,7 @@ impl Hub {
                 route.reserved = VecDeque::new();
             }
         }
-        let revoked = CancellationToken::new();
+        let revoked = stop.child_token();
         if route.sessions.capacity() == 0 {
             route.sessions.reserve_exact(1);
         }
@@ -296,11 +299,15 @@ mod tests {
         SessionId::from_stored(id)
     }
 
+    fn stop() -> CancellationToken {
+        CancellationToken::new()
+    }
+
     #[test]
     fn wakes_reach_registered_sessions_and_revoke_cancels_them() {
         let hub = Arc::new(Hub::default());
-        let mut a = hub.register(&agt("agt_1"), &ses("ses_a"), "websocket");
-        let b = hub.register(&agt("agt_1"), &ses("ses_b"), "sse");
+        let mut a = hub.register(&agt("agt_1"), &ses("ses_a"), "websocket", &stop());
+        let b = hub.register(&agt("agt_1"), &ses("ses_b"), "sse", &stop());
         assert_eq!(hub.online_sessions(&agt("agt_1")), 2);
         assert_eq!(hub.session_transports(&agt("agt_1")), ["sse", "websocket"]);
         hub.wake(&agt("agt_1"));
@@ -320,14 +327,14 @@ mod tests {
     fn callback_sessions_are_not_the_agent_being_connected() {
         let hub = Arc::new(Hub::default());
         let mut connected = hub.watch_connected(&agt("agt_1"));
-        let push = hub.register(&agt("agt_1"), &ses("ses_cb"), CALLBACK_TRANSPORT);
+        let push = hub.register(&agt("agt_1"), &ses("ses_cb"), CALLBACK_TRANSPORT, &stop());
         assert_eq!(*connected.borrow_and_update(), 0);
         assert_eq!(hub.online_sessions(&agt("agt_1")), 0);
         assert!(
             hub.try_reserve(&agt("agt_1"), 1),
             "a callback takes no place"
         );
-        let own = hub.register(&agt("agt_1"), &ses("ses_ws"), "websocket");
+        let own = hub.register(&agt("agt_1"), &ses("ses_ws"), "websocket", &stop());
         assert!(connected.has_changed().unwrap());
         assert_eq!(*connected.borrow_and_update(), 1);
         assert_eq!(
@@ -355,14 +362,14 @@ mod tests {
             hub.try_reserve(&agt("agt_2"), 2),
             "other agents have their own cap"
         );
-        let a = hub.register(&agt("agt_1"), &ses("ses_a"), "websocket");
+        let a = hub.register(&agt("agt_1"), &ses("ses_a"), "websocket", &stop());
         assert!(
             !hub.try_reserve(&agt("agt_1"), 2),
             "one session and one reservation"
         );
         hub.unreserve(&agt("agt_1"));
         assert!(hub.try_reserve(&agt("agt_1"), 2));
-        let b = hub.register(&agt("agt_1"), &ses("ses_b"), "sse");
+        let b = hub.register(&agt("agt_1"), &ses("ses_b"), "sse", &stop());
         assert!(!hub.try_reserve(&agt("agt_1"), 2));
         drop(a);
         assert!(hub.try_reserve(&agt("agt_1"), 2));

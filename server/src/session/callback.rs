@@ -27,6 +27,7 @@ use reqwest::Url;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::driver::run;
 use super::link::{Ending, Inbound, Link};
@@ -189,14 +190,20 @@ async fn supervise(state: AppState, agent: Agent, target: Arc<Target>, stop: Can
             elsewhere: elsewhere.clone(),
             stop: stop.clone(),
         };
+        let session_id = SessionId::generate();
+        // Its POSTs' log lines say whose they are (an agent's own sessions
+        // keep no span: see `driver::run`).
+        let span =
+            tracing::info_span!("session", agent_id = %agent.agent_id, session_id = %session_id);
         run(
             link,
             state.clone(),
             std::sync::Arc::new(agent.clone()),
-            SessionId::generate(),
+            session_id,
             Vec::new(),
             CALLBACK_TRANSPORT,
         )
+        .instrument(span)
         .await;
         if stop.is_cancelled() || state.shutdown.is_cancelled() {
             break;

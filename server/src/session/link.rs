@@ -94,6 +94,18 @@ pub(crate) trait Link: Send {
     /// These events' leases ran out: never hand them on.
     fn expired(&mut self, _ids: &[EventId]) {}
 
+    /// When the transport next wants [`Link::at_deadline`] (a WebSocket's
+    /// next ping); `None`: never. The loop keeps one timer for all its
+    /// deadlines and this one, rather than a timer in every transport.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Its [`Link::deadline`] came; `Err` says why the agent is gone.
+    fn at_deadline(&mut self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
+
     /// Says goodbye as the transport does for `ending`.
     fn finish(&mut self, ending: &Ending) -> impl Future<Output = ()> + Send;
 }

@@ -37,8 +37,10 @@ const MAX_AGENT_FRAME: usize = 64 * 1024;
 /// it (zero-filled, so it is resident from the first read). Agents send
 /// acks of about a hundred bytes; a larger frame grows the buffer as it
 /// arrives. tungstenite's default of 128 KiB would be most of an idle
-/// session's memory.
-const READ_BUFFER: usize = 1024;
+/// session's memory. 512 B rather than 1 KiB: half a kilobyte less per
+/// idle agent, for twice the reads in a burst of acks (docs/performance.md,
+/// "Issue 13: idle agents and reconnects, fourth pass").
+const READ_BUFFER: usize = 512;
 /// How long the echo of an agent's Close frame may take to send.
 const CLOSE_ECHO_WAIT: Duration = Duration::from_secs(1);
 
@@ -100,8 +102,11 @@ fn open(
             // The socket holds its --max-connections slot while it lives.
             // `map`, not an `async move` block: awaiting a captured future
             // moves it into a second slot, and the task would hold the
-            // session's future twice.
-            sessions.track_future(session.map(move |()| drop(slot)))
+            // session's future twice. A task of its own, not axum's: that
+            // one's future keeps room for everything its closure captured
+            // (the config, the callback) for as long as it runs.
+            sessions.spawn(session.map(move |()| drop(slot)));
+            std::future::ready(())
         }))
 }
 
@@ -109,18 +114,21 @@ fn open(
 struct WsLink {
     sink: SplitSink<WebSocket, Message>,
     stream: SplitStream<WebSocket>,
-    ping: tokio::time::Interval,
+    /// The session loop's timer calls [`Link::at_deadline`] then; an
+    /// `Interval` of its own was a boxed timer and a wait per session.
+    next_ping: Instant,
     last_heard: Instant,
 }
 
 impl WsLink {
     fn new(socket: WebSocket) -> Self {
         let (sink, stream) = socket.split();
+        let now = Instant::now();
         WsLink {
             sink,
             stream,
-            ping: tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY),
-            last_heard: Instant::now(),
+            next_ping: now + PING_EVERY,
+            last_heard: now,
         }
     }
 
@@ -149,24 +157,28 @@ impl Link for WsLink {
     }
 
     async fn next(&mut self) -> Option<Inbound> {
-        tokio::select! {
-            frame = self.stream.next() => {
-                self.last_heard = Instant::now();
-                from_frame(frame)
-            }
-            _ = self.ping.tick() => {
-                if self.last_heard.elapsed() >= IDLE_LIMIT {
-                    return Some(Inbound::Gone(format!(
-                        "no frame, ping or pong for {} s",
-                        IDLE_LIMIT.as_secs()
-                    )));
-                }
-                match self.sink.send(Message::Ping(Bytes::new())).await {
-                    Ok(()) => None,
-                    Err(e) => Some(Inbound::Gone(format!("ping failed: {e}"))),
-                }
-            }
+        let frame = self.stream.next().await;
+        self.last_heard = Instant::now();
+        from_frame(frame)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.next_ping)
+    }
+
+    /// Pings, or gives up on an agent silent for [`IDLE_LIMIT`].
+    async fn at_deadline(&mut self) -> Result<(), String> {
+        if self.last_heard.elapsed() >= IDLE_LIMIT {
+            return Err(format!(
+                "no frame, ping or pong for {} s",
+                IDLE_LIMIT.as_secs()
+            ));
         }
+        self.next_ping = Instant::now() + PING_EVERY;
+        self.sink
+            .send(Message::Ping(Bytes::new()))
+            .await
+            .map_err(|e| format!("ping failed: {e}"))
     }
 
     fn try_next(&mut self) -> Option<Option<Inbound>> {

@@ -48,7 +48,7 @@ impl Session {
     pub(super) async fn nack(&mut self, id: String, reason: String) -> (bool, bool) {
         crate::metrics::event_nacked();
         let Ok(id) = EventId::parse(&id) else {
-            tracing::debug!(event_id = %id, reason = ?reason, "nack");
+            tracing::debug!(session_id = %self.session_id, event_id = %id, reason = ?reason, "nack");
             self.flush_acks();
             return (false, true);
         };
@@ -56,7 +56,7 @@ impl Session {
         if freed {
             self.port.give_back(1);
         }
-        tracing::debug!(event_id = %id, reason = ?reason, "nack");
+        tracing::debug!(session_id = %self.session_id, event_id = %id, reason = ?reason, "nack");
         self.flush_acks();
         if !freed {
             // Answered already, or late: after the acks under way.

@@ -13,7 +13,6 @@ use std::time::Duration;
 use lobster_shared::ids::{EventId, SessionId};
 use lobster_shared::wire::{PROTOCOL_VERSION, Ready, RelayMessage};
 use tokio::time::{Instant, sleep_until};
-use tracing::Instrument as _;
 
 use super::link::{Ending, Inbound, Link};
 use crate::state::AppState;
@@ -37,7 +36,8 @@ const MAX_PUSH_BATCH: usize = 256;
 /// back. The session is built here, outside the future: an async fn keeps
 /// a copy of each argument moved into it for its whole life, so every level
 /// of nesting would store the session's state again, for as long as an
-/// idle agent stays connected (6 KB a session before, 2 KB now).
+/// idle agent stays connected (6 KB a session before, 2 KB now). No span
+/// either (its fields stayed as long): the log lines carry the ids.
 pub(super) fn run<L: Link + 'static>(
     link: L,
     state: AppState,
@@ -46,9 +46,8 @@ pub(super) fn run<L: Link + 'static>(
     patterns: Vec<String>,
     transport: &'static str,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let span = tracing::info_span!("session", agent_id = %agent.agent_id, session_id = %session_id);
     let session = Session::new::<L>(state, agent, session_id, patterns);
-    session.run(link, transport).instrument(span)
+    session.run(link, transport)
 }
 
 struct Session {
@@ -97,7 +96,7 @@ impl Session {
     }
 
     async fn run<L: Link>(mut self, mut link: L, transport: &'static str) {
-        tracing::info!(transport, "session opened");
+        tracing::info!(agent_id = %self.agent.agent_id, session_id = %self.session_id, transport, "session opened");
         crate::metrics::session_opened();
         let ending = self.serve(&mut link, transport).await;
         // Boxed: the goodbye runs once, so an idle session's future need
@@ -113,11 +112,12 @@ impl Session {
     /// Agent answers are read here rather than in a task of their own: one
     /// task and no channel per session keeps an idle agent's footprint small.
     async fn serve<L: Link>(&mut self, link: &mut L, transport: &'static str) -> Ending {
-        let registration =
-            self.state
-                .bus
-                .hub()
-                .register(&self.agent.agent_id, &self.session_id, transport);
+        let registration = self.state.bus.hub().register(
+            &self.agent.agent_id,
+            &self.session_id,
+            transport,
+            &self.state.shutdown,
+        );
         let mut wake = registration.wake.clone();
         let port = self.port.clone();
         if let Some(ports) = self.state.store.ports() {
@@ -149,15 +149,22 @@ impl Session {
             }
             let lease_deadline = self.in_flight.values().min().copied();
             let away_until = self.away_until(link);
-            // One timer for the three deadlines: each `Sleep` is part of
+            let link_deadline = link.deadline();
+            // One timer for the four deadlines: each `Sleep` is part of
             // this future, which an idle session keeps for its whole life.
-            let timer = [next_due, lease_deadline, away_until]
+            let timer = [next_due, lease_deadline, away_until, link_deadline]
                 .into_iter()
                 .flatten()
                 .min();
             tokio::select! {
-                _ = registration.revoked.cancelled() => return Ending::Revoked,
-                _ = self.state.shutdown.cancelled() => return Ending::Shutdown,
+                // One wait for both: the token is a child of the shutdown's.
+                _ = registration.revoked.cancelled() => {
+                    return if self.state.shutdown.is_cancelled() {
+                        Ending::Shutdown
+                    } else {
+                        Ending::Revoked
+                    };
+                }
                 inbound = link.next() => {
                     // Take every answer already here before leasing again, so
                     // one lease fills all the slots they freed (one store
@@ -201,6 +208,11 @@ impl Session {
                     }
                     if next_due.is_some_and(|at| at <= now) {
                         (want_work, next_due) = (true, None);
+                    }
+                    if link_deadline.is_some_and(|at| at <= now)
+                        && let Err(reason) = link.at_deadline().await
+                    {
+                        return Ending::Gone(reason);
                     }
                 }
             }
@@ -296,7 +308,7 @@ impl Session {
         }
         self.claim_in_doubt = claim.is_err();
         let claim = claim.map_err(|err| {
-            tracing::warn!(error = %err, "cannot lease events; retrying");
+            tracing::warn!(agent_id = %self.agent.agent_id, session_id = %self.session_id, error = %err, "cannot lease events; retrying");
             LeaseError::Store
         })?;
         let more = claim.more;
@@ -332,13 +344,20 @@ impl Session {
 
     /// Hands leased events back once the transport said goodbye.
     async fn finish(mut self, ending: Ending) {
+        let (agent_id, session_id) = (&self.agent.agent_id, &self.session_id);
         match &ending {
             Ending::Violation(detail) | Ending::Gone(detail) => {
-                tracing::info!(reason = ?detail, "session closed")
+                tracing::info!(%agent_id, %session_id, reason = ?detail, "session closed")
             }
-            Ending::ClosedByAgent => tracing::info!("session closed by the agent"),
-            Ending::Revoked => tracing::info!("session closed: agent revoked"),
-            Ending::Shutdown => tracing::info!("session closed: relay shutting down"),
+            Ending::ClosedByAgent => {
+                tracing::info!(%agent_id, %session_id, "session closed by the agent")
+            }
+            Ending::Revoked => {
+                tracing::info!(%agent_id, %session_id, "session closed: agent revoked")
+            }
+            Ending::Shutdown => {
+                tracing::info!(%agent_id, %session_id, "session closed: relay shutting down")
+            }
         }
         self.flush_acks();
         // Before the release: no insert may lease to this session after it.
@@ -360,7 +379,7 @@ impl Session {
             // saw them still leased) take them at once, not at lease expiry.
             Ok(()) => self.state.bus.wake(&self.agent.agent_id),
             Err(err) => {
-                tracing::warn!(error = %err, "could not release leases; they return when the ack timeout passes")
+                tracing::warn!(agent_id = %self.agent.agent_id, session_id = %self.session_id, error = %err, "could not release leases; they return when the ack timeout passes")
             }
         }
     }
