@@ -11,11 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::StoreError;
 
-mod checkpoint;
 mod job;
 mod sync;
 
-use checkpoint::{Checkpointer, Thresholds};
 pub(in crate::store::sqlite) use job::{Durability, Settle, Undo};
 use job::{Job, TypedJob, run_cached};
 use sync::{Committed, Syncer};
@@ -52,25 +50,23 @@ impl Writer {
     ///
     /// The connection commits with `synchronous=NORMAL` from here on: the
     /// fsync a durable batch needs is the syncer thread's (see `sync.rs`).
-    fn start_with(mut conn: Connection, lazy_wait: Duration) -> Result<Writer, StoreError> {
-        let path = match conn.path() {
-            Some(path) if !path.is_empty() => PathBuf::from(path),
+    fn start_with(conn: Connection, lazy_wait: Duration) -> Result<Writer, StoreError> {
+        let wal = match conn.path() {
+            Some(path) if !path.is_empty() => PathBuf::from(format!("{path}-wal")),
             _ => {
                 return Err(StoreError::Database(
                     "the writer needs a database file, not an in-memory database".into(),
                 ));
             }
         };
-        let wal = PathBuf::from(format!("{}-wal", path.display()));
         conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-        let checkpointer = Checkpointer::start(&mut conn, &path, Thresholds::DEFAULT)?;
         let (msgs, rx) = mpsc::unbounded_channel();
         let failing = Arc::new(AtomicBool::new(false));
         let syncer = Syncer::start(wal, failing.clone())?;
         let health = failing.clone();
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx, &health, syncer, checkpointer, lazy_wait))
+            .spawn(move || write_loop(conn, rx, &health, syncer, lazy_wait))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             msgs,
@@ -189,7 +185,6 @@ fn write_loop(
     mut msgs: mpsc::UnboundedReceiver<Msg>,
     failing: &AtomicBool,
     mut syncer: Syncer,
-    mut checkpointer: Checkpointer,
     lazy_wait: Duration,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(64);
@@ -232,11 +227,9 @@ fn write_loop(
             commit,
             durable,
         });
-        checkpointer.restart_if_due(&conn);
     }
     // Everything committed is answered before the checkpoint and the stop.
     syncer.stop();
-    checkpointer.stop();
     msgs.close();
     while let Ok(msg) = msgs.try_recv() {
         match msg {
