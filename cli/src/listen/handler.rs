@@ -146,10 +146,11 @@ impl Handler {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use lobster_shared::wire::BodyEncoding;
 
+    /// An event frame of `event_type`, for tests here and in `lines.rs`.
     pub(crate) fn frame(event_type: &str) -> Event {
         Event {
             id: "evt_1".into(),

@@ -138,20 +138,7 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
-    use lobster_shared::wire::BodyEncoding;
-
-    fn frame(event_type: &str) -> Event {
-        Event {
-            id: "evt_1".into(),
-            event_type: event_type.into(),
-            received_at: "2026-11-28T12:00:00Z".into(),
-            attempt: 2,
-            headers: vec![],
-            body: "{}".into(),
-            body_encoding: BodyEncoding::Utf8,
-            replay: false,
-        }
-    }
+    use crate::listen::handler::tests::frame;
 
     #[test]
     fn event_lines_show_arrival_then_outcome() {
