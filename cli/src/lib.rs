@@ -113,7 +113,7 @@ pub fn main() -> std::process::ExitCode {
 /// The relay serves many connections on every core. An agent command is
 /// one connection and a handful of tasks: on one thread it skips the
 /// wake-ups across threads that each event costs otherwise (`listen` used
-/// 20% less CPU per forwarded event, and its p99 fell, in `docs/performance.md`).
+/// 20% less CPU per forwarded event, and its p99 fell, in `docs/performance-history.md`).
 fn runtime_for(command: &Command) -> tokio::runtime::Builder {
     match command {
         Command::Server(_) => tokio::runtime::Builder::new_multi_thread(),

@@ -38,7 +38,7 @@ const MAX_AGENT_FRAME: usize = 64 * 1024;
 /// acks of about a hundred bytes; a larger frame grows the buffer as it
 /// arrives. tungstenite's default of 128 KiB would be most of an idle
 /// session's memory. 512 B rather than 1 KiB: half a kilobyte less per
-/// idle agent, for twice the reads in a burst of acks (docs/performance.md,
+/// idle agent, for twice the reads in a burst of acks (docs/performance-history.md,
 /// "Issue 13: idle agents and reconnects, fourth pass").
 const READ_BUFFER: usize = 512;
 /// How long the echo of an agent's Close frame may take to send.

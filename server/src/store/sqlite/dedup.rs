@@ -6,7 +6,7 @@
 //! insert landed on a different leaf of that B-tree, and each leaf became a
 //! WAL frame of its own, written again by the next checkpoint. That one
 //! insert was more than half of the writer's work per webhook (measured:
-//! 15.8 KB written per event with it, 5.8 KB without; docs/performance.md).
+//! 15.8 KB written per event with it, 5.8 KB without; docs/performance-history.md).
 //!
 //! Now an event's row carries its key's 128-bit hash and the end of its
 //! window (`dedup_key`, `dedup_until`, schema 8), written with the row in

@@ -4,7 +4,8 @@
 //! Measured with `lobster-bench store` (64 webhooks in flight, one
 //! session acking): 7,000–7,500 events/s stored and delivered with the
 //! fsync inside `COMMIT`, 10,800–11,100 with one fsync thread, 12,100 with
-//! three; with 16 in flight 2,700 → 6,800/s. See docs/performance.md.
+//! three; with 16 in flight 2,700 → 6,800/s. The pass that moved the fsync
+//! off the writer: "Issue 13, eighth pass" in docs/performance-history.md.
 //!
 //! The writer commits with `synchronous=NORMAL`: SQLite writes the
 //! transaction's WAL frames and returns without an fsync. A batch that
