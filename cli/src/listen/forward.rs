@@ -317,7 +317,14 @@ mod tests {
         let forwarder = forwarder(&format!("{addr}/hooks"), Duration::from_secs(5));
         let first = forwarder.forward(&frame(b"{}")).await;
         assert!(matches!(first, Outcome::Done { .. }), "{first:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The app's close reaches the kept connection before the next event.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while forwarder.poster.open_idle() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the kept connection saw the app close it");
         let second = forwarder.forward(&frame(b"{}")).await;
         assert!(matches!(second, Outcome::Done { .. }), "{second:?}");
         tokio::time::timeout(Duration::from_secs(5), server)

@@ -210,6 +210,12 @@ impl Pool {
         })
     }
 
+    /// How many kept connections are still open (tests).
+    #[cfg(test)]
+    pub fn open_idle(&self) -> usize {
+        self.lock().iter().filter(|c| !c.sender.is_closed()).count()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }

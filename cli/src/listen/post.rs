@@ -95,6 +95,12 @@ impl Poster {
         }
     }
 
+    /// How many kept connections to the plain targets are still open (tests).
+    #[cfg(test)]
+    pub fn open_idle(&self) -> usize {
+        self.pools.iter().map(|pool| pool.open_idle()).sum()
+    }
+
     /// POSTs `body` with `headers` to `target`; the status and the answer.
     pub async fn post(
         &self,
